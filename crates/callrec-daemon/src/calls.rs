@@ -1,0 +1,384 @@
+//! The live call table: every channel the switch told us about, the legs tied into calls,
+//! who owns each leg, its hold state and its recording.
+//!
+//! Second step of the flow: [`crate::decide::Recorder`] updates this table from each
+//! [`crate::event::ChannelEvent`] and reads it to decide. Pure data and bookkeeping: no I/O,
+//! no clock.
+
+use std::collections::{HashMap, VecDeque};
+
+use callrec_store::{Direction, PauseBehavior, RecordingId, SegmentSource};
+use serde::Serialize;
+
+use crate::directory::UserKey;
+use crate::event::Micros;
+
+/// Identifies a call: a set of legs tied together (bridge, loopback pair, originator).
+pub type GroupId = u64;
+
+/// How many hung-up channel ids are remembered, so that a reconciliation answer that was
+/// computed before a hangup cannot bring the channel back.
+const GONE_MEMORY: usize = 4096;
+
+/// A leg's owner and what the call looks like from their side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// The user.
+    pub user: UserKey,
+    /// Direction from the user's side.
+    pub direction: Direction,
+    /// The calling party, as presented by the switch.
+    pub from: String,
+    /// The called party, as presented by the switch.
+    pub to: String,
+}
+
+/// A recording's state as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingStatus {
+    /// Not being recorded.
+    Off,
+    /// Being recorded.
+    Recording,
+    /// Recording, paused.
+    Paused,
+}
+
+impl RecordingStatus {
+    /// `off`, `recording` or `paused`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingStatus::Off => "off",
+            RecordingStatus::Recording => "recording",
+            RecordingStatus::Paused => "paused",
+        }
+    }
+}
+
+/// Who asked for a stop that the switch has not yet confirmed with RECORD_STOP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopRequest {
+    /// Where the request came from.
+    pub source: SegmentSource,
+    /// Who made it.
+    pub actor: String,
+}
+
+/// A recording the switch is writing (or was asked to write) on one leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveRecording {
+    /// The recording's id (also its spool file name).
+    pub id: RecordingId,
+    /// The user it belongs to.
+    pub user: UserKey,
+    /// The spool path given to the switch.
+    pub path: String,
+    /// When the start was decided.
+    pub started_at: Micros,
+    /// The switch confirmed with RECORD_START (or a media-bug listing).
+    pub confirmed: bool,
+    /// Paused since this time, if paused.
+    pub paused_since: Option<Micros>,
+    /// How pauses are carried out for this recording (fixed when it starts).
+    pub pause_behavior: PauseBehavior,
+    /// A stop was asked for (API) and RECORD_STOP has not yet come.
+    pub stop_requested: Option<StopRequest>,
+}
+
+impl LiveRecording {
+    /// Recording or paused.
+    pub fn status(&self) -> RecordingStatus {
+        if self.paused_since.is_some() {
+            RecordingStatus::Paused
+        } else {
+            RecordingStatus::Recording
+        }
+    }
+}
+
+/// One leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    /// `Unique-ID`.
+    pub uuid: String,
+    /// The call it belongs to.
+    pub group: GroupId,
+    /// An event about this channel itself arrived (otherwise it is only known as a peer).
+    pub seen: bool,
+    /// Owner, decided from the first event about this channel.
+    pub owner: Option<Owner>,
+    /// A feature-code call (*48, *49, *44): never recorded, never a target.
+    pub feature_call: bool,
+    /// When it was answered.
+    pub answered_at: Option<Micros>,
+    /// On hold since this time.
+    pub held_since: Option<Micros>,
+    /// Last time it was put on hold.
+    pub last_held_at: Option<Micros>,
+    /// Its recording, if any.
+    pub recording: Option<LiveRecording>,
+}
+
+impl Channel {
+    fn placeholder(uuid: &str, group: GroupId) -> Channel {
+        Channel {
+            uuid: uuid.to_owned(),
+            group,
+            seen: false,
+            owner: None,
+            feature_call: false,
+            answered_at: None,
+            held_since: None,
+            last_held_at: None,
+            recording: None,
+        }
+    }
+
+    /// The owning user, if any.
+    pub fn user(&self) -> Option<&UserKey> {
+        self.owner.as_ref().map(|o| &o.user)
+    }
+}
+
+/// One user's view of one call in progress (what `GET /calls` lists).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveCall {
+    /// The user's leg: the id the API and feature codes act on.
+    pub call_uuid: String,
+    /// Site of the user.
+    pub site: String,
+    /// The user's extension.
+    pub user: String,
+    /// Direction from the user's side.
+    pub direction: Direction,
+    /// Calling party.
+    pub from: String,
+    /// Called party.
+    pub to: String,
+    /// When the user's leg was answered (µs since the epoch).
+    pub answered_at_us: Micros,
+    /// The user's leg is on hold.
+    pub on_hold: bool,
+    /// `off`, `recording` or `paused`.
+    pub recording: RecordingStatus,
+    /// The recording's id while there is one.
+    pub recording_id: Option<RecordingId>,
+    #[serde(skip)]
+    pub(crate) group: GroupId,
+    #[serde(skip)]
+    pub(crate) held_since: Option<Micros>,
+}
+
+/// Channels by id and the calls they form.
+#[derive(Debug, Default)]
+pub struct CallTable {
+    channels: HashMap<String, Channel>,
+    groups: HashMap<GroupId, Vec<String>>,
+    next_group: GroupId,
+    by_recording: HashMap<RecordingId, String>,
+    gone: HashMap<String, Micros>,
+    gone_order: VecDeque<String>,
+}
+
+impl CallTable {
+    /// An empty table.
+    pub fn new() -> CallTable {
+        CallTable::default()
+    }
+
+    /// A channel by id.
+    pub fn channel(&self, uuid: &str) -> Option<&Channel> {
+        self.channels.get(uuid)
+    }
+
+    /// A channel by id, to change it. Use [`CallTable::set_recording`] for its recording.
+    pub fn channel_mut(&mut self, uuid: &str) -> Option<&mut Channel> {
+        self.channels.get_mut(uuid)
+    }
+
+    /// Number of channels tracked (placeholders included).
+    pub fn len(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// No channel tracked.
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty()
+    }
+
+    /// Every channel.
+    pub fn channels(&self) -> impl Iterator<Item = &Channel> {
+        self.channels.values()
+    }
+
+    /// The legs of a call.
+    pub fn group_members(&self, group: GroupId) -> impl Iterator<Item = &Channel> {
+        self.groups
+            .get(&group)
+            .into_iter()
+            .flatten()
+            .filter_map(|uuid| self.channels.get(uuid))
+    }
+
+    /// The channel, created (alone in a new call) if unknown.
+    pub fn ensure(&mut self, uuid: &str) -> &mut Channel {
+        if !self.channels.contains_key(uuid) {
+            let group = self.next_group;
+            self.next_group += 1;
+            self.groups.insert(group, vec![uuid.to_owned()]);
+            self.channels
+                .insert(uuid.to_owned(), Channel::placeholder(uuid, group));
+        }
+        // Just inserted or already there.
+        self.channels
+            .get_mut(uuid)
+            .unwrap_or_else(|| unreachable!("channel {uuid} was just ensured"))
+    }
+
+    /// Ties two legs into one call (merging their calls).
+    pub fn link(&mut self, a: &str, b: &str) {
+        if a == b || self.gone.contains_key(b) || self.gone.contains_key(a) {
+            return;
+        }
+        let ga = self.ensure(a).group;
+        let gb = self.ensure(b).group;
+        if ga == gb {
+            return;
+        }
+        let (keep, drop) = {
+            let la = self.groups.get(&ga).map_or(0, Vec::len);
+            let lb = self.groups.get(&gb).map_or(0, Vec::len);
+            if la >= lb { (ga, gb) } else { (gb, ga) }
+        };
+        let moved = self.groups.remove(&drop).unwrap_or_default();
+        for uuid in &moved {
+            if let Some(ch) = self.channels.get_mut(uuid) {
+                ch.group = keep;
+            }
+        }
+        self.groups.entry(keep).or_default().extend(moved);
+    }
+
+    /// Sets or clears a channel's recording, keeping the id index right.
+    pub fn set_recording(&mut self, uuid: &str, recording: Option<LiveRecording>) {
+        let Some(ch) = self.channels.get_mut(uuid) else {
+            return;
+        };
+        if let Some(old) = ch.recording.take() {
+            self.by_recording.remove(&old.id);
+        }
+        if let Some(rec) = recording {
+            self.by_recording.insert(rec.id.clone(), uuid.to_owned());
+            ch.recording = Some(rec);
+        }
+    }
+
+    /// The channel a recording is on.
+    pub fn channel_of_recording(&self, id: &RecordingId) -> Option<&str> {
+        self.by_recording.get(id).map(String::as_str)
+    }
+
+    /// Removes a hung-up channel; returns it.
+    pub fn remove(&mut self, uuid: &str, at: Micros) -> Option<Channel> {
+        let ch = self.channels.remove(uuid)?;
+        if let Some(rec) = &ch.recording {
+            self.by_recording.remove(&rec.id);
+        }
+        if let Some(members) = self.groups.get_mut(&ch.group) {
+            members.retain(|m| m != uuid);
+            // Placeholders only ever seen as someone's peer go with the last real leg.
+            let only_placeholders = members
+                .iter()
+                .all(|m| self.channels.get(m).is_none_or(|c| !c.seen));
+            if only_placeholders {
+                for m in std::mem::take(members) {
+                    self.channels.remove(&m);
+                }
+                self.groups.remove(&ch.group);
+            }
+        }
+        self.remember_gone(uuid, at);
+        Some(ch)
+    }
+
+    /// Whether this channel hung up recently.
+    pub fn is_gone(&self, uuid: &str) -> bool {
+        self.gone.contains_key(uuid)
+    }
+
+    fn remember_gone(&mut self, uuid: &str, at: Micros) {
+        if self.gone.insert(uuid.to_owned(), at).is_none() {
+            self.gone_order.push_back(uuid.to_owned());
+        }
+        while self.gone_order.len() > GONE_MEMORY {
+            if let Some(old) = self.gone_order.pop_front() {
+                self.gone.remove(&old);
+            }
+        }
+    }
+
+    /// Whether `user` already has a recording on some leg of this call.
+    pub fn user_recording_in_group(&self, group: GroupId, user: &UserKey) -> Option<&Channel> {
+        self.group_members(group)
+            .find(|ch| ch.recording.as_ref().is_some_and(|r| &r.user == user))
+    }
+
+    /// Every user's view of every answered call: one entry per user per call, on the leg
+    /// that carries the user's recording, or else the user's first answered leg.
+    pub fn live_calls(&self) -> Vec<LiveCall> {
+        let mut out = Vec::new();
+        for (group, members) in &self.groups {
+            let mut users: Vec<(&UserKey, &Channel, Option<Micros>)> = Vec::new();
+            for ch in members.iter().filter_map(|m| self.channels.get(m)) {
+                let (Some(owner), Some(_)) = (&ch.owner, ch.answered_at) else {
+                    continue;
+                };
+                if ch.feature_call {
+                    continue;
+                }
+                match users.iter_mut().find(|(u, _, _)| *u == &owner.user) {
+                    Some(entry) => {
+                        entry.2 = entry.2.max(ch.held_since);
+                        let better = ch.recording.is_some() && entry.1.recording.is_none()
+                            || (ch.recording.is_some() == entry.1.recording.is_some()
+                                && ch.answered_at < entry.1.answered_at);
+                        if better {
+                            entry.1 = ch;
+                        }
+                    }
+                    None => users.push((&owner.user, ch, ch.held_since)),
+                }
+            }
+            for (user, ch, held_since) in users {
+                let Some(owner) = &ch.owner else { continue };
+                out.push(LiveCall {
+                    call_uuid: ch.uuid.clone(),
+                    site: user.site.clone(),
+                    user: user.extension.clone(),
+                    direction: owner.direction,
+                    from: owner.from.clone(),
+                    to: owner.to.clone(),
+                    answered_at_us: ch.answered_at.unwrap_or_default(),
+                    on_hold: held_since.is_some(),
+                    recording: ch
+                        .recording
+                        .as_ref()
+                        .map_or(RecordingStatus::Off, LiveRecording::status),
+                    recording_id: ch.recording.as_ref().map(|r| r.id.clone()),
+                    group: *group,
+                    held_since,
+                });
+            }
+        }
+        out.sort_by(|a, b| (a.answered_at_us, &a.call_uuid).cmp(&(b.answered_at_us, &b.call_uuid)));
+        out
+    }
+
+    /// Every live recording, with its channel.
+    pub fn recordings(&self) -> impl Iterator<Item = (&Channel, &LiveRecording)> {
+        self.channels
+            .values()
+            .filter_map(|ch| ch.recording.as_ref().map(|r| (ch, r)))
+    }
+}

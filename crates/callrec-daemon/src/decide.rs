@@ -1,0 +1,1122 @@
+//! Recording decisions: `(state, input) -> effects`, as plain functions.
+//!
+//! [`Recorder`] owns the call table and a copy of the directory. Each input — a switch event,
+//! a command's result, an API or handset action — updates the table and returns the
+//! [`Effect`]s to carry out: commands for the switch, operations for the store, and answers
+//! for whoever asked. Nothing here does I/O or reads a clock; event timestamps give every
+//! time, so tests drive it with events parsed from real captures and check the effects.
+
+use callrec_store::{
+    Direction, PauseBehavior, RecordingId, RecordingMode, SegmentKind, SegmentSource,
+};
+
+use crate::calls::{CallTable, LiveCall, LiveRecording, Owner, RecordingStatus, StopRequest};
+use crate::directory::{Directory, UserKey};
+use crate::event::{ChannelEvent, EventKind, Micros};
+
+/// The actor recorded for what the daemon does on its own (answer, hangup, reconcile).
+pub const POLICY_ACTOR: &str = "callrec";
+
+/// The feature codes the handset dials (SPEC §3.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureCodes {
+    /// Pause, `*48` by default.
+    pub pause: String,
+    /// Resume, `*49` by default.
+    pub resume: String,
+    /// Start on demand, `*44` by default.
+    pub start: String,
+}
+
+impl Default for FeatureCodes {
+    fn default() -> Self {
+        FeatureCodes {
+            pause: "*48".into(),
+            resume: "*49".into(),
+            start: "*44".into(),
+        }
+    }
+}
+
+impl FeatureCodes {
+    /// Which action a dialled destination asks for, if it is a feature code.
+    pub fn action(&self, destination: &str) -> Option<RecordingAction> {
+        if destination == self.pause {
+            Some(RecordingAction::Pause)
+        } else if destination == self.resume {
+            Some(RecordingAction::Resume)
+        } else if destination == self.start {
+            Some(RecordingAction::Start)
+        } else {
+            None
+        }
+    }
+}
+
+/// What the decisions need from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The spool directory as the switch sees it (recordings are written there).
+    pub spool_dir: String,
+    /// File format and extension, e.g. `wav`.
+    pub format: String,
+    /// Ownership headers in order (SPEC §3.2, `[match] headers`).
+    pub owner_headers: Vec<String>,
+    /// The handset codes.
+    pub feature_codes: FeatureCodes,
+}
+
+impl Settings {
+    /// The default header list of SPEC §3.2.
+    pub fn default_owner_headers() -> Vec<String> {
+        [
+            "variable_callrec_user",
+            "variable_user_name",
+            "variable_dialed_user",
+            "Caller-Caller-ID-Number",
+            "Caller-Destination-Number",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// The spool path of a recording: `<spool>/<id>.<ext>`.
+    pub fn spool_path(&self, id: &RecordingId) -> String {
+        format!(
+            "{}/{}.{}",
+            self.spool_dir.trim_end_matches('/'),
+            id,
+            self.format
+        )
+    }
+
+    /// The recording id a spool path names, if it is one of ours.
+    pub fn recording_id_of_path(&self, path: &str) -> Option<RecordingId> {
+        let name = path.strip_prefix(self.spool_dir.trim_end_matches('/'))?;
+        let name = name.strip_prefix('/')?;
+        let stem = name.strip_suffix(&format!(".{}", self.format))?;
+        stem.parse().ok()
+    }
+}
+
+/// A recording action asked for by the API or a feature code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordingAction {
+    /// Start recording now (on demand).
+    Start,
+    /// Stop the recording; the file is stored.
+    Stop,
+    /// Pause (mask or skip).
+    Pause,
+    /// Resume after a pause.
+    Resume,
+}
+
+impl RecordingAction {
+    /// `start`, `stop`, `pause` or `resume`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingAction::Start => "start",
+            RecordingAction::Stop => "stop",
+            RecordingAction::Pause => "pause",
+            RecordingAction::Resume => "resume",
+        }
+    }
+}
+
+impl std::str::FromStr for RecordingAction {
+    type Err = ActionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "start" => Ok(RecordingAction::Start),
+            "stop" => Ok(RecordingAction::Stop),
+            "pause" => Ok(RecordingAction::Pause),
+            "resume" => Ok(RecordingAction::Resume),
+            other => Err(ActionError::UnknownAction(other.to_owned())),
+        }
+    }
+}
+
+/// Why an action was not carried out. The API maps these to HTTP statuses (in brackets).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// No call in progress has this id (404).
+    #[error("no call in progress with id {0}")]
+    UnknownCall(String),
+    /// Not one of `start|stop|pause|resume` (422).
+    #[error("unknown recording action `{0}` (expected start, stop, pause or resume)")]
+    UnknownAction(String),
+    /// The call belongs to no known user of an enabled site, or is a feature-code call (422).
+    #[error("call {0} belongs to no recorded user")]
+    NoOwner(String),
+    /// The user's mode forbids it (403).
+    #[error("{action} is not allowed in mode {mode}")]
+    Refused {
+        /// The action asked for.
+        action: &'static str,
+        /// The user's mode.
+        mode: RecordingMode,
+    },
+    /// The recording is not in a state where this makes sense (409).
+    #[error("cannot {action}: {reason}")]
+    Conflict {
+        /// The action asked for.
+        action: &'static str,
+        /// The state that prevents it.
+        reason: &'static str,
+    },
+    /// The switch refused the command, twice (502-like; the API may report 409).
+    #[error("the switch refused {action}: {reply}")]
+    SwitchRefused {
+        /// The action asked for.
+        action: &'static str,
+        /// The switch's reply.
+        reply: String,
+    },
+    /// The connection to the switch was lost before it answered.
+    #[error("{action}: the switch did not answer (connection lost)")]
+    SwitchUnavailable {
+        /// The action asked for.
+        action: &'static str,
+    },
+}
+
+/// Identifies an action whose caller waits for the switch's answer.
+pub type Ticket = u64;
+
+/// What `uuid_record` is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOp {
+    /// `start <path> 0 {callrec_id=…,RECORD_MIN_SEC=…}`.
+    Start {
+        /// Passed as `RECORD_MIN_SEC`.
+        min_seconds: u32,
+    },
+    /// `mask` (pause as silence).
+    Mask,
+    /// `unmask`.
+    Unmask,
+    /// `pause` (pause as skip).
+    Pause,
+    /// `resume`.
+    Resume,
+    /// `stop`.
+    Stop,
+}
+
+impl RecordOp {
+    fn verb(self) -> &'static str {
+        match self {
+            RecordOp::Start { .. } => "start",
+            RecordOp::Mask => "mask",
+            RecordOp::Unmask => "unmask",
+            RecordOp::Pause => "pause",
+            RecordOp::Resume => "resume",
+            RecordOp::Stop => "stop",
+        }
+    }
+
+    /// A metric label for failures of this command.
+    pub fn kind(self) -> &'static str {
+        match self {
+            RecordOp::Start { .. } => "record_start",
+            RecordOp::Mask => "record_mask",
+            RecordOp::Unmask => "record_unmask",
+            RecordOp::Pause => "record_pause",
+            RecordOp::Resume => "record_resume",
+            RecordOp::Stop => "record_stop",
+        }
+    }
+}
+
+/// A `uuid_record` command for the switch, with what to do once it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchCommand {
+    /// The channel.
+    pub channel: String,
+    /// What to do.
+    pub op: RecordOp,
+    /// The recording.
+    pub recording: RecordingId,
+    /// Its spool path.
+    pub path: String,
+    /// 1 for the first try, 2 for the one retry.
+    pub attempt: u8,
+    /// Who waits for the outcome, if anyone.
+    pub ticket: Option<Ticket>,
+    /// When it was decided (segment time on success).
+    pub at: Micros,
+    /// Segment source on success.
+    pub source: SegmentSource,
+    /// Segment actor on success.
+    pub actor: String,
+    /// The pause state to restore if the command finally fails.
+    pub paused_before: Option<Micros>,
+}
+
+impl SwitchCommand {
+    /// The API command text, exactly as the switch expects it.
+    pub fn api_text(&self) -> String {
+        match self.op {
+            RecordOp::Start { min_seconds } => format!(
+                "uuid_record {} start {} 0 {{callrec_id={},RECORD_MIN_SEC={}}}",
+                self.channel, self.path, self.recording, min_seconds
+            ),
+            op => format!("uuid_record {} {} {}", self.channel, op.verb(), self.path),
+        }
+    }
+}
+
+/// The fields of a new recording row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecording {
+    /// Id (also the spool file name).
+    pub id: RecordingId,
+    /// Site.
+    pub site: String,
+    /// Owner's extension.
+    pub user: String,
+    /// The recorded leg.
+    pub call_uuid: String,
+    /// Direction from the owner's side.
+    pub direction: Direction,
+    /// Calling party as presented.
+    pub from: String,
+    /// Called party as presented.
+    pub to: String,
+    /// Start time.
+    pub started_at: Micros,
+    /// File format.
+    pub format: String,
+    /// Spool path given to the switch.
+    pub spool_path: String,
+}
+
+/// An operation for the store, applied in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOp {
+    /// Create the row (state `recording`).
+    Create(NewRecording),
+    /// Append a segment.
+    Segment {
+        /// Recording.
+        id: RecordingId,
+        /// Start, pause, resume or stop.
+        kind: SegmentKind,
+        /// When.
+        at: Micros,
+        /// Handset, API or policy.
+        source: SegmentSource,
+        /// Who.
+        actor: String,
+    },
+    /// The switch closed the file: move it into the store.
+    Ingest {
+        /// Recording.
+        id: RecordingId,
+        /// Where the switch wrote it.
+        spool_path: String,
+        /// When it ended.
+        ended_at: Micros,
+    },
+    /// The switch discarded the file (shorter than `min_seconds`).
+    Discard {
+        /// Recording.
+        id: RecordingId,
+        /// Why, e.g. `input-too-short`.
+        reason: String,
+        /// When.
+        at: Micros,
+        /// Where the file would be, in case the switch kept it after all.
+        spool_path: String,
+    },
+    /// The recording could not be made.
+    Fail {
+        /// Recording.
+        id: RecordingId,
+        /// Why.
+        reason: String,
+        /// When.
+        at: Micros,
+    },
+}
+
+/// What an action achieved, once the switch confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionDone {
+    /// The action carried out.
+    pub action: RecordingAction,
+    /// The recording acted on.
+    pub recording: RecordingId,
+}
+
+/// Something to carry out after a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Send to the switch.
+    Command(SwitchCommand),
+    /// Apply to the store.
+    Store(StoreOp),
+    /// Tell whoever holds the ticket how their action ended.
+    Resolve {
+        /// The waiter.
+        ticket: Ticket,
+        /// How it ended.
+        outcome: Result<ActionDone, ActionError>,
+    },
+}
+
+/// How the switch answered a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandOutcome {
+    /// `+OK`.
+    Ok,
+    /// `-ERR …` / `-USAGE …`: the reply text.
+    Refused(String),
+    /// No answer: the connection went away. The command may or may not have run.
+    Lost,
+}
+
+/// An accepted action: effects to carry out, and the ticket its answer will come on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionPlan {
+    /// Effects to carry out now.
+    pub effects: Vec<Effect>,
+    /// Resolved by a later [`Effect::Resolve`].
+    pub ticket: Ticket,
+}
+
+/// The voice prompts of SPEC §3.5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Prompt {
+    /// "Recording paused."
+    Paused,
+    /// "Recording resumed."
+    Resumed,
+    /// "Recording started."
+    Started,
+    /// "Not allowed."
+    NotAllowed,
+    /// "No call found."
+    NoCall,
+}
+
+impl Prompt {
+    /// The prompt's name (and config key).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prompt::Paused => "paused",
+            Prompt::Resumed => "resumed",
+            Prompt::Started => "started",
+            Prompt::NotAllowed => "not_allowed",
+            Prompt::NoCall => "no_call",
+        }
+    }
+
+    /// The prompt confirming an action.
+    pub fn confirming(action: RecordingAction) -> Prompt {
+        match action {
+            RecordingAction::Start => Prompt::Started,
+            RecordingAction::Pause => Prompt::Paused,
+            RecordingAction::Resume => Prompt::Resumed,
+            // The handset has no stop code; a stop is confirmed like a pause would be.
+            RecordingAction::Stop => Prompt::Paused,
+        }
+    }
+}
+
+/// How a feature-code call is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeatureDecision {
+    /// Play this prompt now; nothing to do on the switch.
+    Play(Prompt),
+    /// Carry out the plan; play `on_success` if it succeeds, `not_allowed` otherwise.
+    Act {
+        /// The accepted action.
+        plan: ActionPlan,
+        /// The prompt once the switch confirmed.
+        on_success: Prompt,
+    },
+}
+
+/// Source of new recording ids (UUIDv7 in production; predictable in tests).
+pub type IdSource = Box<dyn FnMut() -> RecordingId + Send>;
+
+/// The daemon's in-memory state and every decision taken on it.
+pub struct Recorder {
+    settings: Settings,
+    directory: Directory,
+    table: CallTable,
+    next_id: IdSource,
+    next_ticket: Ticket,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("settings", &self.settings)
+            .field("channels", &self.table.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whose side a header puts the user on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Caller,
+    Callee,
+    Unknown,
+}
+
+fn side_of_header(name: &str) -> Side {
+    match name.to_ascii_lowercase().as_str() {
+        "variable_user_name" | "caller-caller-id-number" => Side::Caller,
+        "variable_dialed_user" | "caller-destination-number" => Side::Callee,
+        _ => Side::Unknown,
+    }
+}
+
+impl Recorder {
+    /// A recorder with an empty call table.
+    pub fn new(settings: Settings, directory: Directory, next_id: IdSource) -> Recorder {
+        Recorder {
+            settings,
+            directory,
+            table: CallTable::new(),
+            next_id,
+            next_ticket: 1,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The call table.
+    pub fn table(&self) -> &CallTable {
+        &self.table
+    }
+
+    /// The directory in use.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// Replaces the directory (users or sites changed). Calls in progress keep their owners.
+    pub fn set_directory(&mut self, directory: Directory) {
+        self.directory = directory;
+    }
+
+    /// Every user's calls in progress.
+    pub fn live_calls(&self) -> Vec<LiveCall> {
+        self.table.live_calls()
+    }
+
+    fn ticket(&mut self) -> Ticket {
+        let t = self.next_ticket;
+        self.next_ticket += 1;
+        t
+    }
+
+    /// Applies one switch event.
+    pub fn on_event(&mut self, ev: &ChannelEvent) -> Vec<Effect> {
+        if !ev.kind.is_channel_event() {
+            return Vec::new();
+        }
+        // A late event about a channel that already hung up must not resurrect it.
+        if self.table.is_gone(&ev.uuid) {
+            return Vec::new();
+        }
+        self.observe(ev);
+        match ev.kind {
+            EventKind::Answer => self.on_answer(ev),
+            EventKind::Hold => {
+                if let Some(ch) = self.table.channel_mut(&ev.uuid) {
+                    ch.held_since.get_or_insert(ev.at);
+                    ch.last_held_at = Some(ev.at);
+                }
+                Vec::new()
+            }
+            EventKind::Unhold => {
+                if let Some(ch) = self.table.channel_mut(&ev.uuid) {
+                    ch.held_since = None;
+                }
+                Vec::new()
+            }
+            EventKind::RecordStart => {
+                if let Some(uuid) = self.recording_channel(ev)
+                    && let Some(ch) = self.table.channel_mut(&uuid)
+                    && let Some(rec) = ch.recording.as_mut()
+                {
+                    rec.confirmed = true;
+                }
+                Vec::new()
+            }
+            EventKind::RecordStop => match self.recording_channel(ev) {
+                Some(uuid) => self.finish_recording(&uuid, ev),
+                None => Vec::new(),
+            },
+            EventKind::HangupComplete => {
+                let mut effects = Vec::new();
+                if self
+                    .table
+                    .channel(&ev.uuid)
+                    .is_some_and(|ch| ch.recording.is_some())
+                {
+                    // RECORD_STOP always precedes this in the captures; if it was lost, the
+                    // hangup's channel variables tell the same story and the file is closed.
+                    effects = self.finish_recording(&ev.uuid, ev);
+                }
+                self.table.remove(&ev.uuid, ev.at);
+                effects
+            }
+            EventKind::Bridge
+            | EventKind::Heartbeat
+            | EventKind::BackgroundJob
+            | EventKind::Other => Vec::new(),
+        }
+    }
+
+    /// Records what any channel event says about the channel and its peers.
+    fn observe(&mut self, ev: &ChannelEvent) {
+        let needs_owner = self.table.channel(&ev.uuid).is_none_or(|ch| !ch.seen);
+        let (owner, feature_call) = if needs_owner {
+            let feature_call = ev
+                .destination
+                .as_deref()
+                .is_some_and(|d| self.settings.feature_codes.action(d).is_some());
+            (self.owner_of(ev), feature_call)
+        } else {
+            (None, false)
+        };
+        let ch = self.table.ensure(&ev.uuid);
+        if needs_owner {
+            ch.seen = true;
+            ch.owner = owner;
+            ch.feature_call = feature_call;
+        }
+        let peers: Vec<String> = ev.peers().map(str::to_owned).collect();
+        for peer in peers {
+            self.table.link(&ev.uuid, &peer);
+        }
+    }
+
+    /// The owner of the leg an event describes (SPEC §3.2), with direction and parties.
+    pub fn owner_of(&self, ev: &ChannelEvent) -> Option<Owner> {
+        let (index, user) = ev.owner_headers.iter().enumerate().find_map(|(i, value)| {
+            value
+                .as_deref()
+                .and_then(|v| self.directory.find(v))
+                .map(|u| (i, u))
+        })?;
+        let header = self
+            .settings
+            .owner_headers
+            .get(index)
+            .map_or("", String::as_str);
+        let is_user = |number: Option<&str>| {
+            number
+                .and_then(|n| self.directory.find(n))
+                .is_some_and(|u| u.key() == user.key())
+        };
+        let side = match side_of_header(header) {
+            Side::Unknown if is_user(ev.caller_number.as_deref()) => Side::Caller,
+            Side::Unknown if is_user(ev.destination.as_deref()) => Side::Callee,
+            // The switch's view of the leg: an `inbound` leg called the switch, so its
+            // party is calling out.
+            Side::Unknown => match ev.call_direction.as_deref() {
+                Some("inbound") => Side::Caller,
+                _ => Side::Callee,
+            },
+            known => known,
+        };
+        let other_party = match side {
+            Side::Caller => ev.destination.as_deref(),
+            _ => ev.caller_number.as_deref(),
+        };
+        let other_is_user = other_party
+            .and_then(|n| self.directory.find(n))
+            .is_some_and(|u| u.key() != user.key());
+        let direction = match (side, other_is_user) {
+            (_, true) => Direction::Internal,
+            (Side::Caller, false) => Direction::Outbound,
+            _ => Direction::Inbound,
+        };
+        let from = ev.caller_number.clone().unwrap_or_default();
+        // A leg to a registered phone can carry a registration contact as its destination
+        // (`1000-0x56345d2322d0`); the dialled directory user names the party plainly.
+        let to = ev
+            .dialed_user
+            .clone()
+            .or_else(|| ev.destination.clone())
+            .unwrap_or_default();
+        Some(Owner {
+            user: user.key(),
+            direction,
+            from,
+            to,
+        })
+    }
+
+    fn on_answer(&mut self, ev: &ChannelEvent) -> Vec<Effect> {
+        let Some(ch) = self.table.channel_mut(&ev.uuid) else {
+            return Vec::new();
+        };
+        if ch.answered_at.is_some() {
+            return Vec::new();
+        }
+        ch.answered_at = Some(ev.at);
+        if ch.feature_call {
+            return Vec::new();
+        }
+        let Some(user) = ch.user().cloned() else {
+            return Vec::new();
+        };
+        let group = ch.group;
+        let Some(dir_user) = self.directory.user(&user) else {
+            return Vec::new();
+        };
+        if !dir_user.mode.records_on_answer() {
+            return Vec::new();
+        }
+        if self.table.user_recording_in_group(group, &user).is_some() {
+            return Vec::new();
+        }
+        self.start_recording(&ev.uuid, ev.at, SegmentSource::Policy, POLICY_ACTOR, None)
+    }
+
+    /// Starts a recording on a leg whose owner is known; returns the effects.
+    fn start_recording(
+        &mut self,
+        uuid: &str,
+        at: Micros,
+        source: SegmentSource,
+        actor: &str,
+        ticket: Option<Ticket>,
+    ) -> Vec<Effect> {
+        let Some(owner) = self.table.channel(uuid).and_then(|c| c.owner.clone()) else {
+            return Vec::new();
+        };
+        let (min_seconds, pause_behavior) = self
+            .directory
+            .site(&owner.user.site)
+            .map_or((3, PauseBehavior::Silence), |s| {
+                (s.min_seconds, s.pause_behavior)
+            });
+        let id = (self.next_id)();
+        let path = self.settings.spool_path(&id);
+        self.table.set_recording(
+            uuid,
+            Some(LiveRecording {
+                id: id.clone(),
+                user: owner.user.clone(),
+                path: path.clone(),
+                started_at: at,
+                confirmed: false,
+                paused_since: None,
+                pause_behavior,
+                stop_requested: None,
+            }),
+        );
+        vec![
+            Effect::Store(StoreOp::Create(NewRecording {
+                id: id.clone(),
+                site: owner.user.site.clone(),
+                user: owner.user.extension.clone(),
+                call_uuid: uuid.to_owned(),
+                direction: owner.direction,
+                from: owner.from.clone(),
+                to: owner.to.clone(),
+                started_at: at,
+                format: self.settings.format.clone(),
+                spool_path: path.clone(),
+            })),
+            Effect::Store(StoreOp::Segment {
+                id: id.clone(),
+                kind: SegmentKind::Start,
+                at,
+                source,
+                actor: actor.to_owned(),
+            }),
+            Effect::Command(SwitchCommand {
+                channel: uuid.to_owned(),
+                op: RecordOp::Start { min_seconds },
+                recording: id,
+                path,
+                attempt: 1,
+                ticket,
+                at,
+                source,
+                actor: actor.to_owned(),
+                paused_before: None,
+            }),
+        ]
+    }
+
+    /// The channel carrying the recording a RECORD_START/STOP is about, if it is ours.
+    fn recording_channel(&self, ev: &ChannelEvent) -> Option<String> {
+        if let Some(id) = ev.callrec_id.as_deref().and_then(|s| s.parse().ok())
+            && let Some(uuid) = self.table.channel_of_recording(&id)
+        {
+            return Some(uuid.to_owned());
+        }
+        let ch = self.table.channel(&ev.uuid)?;
+        let rec = ch.recording.as_ref()?;
+        (ev.record_path.as_deref() == Some(rec.path.as_str())).then(|| ch.uuid.clone())
+    }
+
+    /// The switch closed a recording's file: stop segment, then ingest or discard.
+    fn finish_recording(&mut self, uuid: &str, ev: &ChannelEvent) -> Vec<Effect> {
+        let Some(rec) = self.table.channel(uuid).and_then(|c| c.recording.clone()) else {
+            return Vec::new();
+        };
+        self.table.set_recording(uuid, None);
+        let (source, actor) = match &rec.stop_requested {
+            Some(req) => (req.source, req.actor.clone()),
+            None => (SegmentSource::Policy, POLICY_ACTOR.to_owned()),
+        };
+        let mut effects = vec![Effect::Store(StoreOp::Segment {
+            id: rec.id.clone(),
+            kind: SegmentKind::Stop,
+            at: ev.at,
+            source,
+            actor,
+        })];
+        let too_short = ev.completion_cause.as_deref() == Some("input-too-short");
+        if too_short || ev.record_discarded {
+            effects.push(Effect::Store(StoreOp::Discard {
+                id: rec.id,
+                reason: ev
+                    .completion_cause
+                    .clone()
+                    .unwrap_or_else(|| "input-too-short".to_owned()),
+                at: ev.at,
+                spool_path: rec.path,
+            }));
+        } else {
+            effects.push(Effect::Store(StoreOp::Ingest {
+                id: rec.id,
+                spool_path: rec.path,
+                ended_at: ev.at,
+            }));
+        }
+        effects
+    }
+
+    /// Applies the switch's answer to a command.
+    pub fn on_command_result(
+        &mut self,
+        cmd: &SwitchCommand,
+        outcome: CommandOutcome,
+    ) -> Vec<Effect> {
+        let still_ours = self
+            .table
+            .channel(&cmd.channel)
+            .and_then(|c| c.recording.as_ref())
+            .is_some_and(|r| r.id == cmd.recording);
+        let action = match cmd.op {
+            RecordOp::Start { .. } => RecordingAction::Start,
+            RecordOp::Mask | RecordOp::Pause => RecordingAction::Pause,
+            RecordOp::Unmask | RecordOp::Resume => RecordingAction::Resume,
+            RecordOp::Stop => RecordingAction::Stop,
+        };
+        let mut effects = Vec::new();
+        match outcome {
+            CommandOutcome::Ok => {
+                match cmd.op {
+                    RecordOp::Mask | RecordOp::Pause => {
+                        effects.push(self.segment(cmd, SegmentKind::Pause));
+                    }
+                    RecordOp::Unmask | RecordOp::Resume => {
+                        effects.push(self.segment(cmd, SegmentKind::Resume));
+                    }
+                    RecordOp::Start { .. } | RecordOp::Stop => {}
+                }
+                if let Some(ticket) = cmd.ticket {
+                    effects.push(Effect::Resolve {
+                        ticket,
+                        outcome: Ok(ActionDone {
+                            action,
+                            recording: cmd.recording.clone(),
+                        }),
+                    });
+                }
+            }
+            CommandOutcome::Refused(reply) if cmd.attempt < 2 && still_ours => {
+                let _ = reply;
+                let mut retry = cmd.clone();
+                retry.attempt += 1;
+                effects.push(Effect::Command(retry));
+            }
+            CommandOutcome::Refused(reply) => {
+                if still_ours {
+                    effects.extend(self.undo(cmd, &reply));
+                }
+                if let Some(ticket) = cmd.ticket {
+                    effects.push(Effect::Resolve {
+                        ticket,
+                        outcome: Err(ActionError::SwitchRefused {
+                            action: action.as_str(),
+                            reply,
+                        }),
+                    });
+                }
+            }
+            // Whether it ran is unknown: reconciliation after the reconnect asks the switch
+            // which recordings run, rather than guessing here.
+            CommandOutcome::Lost => {
+                if let Some(ticket) = cmd.ticket {
+                    effects.push(Effect::Resolve {
+                        ticket,
+                        outcome: Err(ActionError::SwitchUnavailable {
+                            action: action.as_str(),
+                        }),
+                    });
+                }
+            }
+        }
+        effects
+    }
+
+    fn segment(&self, cmd: &SwitchCommand, kind: SegmentKind) -> Effect {
+        Effect::Store(StoreOp::Segment {
+            id: cmd.recording.clone(),
+            kind,
+            at: cmd.at,
+            source: cmd.source,
+            actor: cmd.actor.clone(),
+        })
+    }
+
+    /// Puts the table back as it was before a command the switch finally refused.
+    fn undo(&mut self, cmd: &SwitchCommand, reply: &str) -> Vec<Effect> {
+        match cmd.op {
+            RecordOp::Start { .. } => {
+                self.table.set_recording(&cmd.channel, None);
+                vec![Effect::Store(StoreOp::Fail {
+                    id: cmd.recording.clone(),
+                    reason: format!("the switch refused to start recording: {reply}"),
+                    at: cmd.at,
+                })]
+            }
+            RecordOp::Mask | RecordOp::Pause | RecordOp::Unmask | RecordOp::Resume => {
+                if let Some(rec) = self
+                    .table
+                    .channel_mut(&cmd.channel)
+                    .and_then(|c| c.recording.as_mut())
+                {
+                    rec.paused_since = cmd.paused_before;
+                }
+                Vec::new()
+            }
+            RecordOp::Stop => {
+                if let Some(rec) = self
+                    .table
+                    .channel_mut(&cmd.channel)
+                    .and_then(|c| c.recording.as_mut())
+                {
+                    rec.stop_requested = None;
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Starts, stops, pauses or resumes the recording of a call in progress, under the
+    /// owner's mode rules (SPEC §1, §3.4). `call_uuid` is a leg as [`LiveCall`] lists it.
+    pub fn recording_action(
+        &mut self,
+        call_uuid: &str,
+        action: RecordingAction,
+        source: SegmentSource,
+        actor: &str,
+        at: Micros,
+    ) -> Result<ActionPlan, ActionError> {
+        let ch = self
+            .table
+            .channel(call_uuid)
+            .filter(|c| c.seen && c.answered_at.is_some())
+            .ok_or_else(|| ActionError::UnknownCall(call_uuid.to_owned()))?;
+        if ch.feature_call {
+            return Err(ActionError::NoOwner(call_uuid.to_owned()));
+        }
+        let user = ch
+            .user()
+            .cloned()
+            .ok_or_else(|| ActionError::NoOwner(call_uuid.to_owned()))?;
+        let mode = self
+            .directory
+            .user(&user)
+            .map(|u| u.mode)
+            .ok_or_else(|| ActionError::NoOwner(call_uuid.to_owned()))?;
+        // The user's recording may be on another leg of the same call (a loopback pair).
+        let recorded_leg = self
+            .table
+            .user_recording_in_group(ch.group, &user)
+            .map(|c| c.uuid.clone());
+        let name = action.as_str();
+        let refused = || ActionError::Refused { action: name, mode };
+        let conflict = |reason| ActionError::Conflict {
+            action: name,
+            reason,
+        };
+        match action {
+            RecordingAction::Start => {
+                if mode == RecordingMode::Never {
+                    return Err(refused());
+                }
+                if recorded_leg.is_some() {
+                    return Err(conflict("already recording"));
+                }
+                let ticket = self.ticket();
+                let effects = self.start_recording(call_uuid, at, source, actor, Some(ticket));
+                Ok(ActionPlan { effects, ticket })
+            }
+            RecordingAction::Stop | RecordingAction::Pause | RecordingAction::Resume => {
+                if mode == RecordingMode::Always {
+                    return Err(refused());
+                }
+                let leg = recorded_leg.ok_or_else(|| conflict("not recording"))?;
+                let ticket = self.ticket();
+                let rec = self
+                    .table
+                    .channel_mut(&leg)
+                    .and_then(|c| c.recording.as_mut())
+                    .ok_or_else(|| conflict("not recording"))?;
+                if rec.stop_requested.is_some() {
+                    return Err(conflict("the recording is stopping"));
+                }
+                let paused_before = rec.paused_since;
+                let op = match (action, rec.pause_behavior, rec.paused_since) {
+                    (RecordingAction::Stop, _, _) => RecordOp::Stop,
+                    (RecordingAction::Pause, _, Some(_)) => return Err(conflict("already paused")),
+                    (RecordingAction::Resume, _, None) => return Err(conflict("not paused")),
+                    (RecordingAction::Pause, PauseBehavior::Silence, None) => RecordOp::Mask,
+                    (RecordingAction::Pause, PauseBehavior::Skip, None) => RecordOp::Pause,
+                    (RecordingAction::Resume, PauseBehavior::Silence, Some(_)) => RecordOp::Unmask,
+                    (RecordingAction::Resume, PauseBehavior::Skip, Some(_)) => RecordOp::Resume,
+                    (RecordingAction::Start, _, _) => unreachable!("handled above"),
+                };
+                match op {
+                    RecordOp::Stop => {
+                        rec.stop_requested = Some(StopRequest {
+                            source,
+                            actor: actor.to_owned(),
+                        })
+                    }
+                    RecordOp::Mask | RecordOp::Pause => rec.paused_since = Some(at),
+                    _ => rec.paused_since = None,
+                }
+                let cmd = SwitchCommand {
+                    channel: leg,
+                    op,
+                    recording: rec.id.clone(),
+                    path: rec.path.clone(),
+                    attempt: 1,
+                    ticket: Some(ticket),
+                    at,
+                    source,
+                    actor: actor.to_owned(),
+                    paused_before,
+                };
+                Ok(ActionPlan {
+                    effects: vec![Effect::Command(cmd)],
+                    ticket,
+                })
+            }
+        }
+    }
+
+    /// Decides how to answer a feature-code call (SPEC §3.5): `call` is the feature call's
+    /// channel data (the reply to `connect`).
+    pub fn feature_code(&mut self, call: &ChannelEvent) -> FeatureDecision {
+        let Some(action) = call
+            .destination
+            .as_deref()
+            .and_then(|d| self.settings.feature_codes.action(d))
+        else {
+            return FeatureDecision::Play(Prompt::NotAllowed);
+        };
+        let Some(owner) = self.owner_of(call) else {
+            return FeatureDecision::Play(Prompt::NotAllowed);
+        };
+        let Some(user) = self.directory.user(&owner.user).cloned() else {
+            return FeatureDecision::Play(Prompt::NotAllowed);
+        };
+        let Some(target) = select_target(&self.table, &owner.user, call) else {
+            return FeatureDecision::Play(Prompt::NoCall);
+        };
+        // From the handset, *44 on a paused recording means "record again".
+        let action = match (action, target.recording) {
+            (RecordingAction::Start, RecordingStatus::Paused) => RecordingAction::Resume,
+            (action, _) => action,
+        };
+        let actor = user.extension.clone();
+        match self.recording_action(
+            &target.call_uuid,
+            action,
+            SegmentSource::Handset,
+            &actor,
+            call.at,
+        ) {
+            Ok(plan) => FeatureDecision::Act {
+                plan,
+                on_success: Prompt::confirming(action),
+            },
+            Err(err) => FeatureDecision::Play(prompt_for_refusal(action, &err)),
+        }
+    }
+}
+
+/// What the handset hears when an action is not carried out.
+fn prompt_for_refusal(action: RecordingAction, err: &ActionError) -> Prompt {
+    match err {
+        // Asking for the state the recording is already in: confirm it.
+        ActionError::Conflict { reason, .. }
+            if matches!(
+                (action, *reason),
+                (RecordingAction::Pause, "already paused")
+                    | (RecordingAction::Resume, "not paused")
+                    | (RecordingAction::Start, "already recording")
+            ) =>
+        {
+            Prompt::confirming(action)
+        }
+        ActionError::UnknownCall(_) => Prompt::NoCall,
+        _ => Prompt::NotAllowed,
+    }
+}
+
+/// The call a feature code acts on (SPEC §3.5): the user's other call on hold, most recently
+/// held first; else their single other call; else none.
+pub fn select_target(
+    table: &CallTable,
+    user: &UserKey,
+    feature_call: &ChannelEvent,
+) -> Option<LiveCall> {
+    let excluded_group: Option<u64> = table.channel(&feature_call.uuid).map(|c| c.group);
+    let mut calls: Vec<LiveCall> = table
+        .live_calls()
+        .into_iter()
+        .filter(|c| c.site == user.site && c.user == user.extension)
+        .filter(|c| Some(c.group) != excluded_group && c.call_uuid != feature_call.uuid)
+        .filter(|c| feature_call.peers().all(|p| p != c.call_uuid))
+        .collect();
+    if let Some(held) = calls
+        .iter()
+        .filter(|c| c.held_since.is_some())
+        .max_by_key(|c| c.held_since)
+    {
+        return Some(held.clone());
+    }
+    if calls.len() == 1 {
+        return calls.pop();
+    }
+    None
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

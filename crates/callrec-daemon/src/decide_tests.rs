@@ -1,0 +1,729 @@
+//! Decisions on events parsed from the real captures: no socket, no clock.
+
+use std::collections::HashMap;
+
+use callrec_store::{
+    Direction, PauseBehavior, RecordingId, RecordingMode, SegmentKind, SegmentSource,
+};
+
+use super::*;
+use crate::directory::{Directory, DirectoryUser, SiteRules};
+use crate::event::ChannelEvent;
+use crate::fixtures::{self, Headers};
+
+const SPOOL: &str = "/var/spool/callrec";
+
+fn ids() -> IdSource {
+    let mut n = 0u32;
+    Box::new(move || {
+        n += 1;
+        format!("01900000-0000-7000-8000-{n:012}")
+            .parse::<RecordingId>()
+            .expect("a valid id")
+    })
+}
+
+fn settings() -> Settings {
+    Settings {
+        spool_dir: SPOOL.into(),
+        format: "wav".into(),
+        owner_headers: Settings::default_owner_headers(),
+        feature_codes: FeatureCodes::default(),
+    }
+}
+
+fn site(pause: PauseBehavior) -> SiteRules {
+    SiteRules {
+        pause_behavior: pause,
+        ..SiteRules::with_defaults("default")
+    }
+}
+
+fn user(ext: &str, mode: RecordingMode) -> DirectoryUser {
+    DirectoryUser {
+        site: "default".into(),
+        extension: ext.into(),
+        mode,
+        numbers: vec![],
+    }
+}
+
+fn recorder(users: &[(&str, RecordingMode)]) -> Recorder {
+    recorder_with(users, PauseBehavior::Silence)
+}
+
+fn recorder_with(users: &[(&str, RecordingMode)], pause: PauseBehavior) -> Recorder {
+    let users = users.iter().map(|(e, m)| user(e, *m)).collect();
+    Recorder::new(settings(), Directory::new(vec![site(pause)], users), ids())
+}
+
+fn event(h: &Headers) -> ChannelEvent {
+    ChannelEvent::from_headers(h, &Settings::default_owner_headers()).expect("well-formed event")
+}
+
+/// The switch echoes the recording variables and path the daemon passed; the captures were
+/// made with other values, so RECORD_START/STOP are given the ones of the recording the
+/// recorder holds on that channel, as the real switch would.
+fn echo_recording(rec: &Recorder, h: &Headers) -> Headers {
+    let mut h = h.clone();
+    let name = h.get("Event-Name").cloned().unwrap_or_default();
+    if name == "RECORD_START" || name == "RECORD_STOP" {
+        let uuid = h.get("Unique-ID").cloned().unwrap_or_default();
+        if let Some(r) = rec
+            .table()
+            .channel(&uuid)
+            .and_then(|c| c.recording.as_ref())
+        {
+            h.insert("Recording-Variable-callrec_id".into(), r.id.to_string());
+            h.insert("Record-File-Path".into(), r.path.clone());
+        }
+    }
+    h
+}
+
+/// Feeds every event of a capture; the switch answers every command `+OK`.
+fn replay(rec: &mut Recorder, file: &str) -> Vec<Effect> {
+    replay_until(rec, &fixtures::plain_events(file), |_| false)
+}
+
+fn replay_until(
+    rec: &mut Recorder,
+    events: &[Headers],
+    stop: impl Fn(&Headers) -> bool,
+) -> Vec<Effect> {
+    let mut all = Vec::new();
+    for h in events {
+        if stop(h) {
+            break;
+        }
+        let h = echo_recording(rec, h);
+        let Ok(ev) = ChannelEvent::from_headers(&h, &Settings::default_owner_headers()) else {
+            continue;
+        };
+        let effects = rec.on_event(&ev);
+        all.extend(confirm_commands(rec, effects));
+    }
+    all
+}
+
+fn confirm_commands(rec: &mut Recorder, effects: Vec<Effect>) -> Vec<Effect> {
+    let mut out = Vec::new();
+    for effect in effects {
+        if let Effect::Command(cmd) = &effect {
+            let more = rec.on_command_result(cmd, CommandOutcome::Ok);
+            out.push(effect);
+            out.extend(confirm_commands(rec, more));
+        } else {
+            out.push(effect);
+        }
+    }
+    out
+}
+
+fn creates(effects: &[Effect]) -> Vec<&NewRecording> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Store(StoreOp::Create(r)) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+fn commands(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Command(c) => Some(c.api_text()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn store_ops(effects: &[Effect]) -> Vec<&StoreOp> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Store(op) => Some(op),
+            _ => None,
+        })
+        .collect()
+}
+
+const RECORD_A_LEG: &str = "b0121122-8b41-4d85-8be3-48d9a317c792";
+const SIP_A_LEG: &str = "002f0cb7-5a36-473a-a9c2-0e375de09811";
+const SIP_B_LEG: &str = "e9e4219a-ce92-468c-998b-11a45ceb6241";
+const SIP_FEATURE_LEG: &str = "002476ae-c24e-4c8f-8202-0e7f3f2d2133";
+
+#[test]
+fn answered_call_of_an_always_pausable_user_is_recorded_once_across_its_loopback_pair() {
+    let mut rec = recorder(&[("1001", RecordingMode::AlwaysPausable)]);
+    let effects = replay(&mut rec, "record.events-plain.received.esl");
+
+    let rows = creates(&effects);
+    assert_eq!(rows.len(), 1, "one recording for the two loopback legs");
+    let row = rows[0];
+    assert_eq!(row.call_uuid, RECORD_A_LEG);
+    assert_eq!(row.user, "1001");
+    assert_eq!(row.direction, Direction::Inbound);
+    assert_eq!(row.from, "442920123123");
+    assert_eq!(row.started_at, 1795533876529549, "the answer's event time");
+    let id = row.id.clone();
+    assert_eq!(
+        commands(&effects),
+        vec![format!(
+            "uuid_record {RECORD_A_LEG} start {SPOOL}/{id}.wav 0 {{callrec_id={id},RECORD_MIN_SEC=3}}"
+        )]
+    );
+    // Start at answer, stop at RECORD_STOP, then the file goes to the store.
+    let ops = store_ops(&effects);
+    assert!(matches!(
+        ops[1],
+        StoreOp::Segment {
+            kind: SegmentKind::Start,
+            source: SegmentSource::Policy,
+            ..
+        }
+    ));
+    assert!(matches!(
+        ops[2],
+        StoreOp::Segment {
+            kind: SegmentKind::Stop,
+            at: 1795533890589557,
+            ..
+        }
+    ));
+    assert_eq!(
+        ops[3],
+        &StoreOp::Ingest {
+            id,
+            spool_path: format!("{SPOOL}/01900000-0000-7000-8000-000000000001.wav"),
+            ended_at: 1795533890589557
+        }
+    );
+    assert_eq!(ops.len(), 4);
+    assert!(rec.table().is_empty(), "every leg hung up");
+}
+
+#[test]
+fn each_mode_decides_whether_an_answered_call_is_recorded() {
+    for (mode, recorded) in [
+        (RecordingMode::Never, false),
+        (RecordingMode::Always, true),
+        (RecordingMode::AlwaysPausable, true),
+        (RecordingMode::OnDemand, false),
+    ] {
+        let mut rec = recorder(&[("1001", mode)]);
+        let effects = replay(&mut rec, "record.events-plain.received.esl");
+        assert_eq!(creates(&effects).len(), usize::from(recorded), "{mode}");
+    }
+}
+
+#[test]
+fn a_call_of_an_unknown_user_or_a_disabled_site_is_not_recorded() {
+    let mut rec = recorder(&[("1002", RecordingMode::Always)]);
+    assert!(creates(&replay(&mut rec, "record.events-plain.received.esl")).is_empty());
+
+    let mut disabled = site(PauseBehavior::Silence);
+    disabled.enabled = false;
+    let mut rec = Recorder::new(
+        settings(),
+        Directory::new(vec![disabled], vec![user("1001", RecordingMode::Always)]),
+        ids(),
+    );
+    assert!(creates(&replay(&mut rec, "record.events-plain.received.esl")).is_empty());
+}
+
+#[test]
+fn internal_call_between_two_recorded_users_gives_two_recordings() {
+    let mut rec = recorder(&[
+        ("1001", RecordingMode::Always),
+        ("1000", RecordingMode::Always),
+    ]);
+    let effects = replay(&mut rec, "sip-hold.events-plain.received.esl");
+    let rows = creates(&effects);
+    let mut by_leg: HashMap<&str, (&str, Direction, &str, &str)> = HashMap::new();
+    for r in &rows {
+        by_leg.insert(&r.call_uuid, (&r.user, r.direction, &r.from, &r.to));
+    }
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        by_leg[SIP_A_LEG],
+        ("1001", Direction::Internal, "1001", "1000")
+    );
+    assert_eq!(
+        by_leg[SIP_B_LEG],
+        ("1000", Direction::Internal, "1001", "1000")
+    );
+    assert!(
+        !by_leg.contains_key(SIP_FEATURE_LEG),
+        "the *48 call is never recorded"
+    );
+    let ingests = store_ops(&effects)
+        .into_iter()
+        .filter(|op| matches!(op, StoreOp::Ingest { .. }))
+        .count();
+    // The capture recorded only the A leg, so only its RECORD_STOP came; the B leg's file is
+    // closed at hangup, which the hangup fallback reports.
+    assert_eq!(ingests, 2);
+}
+
+#[test]
+fn direction_is_taken_from_the_users_side() {
+    // Only the caller is a user: outbound for 1001.
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let rows = replay(&mut rec, "sip-hold.events-plain.received.esl");
+    let rows = creates(&rows);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].user.as_str(), rows[0].direction),
+        ("1001", Direction::Outbound)
+    );
+    assert_eq!(
+        (rows[0].from.as_str(), rows[0].to.as_str()),
+        ("1001", "1000")
+    );
+
+    // Only the callee is a user: inbound for 1000.
+    let mut rec = recorder(&[("1000", RecordingMode::Always)]);
+    let rows = replay(&mut rec, "sip-hold.events-plain.received.esl");
+    let rows = creates(&rows);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].user.as_str(), rows[0].direction),
+        ("1000", Direction::Inbound)
+    );
+
+    // callrec_user names the caller of a loopback call (the `crash` capture): outbound.
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let rows = replay(&mut rec, "crash.events-plain.received.esl");
+    let rows = creates(&rows);
+    assert_eq!(
+        (rows[0].user.as_str(), rows[0].direction),
+        ("1001", Direction::Outbound)
+    );
+}
+
+#[test]
+fn too_short_recording_is_discarded_as_the_switch_says() {
+    let mut rec = recorder(&[("1002", RecordingMode::Always)]);
+    let effects = replay(&mut rec, "shortmin.events-plain.received.esl");
+    let ops = store_ops(&effects);
+    assert!(
+        ops.iter()
+            .any(|op| matches!(op, StoreOp::Discard { reason, .. } if reason == "input-too-short")),
+        "{ops:?}"
+    );
+    assert!(!ops.iter().any(|op| matches!(op, StoreOp::Ingest { .. })));
+}
+
+#[test]
+fn a_short_recording_without_a_minimum_is_ingested() {
+    let mut rec = recorder(&[("1002", RecordingMode::Always)]);
+    let ops = replay(&mut rec, "short.events-plain.received.esl");
+    assert!(
+        store_ops(&ops)
+            .iter()
+            .any(|op| matches!(op, StoreOp::Ingest { .. }))
+    );
+}
+
+#[test]
+fn switch_killed_mid_recording_leaves_the_recording_live_for_reconciliation() {
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let effects = replay(&mut rec, "crash.events-plain.received.esl");
+    assert_eq!(creates(&effects).len(), 1);
+    let live: Vec<_> = rec.table().recordings().collect();
+    assert_eq!(
+        live.len(),
+        1,
+        "no RECORD_STOP came: the recording is still tracked"
+    );
+    assert!(live[0].1.confirmed, "RECORD_START confirmed it");
+}
+
+/// The sip-hold capture up to the moment the *48 call reaches the listener.
+/// User 1000, the callee, is a user in mode `never`, so the B leg is theirs.
+fn sip_call_on_hold(
+    users: &[(&str, RecordingMode)],
+    pause: PauseBehavior,
+) -> (Recorder, ChannelEvent) {
+    let mut users = users.to_vec();
+    if !users.iter().any(|(e, _)| *e == "1000") {
+        users.push(("1000", RecordingMode::Never));
+    }
+    let mut rec = recorder_with(&users, pause);
+    let events = fixtures::plain_events("sip-hold.events-plain.received.esl");
+    replay_until(&mut rec, &events, |h| {
+        h.get("Unique-ID").map(String::as_str) == Some(SIP_FEATURE_LEG)
+            && h.get("Event-Name").map(String::as_str) == Some("CHANNEL_ANSWER")
+    });
+    let call = event(&fixtures::connect_reply(
+        "sip-hold-feature-code.received.esl",
+    ));
+    (rec, call)
+}
+
+#[test]
+fn pause_code_on_a_held_call_masks_its_recording() {
+    let (mut rec, call) = sip_call_on_hold(
+        &[("1001", RecordingMode::AlwaysPausable)],
+        PauseBehavior::Silence,
+    );
+    assert_eq!(call.uuid, SIP_FEATURE_LEG);
+    let FeatureDecision::Act { plan, on_success } = rec.feature_code(&call) else {
+        panic!("expected an action");
+    };
+    assert_eq!(on_success, Prompt::Paused);
+    let id = rec
+        .table()
+        .channel(SIP_A_LEG)
+        .unwrap()
+        .recording
+        .as_ref()
+        .unwrap()
+        .id
+        .clone();
+    assert_eq!(
+        commands(&plan.effects),
+        vec![format!("uuid_record {SIP_A_LEG} mask {SPOOL}/{id}.wav")]
+    );
+    let Effect::Command(cmd) = &plan.effects[0] else {
+        unreachable!()
+    };
+    let after = rec.on_command_result(cmd, CommandOutcome::Ok);
+    assert_eq!(
+        after,
+        vec![
+            Effect::Store(StoreOp::Segment {
+                id: id.clone(),
+                kind: SegmentKind::Pause,
+                at: call.at,
+                source: SegmentSource::Handset,
+                actor: "1001".into(),
+            }),
+            Effect::Resolve {
+                ticket: plan.ticket,
+                outcome: Ok(ActionDone {
+                    action: RecordingAction::Pause,
+                    recording: id
+                }),
+            },
+        ]
+    );
+    let calls = rec.live_calls();
+    let a = calls.iter().find(|c| c.call_uuid == SIP_A_LEG).unwrap();
+    assert_eq!(a.recording, RecordingStatus::Paused);
+    assert!(a.on_hold);
+}
+
+#[test]
+fn pause_in_skip_mode_uses_pause_and_resume() {
+    let (mut rec, call) = sip_call_on_hold(
+        &[("1001", RecordingMode::AlwaysPausable)],
+        PauseBehavior::Skip,
+    );
+    let FeatureDecision::Act { plan, .. } = rec.feature_code(&call) else {
+        panic!()
+    };
+    assert!(commands(&plan.effects)[0].starts_with(&format!("uuid_record {SIP_A_LEG} pause ")));
+    confirm_commands(&mut rec, plan.effects);
+    let plan = rec
+        .recording_action(
+            SIP_A_LEG,
+            RecordingAction::Resume,
+            SegmentSource::Api,
+            "admin",
+            call.at + 5,
+        )
+        .expect("resume accepted");
+    assert!(commands(&plan.effects)[0].starts_with(&format!("uuid_record {SIP_A_LEG} resume ")));
+}
+
+#[test]
+fn pause_is_refused_in_mode_always_and_start_in_mode_never() {
+    let (mut rec, call) =
+        sip_call_on_hold(&[("1001", RecordingMode::Always)], PauseBehavior::Silence);
+    assert_eq!(
+        rec.feature_code(&call),
+        FeatureDecision::Play(Prompt::NotAllowed)
+    );
+    assert_eq!(
+        rec.recording_action(
+            SIP_A_LEG,
+            RecordingAction::Resume,
+            SegmentSource::Api,
+            "a",
+            1
+        ),
+        Err(ActionError::Refused {
+            action: "resume",
+            mode: RecordingMode::Always
+        })
+    );
+
+    let (mut rec, _) = sip_call_on_hold(&[("1001", RecordingMode::Never)], PauseBehavior::Silence);
+    assert_eq!(
+        rec.recording_action(
+            SIP_A_LEG,
+            RecordingAction::Start,
+            SegmentSource::Api,
+            "a",
+            1
+        ),
+        Err(ActionError::Refused {
+            action: "start",
+            mode: RecordingMode::Never
+        })
+    );
+}
+
+#[test]
+fn start_code_records_an_on_demand_users_held_call() {
+    let (mut rec, mut call) =
+        sip_call_on_hold(&[("1001", RecordingMode::OnDemand)], PauseBehavior::Silence);
+    assert!(
+        rec.table().recordings().next().is_none(),
+        "on demand: nothing yet"
+    );
+    call.destination = Some("*44".into());
+    let FeatureDecision::Act { plan, on_success } = rec.feature_code(&call) else {
+        panic!()
+    };
+    assert_eq!(on_success, Prompt::Started);
+    let rows = creates(&plan.effects);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].call_uuid, SIP_A_LEG);
+    assert!(matches!(
+        store_ops(&plan.effects)[1],
+        StoreOp::Segment {
+            kind: SegmentKind::Start,
+            source: SegmentSource::Handset,
+            ..
+        }
+    ));
+    assert!(commands(&plan.effects)[0].contains(" start "));
+}
+
+#[test]
+fn feature_code_from_an_unknown_caller_is_not_allowed() {
+    let (mut rec, mut call) =
+        sip_call_on_hold(&[("1000", RecordingMode::Always)], PauseBehavior::Silence);
+    call.owner_headers = vec![None; call.owner_headers.len()];
+    call.caller_number = Some("5550000".into());
+    assert_eq!(
+        rec.feature_code(&call),
+        FeatureDecision::Play(Prompt::NotAllowed)
+    );
+}
+
+/// An event of the `record` capture made about a copy of that call: every channel id gets
+/// `suffix`, so several such calls can run side by side.
+fn copy_of_record_call(h: &Headers, suffix: &str) -> Headers {
+    let mut h = h.clone();
+    for key in [
+        "Unique-ID",
+        "variable_other_loopback_leg_uuid",
+        "Channel-Call-UUID",
+    ] {
+        if let Some(v) = h.get_mut(key) {
+            v.push_str(suffix);
+        }
+    }
+    h
+}
+
+fn record_call_event(name: &str) -> Headers {
+    fixtures::plain_events("record.events-plain.received.esl")
+        .into_iter()
+        .find(|h| h.get("Event-Name").map(String::as_str) == Some(name))
+        .expect("the capture has this event")
+}
+
+/// Two answered loopback calls of user 1001, as the `record` capture's answers.
+fn two_calls(rec: &mut Recorder) -> [String; 2] {
+    let events = fixtures::plain_events("record.events-plain.received.esl");
+    let answers: Vec<&Headers> = events
+        .iter()
+        .filter(|h| h.get("Event-Name").map(String::as_str) == Some("CHANNEL_ANSWER"))
+        .collect();
+    for suffix in ["1", "2"] {
+        for h in &answers {
+            let effects = rec.on_event(&event(&copy_of_record_call(h, suffix)));
+            confirm_commands(rec, effects);
+        }
+    }
+    [format!("{RECORD_A_LEG}1"), format!("{RECORD_A_LEG}2")]
+}
+
+fn feature_call(code: &str) -> ChannelEvent {
+    let mut call = event(&fixtures::connect_reply(
+        "feature-code-outbound.received.esl",
+    ));
+    call.destination = Some(code.into());
+    call
+}
+
+#[test]
+fn with_two_calls_and_none_held_there_is_no_call_to_act_on() {
+    let mut rec = recorder(&[("1001", RecordingMode::AlwaysPausable)]);
+    two_calls(&mut rec);
+    assert_eq!(
+        rec.feature_code(&feature_call("*48")),
+        FeatureDecision::Play(Prompt::NoCall)
+    );
+}
+
+#[test]
+fn the_most_recently_held_call_is_the_target() {
+    let mut rec = recorder(&[("1001", RecordingMode::AlwaysPausable)]);
+    let [first, _second] = two_calls(&mut rec);
+    for (suffix, at) in [("2", 100), ("1", 200)] {
+        let mut h = copy_of_record_call(&record_call_event("CHANNEL_HOLD"), suffix);
+        h.insert("Event-Date-Timestamp".into(), at.to_string());
+        rec.on_event(&event(&h));
+    }
+    let FeatureDecision::Act { plan, .. } = rec.feature_code(&feature_call("*48")) else {
+        panic!()
+    };
+    assert!(commands(&plan.effects)[0].starts_with(&format!("uuid_record {first} mask")));
+}
+
+#[test]
+fn with_a_single_unheld_call_that_call_is_the_target() {
+    let mut rec = recorder(&[("1001", RecordingMode::AlwaysPausable)]);
+    replay_until(
+        &mut rec,
+        &fixtures::plain_events("record.events-plain.received.esl"),
+        |h| h.get("Event-Name").map(String::as_str) == Some("CHANNEL_HOLD"),
+    );
+    let FeatureDecision::Act { plan, on_success } = rec.feature_code(&feature_call("*48")) else {
+        panic!()
+    };
+    assert_eq!(on_success, Prompt::Paused);
+    confirm_commands(&mut rec, plan.effects);
+    // *48 again: already paused, the handset hears that it is.
+    assert_eq!(
+        rec.feature_code(&feature_call("*48")),
+        FeatureDecision::Play(Prompt::Paused)
+    );
+    let FeatureDecision::Act { on_success, .. } = rec.feature_code(&feature_call("*49")) else {
+        panic!()
+    };
+    assert_eq!(on_success, Prompt::Resumed);
+}
+
+#[test]
+fn a_refused_command_is_retried_once_then_the_recording_is_failed() {
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let events = fixtures::plain_events("record.events-plain.received.esl");
+    let answer = events
+        .iter()
+        .find(|h| h.get("Event-Name").map(String::as_str) == Some("CHANNEL_ANSWER"))
+        .unwrap();
+    let effects = rec.on_event(&event(answer));
+    let Some(Effect::Command(first)) = effects.last() else {
+        panic!()
+    };
+    let retry = rec.on_command_result(
+        first,
+        CommandOutcome::Refused("-ERR Cannot locate session!".into()),
+    );
+    let [Effect::Command(second)] = retry.as_slice() else {
+        panic!("{retry:?}")
+    };
+    assert_eq!(second.attempt, 2);
+    assert_eq!(second.api_text(), first.api_text());
+    let after = rec.on_command_result(
+        second,
+        CommandOutcome::Refused("-ERR Cannot locate session!".into()),
+    );
+    assert!(matches!(
+        after.as_slice(),
+        [Effect::Store(StoreOp::Fail { reason, .. })] if reason.contains("-ERR Cannot locate session!")
+    ));
+    assert!(rec.table().recordings().next().is_none());
+}
+
+#[test]
+fn a_refused_pause_leaves_the_recording_running() {
+    let (mut rec, call) = sip_call_on_hold(
+        &[("1001", RecordingMode::AlwaysPausable)],
+        PauseBehavior::Silence,
+    );
+    let FeatureDecision::Act { plan, .. } = rec.feature_code(&call) else {
+        panic!()
+    };
+    let Effect::Command(cmd) = &plan.effects[0] else {
+        panic!()
+    };
+    let retry = rec.on_command_result(cmd, CommandOutcome::Refused("-ERR x".into()));
+    let Effect::Command(cmd) = &retry[0] else {
+        panic!()
+    };
+    let after = rec.on_command_result(cmd, CommandOutcome::Refused("-ERR x".into()));
+    assert!(matches!(
+        after.as_slice(),
+        [Effect::Resolve {
+            outcome: Err(ActionError::SwitchRefused { .. }),
+            ..
+        }]
+    ));
+    let a = rec
+        .live_calls()
+        .into_iter()
+        .find(|c| c.call_uuid == SIP_A_LEG)
+        .unwrap();
+    assert_eq!(a.recording, RecordingStatus::Recording);
+}
+
+#[test]
+fn api_stop_is_recorded_as_the_api_actors_segment() {
+    let (mut rec, _) = sip_call_on_hold(
+        &[("1001", RecordingMode::AlwaysPausable)],
+        PauseBehavior::Silence,
+    );
+    let plan = rec
+        .recording_action(
+            SIP_A_LEG,
+            RecordingAction::Stop,
+            SegmentSource::Api,
+            "admin",
+            5,
+        )
+        .unwrap();
+    assert!(commands(&plan.effects)[0].starts_with(&format!("uuid_record {SIP_A_LEG} stop ")));
+    confirm_commands(&mut rec, plan.effects);
+    let events = fixtures::plain_events("sip-hold.events-plain.received.esl");
+    let stop = events
+        .iter()
+        .find(|h| h.get("Event-Name").map(String::as_str) == Some("RECORD_STOP"))
+        .unwrap();
+    let effects = rec.on_event(&event(&echo_recording(&rec, stop)));
+    assert!(matches!(
+        store_ops(&effects)[0],
+        StoreOp::Segment { kind: SegmentKind::Stop, source: SegmentSource::Api, actor, .. } if actor == "admin"
+    ));
+    assert_eq!(
+        rec.recording_action(
+            SIP_A_LEG,
+            RecordingAction::Pause,
+            SegmentSource::Api,
+            "admin",
+            6
+        ),
+        Err(ActionError::Conflict {
+            action: "pause",
+            reason: "not recording"
+        })
+    );
+}
+
+#[test]
+fn an_unknown_call_is_reported_as_such() {
+    let mut rec = recorder(&[("1001", RecordingMode::AlwaysPausable)]);
+    assert_eq!(
+        rec.recording_action("nope", RecordingAction::Pause, SegmentSource::Api, "a", 1),
+        Err(ActionError::UnknownCall("nope".into()))
+    );
+}
