@@ -207,6 +207,7 @@ impl Loader {
             }
         };
 
+        let first_new = self.problems.len();
         for (section_name, section_value) in document.get_ref() {
             let section: &str = section_name.get_ref();
             let DeValue::Table(table) = section_value.get_ref() else {
@@ -238,6 +239,11 @@ impl Loader {
                 }
             }
         }
+        // Report in the order of the file, not of the parser's map.
+        self.problems[first_new..].sort_by_key(|p| match p.origin {
+            Origin::File { line, column, .. } => (line, column),
+            _ => (0, 0),
+        });
         Ok(())
     }
 

@@ -324,7 +324,7 @@ section! {
         /// The mode new users get.
         default_mode: RecordingMode = RecordingMode::AlwaysPausable;
         /// Days a recording is kept.
-        retention_days: u32 = 180, check within(1, 36_500, " days");
+        retention_days: u32 = 180, check within(1, 36_525, " days");
         /// Keep every recording 7 years (the legal-hold add-on).
         legal_hold: bool = false;
         /// `silence` (mask) or `skip` (pause) while paused.

@@ -364,7 +364,7 @@ fn bad_values_are_rejected_with_the_reason() {
         (
             "[site]\nretention_days = 0\n",
             "site.retention_days",
-            "must be between 1 and 36500 days, found 0",
+            "must be between 1 and 36525 days, found 0",
         ),
         (
             "[site]\nretention_days = -5\n",
@@ -481,7 +481,7 @@ fn every_problem_in_every_source_is_reported_one_per_line() {
     let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
     assert_eq!(
         keys,
-        ["esl.hots", "esl.port", "site.retention_days", "log.level"]
+        ["esl.port", "esl.hots", "site.retention_days", "log.level"]
     );
     let text = err.to_string();
     assert_eq!(text.lines().count(), 4, "{text}");
