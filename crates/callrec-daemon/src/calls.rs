@@ -106,6 +106,8 @@ pub struct Channel {
     pub group: GroupId,
     /// An event about this channel itself arrived (otherwise it is only known as a peer).
     pub seen: bool,
+    /// The recorder's event counter when it was first seen.
+    pub first_seq: u64,
     /// Owner, decided from the first event about this channel.
     pub owner: Option<Owner>,
     /// A feature-code call (*48, *49, *44): never recorded, never a target.
@@ -126,6 +128,7 @@ impl Channel {
             uuid: uuid.to_owned(),
             group,
             seen: false,
+            first_seq: 0,
             owner: None,
             feature_call: false,
             answered_at: None,

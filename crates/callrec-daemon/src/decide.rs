@@ -450,6 +450,7 @@ pub struct Recorder {
     table: CallTable,
     next_id: IdSource,
     next_ticket: Ticket,
+    event_seq: u64,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -486,6 +487,7 @@ impl Recorder {
             table: CallTable::new(),
             next_id,
             next_ticket: 1,
+            event_seq: 0,
         }
     }
 
@@ -591,8 +593,11 @@ impl Recorder {
         } else {
             (None, false)
         };
+        self.event_seq += 1;
+        let seq = self.event_seq;
         let ch = self.table.ensure(&ev.uuid);
         if needs_owner {
+            ch.first_seq = seq;
             ch.seen = true;
             ch.owner = owner;
             ch.feature_call = feature_call;
@@ -668,6 +673,14 @@ impl Recorder {
             return Vec::new();
         }
         ch.answered_at = Some(ev.at);
+        self.on_answer_decision(&ev.uuid, ev.at)
+    }
+
+    /// Whether an answered leg is recorded from now on (modes `always`, `always_pausable`).
+    fn on_answer_decision(&mut self, uuid: &str, at: Micros) -> Vec<Effect> {
+        let Some(ch) = self.table.channel(uuid) else {
+            return Vec::new();
+        };
         if ch.feature_call {
             return Vec::new();
         }
@@ -684,7 +697,7 @@ impl Recorder {
         if self.table.user_recording_in_group(group, &user).is_some() {
             return Vec::new();
         }
-        self.start_recording(&ev.uuid, ev.at, SegmentSource::Policy, POLICY_ACTOR, None)
+        self.start_recording(uuid, at, SegmentSource::Policy, POLICY_ACTOR, None)
     }
 
     /// Starts a recording on a leg whose owner is known; returns the effects.
@@ -1067,6 +1080,221 @@ impl Recorder {
             },
             Err(err) => FeatureDecision::Play(prompt_for_refusal(action, &err)),
         }
+    }
+}
+
+/// A channel as `show channels as json` lists it, with what reconciliation fetched about it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SwitchChannel {
+    /// `uuid`.
+    pub uuid: String,
+    /// `callstate` is `ACTIVE` or `HELD`.
+    pub answered: bool,
+    /// `callstate` is `HELD`.
+    pub held: bool,
+    /// `direction` (the switch's view of the leg).
+    pub direction: String,
+    /// `cid_num`.
+    pub cid_num: String,
+    /// `dest`.
+    pub dest: String,
+    /// `call_uuid` when it names another channel.
+    pub call_uuid: Option<String>,
+}
+
+/// What reconciliation must find out after `show channels`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReconcilePlan {
+    /// Tracked channels the switch no longer has: they hung up while we were away.
+    pub gone: Vec<String>,
+    /// Answered channels we do not know: fetch their variables and media bugs.
+    pub unknown: Vec<SwitchChannel>,
+    /// Recordings whose start the switch never confirmed: check their media bugs.
+    pub unconfirmed: Vec<String>,
+}
+
+/// A recording still `recording` in the index (from before a restart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InProgressRow {
+    /// Its id.
+    pub id: RecordingId,
+    /// Its owner.
+    pub user: UserKey,
+    /// The leg it records.
+    pub call_uuid: String,
+    /// Where the switch writes it.
+    pub spool_path: String,
+}
+
+impl Recorder {
+    /// A counter that moves with every event, so reconciliation can tell the channels it
+    /// knew before asking the switch from those that appeared while it asked.
+    pub fn event_seq(&self) -> u64 {
+        self.event_seq
+    }
+
+    /// Compares the switch's channel list with the table (SPEC §3.6). `asked_at_seq` is
+    /// [`Recorder::event_seq`] taken before the list was asked for.
+    pub fn reconcile_plan(&self, switch: &[SwitchChannel], asked_at_seq: u64) -> ReconcilePlan {
+        let listed: std::collections::HashSet<&str> =
+            switch.iter().map(|c| c.uuid.as_str()).collect();
+        let mut plan = ReconcilePlan::default();
+        for ch in self.table.channels() {
+            if !ch.seen || ch.first_seq > asked_at_seq {
+                continue;
+            }
+            if !listed.contains(ch.uuid.as_str()) {
+                plan.gone.push(ch.uuid.clone());
+            } else if ch.recording.as_ref().is_some_and(|r| !r.confirmed) {
+                plan.unconfirmed.push(ch.uuid.clone());
+            }
+        }
+        for sc in switch {
+            let known = self.table.channel(&sc.uuid).is_some_and(|c| c.seen);
+            if sc.answered && !known && !self.table.is_gone(&sc.uuid) {
+                plan.unknown.push(sc.clone());
+            }
+        }
+        plan.gone.sort();
+        plan
+    }
+
+    /// A tracked channel hung up unseen: its recording, if any, is closed and goes to the
+    /// store (whether the switch kept or discarded the file is settled when it is ingested).
+    pub fn channel_gone(&mut self, uuid: &str, at: Micros) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if self
+            .table
+            .channel(uuid)
+            .is_some_and(|c| c.recording.is_some())
+        {
+            let ev = ChannelEvent {
+                kind: EventKind::HangupComplete,
+                uuid: uuid.to_owned(),
+                at,
+                ..ChannelEvent::empty()
+            };
+            effects = self.finish_recording(uuid, &ev);
+        }
+        self.table.remove(uuid, at);
+        effects
+    }
+
+    /// Takes in a channel that was answered while we were away. `ev` carries what the switch
+    /// said about it; `bug_targets` the files its media bugs write; `rows` the recordings the
+    /// index holds as still running. A recording of ours is tracked again; an owner whose mode
+    /// records every call gets one now.
+    pub fn adopt_channel(
+        &mut self,
+        ev: &ChannelEvent,
+        held: bool,
+        bug_targets: &[String],
+        rows: &[InProgressRow],
+    ) -> Vec<Effect> {
+        if self.table.is_gone(&ev.uuid) || self.table.channel(&ev.uuid).is_some_and(|c| c.seen) {
+            return Vec::new();
+        }
+        self.observe(ev);
+        let Some(ch) = self.table.channel_mut(&ev.uuid) else {
+            return Vec::new();
+        };
+        ch.answered_at.get_or_insert(ev.at);
+        if held {
+            ch.held_since.get_or_insert(ev.at);
+            ch.last_held_at = Some(ev.at);
+        }
+        let owner = ch.owner.clone();
+        let recording = bug_targets.iter().find_map(|t| {
+            self.settings
+                .recording_id_of_path(t)
+                .map(|id| (id, t.clone()))
+        });
+        if let Some((id, path)) = recording {
+            let user = rows
+                .iter()
+                .find(|r| r.id == id)
+                .map(|r| r.user.clone())
+                .or_else(|| owner.as_ref().map(|o| o.user.clone()));
+            let Some(user) = user else {
+                return Vec::new();
+            };
+            let pause_behavior = self
+                .directory
+                .site(&user.site)
+                .map_or(PauseBehavior::Silence, |s| s.pause_behavior);
+            self.table.set_recording(
+                &ev.uuid,
+                Some(LiveRecording {
+                    id,
+                    user,
+                    path,
+                    started_at: ev.at,
+                    confirmed: true,
+                    paused_since: None,
+                    pause_behavior,
+                    stop_requested: None,
+                }),
+            );
+            return Vec::new();
+        }
+        self.on_answer_decision(&ev.uuid, ev.at)
+    }
+
+    /// The switch's media bugs on a channel whose recording start was never confirmed: if
+    /// ours is there it runs; if not, the start was lost and is sent again.
+    pub fn check_recording(
+        &mut self,
+        uuid: &str,
+        bug_targets: &[String],
+        at: Micros,
+    ) -> Vec<Effect> {
+        let Some(rec) = self.table.channel(uuid).and_then(|c| c.recording.clone()) else {
+            return Vec::new();
+        };
+        if rec.confirmed {
+            return Vec::new();
+        }
+        if bug_targets.contains(&rec.path) {
+            if let Some(r) = self
+                .table
+                .channel_mut(uuid)
+                .and_then(|c| c.recording.as_mut())
+            {
+                r.confirmed = true;
+            }
+            return Vec::new();
+        }
+        let min_seconds = self
+            .directory
+            .site(&rec.user.site)
+            .map_or(3, |s| s.min_seconds);
+        vec![Effect::Command(SwitchCommand {
+            channel: uuid.to_owned(),
+            op: RecordOp::Start { min_seconds },
+            recording: rec.id,
+            path: rec.path,
+            attempt: 1,
+            ticket: None,
+            at,
+            source: SegmentSource::Policy,
+            actor: POLICY_ACTOR.to_owned(),
+            paused_before: None,
+        })]
+    }
+
+    /// Rows the index holds as `recording` that no live channel carries: the switch closed
+    /// their files while we were away, so they go to the store.
+    pub fn orphaned_rows(&self, rows: &[InProgressRow], at: Micros) -> Vec<Effect> {
+        rows.iter()
+            .filter(|r| self.table.channel_of_recording(&r.id).is_none())
+            .map(|r| {
+                Effect::Store(StoreOp::Ingest {
+                    id: r.id.clone(),
+                    spool_path: r.spool_path.clone(),
+                    ended_at: at,
+                })
+            })
+            .collect()
     }
 }
 

@@ -199,6 +199,28 @@ impl ChannelEvent {
         })
     }
 
+    /// An event of no kind about no channel, to build others from.
+    pub fn empty() -> ChannelEvent {
+        ChannelEvent {
+            kind: EventKind::Other,
+            uuid: String::new(),
+            at: 0,
+            other_leg: None,
+            loopback_peer: None,
+            call_uuid: None,
+            call_direction: None,
+            caller_number: None,
+            caller_name: None,
+            destination: None,
+            dialed_user: None,
+            owner_headers: Vec::new(),
+            record_path: None,
+            callrec_id: None,
+            completion_cause: None,
+            record_discarded: false,
+        }
+    }
+
     /// Every other channel this event says is part of the same call.
     pub fn peers(&self) -> impl Iterator<Item = &str> {
         [&self.other_leg, &self.loopback_peer, &self.call_uuid]

@@ -64,3 +64,34 @@ pub fn connect_reply(file: &str) -> Headers {
         .expect("a first frame");
     parse_headers(&String::from_utf8_lossy(&data[..end]), true)
 }
+
+/// Every frame of a capture file exactly as it was on the wire, with its event name when it
+/// is an event.
+pub fn raw_frames(file: &str) -> Vec<(Option<String>, Vec<u8>)> {
+    let data = std::fs::read(dir().join(file)).expect("fixture readable");
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < data.len() {
+        let Some(end) = data[i..].windows(2).position(|w| w == b"\n\n") else {
+            break;
+        };
+        let start = i;
+        let head = String::from_utf8_lossy(&data[i..i + end]).into_owned();
+        i += end + 2;
+        let outer = parse_headers(&head, false);
+        let len: usize = outer
+            .get("Content-Length")
+            .map_or(0, |l| l.parse().expect("Content-Length"));
+        let body = &data[i..i + len];
+        i += len;
+        let name = (outer.get("Content-Type").map(String::as_str) == Some("text/event-plain"))
+            .then(|| {
+                let text = String::from_utf8_lossy(body);
+                let inner = text.split("\n\n").next().unwrap_or_default().to_owned();
+                parse_headers(&inner, true).remove("Event-Name")
+            })
+            .flatten();
+        out.push((name, data[start..i].to_vec()));
+    }
+    out
+}

@@ -14,9 +14,19 @@
 //! - [`decide`]: decisions as plain functions, `(state, input) -> effects`.
 
 pub mod calls;
+// Wired into `run` in the next step; until then only the tests use it.
+#[allow(dead_code)]
+mod core;
 pub mod decide;
 pub mod directory;
+#[allow(dead_code)]
+pub mod esl;
 pub mod event;
+#[allow(dead_code)]
+pub mod feature;
+pub mod metrics;
+#[allow(dead_code)]
+pub mod reconcile;
 
 #[cfg(test)]
 mod fixtures;

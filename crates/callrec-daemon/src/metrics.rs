@@ -1,0 +1,248 @@
+//! The daemon's Prometheus metrics (prometheus-client).
+//!
+//! Every part of the daemon updates these through one shared [`Metrics`]; the API serves them
+//! at `/metrics` through [`crate::DaemonHandle::metrics_text`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::event::{EventKind, SUBSCRIBED_EVENTS};
+
+type Labels = Vec<(String, String)>;
+
+fn label(key: &str, value: &str) -> Labels {
+    vec![(key.to_owned(), value.to_owned())]
+}
+
+/// Counters, gauges and histograms of the daemon.
+#[derive(Debug)]
+pub struct Metrics {
+    /// 1 while both ESL connections are up and subscribed.
+    pub esl_connected: Gauge,
+    /// Connections established since start.
+    pub esl_connects: Counter,
+    /// Calls in progress (user views, as `GET /calls` lists them).
+    pub live_calls: Gauge,
+    /// Channels tracked.
+    pub live_channels: Gauge,
+    /// Events received, by name.
+    pub events_received: Family<Labels, Counter>,
+    /// Events the ESL crate dropped (queue full).
+    pub events_dropped: Counter,
+    /// Frames or events that could not be used.
+    pub malformed_frames: Counter,
+    /// Commands the switch refused or never answered, by kind.
+    pub command_failures: Family<Labels, Counter>,
+    /// Reconciliation passes, by reason.
+    pub reconciliations: Family<Labels, Counter>,
+    /// Feature-code calls answered, by prompt played.
+    pub feature_codes: Family<Labels, Counter>,
+    /// Seconds from RECORD_STOP to the file stored.
+    pub ingest_latency: Histogram,
+    /// Ingest failures, by kind.
+    pub ingest_failures: Family<Labels, Counter>,
+    /// Recordings stored, discarded or failed, by outcome.
+    pub recordings_finished: Family<Labels, Counter>,
+    dropped_seen: AtomicU64,
+    by_kind: Vec<(EventKind, Counter)>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            esl_connected: Gauge::default(),
+            esl_connects: Counter::default(),
+            live_calls: Gauge::default(),
+            live_channels: Gauge::default(),
+            events_received: Family::default(),
+            events_dropped: Counter::default(),
+            malformed_frames: Counter::default(),
+            command_failures: Family::default(),
+            reconciliations: Family::default(),
+            feature_codes: Family::default(),
+            ingest_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            ingest_failures: Family::default(),
+            recordings_finished: Family::default(),
+            dropped_seen: AtomicU64::new(0),
+            by_kind: Vec::new(),
+        }
+        .with_kind_counters()
+    }
+}
+
+impl Metrics {
+    /// Counters for the subscribed kinds are looked up once, so counting an event on the hot
+    /// path is one atomic increment.
+    fn with_kind_counters(mut self) -> Self {
+        self.by_kind = SUBSCRIBED_EVENTS
+            .iter()
+            .map(|name| {
+                (
+                    EventKind::from_name(name),
+                    self.events_received
+                        .get_or_create_owned(&label("event", name)),
+                )
+            })
+            .collect();
+        self
+    }
+
+    /// Counts one received event by kind (`Other` under its own name).
+    pub fn event_kind(&self, kind: EventKind, name: &str) {
+        match self
+            .by_kind
+            .iter()
+            .find(|(k, _)| *k == kind && kind != EventKind::Other)
+        {
+            Some((_, counter)) => {
+                counter.inc();
+            }
+            None => self.event(name),
+        }
+    }
+
+    /// Registers every metric under the `callrec_` prefix.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("callrec");
+        r.register(
+            "esl_connected",
+            "1 while the Event Socket session is up",
+            self.esl_connected.clone(),
+        );
+        r.register(
+            "esl_connects",
+            "Event Socket sessions established",
+            self.esl_connects.clone(),
+        );
+        r.register(
+            "live_calls",
+            "Calls in progress, one per recorded user per call",
+            self.live_calls.clone(),
+        );
+        r.register(
+            "live_channels",
+            "Channels tracked",
+            self.live_channels.clone(),
+        );
+        r.register(
+            "esl_events_received",
+            "Switch events received",
+            self.events_received.clone(),
+        );
+        r.register(
+            "esl_events_dropped",
+            "Switch events dropped by a full queue (each triggers a reconciliation)",
+            self.events_dropped.clone(),
+        );
+        r.register(
+            "esl_malformed_frames",
+            "Frames or events that could not be used",
+            self.malformed_frames.clone(),
+        );
+        r.register(
+            "esl_command_failures",
+            "Switch commands refused or unanswered",
+            self.command_failures.clone(),
+        );
+        r.register(
+            "reconciliations",
+            "Reconciliation passes against the switch",
+            self.reconciliations.clone(),
+        );
+        r.register(
+            "feature_codes",
+            "Feature-code calls answered, by prompt",
+            self.feature_codes.clone(),
+        );
+        r.register(
+            "ingest_latency_seconds",
+            "Time from the switch closing a file to the file stored",
+            self.ingest_latency.clone(),
+        );
+        r.register(
+            "ingest_failures",
+            "Ingest attempts that failed",
+            self.ingest_failures.clone(),
+        );
+        r.register(
+            "recordings_finished",
+            "Recordings that ended, by outcome",
+            self.recordings_finished.clone(),
+        );
+    }
+
+    /// Counts one received event.
+    pub fn event(&self, name: &str) {
+        self.events_received
+            .get_or_create(&label("event", name))
+            .inc();
+    }
+
+    /// Counts a failed command.
+    pub fn command_failed(&self, kind: &str) {
+        self.command_failures
+            .get_or_create(&label("kind", kind))
+            .inc();
+    }
+
+    /// Counts a reconciliation.
+    pub fn reconciled(&self, reason: &str) {
+        self.reconciliations
+            .get_or_create(&label("reason", reason))
+            .inc();
+    }
+
+    /// Counts a feature-code call.
+    pub fn feature_code(&self, prompt: &str) {
+        self.feature_codes
+            .get_or_create(&label("prompt", prompt))
+            .inc();
+    }
+
+    /// Counts an ingest failure.
+    pub fn ingest_failed(&self, kind: &str) {
+        self.ingest_failures
+            .get_or_create(&label("kind", kind))
+            .inc();
+    }
+
+    /// Counts a finished recording.
+    pub fn finished(&self, outcome: &str) {
+        self.recordings_finished
+            .get_or_create(&label("outcome", outcome))
+            .inc();
+    }
+
+    /// Brings the dropped-event counter up to the ESL crate's total for the current
+    /// connection; returns how many are new.
+    pub fn observe_dropped(&self, connection_total: u64) -> u64 {
+        let seen = self.dropped_seen.swap(connection_total, Ordering::Relaxed);
+        let new = connection_total.saturating_sub(seen);
+        self.events_dropped.inc_by(new);
+        new
+    }
+
+    /// A new connection counts its drops from zero.
+    pub fn reset_dropped_baseline(&self) {
+        self.dropped_seen.store(0, Ordering::Relaxed);
+    }
+
+    /// A count of one label value of a family, for tests and status output.
+    pub fn count(family: &Family<Labels, Counter>, key: &str, value: &str) -> u64 {
+        family.get(&label(key, value)).map_or(0, |c| c.get())
+    }
+}
+
+/// The registry as Prometheus text.
+pub fn encode_registry(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, registry);
+    out
+}

@@ -1,0 +1,238 @@
+//! Reconciliation (SPEC §3.6): after every (re)connect, after any dropped event, and at
+//! start, rebuild the view of live calls from the switch itself.
+//!
+//! ESL does not replay what was missed, so the switch is asked: `show channels as json` for
+//! the channels that exist, `uuid_getvar` for the ownership variables of channels we never
+//! saw answered, `uuid_buglist` for the files their media bugs write. Decisions are the
+//! recorder's ([`crate::decide::Recorder::reconcile_plan`] and friends); this module only asks
+//! and parses.
+
+use serde::Deserialize;
+
+use crate::core::{Core, QueryError};
+use crate::decide::{InProgressRow, SwitchChannel};
+use crate::event::{ChannelEvent, EventKind};
+
+/// What a pass found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Channels the switch listed.
+    pub switch_channels: usize,
+    /// Tracked channels that had gone.
+    pub gone: usize,
+    /// Channels taken in.
+    pub adopted: usize,
+    /// Recordings whose start was checked.
+    pub checked: usize,
+    /// Index rows handed to ingest because no channel carries them any more.
+    pub orphans: usize,
+}
+
+/// Why a `show channels` answer could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The switch did not answer.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The answer was not the JSON the switch sends.
+    #[error("`show channels as json` answered something else: {0}")]
+    BadListing(String),
+}
+
+#[derive(Deserialize)]
+struct Listing {
+    #[serde(default)]
+    rows: Vec<ListedChannel>,
+}
+
+#[derive(Deserialize)]
+struct ListedChannel {
+    uuid: String,
+    #[serde(default)]
+    direction: String,
+    #[serde(default)]
+    cid_num: String,
+    #[serde(default)]
+    dest: String,
+    #[serde(default)]
+    callstate: String,
+    #[serde(default)]
+    call_uuid: String,
+}
+
+/// Parses the body of `show channels as json`.
+pub fn parse_channels(body: &str) -> Result<Vec<SwitchChannel>, ReconcileError> {
+    let listing: Listing = serde_json::from_str(body.trim())
+        .map_err(|e| ReconcileError::BadListing(format!("{e}")))?;
+    Ok(listing
+        .rows
+        .into_iter()
+        .map(|row| SwitchChannel {
+            answered: matches!(row.callstate.as_str(), "ACTIVE" | "HELD"),
+            held: row.callstate == "HELD",
+            call_uuid: (!row.call_uuid.is_empty() && row.call_uuid != row.uuid)
+                .then_some(row.call_uuid),
+            uuid: row.uuid,
+            direction: row.direction,
+            cid_num: row.cid_num,
+            dest: row.dest,
+        })
+        .collect())
+}
+
+/// The files a `uuid_buglist` answer names (its `<target>` elements).
+pub fn parse_bug_targets(body: &str) -> Vec<String> {
+    body.split("<target>")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split_once("</target>")
+                .map(|(t, _)| t.trim().to_owned())
+        })
+        .collect()
+}
+
+/// The media-bug targets of a channel; none when the switch has none (`-ERR no reply`).
+async fn bug_targets(core: &Core, uuid: &str) -> Result<Vec<String>, QueryError> {
+    match core.query(format!("uuid_buglist {uuid}")).await {
+        Ok(body) => Ok(parse_bug_targets(&body)),
+        Err(QueryError::Refused { .. }) => Ok(Vec::new()),
+        Err(err) => Err(err),
+    }
+}
+
+/// A channel variable, `None` when unset (`_undef_`) or the channel is gone.
+async fn getvar(core: &Core, uuid: &str, name: &str) -> Result<Option<String>, QueryError> {
+    match core.query(format!("uuid_getvar {uuid} {name}")).await {
+        Ok(value) if value.is_empty() || value == "_undef_" => Ok(None),
+        Ok(value) => Ok(Some(value)),
+        Err(QueryError::Refused { .. }) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Builds the event reconciliation decides on for a channel it never saw answered.
+async fn describe(
+    core: &Core,
+    sc: &SwitchChannel,
+    owner_headers: &[String],
+    at: i64,
+) -> Result<ChannelEvent, QueryError> {
+    let mut values = Vec::with_capacity(owner_headers.len());
+    for header in owner_headers {
+        let value = if let Some(var) = header.strip_prefix("variable_") {
+            getvar(core, &sc.uuid, var).await?
+        } else if header.eq_ignore_ascii_case("Caller-Caller-ID-Number") {
+            Some(sc.cid_num.clone())
+        } else if header.eq_ignore_ascii_case("Caller-Destination-Number") {
+            Some(sc.dest.clone())
+        } else {
+            None
+        };
+        values.push(value.filter(|v| !v.is_empty()));
+    }
+    Ok(ChannelEvent {
+        kind: EventKind::Answer,
+        uuid: sc.uuid.clone(),
+        at,
+        loopback_peer: getvar(core, &sc.uuid, "other_loopback_leg_uuid").await?,
+        other_leg: getvar(core, &sc.uuid, "bridge_uuid").await?,
+        call_uuid: sc.call_uuid.clone(),
+        call_direction: Some(sc.direction.clone()),
+        caller_number: Some(sc.cid_num.clone()).filter(|v| !v.is_empty()),
+        destination: Some(sc.dest.clone()).filter(|v| !v.is_empty()),
+        dialed_user: getvar(core, &sc.uuid, "dialed_user").await?,
+        owner_headers: values,
+        ..ChannelEvent::empty()
+    })
+}
+
+/// One reconciliation pass. `rows` are the index's recordings still `recording`.
+pub(crate) async fn reconcile(
+    core: &Core,
+    rows: &[InProgressRow],
+) -> Result<ReconcileReport, ReconcileError> {
+    let asked_at = core.recorder().event_seq();
+    let body = core.query("show channels as json").await?;
+    let switch = parse_channels(&body)?;
+    let now = (core.clock)();
+    let (plan, owner_headers) = {
+        let rec = core.recorder();
+        (
+            rec.reconcile_plan(&switch, asked_at),
+            rec.settings().owner_headers.clone(),
+        )
+    };
+    let mut report = ReconcileReport {
+        switch_channels: switch.len(),
+        gone: plan.gone.len(),
+        ..ReconcileReport::default()
+    };
+    for uuid in &plan.gone {
+        tracing::info!(channel = %uuid, "channel hung up while the daemon was not looking");
+        core.decide(|rec| rec.channel_gone(uuid, now));
+    }
+    for sc in &plan.unknown {
+        let ev = describe(core, sc, &owner_headers, now).await?;
+        let targets = bug_targets(core, &sc.uuid).await?;
+        report.adopted += 1;
+        core.decide(|rec| rec.adopt_channel(&ev, sc.held, &targets, rows));
+    }
+    for uuid in &plan.unconfirmed {
+        let targets = bug_targets(core, uuid).await?;
+        report.checked += 1;
+        core.decide(|rec| rec.check_recording(uuid, &targets, now));
+    }
+    let orphans = core.recorder().orphaned_rows(rows, now);
+    report.orphans = orphans.len();
+    core.apply(orphans);
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+
+    fn api_bodies(file: &str) -> Vec<String> {
+        let data = std::fs::read(fixtures::dir().join(file)).unwrap();
+        let text = String::from_utf8_lossy(&data).into_owned();
+        text.split("Content-Type: api/response\nContent-Length: ")
+            .skip(1)
+            .map(|rest| {
+                let (len, body) = rest.split_once("\n\n").unwrap();
+                body[..len.parse::<usize>().unwrap()].to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_captured_channel_listing_parses() {
+        let bodies = api_bodies("errors.commands.received.esl");
+        let listing = bodies
+            .iter()
+            .find(|b| b.starts_with("{\"row_count\":4"))
+            .unwrap();
+        let channels = parse_channels(listing).unwrap();
+        assert_eq!(channels.len(), 4);
+        assert!(channels.iter().all(|c| c.answered && !c.held));
+        assert_eq!(channels[0].uuid, "8a863e42-4452-4364-9a92-3ef47610dcba");
+        assert_eq!(channels[1].cid_num, "1001");
+        assert_eq!(channels[0].call_uuid, None, "its own uuid is no peer");
+        assert!(parse_channels("{\"row_count\":0}").unwrap().is_empty());
+        assert!(parse_channels("-ERR whatever").is_err());
+    }
+
+    #[test]
+    fn the_captured_bug_list_names_the_recording() {
+        let bodies = api_bodies("record.commands.received.esl");
+        let bugs = bodies
+            .iter()
+            .find(|b| b.starts_with("<media-bugs>"))
+            .unwrap();
+        assert_eq!(
+            parse_bug_targets(bugs),
+            vec!["/usr/local/freeswitch/var/lib/freeswitch/recordings/test1.wav".to_owned()]
+        );
+        assert!(parse_bug_targets("-ERR no reply\n").is_empty());
+    }
+}
