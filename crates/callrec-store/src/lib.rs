@@ -1,12 +1,85 @@
 //! callrec's recording store.
 //!
 //! Owns the SQLite index (`<data_dir>/index.db`) and the files under `<data_dir>/store/`:
-//! schema and migrations, crash-safe ingest, retention, quota and integrity checks.
-//! It knows nothing of FreeSWITCH or HTTP.
+//! schema and migrations, sites and users, recordings from the moment the daemon starts one
+//! to its deletion, crash-safe ingest, search, retention, quota, API tokens, the hash-chained
+//! audit log and integrity checks. It knows nothing of FreeSWITCH or HTTP: the daemon tells
+//! it what happened on the switch, the API what people ask for.
+//!
+//! # Map
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`model`] | the domain vocabulary (modes, roles, states, ids) shared by every crate |
+//! | [`records`] | the data handed in and out (sites, users, recordings, tokens…) |
+//! | `store` | [`Store`]: owns the write connection and every change, each with its audit entry |
+//! | `view` | [`ReadView`]: reads that change nothing (directory, usage, audit, tokens) |
+//! | `search` | [`ReadView::search`]: every filter of SPEC §5 on an index, keyset pages |
+//! | `ingest` | spool file → hash → fsync → rename → fsync dirs → one transaction |
+//! | `worker` | [`IngestWorker`]: ingest off the runtime, batched, retrying transient failures |
+//! | `retention` | [`Store::sweep`], quota eviction, deletion (tombstones first, files after) |
+//! | `reconcile` | [`Store::reconcile`]: finish what a crash interrupted |
+//! | `verify` | [`Store::verify`]: re-hash files, walk the audit chain |
+//! | `handle` | [`StoreHandle`]: async access (`spawn_blocking`), pooled read connections |
+//! | [`numbers`] | E.164 normalisation with the site's plan |
+//! | [`wav`] | how much audio a WAV file holds, never panicking on a bad one |
+//! | `files` | every file operation (the one module a remote object store would replace) |
+//! | `audit`, `migrate`, `naming`, [`clock`] | the hash chain, schema upgrades, paths, time |
+//!
+//! # Times and ids
+//!
+//! Times are `chrono::DateTime<Utc>` in the API and milliseconds since the epoch in the index.
+//! Recordings are named by [`RecordingId`] (UUIDv7); sites, users and tokens by integer ids.
+//!
+//! # Concurrency
+//!
+//! A [`Store`] is one connection: use it from one thread (the CLI), or share it through a
+//! [`StoreHandle`] (the daemon and the API). Several processes may open the same data dir
+//! (the daemon and a CLI command): SQLite serialises their writes (each waits up to 10 s).
 
+#![deny(missing_docs)]
+
+mod audit;
+pub mod clock;
+mod error;
+mod files;
+mod handle;
+mod ingest;
+mod migrate;
 pub mod model;
+mod naming;
+pub mod numbers;
+mod reconcile;
+pub mod records;
+mod retention;
+mod search;
+mod store;
+mod verify;
+mod view;
+pub mod wav;
+mod worker;
 
+pub use audit::ChainBreak;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{ErrorKind, StoreError};
+pub use handle::StoreHandle;
+pub use ingest::{IngestJob, IngestOutcome};
+pub use migrate::{Migration, SCHEMA_VERSION};
 pub use model::{
-    Direction, PauseBehavior, QuotaPolicy, RecordingId, RecordingMode, RecordingState, Role,
-    SegmentKind, SegmentSource, UnknownName,
+    BadRecordingId, Direction, PauseBehavior, QuotaPolicy, RecordingId, RecordingMode,
+    RecordingState, Role, SegmentKind, SegmentSource, UnknownName,
 };
+pub use naming::{validate_extension, validate_format, validate_site_name};
+pub use reconcile::{ReconcileOptions, ReconcileReport};
+pub use records::{
+    Access, AuditEntry, AuditPage, Caller, Directory, DirectoryLookup, FilePurpose, InProgress,
+    NewRecording, NewToken, NewUser, Note, Party, Recording, RecordingDetail, Scope, Segment, Site,
+    SiteId, SiteSettings, SiteUpdate, StoredFile, TokenId, TokenInfo, User, UserId, UserNumber,
+    UserUpdate, UserUsage, parse_timezone,
+};
+pub use retention::{SweepOptions, SweepReport, Swept};
+pub use search::{DEFAULT_LIMIT, MAX_LIMIT, SearchPage, SearchQuery};
+pub use store::{MAX_NOTE_CHARS, Paths, Store, expires_at};
+pub use verify::{FileProblem, VerifyOptions, VerifyReport};
+pub use view::ReadView;
+pub use worker::{IngestConfig, IngestQueue, IngestResult, IngestStats, IngestWorker};

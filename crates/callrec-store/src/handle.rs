@@ -1,0 +1,166 @@
+//! [`StoreHandle`]: the store for async code (the daemon, the API).
+//!
+//! SQLite and file work block, so every call runs on tokio's blocking pool
+//! (`spawn_blocking`) and handlers never stall the runtime. Writes share the one [`Store`]
+//! behind a std mutex (held only for the duration of one short transaction: the ingest
+//! worker releases it during file work). Reads use a small pool of read-only connections: in
+//! WAL mode they see the last commit and never wait for the writer.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::StoreError;
+use crate::store::{Paths, Store, configure};
+use crate::view::ReadView;
+use crate::worker::{IngestConfig, IngestWorker};
+
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+struct Readers {
+    index: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = lock(&self.idle).pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.index,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(StoreError::sql("open a read connection"))?;
+        configure(&conn)?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = lock(&self.idle);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // SQLite rolls back an unfinished transaction when its owner unwinds, so a poisoned lock
+    // guards consistent data.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A cheaply clonable, thread-safe handle on a [`Store`] with async access.
+#[derive(Clone)]
+pub struct StoreHandle {
+    writer: Arc<Mutex<Store>>,
+    readers: Arc<Readers>,
+    paths: Paths,
+}
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreHandle")
+            .field("paths", &self.paths)
+            .finish()
+    }
+}
+
+impl StoreHandle {
+    /// Wrap an open store.
+    pub fn new(store: Store) -> StoreHandle {
+        let paths = store.paths().clone();
+        StoreHandle {
+            readers: Arc::new(Readers {
+                index: paths.index.clone(),
+                idle: Mutex::new(Vec::new()),
+            }),
+            writer: Arc::new(Mutex::new(store)),
+            paths,
+        }
+    }
+
+    /// Open the store under `data_dir` (blocking: call it at start, or in `spawn_blocking`).
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<StoreHandle, StoreError> {
+        Ok(StoreHandle::new(Store::open(data_dir)?))
+    }
+
+    /// Where the store keeps its files.
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// The shared writer, for code that runs its own blocking work.
+    pub fn writer(&self) -> Arc<Mutex<Store>> {
+        self.writer.clone()
+    }
+
+    /// Run `f` with the writer, blocking the calling thread.
+    pub fn write_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&mut lock(&self.writer))
+    }
+
+    /// Run `f` over a pooled read connection, blocking the calling thread.
+    pub fn read_blocking<T>(
+        &self,
+        f: impl FnOnce(ReadView<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.readers.take()?;
+        let result = f(ReadView::new(&conn));
+        self.readers.give_back(conn);
+        result
+    }
+
+    /// Run `f` with the writer on the blocking pool. Every change, and every audited read
+    /// (`read_recording`, `open_file`), goes through here:
+    ///
+    /// ```no_run
+    /// # async fn f(store: callrec_store::StoreHandle, id: callrec_store::RecordingId,
+    /// #            caller: callrec_store::Caller) -> Result<(), callrec_store::StoreError> {
+    /// let access = caller.access();
+    /// let note = store.write(move |s| s.add_note(&id, &access, "called back")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.write_blocking(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Run `f` over a pooled read connection on the blocking pool (search, directory,
+    /// usage, audit, tokens, authenticate):
+    ///
+    /// ```no_run
+    /// # async fn f(store: callrec_store::StoreHandle, caller: callrec_store::Caller)
+    /// #   -> Result<(), callrec_store::StoreError> {
+    /// let access = caller.access();
+    /// let query = callrec_store::SearchQuery { number: Some("01234 567890".into()), ..Default::default() };
+    /// let page = store.read(move |v| v.search(&access, &query)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(ReadView<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.read_blocking(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Start an ingest worker on this store.
+    pub fn start_ingest_worker(&self, config: IngestConfig) -> Result<IngestWorker, StoreError> {
+        IngestWorker::start(self.writer.clone(), config)
+    }
+}

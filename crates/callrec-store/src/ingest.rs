@@ -1,0 +1,430 @@
+//! Ingest: a finished spool file becomes a stored, hashed, indexed recording (SPEC §4.1).
+//!
+//! Three phases, so the index lock is never held during file work:
+//! 1. **plan** (short write): the row must be `recording`; its `ended_at` is set, which marks
+//!    an ingest as under way so a crash from here on is finished by [`Store::reconcile`];
+//! 2. **place** (no lock): hash + fsync + rename into the store (copy across filesystems),
+//!    fsync of the directories; or, after a crash between rename and commit, re-hash the file
+//!    already in the store;
+//! 3. **commit** (short write): one transaction sets `stored` (or `failed` with the reason
+//!    when the file holds no audio), size, hash, duration, expiry, usage, audit entry, and
+//!    quota eviction. Only then is a spool file left by a cross-filesystem copy removed.
+//!
+//! Every phase is idempotent: running an ingest again at any point after a crash completes it
+//! exactly once. [`Store::ingest`] runs the three in a row; the worker (`worker.rs`) runs
+//! them for a batch at a time with the lock released during phase 2.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::audit::{self, Event};
+use crate::error::StoreError;
+use crate::files::{self, Placed};
+use crate::model::{RecordingId, RecordingState, SegmentKind};
+use crate::records::{SiteId, UserId};
+use crate::retention;
+use crate::store::{Store, expires_at};
+use crate::view::{self, ReadView, ms};
+use crate::wav;
+
+/// A request to ingest a recording whose file the switch has closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestJob {
+    /// The recording.
+    pub id: RecordingId,
+    /// When the recording ended (RECORD_STOP); `None` uses the time the ingest starts.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl IngestJob {
+    /// Ingest `id`, ended now.
+    pub fn new(id: RecordingId) -> Self {
+        IngestJob { id, ended_at: None }
+    }
+}
+
+/// How an ingest ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum IngestOutcome {
+    /// The file is in the store and the row says `stored`.
+    Stored {
+        /// The recording.
+        id: RecordingId,
+        /// Where the file is.
+        path: PathBuf,
+        /// Its size.
+        size_bytes: u64,
+        /// Its SHA-256, hex.
+        sha256: String,
+        /// Length of its audio (`None` for formats the store cannot measure).
+        duration_ms: Option<u64>,
+    },
+    /// The row says `failed`: the file holds no audio or is not readable audio (it is kept in
+    /// the store, `path`), or there was no file at all (`path` is `None`).
+    Failed {
+        /// The recording.
+        id: RecordingId,
+        /// Why.
+        reason: String,
+        /// Where the kept file is, if there is one.
+        path: Option<PathBuf>,
+    },
+    /// The recording was not `recording` any more (already ingested, discarded…): nothing
+    /// was done.
+    AlreadyDone {
+        /// The recording.
+        id: RecordingId,
+        /// Its state.
+        state: RecordingState,
+    },
+}
+
+impl IngestOutcome {
+    /// The recording concerned.
+    pub fn id(&self) -> &RecordingId {
+        match self {
+            IngestOutcome::Stored { id, .. }
+            | IngestOutcome::Failed { id, .. }
+            | IngestOutcome::AlreadyDone { id, .. } => id,
+        }
+    }
+}
+
+/// Phase 1's result: what phase 2 must do.
+#[derive(Debug, Clone)]
+pub(crate) struct Work {
+    pub id: RecordingId,
+    pub site: SiteId,
+    pub user: UserId,
+    pub spool: PathBuf,
+    pub dest: PathBuf,
+    pub format: String,
+}
+
+/// Phase 2's result.
+#[derive(Debug, Clone)]
+pub(crate) enum FileResult {
+    Placed(Placed),
+    /// Neither the spool file nor the store file exists.
+    Lost,
+}
+
+pub(crate) enum Plan {
+    Done(IngestOutcome),
+    Work(Work),
+}
+
+impl Store {
+    /// Ingest one recording: plan, place, commit (see the module doc). Blocking; the daemon
+    /// uses the worker instead.
+    pub fn ingest(&mut self, job: &IngestJob) -> Result<IngestOutcome, StoreError> {
+        let work = match self.plan_ingest(job)? {
+            Plan::Done(outcome) => return Ok(outcome),
+            Plan::Work(work) => work,
+        };
+        let file = place(&work)?;
+        if let FileResult::Placed(p) = &file {
+            files::sync_dirs(&p.dirs_to_sync)?;
+        }
+        self.commit_ingests(&[(work, file)])?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("ingest commit returned nothing".into()))
+    }
+
+    /// Phase 1.
+    pub(crate) fn plan_ingest(&mut self, job: &IngestJob) -> Result<Plan, StoreError> {
+        let now = self.now();
+        let tx = self.begin()?;
+        let row: Option<(i64, i64, i64, String, String, String, String)> = tx
+            .prepare_cached(
+                "SELECT seq, site_id, user_id, state, spool_path, store_path, format
+                 FROM recordings WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([job.id.as_str()], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(StoreError::sql("read recording to ingest"))?;
+        let Some((seq, site, user, state, spool, store_path, format)) = row else {
+            return Err(StoreError::UnknownRecording(job.id.clone()));
+        };
+        let state: RecordingState = state
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("recording {}: {e}", job.id)))?;
+        if state != RecordingState::Recording {
+            return Ok(Plan::Done(IngestOutcome::AlreadyDone {
+                id: job.id.clone(),
+                state,
+            }));
+        }
+        tx.prepare_cached("UPDATE recordings SET ended_at = COALESCE(ended_at, ?2) WHERE seq = ?1")
+            .and_then(|mut s| s.execute(params![seq, ms(job.ended_at.unwrap_or(now))]))
+            .map_err(StoreError::sql("mark ingest under way"))?;
+        tx.commit()
+            .map_err(StoreError::sql("commit ingest start"))?;
+        Ok(Plan::Work(Work {
+            id: job.id.clone(),
+            site: SiteId(site),
+            user: UserId(user),
+            spool: PathBuf::from(spool),
+            dest: self.paths.store_file(&store_path),
+            format,
+        }))
+    }
+
+    /// Phase 3 for a batch, in one transaction: every job commits, or none does and the
+    /// error (for a transient one, retry the batch; otherwise retry the jobs one by one to
+    /// find the culprit) is returned.
+    pub(crate) fn commit_ingests(
+        &mut self,
+        batch: &[(Work, FileResult)],
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        let now = self.now();
+        let paths = self.paths.clone();
+        let tx = self.begin()?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut removals = Vec::new();
+        for (work, file) in batch {
+            let (outcome, mut remove) = commit_one(&tx, &paths, now, work, file)?;
+            outcomes.push(outcome);
+            removals.append(&mut remove);
+        }
+        tx.commit().map_err(StoreError::sql("commit ingest"))?;
+        if let Err(e) = retention::remove_files(self, &removals) {
+            // Committed; the leftover files stay pending for the reconcile pass.
+            tracing::warn!(error = %e, "removing files after ingest failed");
+        }
+        Ok(outcomes)
+    }
+}
+
+/// Phase 2: put the file in the store (or find it there after a crash).
+pub(crate) fn place(work: &Work) -> Result<FileResult, StoreError> {
+    if files::exists(&work.spool) {
+        return files::place(&work.spool, &work.dest).map(FileResult::Placed);
+    }
+    if files::exists(&work.dest) {
+        // Renamed before a crash, not yet committed: the file in the store is the recording.
+        let hashed = files::hash_and_sync(&work.dest)?;
+        let mut dirs_to_sync = BTreeSet::new();
+        if let Some(dir) = work.dest.parent() {
+            dirs_to_sync.insert(dir.to_path_buf());
+        }
+        return Ok(FileResult::Placed(Placed {
+            hashed,
+            dirs_to_sync,
+            spool_left: false,
+        }));
+    }
+    Ok(FileResult::Lost)
+}
+
+/// Time spent paused, from the segments: each pause runs to the next resume or stop, or to
+/// the end of the recording.
+fn paused_ms(conn: &Connection, seq: i64) -> Result<i64, StoreError> {
+    let segments: Vec<(SegmentKind, i64)> = conn
+        .prepare_cached("SELECT kind, at FROM segments WHERE recording_seq = ?1 ORDER BY at, id")
+        .and_then(|mut s| {
+            s.query_map([seq], |r| Ok((view::parse_col(r, 0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(StoreError::sql("read segments"))?;
+    let ended: Option<i64> = conn
+        .prepare_cached("SELECT ended_at FROM recordings WHERE seq = ?1")
+        .and_then(|mut s| s.query_row([seq], |r| r.get(0)))
+        .map_err(StoreError::sql("read recording end"))?;
+    let mut paused = 0i64;
+    let mut since: Option<i64> = None;
+    for (kind, at) in segments {
+        match kind {
+            SegmentKind::Pause => {
+                since.get_or_insert(at);
+            }
+            SegmentKind::Resume | SegmentKind::Stop | SegmentKind::Start => {
+                if let Some(s) = since.take() {
+                    paused += (at - s).max(0);
+                }
+            }
+        }
+    }
+    if let (Some(s), Some(end)) = (since, ended) {
+        paused += (end - s).max(0);
+    }
+    Ok(paused)
+}
+
+/// Phase 3 for one job inside the batch transaction. Returns the outcome and files to remove
+/// after the commit.
+fn commit_one(
+    tx: &Connection,
+    paths: &crate::store::Paths,
+    now: DateTime<Utc>,
+    work: &Work,
+    file: &FileResult,
+) -> Result<(IngestOutcome, Vec<PathBuf>), StoreError> {
+    let (seq, _, state) = crate::store::row_key(tx, &work.id)?;
+    if state != RecordingState::Recording {
+        return Ok((
+            IngestOutcome::AlreadyDone {
+                id: work.id.clone(),
+                state,
+            },
+            Vec::new(),
+        ));
+    }
+    let site = ReadView::new(tx).site_by_id(work.site)?;
+    let started: i64 = tx
+        .prepare_cached("SELECT started_at FROM recordings WHERE seq = ?1")
+        .and_then(|mut s| s.query_row([seq], |r| r.get(0)))
+        .map_err(StoreError::sql("read recording start"))?;
+    let expires = expires_at(view::from_ms(started)?, &site.settings);
+    let paused = paused_ms(tx, seq)?;
+    let target = format!("recording:{}", work.id);
+
+    let placed = match file {
+        FileResult::Placed(p) => p,
+        FileResult::Lost => {
+            let reason = format!(
+                "no file: neither {} nor {} exists",
+                work.spool.display(),
+                work.dest.display()
+            );
+            tx.prepare_cached(
+                "UPDATE recordings SET state = 'failed', state_reason = ?2, paused_ms = ?3 WHERE seq = ?1",
+            )
+            .and_then(|mut s| s.execute(params![seq, reason, paused]))
+            .map_err(StoreError::sql("mark recording failed"))?;
+            audit::append(
+                tx,
+                &Event {
+                    at_ms: ms(now),
+                    site: Some(work.site),
+                    actor: "ingest",
+                    action: "recording.failed",
+                    target: &target,
+                    detail: &json!({"reason": reason}).to_string(),
+                },
+            )?;
+            return Ok((
+                IngestOutcome::Failed {
+                    id: work.id.clone(),
+                    reason,
+                    path: None,
+                },
+                Vec::new(),
+            ));
+        }
+    };
+
+    let hashed = &placed.hashed;
+    let (duration, failure) = if work.format == "wav" {
+        match wav::inspect(&hashed.head, hashed.size) {
+            Ok(info) => (Some(info.duration_ms), None),
+            Err(problem) => (None, Some(problem.to_string())),
+        }
+    } else if hashed.size == 0 {
+        (None, Some("the file is empty".to_owned()))
+    } else {
+        (None, None)
+    };
+    let size = i64::try_from(hashed.size).unwrap_or(i64::MAX);
+    let state = if failure.is_some() {
+        "failed"
+    } else {
+        "stored"
+    };
+    tx.prepare_cached(
+        "UPDATE recordings SET state = ?2, state_reason = ?3, size_bytes = ?4, sha256 = ?5,
+             duration_ms = ?6, paused_ms = ?7, expires_at = ?8
+         WHERE seq = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            seq,
+            state,
+            failure,
+            size,
+            hashed.sha256,
+            duration.map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
+            paused,
+            ms(expires)
+        ])
+    })
+    .map_err(StoreError::sql("mark recording stored"))?;
+    tx.prepare_cached(
+        "INSERT INTO usage (user_id, bytes, files) VALUES (?1, ?2, 1)
+         ON CONFLICT (user_id) DO UPDATE SET bytes = bytes + excluded.bytes, files = files + 1",
+    )
+    .and_then(|mut s| s.execute(params![work.user.0, size]))
+    .map_err(StoreError::sql("update usage"))?;
+    let mut removals = Vec::new();
+    if placed.spool_left {
+        tx.prepare_cached("INSERT OR IGNORE INTO pending_removals (path, reason) VALUES (?1, ?2)")
+            .and_then(|mut s| {
+                s.execute(params![
+                    work.spool.to_string_lossy(),
+                    "spool file copied into the store"
+                ])
+            })
+            .map_err(StoreError::sql("record pending removal"))?;
+        removals.push(work.spool.clone());
+    }
+    audit::append(
+        tx,
+        &Event {
+            at_ms: ms(now),
+            site: Some(work.site),
+            actor: "ingest",
+            action: if failure.is_some() {
+                "recording.failed"
+            } else {
+                "recording.stored"
+            },
+            target: &target,
+            detail: &json!({"sha256": hashed.sha256, "size_bytes": size,
+                "duration_ms": duration, "reason": failure})
+            .to_string(),
+        },
+    )?;
+    if site.settings.quota_policy == crate::model::QuotaPolicy::EvictOldest {
+        removals.extend(retention::evict_for_quota(
+            tx,
+            paths,
+            work.user,
+            &site.settings,
+            seq,
+            now,
+        )?);
+    }
+    let outcome = match failure {
+        Some(reason) => IngestOutcome::Failed {
+            id: work.id.clone(),
+            reason,
+            path: Some(work.dest.clone()),
+        },
+        None => IngestOutcome::Stored {
+            id: work.id.clone(),
+            path: work.dest.clone(),
+            size_bytes: hashed.size,
+            sha256: hashed.sha256.clone(),
+            duration_ms: duration,
+        },
+    };
+    Ok((outcome, removals))
+}

@@ -1,0 +1,208 @@
+//! Phone numbers in one form (SPEC §1.1).
+//!
+//! The switch presents the same party as `01234567890`, `441234567890` or `+441234567890`,
+//! and people type `(01234) 567890`. Every number is stored raw and normalised to E.164 with
+//! the site's country code and national prefix, and every number a user searches for is
+//! normalised the same way, so any form finds the same recordings.
+//!
+//! The rule for what is *not* a public number: a string of at most
+//! [`EXTENSION_MAX_DIGITS`] digits with no `+` is an internal extension (`1001`, `200`) and is
+//! kept exactly as it is. Anything that is not made of digits and the usual punctuation
+//! (`anonymous`, `*48`, a SIP URI) is kept as given, trimmed: it is not a number, and
+//! inventing one would make it match the wrong calls.
+
+use crate::error::StoreError;
+
+/// Numbers of this many digits or fewer, without a leading `+`, are internal extensions.
+pub const EXTENSION_MAX_DIGITS: usize = 6;
+
+/// How a site's local numbers are written: the inputs of normalisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberPlan {
+    /// The country calling code, e.g. `44`.
+    pub country_code: u16,
+    /// The trunk prefix that starts national numbers, e.g. `0`; may be empty.
+    pub national_prefix: String,
+}
+
+impl Default for NumberPlan {
+    fn default() -> Self {
+        NumberPlan {
+            country_code: 44,
+            national_prefix: "0".to_owned(),
+        }
+    }
+}
+
+impl NumberPlan {
+    /// Check that the country code is one the numbering database knows and that the national
+    /// prefix is a few digits.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        if phonenumber::metadata::DATABASE
+            .by_code(&self.country_code)
+            .is_none()
+        {
+            return Err(StoreError::invalid(
+                "country_code",
+                self.country_code.to_string(),
+                "not a country calling code",
+            ));
+        }
+        if self.national_prefix.len() > 4
+            || !self.national_prefix.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(StoreError::invalid(
+                "national_prefix",
+                &self.national_prefix,
+                "expected at most 4 digits (may be empty)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `s`, as given, is an internal extension rather than a public number.
+pub fn is_extension(s: &str) -> bool {
+    let s = s.trim();
+    !s.is_empty() && s.len() <= EXTENSION_MAX_DIGITS && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The normalised form of `raw` under `plan`: E.164 with a leading `+` for public numbers,
+/// unchanged for extensions and for things that are not numbers.
+pub fn normalise(raw: &str, plan: &NumberPlan) -> String {
+    let trimmed = raw.trim();
+    let Some((plus, digits)) = split_number(trimmed) else {
+        return trimmed.to_owned();
+    };
+    if !plus && digits.len() <= EXTENSION_MAX_DIGITS {
+        return digits;
+    }
+    let cc = plan.country_code.to_string();
+    let np = plan.national_prefix.as_str();
+    let international = if plus {
+        format!("+{digits}")
+    } else if let Some(rest) = digits.strip_prefix("00") {
+        // The international call prefix of most of the world.
+        format!("+{rest}")
+    } else if let (1, Some(rest)) = (plan.country_code, digits.strip_prefix("011")) {
+        // North America's.
+        format!("+{rest}")
+    } else if let Some(rest) = digits.strip_prefix(np).filter(|_| !np.is_empty()) {
+        format!("+{cc}{rest}")
+    } else if digits.starts_with(&cc) && digits.len() > cc.len() + EXTENSION_MAX_DIGITS {
+        // Already international, presented without the `+` (as many trunks do).
+        format!("+{digits}")
+    } else {
+        format!("+{cc}{digits}")
+    };
+    match phonenumber::parse(None, &international) {
+        Ok(number) => number.format().mode(phonenumber::Mode::E164).to_string(),
+        // Not a number the database recognises; keep the plain international form so equal
+        // inputs still meet.
+        Err(_) => international,
+    }
+}
+
+/// `raw` as the digits of a file name: every ASCII digit, in order, at most 32 of them; `0`
+/// when there are none (an anonymous caller).
+pub fn digits_for_file_name(raw: &str) -> String {
+    let digits: String = raw.chars().filter(char::is_ascii_digit).take(32).collect();
+    if digits.is_empty() {
+        "0".to_owned()
+    } else {
+        digits
+    }
+}
+
+/// Split a number as people write it into (has a leading `+`, its digits). `None` when it holds
+/// anything but digits and the usual separators.
+fn split_number(s: &str) -> Option<(bool, String)> {
+    let (plus, body) = match s.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let mut digits = String::with_capacity(body.len());
+    for c in body.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '-' | '.' | '(' | ')' | '/' | '\u{a0}' => {}
+            _ => return None,
+        }
+    }
+    if digits.is_empty() {
+        None
+    } else {
+        Some((plus, digits))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uk() -> NumberPlan {
+        NumberPlan::default()
+    }
+
+    #[test]
+    fn every_way_of_writing_a_uk_number_gives_one_form() {
+        for raw in [
+            "01234567890",
+            "441234567890",
+            "+441234567890",
+            "(01234) 567890",
+            "+44 (0)1234 567890",
+            "0044 1234 567890",
+            " 01234-567-890 ",
+        ] {
+            assert_eq!(normalise(raw, &uk()), "+441234567890", "for {raw:?}");
+        }
+    }
+
+    #[test]
+    fn extensions_and_non_numbers_are_left_alone() {
+        assert_eq!(normalise("1001", &uk()), "1001");
+        assert_eq!(normalise("200", &uk()), "200");
+        assert_eq!(normalise("anonymous", &uk()), "anonymous");
+        assert_eq!(normalise("*48", &uk()), "*48");
+        assert_eq!(normalise("", &uk()), "");
+    }
+
+    #[test]
+    fn the_site_plan_decides_national_numbers() {
+        let us = NumberPlan {
+            country_code: 1,
+            national_prefix: "1".into(),
+        };
+        assert_eq!(normalise("2125551234", &us), "+12125551234");
+        assert_eq!(normalise("1 (212) 555-1234", &us), "+12125551234");
+        assert_eq!(normalise("011 44 1234 567890", &us), "+441234567890");
+        let it = NumberPlan {
+            country_code: 39,
+            national_prefix: String::new(),
+        };
+        // Italian numbers keep their leading zero after the country code.
+        assert_eq!(normalise("0612345678", &it), "+390612345678");
+    }
+
+    #[test]
+    fn file_names_get_digits_only() {
+        assert_eq!(digits_for_file_name("+44 (20) 7745"), "44207745");
+        assert_eq!(digits_for_file_name("anonymous"), "0");
+    }
+
+    #[test]
+    fn plans_are_validated() {
+        assert!(uk().validate().is_ok());
+        let bad = NumberPlan {
+            country_code: 999,
+            national_prefix: "0".into(),
+        };
+        assert!(bad.validate().is_err());
+        let bad_prefix = NumberPlan {
+            country_code: 44,
+            national_prefix: "x".into(),
+        };
+        assert!(bad_prefix.validate().is_err());
+    }
+}

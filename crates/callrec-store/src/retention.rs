@@ -1,0 +1,363 @@
+//! Deleting recordings: retention (SPEC §4.3), quota eviction (§4.4) and deletion by an admin.
+//!
+//! Every deletion follows one order so a kill at any instant is safe:
+//! 1. in one transaction: the row becomes a tombstone (`deleted`, when, why), the user's usage
+//!    drops, the file is listed in `pending_removals`, and an audit entry is appended;
+//! 2. after the commit, the file is removed and its directory fsynced;
+//! 3. the `pending_removals` entries are forgotten.
+//!
+//! A crash after 1 leaves a tombstone whose file still exists and a pending entry, which
+//! [`Store::reconcile`] finishes. The index never says `stored` for a file that is gone.
+//! A dry run selects the same victims and writes nothing.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::audit::{self, Event};
+use crate::error::StoreError;
+use crate::files;
+use crate::model::RecordingId;
+use crate::records::{SiteId, SiteSettings, UserId};
+use crate::store::{Paths, Store};
+use crate::view::{self, ms};
+
+/// A recording about to be deleted.
+#[derive(Debug, Clone)]
+pub(crate) struct Victim {
+    pub seq: i64,
+    pub id: RecordingId,
+    pub site: SiteId,
+    pub user: UserId,
+    pub store_path: String,
+    pub size: i64,
+    pub started_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+const VICTIM_COLUMNS: &str =
+    "seq, id, site_id, user_id, store_path, COALESCE(size_bytes, 0), started_at, expires_at";
+
+fn victim_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Victim> {
+    Ok(Victim {
+        seq: r.get(0)?,
+        id: view::parse_col(r, 1)?,
+        site: SiteId(r.get(2)?),
+        user: UserId(r.get(3)?),
+        store_path: r.get(4)?,
+        size: r.get(5)?,
+        started_at: r.get(6)?,
+        expires_at: r.get(7)?,
+    })
+}
+
+impl Victim {
+    /// The recording `id` as a victim.
+    pub(crate) fn of(conn: &Connection, id: &RecordingId) -> Result<Victim, StoreError> {
+        let sql = format!("SELECT {VICTIM_COLUMNS} FROM recordings WHERE id = ?1");
+        conn.prepare_cached(&sql)
+            .and_then(|mut s| s.query_row([id.as_str()], victim_from_row))
+            .map_err(StoreError::sql("read recording"))
+    }
+}
+
+/// Step 1 of a deletion (see the module doc): tombstones, usage, pending removals, audit.
+/// Returns the files to remove after the commit.
+pub(crate) fn tombstone(
+    tx: &Connection,
+    paths: &Paths,
+    victims: &[Victim],
+    now: DateTime<Utc>,
+    actor: &str,
+    action: &str,
+    why: &str,
+) -> Result<Vec<PathBuf>, StoreError> {
+    let mut mark = tx
+        .prepare_cached(
+            "UPDATE recordings SET state = 'deleted', state_reason = ?2, deleted_at = ?3
+             WHERE seq = ?1 AND state IN ('stored', 'failed')",
+        )
+        .map_err(StoreError::sql("mark recording deleted"))?;
+    let mut usage = tx
+        .prepare_cached("UPDATE usage SET bytes = bytes - ?2, files = files - 1 WHERE user_id = ?1")
+        .map_err(StoreError::sql("update usage"))?;
+    let mut pending = tx
+        .prepare_cached("INSERT OR IGNORE INTO pending_removals (path, reason) VALUES (?1, ?2)")
+        .map_err(StoreError::sql("record pending removal"))?;
+    let mut removals = Vec::with_capacity(victims.len());
+    for v in victims {
+        let changed = mark
+            .execute(params![v.seq, why, ms(now)])
+            .map_err(StoreError::sql("mark recording deleted"))?;
+        if changed == 0 {
+            continue;
+        }
+        usage
+            .execute(params![v.user.0, v.size])
+            .map_err(StoreError::sql("update usage"))?;
+        let path = paths.store_file(&v.store_path);
+        pending
+            .execute(params![path.to_string_lossy(), why])
+            .map_err(StoreError::sql("record pending removal"))?;
+        audit::append(
+            tx,
+            &Event {
+                at_ms: ms(now),
+                site: Some(v.site),
+                actor,
+                action,
+                target: &format!("recording:{}", v.id),
+                detail: &json!({"reason": why, "size_bytes": v.size}).to_string(),
+            },
+        )?;
+        removals.push(path);
+    }
+    Ok(removals)
+}
+
+/// Steps 2 and 3 of a deletion. A file that cannot be removed stays pending (logged) for
+/// the next reconcile pass; the deletion itself stands. Returns how many could not be
+/// removed.
+pub(crate) fn remove_files(store: &mut Store, removals: &[PathBuf]) -> Result<u64, StoreError> {
+    if removals.is_empty() {
+        return Ok(0);
+    }
+    let mut dirs = BTreeSet::new();
+    let mut done = Vec::with_capacity(removals.len());
+    let mut failed = 0u64;
+    for path in removals {
+        match files::remove(path) {
+            Ok(dir) => {
+                dirs.extend(dir);
+                done.push(path);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "file of a deleted recording left for the next reconcile pass");
+                failed += 1;
+            }
+        }
+    }
+    for dir in &dirs {
+        if let Err(e) = files::sync_dir(dir) {
+            // The removal may not be durable yet; keep the entries so reconcile redoes it.
+            tracing::warn!(error = %e, "directory fsync after removal failed");
+            return Ok(failed + done.len() as u64);
+        }
+    }
+    let tx = store.begin()?;
+    {
+        let mut forget = tx
+            .prepare_cached("DELETE FROM pending_removals WHERE path = ?1")
+            .map_err(StoreError::sql("forget pending removal"))?;
+        for path in done {
+            forget
+                .execute([path.to_string_lossy()])
+                .map_err(StoreError::sql("forget pending removal"))?;
+        }
+    }
+    tx.commit()
+        .map_err(StoreError::sql("commit pending removals"))?;
+    Ok(failed)
+}
+
+/// How to run a sweep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepOptions {
+    /// Select what would be deleted and change nothing.
+    pub dry_run: bool,
+    /// Who is sweeping, for the audit log (`sweeper`, `cli`).
+    pub actor: String,
+    /// Deletions per transaction.
+    pub batch: usize,
+    /// At most this many deletions are listed in the report (all are counted).
+    pub list_limit: usize,
+}
+
+impl Default for SweepOptions {
+    fn default() -> Self {
+        SweepOptions {
+            dry_run: false,
+            actor: "sweeper".to_owned(),
+            batch: 1000,
+            list_limit: 10_000,
+        }
+    }
+}
+
+/// One recording a sweep deleted (or would delete).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Swept {
+    /// The recording.
+    pub id: RecordingId,
+    /// Its site.
+    pub site_id: SiteId,
+    /// Its user.
+    pub user_id: UserId,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it expired.
+    pub expires_at: DateTime<Utc>,
+    /// Its size.
+    pub size_bytes: u64,
+    /// Its file.
+    pub path: PathBuf,
+}
+
+/// What a sweep did (or, dry, would do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    /// The time the sweep ran as of.
+    pub now: DateTime<Utc>,
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+    /// How many recordings were (would be) deleted.
+    pub deleted: u64,
+    /// Their bytes.
+    pub deleted_bytes: u64,
+    /// The first `list_limit` of them, oldest expiry first.
+    pub listed: Vec<Swept>,
+    /// Expired recordings kept because they are on hold.
+    pub kept_on_hold: u64,
+    /// Deleted recordings whose file could not be removed yet (left for reconcile).
+    pub files_not_removed: u64,
+}
+
+impl Store {
+    /// Apply retention now (SPEC §4.3): delete every `stored` or `failed` recording whose
+    /// `expires_at` has passed and that is not on hold, leaving tombstones and audit entries.
+    /// With `dry_run`, change nothing and report what would be deleted.
+    pub fn sweep(&mut self, options: &SweepOptions) -> Result<SweepReport, StoreError> {
+        let now = self.now();
+        let batch = options.batch.max(1);
+        let mut report = SweepReport {
+            now,
+            dry_run: options.dry_run,
+            deleted: 0,
+            deleted_bytes: 0,
+            listed: Vec::new(),
+            kept_on_hold: self.count_held_expired(now)?,
+            files_not_removed: 0,
+        };
+        // Keyset on (expires_at, seq): a dry run pages through victims that stay put, a real
+        // run through victims that turn into tombstones behind it.
+        let select = format!(
+            "SELECT {VICTIM_COLUMNS} FROM recordings
+             WHERE state IN ('stored', 'failed') AND hold = 0 AND expires_at <= ?1
+               AND (expires_at, seq) > (?2, ?3)
+             ORDER BY expires_at, seq LIMIT ?4"
+        );
+        let mut after = (i64::MIN, i64::MIN);
+        loop {
+            let tx = self.begin()?;
+            let victims: Vec<Victim> = tx
+                .prepare_cached(&select)
+                .and_then(|mut s| {
+                    s.query_map(
+                        params![ms(now), after.0, after.1, batch as i64],
+                        victim_from_row,
+                    )?
+                    .collect()
+                })
+                .map_err(StoreError::sql("select expired recordings"))?;
+            let full = victims.len() == batch;
+            if let Some(last) = victims.last() {
+                after = (last.expires_at.unwrap_or(i64::MIN), last.seq);
+            }
+            for v in &victims {
+                report.deleted += 1;
+                report.deleted_bytes += u64::try_from(v.size).unwrap_or(0);
+                if report.listed.len() < options.list_limit {
+                    report.listed.push(Swept {
+                        id: v.id.clone(),
+                        site_id: v.site,
+                        user_id: v.user,
+                        started_at: view::from_ms(v.started_at)?,
+                        expires_at: view::from_ms(v.expires_at.unwrap_or(v.started_at))?,
+                        size_bytes: u64::try_from(v.size).unwrap_or(0),
+                        path: self.paths.store_file(&v.store_path),
+                    });
+                }
+            }
+            if options.dry_run {
+                // Nothing was written; dropping the transaction rolls it back.
+                drop(tx);
+            } else {
+                let removals = tombstone(
+                    &tx,
+                    &self.paths,
+                    &victims,
+                    now,
+                    &options.actor,
+                    "recording.delete",
+                    "retention: expired",
+                )?;
+                tx.commit().map_err(StoreError::sql("commit sweep"))?;
+                report.files_not_removed += remove_files(self, &removals)?;
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    fn count_held_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM recordings
+                 WHERE hold = 1 AND state IN ('stored', 'failed') AND expires_at <= ?1",
+            )
+            .and_then(|mut s| s.query_row([ms(now)], |r| r.get(0)))
+            .map_err(StoreError::sql("count held recordings"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// Quota eviction inside an ingest's transaction (SPEC §4.4, policy `evict_oldest`): delete
+/// the user's oldest recordings not on hold until their usage fits, never the one just
+/// ingested (`keep`). Returns the files to remove after the commit.
+pub(crate) fn evict_for_quota(
+    tx: &Connection,
+    paths: &Paths,
+    user: UserId,
+    settings: &SiteSettings,
+    keep: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<PathBuf>, StoreError> {
+    let used: i64 = tx
+        .prepare_cached("SELECT COALESCE((SELECT bytes FROM usage WHERE user_id = ?1), 0)")
+        .and_then(|mut s| s.query_row([user.0], |r| r.get(0)))
+        .map_err(StoreError::sql("read usage"))?;
+    let quota = i64::try_from(settings.quota_bytes).unwrap_or(i64::MAX);
+    if used <= quota {
+        return Ok(Vec::new());
+    }
+    let select = format!(
+        "SELECT {VICTIM_COLUMNS} FROM recordings
+         WHERE user_id = ?1 AND state IN ('stored', 'failed') AND hold = 0 AND seq <> ?2
+         ORDER BY started_at, seq LIMIT 256"
+    );
+    let candidates: Vec<Victim> = tx
+        .prepare_cached(&select)
+        .and_then(|mut s| {
+            s.query_map(params![user.0, keep], victim_from_row)?
+                .collect()
+        })
+        .map_err(StoreError::sql("select recordings to evict"))?;
+    let mut excess = used - quota;
+    let mut victims = Vec::new();
+    for v in candidates {
+        if excess <= 0 {
+            break;
+        }
+        excess -= v.size;
+        victims.push(v);
+    }
+    let why = format!("quota: oldest recordings evicted to fit {quota} bytes");
+    tombstone(tx, paths, &victims, now, "quota", "recording.delete", &why)
+}
