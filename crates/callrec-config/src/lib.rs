@@ -46,6 +46,7 @@ pub use sections::{
 };
 pub use value::{AudioFormat, ByteSize, EventFormat, LogFilter, LogFormat, Secret};
 
+use callrec_store::records::SiteUpdate;
 use sections::Section;
 
 /// The example config file shipped with callrec: every key, with its default and what it does.
@@ -186,6 +187,30 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The change the configuration imposes on the `default` site: every `[site]` and
+    /// `[quota]` key someone set (file, environment, command line), and nothing else, so
+    /// settings made through the API survive a restart unless the config names them.
+    /// Apply it with `Store::update_site("default", …)` at start (it writes nothing when the
+    /// site already agrees).
+    pub fn site_update(&self) -> SiteUpdate {
+        let site = &self.site;
+        let set = |section: &str, key: &str| self.origin(section, key).is_explicit();
+        SiteUpdate {
+            enabled: set("site", "enabled").then_some(site.enabled),
+            default_mode: set("site", "default_mode").then_some(site.default_mode),
+            retention_days: set("site", "retention_days").then_some(site.retention_days),
+            legal_hold: set("site", "legal_hold").then_some(site.legal_hold),
+            pause_behavior: set("site", "pause_behavior").then_some(site.pause_behavior),
+            min_seconds: set("site", "min_seconds").then_some(site.min_seconds),
+            timezone: set("site", "timezone").then_some(site.timezone),
+            country_code: set("site", "country_code").then_some(site.country_code),
+            national_prefix: set("site", "national_prefix").then(|| site.national_prefix.clone()),
+            quota_bytes: set("quota", "per_user_bytes")
+                .then_some(self.quota.per_user_bytes.bytes()),
+            quota_policy: set("quota", "policy").then_some(self.quota.policy),
+        }
     }
 
     /// The effective settings as TOML, secrets redacted, each non-default value followed by a

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use callrec_store::model::{PauseBehavior, QuotaPolicy, RecordingMode};
+use callrec_store::numbers::NumberPlan;
+use callrec_store::records::{MAX_MIN_SECONDS, MAX_RETENTION_DAYS};
 use toml::Value;
 
 use crate::value::{AudioFormat, ByteSize, ConfigValue, EventFormat, LogFilter, LogFormat, Secret};
@@ -112,7 +114,7 @@ fn within<T: PartialOrd + Display + Copy>(
     }
 }
 
-fn host_name(host: &String) -> Result<(), String> {
+fn host_name(host: &str) -> Result<(), String> {
     if host.is_empty() {
         return Err("must not be empty".to_owned());
     }
@@ -133,7 +135,7 @@ fn not_empty_secret(secret: &Secret) -> Result<(), String> {
 }
 
 /// A feature code is what a user dials: digits, `*` and `#`.
-fn dial_code(code: &String) -> Result<(), String> {
+fn dial_code(code: &str) -> Result<(), String> {
     if code.is_empty()
         || !code
             .chars()
@@ -146,12 +148,31 @@ fn dial_code(code: &String) -> Result<(), String> {
     Ok(())
 }
 
-fn digits_only(text: &String) -> Result<(), String> {
-    if text.chars().all(|c| c.is_ascii_digit()) {
-        Ok(())
-    } else {
-        Err(format!("`{text}` must be digits only (or empty)"))
+/// The number plan's rules are the store's (it refuses a site the config would otherwise
+/// accept), so they are asked of it rather than repeated here.
+fn store_reason(err: callrec_store::StoreError) -> String {
+    match err {
+        callrec_store::StoreError::Invalid { value, reason, .. } => format!("`{value}`: {reason}"),
+        other => other.to_string(),
     }
+}
+
+fn country_calling_code(code: &u16) -> Result<(), String> {
+    NumberPlan {
+        country_code: *code,
+        national_prefix: String::new(),
+    }
+    .validate()
+    .map_err(store_reason)
+}
+
+fn national_prefix(prefix: &str) -> Result<(), String> {
+    NumberPlan {
+        national_prefix: prefix.to_owned(),
+        ..NumberPlan::default()
+    }
+    .validate()
+    .map_err(store_reason)
 }
 
 fn header_list(headers: &[String]) -> Result<(), String> {
@@ -324,19 +345,19 @@ section! {
         /// The mode new users get.
         default_mode: RecordingMode = RecordingMode::AlwaysPausable;
         /// Days a recording is kept.
-        retention_days: u32 = 180, check within(1, 36_525, " days");
+        retention_days: u32 = 180, check within(1, MAX_RETENTION_DAYS, " days");
         /// Keep every recording 7 years (the legal-hold add-on).
         legal_hold: bool = false;
         /// `silence` (mask) or `skip` (pause) while paused.
         pause_behavior: PauseBehavior = PauseBehavior::Silence;
         /// Recordings shorter than this are discarded by the switch (`RECORD_MIN_SEC`).
-        min_seconds: u32 = 3, check within(0, 3600, " seconds");
+        min_seconds: u32 = 3, check within(0, MAX_MIN_SECONDS, " seconds");
         /// IANA time zone for file names and the dashboard.
         timezone: chrono_tz::Tz = chrono_tz::Tz::UTC;
         /// Country calling code used to normalise national numbers to E.164.
-        country_code: u16 = 44, check within(1, 999, "");
+        country_code: u16 = 44, check country_calling_code;
         /// The national trunk prefix stripped before adding the country code.
-        national_prefix: String = "0".to_owned(), check digits_only;
+        national_prefix: String = "0".to_owned(), check national_prefix;
     }
 }
 
