@@ -1,0 +1,199 @@
+//! Retention and quota (SPEC §4.3, §4.4): what is deleted, what is kept, and what a dry run
+//! says without doing.
+
+mod support;
+
+use callrec_store::{Access, QuotaPolicy, RecordingState, SiteUpdate, SweepOptions, VerifyOptions};
+use chrono::{Duration, Months};
+use support::{Fixture, NowUtc, files_under};
+
+fn state(f: &Fixture, id: &callrec_store::RecordingId) -> RecordingState {
+    f.store
+        .view()
+        .recording(id, &Access::system("t"))
+        .unwrap()
+        .state
+}
+
+#[test]
+fn expired_recordings_are_deleted_held_ones_kept_and_tombstones_and_audit_entries_written() {
+    let mut f = Fixture::new();
+    f.store
+        .update_site(
+            "default",
+            &SiteUpdate {
+                retention_days: Some(30),
+                ..Default::default()
+            },
+            "t",
+        )
+        .unwrap();
+    let alice = f.user("1001");
+    let old = f.recording(&alice, "1001", "02077456456", 300);
+    let held = f.recording(&alice, "1001", "02077456456", 300);
+    f.clock.advance(Duration::days(20));
+    let young = f.recording(&alice, "1001", "02077456456", 300);
+    let admin = Access::system("admin");
+    f.store.set_hold(&held.id, &admin, true).unwrap();
+
+    f.clock.advance(Duration::days(11)); // old and held are 31 days old, young is 11
+    let dry = f
+        .store
+        .sweep(&SweepOptions {
+            dry_run: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(dry.deleted, 1);
+    assert_eq!(dry.listed[0].id, old.id);
+    assert_eq!(dry.kept_on_hold, 1);
+    assert!(dry.listed[0].path.exists(), "a dry run removes nothing");
+    assert_eq!(state(&f, &old.id), RecordingState::Stored);
+    let audit_before = f.store.view().audit(None, None, 500).unwrap().entries.len();
+
+    let report = f.store.sweep(&SweepOptions::default()).unwrap();
+    assert_eq!(report.deleted, 1);
+    assert_eq!(report.deleted_bytes, old.size_bytes.unwrap());
+    assert!(!report.listed[0].path.exists());
+    let tomb = f.store.view().recording(&old.id, &admin).unwrap();
+    assert_eq!(tomb.state, RecordingState::Deleted);
+    assert_eq!(tomb.state_reason.as_deref(), Some("retention: expired"));
+    assert_eq!(tomb.deleted_at, Some(f.clock.now_utc()));
+    assert_eq!(state(&f, &held.id), RecordingState::Stored);
+    assert_eq!(state(&f, &young.id), RecordingState::Stored);
+    let audit = f.store.view().audit(None, None, 500).unwrap().entries;
+    assert_eq!(audit.len(), audit_before + 1);
+    assert_eq!(audit[0].action, "recording.delete");
+    assert_eq!(audit[0].actor, "sweeper");
+    assert_eq!(audit[0].target, format!("recording:{}", old.id));
+
+    // Sweeping again finds nothing; the store and index still agree.
+    assert_eq!(f.store.sweep(&SweepOptions::default()).unwrap().deleted, 0);
+    assert!(
+        f.store
+            .verify(&VerifyOptions::default())
+            .unwrap()
+            .is_clean()
+    );
+}
+
+#[test]
+fn a_legal_hold_site_keeps_recordings_seven_years_and_retention_changes_recompute_expiry() {
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let rec = f.recording(&alice, "1001", "02077456456", 300);
+    assert_eq!(rec.expires_at, Some(rec.started_at + Duration::days(180)));
+
+    let site = f
+        .store
+        .update_site(
+            "default",
+            &SiteUpdate {
+                legal_hold: Some(true),
+                ..Default::default()
+            },
+            "admin",
+        )
+        .unwrap();
+    assert!(site.settings.legal_hold);
+    let seven_years = rec.started_at.checked_add_months(Months::new(84)).unwrap();
+    let rec = f
+        .store
+        .view()
+        .recording(&rec.id, &Access::system("t"))
+        .unwrap();
+    assert_eq!(rec.expires_at, Some(seven_years));
+
+    // A day short of seven years: kept. A day after: deleted.
+    f.clock.set(seven_years - Duration::days(1));
+    assert_eq!(f.store.sweep(&SweepOptions::default()).unwrap().deleted, 0);
+    f.clock.set(seven_years + Duration::days(1));
+    assert_eq!(f.store.sweep(&SweepOptions::default()).unwrap().deleted, 1);
+
+    // Lifting the hold and shortening retention applies to what is still stored.
+    let mut g = Fixture::new();
+    let bob = g.user("1002");
+    let r = g.recording(&bob, "1002", "02077456456", 300);
+    g.store
+        .update_site(
+            "default",
+            &SiteUpdate {
+                retention_days: Some(7),
+                ..Default::default()
+            },
+            "admin",
+        )
+        .unwrap();
+    let r = g
+        .store
+        .view()
+        .recording(&r.id, &Access::system("t"))
+        .unwrap();
+    assert_eq!(r.expires_at, Some(r.started_at + Duration::days(7)));
+    let entry = &g.store.view().audit(None, None, 1).unwrap().entries[0];
+    assert_eq!(entry.action, "site.update");
+    assert!(
+        entry
+            .detail
+            .contains("\"retention_days\":{\"from\":180,\"to\":7}"),
+        "{}",
+        entry.detail
+    );
+}
+
+#[test]
+fn over_quota_users_are_flagged_under_alert_and_trimmed_oldest_first_under_evict_oldest() {
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let r1 = f.recording(&alice, "1001", "02077456456", 1000); // 16 KB each
+    let size = r1.size_bytes.unwrap();
+    f.store
+        .update_site(
+            "default",
+            &SiteUpdate {
+                quota_bytes: Some(size * 2 + size / 2),
+                ..Default::default()
+            },
+            "admin",
+        )
+        .unwrap();
+    let r2 = f.recording(&alice, "1001", "02077456456", 1000);
+    let r3 = f.recording(&alice, "1001", "02077456456", 1000);
+    let usage = f.store.view().user_usage(alice.id).unwrap();
+    assert_eq!(usage.files, 3);
+    assert!(usage.over_quota, "alert keeps recording and flags the user");
+    assert_eq!(usage.quota_policy, QuotaPolicy::Alert);
+
+    f.store
+        .update_site(
+            "default",
+            &SiteUpdate {
+                quota_policy: Some(QuotaPolicy::EvictOldest),
+                ..Default::default()
+            },
+            "admin",
+        )
+        .unwrap();
+    f.store
+        .set_hold(&r1.id, &Access::system("admin"), true)
+        .unwrap();
+    let r4 = f.recording(&alice, "1001", "02077456456", 1000);
+    // Four recordings, room for two: the oldest not on hold (r2, r3) go, r1 is held, r4 new.
+    assert_eq!(state(&f, &r1.id), RecordingState::Stored);
+    assert_eq!(state(&f, &r2.id), RecordingState::Deleted);
+    assert_eq!(state(&f, &r3.id), RecordingState::Deleted);
+    assert_eq!(state(&f, &r4.id), RecordingState::Stored);
+    let usage = f.store.view().user_usage(alice.id).unwrap();
+    assert_eq!((usage.files, usage.bytes), (2, size * 2));
+    assert!(!usage.over_quota);
+    let files = files_under(&f.data_dir().join("store"));
+    assert_eq!(files.len(), 2, "{files:?}");
+    let reason = f
+        .store
+        .view()
+        .recording(&r2.id, &Access::system("t"))
+        .unwrap()
+        .state_reason
+        .unwrap();
+    assert!(reason.starts_with("quota:"), "{reason}");
+}
