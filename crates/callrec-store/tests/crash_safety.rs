@@ -194,7 +194,14 @@ fn add_work(
 fn spawn_child(data_dir: &Path, life: u32) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .env(CHILD_ENV, data_dir)
-        .env(MODE_ENV, if life % 2 == 0 { "worker" } else { "direct" })
+        .env(
+            MODE_ENV,
+            if life.is_multiple_of(2) {
+                "worker"
+            } else {
+                "direct"
+            },
+        )
         .env_remove("RUST_BACKTRACE")
         .spawn()
         .unwrap()
