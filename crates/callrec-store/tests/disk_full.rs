@@ -1,0 +1,243 @@
+//! Disk full (SPEC §9): ingest into a filesystem that has run out of space keeps the spool
+//! file intact, says why, counts it, and completes by itself once space returns.
+//!
+//! Each test mounts a small tmpfs of its own (tests run as root) and unmounts it however the
+//! test ends. Where mounting is not permitted the test says so and returns.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callrec_store::wav::pcm_header;
+use callrec_store::{
+    Direction, IngestConfig, IngestJob, IngestOutcome, IngestStats, NewRecording, NewUser,
+    RecordingId, RecordingState, Store, StoreHandle, SystemClock,
+};
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        match nix::mount::mount(
+            Some("tmpfs"),
+            at,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(format!("size={size}").as_str()),
+        ) {
+            Ok(()) => Some(Tmpfs(at.to_path_buf())),
+            Err(e) => {
+                println!("SKIPPED: cannot mount a tmpfs here ({e}); the disk-full test needs root");
+                None
+            }
+        }
+    }
+
+    fn resize(&self, size: &str) {
+        nix::mount::mount(
+            None::<&str>,
+            &self.0,
+            None::<&str>,
+            nix::mount::MsFlags::MS_REMOUNT,
+            Some(format!("size={size}").as_str()),
+        )
+        .unwrap();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+fn audio(bytes: u32) -> Vec<u8> {
+    let mut out = pcm_header(8000, 1, bytes).to_vec();
+    out.extend((0..bytes).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    out
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Create a recording row and its spool file; returns its id and the file's bytes.
+fn finished_recording(store: &mut Store, spool: &Path, size: u32) -> (RecordingId, Vec<u8>) {
+    let user = match store.view().user("default", "1001") {
+        Ok(u) => u,
+        Err(_) => store
+            .add_user(&NewUser::new("default", "1001"), "test")
+            .unwrap(),
+    };
+    let id = RecordingId::new();
+    let spool_path = spool.join(format!("{id}.wav"));
+    store
+        .create_recording(
+            &NewRecording {
+                id: id.clone(),
+                user: user.id,
+                call_uuid: "c1".into(),
+                direction: Direction::Outbound,
+                from: "1001".into(),
+                to: "02077456456".into(),
+                started_at: Utc::now(),
+                format: "wav".into(),
+                spool_path: spool_path.clone(),
+            },
+            "daemon",
+        )
+        .unwrap();
+    let bytes = audio(size);
+    std::fs::write(&spool_path, &bytes).unwrap();
+    (id, bytes)
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn quick_retries() -> IngestConfig {
+    IngestConfig {
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(100),
+        ..IngestConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_store_filesystem_keeps_the_spool_file_and_ingest_resumes_when_space_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(fs) = Tmpfs::mount(&tmp.path().join("data"), "1m") else {
+        return;
+    };
+    let spool = tmp.path().join("spool"); // another filesystem: the copy path
+    std::fs::create_dir_all(&spool).unwrap();
+    let mut store = Store::open_with_clock(&fs.0, Arc::new(SystemClock)).unwrap();
+    let (id, bytes) = finished_recording(&mut store, &spool, 3 << 20);
+    let spool_file = spool.join(format!("{id}.wav"));
+
+    let handle = StoreHandle::new(store);
+    let worker = handle.start_ingest_worker(quick_retries()).unwrap();
+    let queue = worker.queue();
+    let done = queue.submit(IngestJob::new(id.clone())).unwrap();
+
+    wait_for("a disk-full error", || queue.stats().errors_disk_full >= 2);
+    let stats: IngestStats = queue.stats();
+    let last = stats.last_error.clone().unwrap();
+    assert!(last.starts_with("disk_full: "), "{last}");
+    assert!(last.contains("No space left on device"), "{last}");
+    assert_eq!(stats.retrying + stats.queued, 1);
+    assert_eq!(stats.stored, 0);
+    // The spool file is untouched and no half copy is left in the store.
+    assert_eq!(sha(&std::fs::read(&spool_file).unwrap()), sha(&bytes));
+    let state = handle
+        .read(move |v| {
+            v.recording(&id, &callrec_store::Access::system("t"))
+                .map(|r| r.state)
+        })
+        .await
+        .unwrap();
+    assert_eq!(state, RecordingState::Recording);
+    let leftovers: Vec<_> = walk(&fs.0.join("store"));
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Space returns; nobody does anything else.
+    fs.resize("16m");
+    let outcome = tokio::time::timeout(Duration::from_secs(20), done)
+        .await
+        .expect("ingest resumed")
+        .unwrap()
+        .unwrap();
+    let IngestOutcome::Stored { path, sha256, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(sha256, sha(&bytes));
+    assert_eq!(sha(&std::fs::read(&path).unwrap()), sha(&bytes));
+    assert!(
+        !spool_file.exists(),
+        "the spool copy is removed once the commit is durable"
+    );
+    assert_eq!(queue.stats().stored, 1);
+    worker.shutdown_async().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_index_filesystem_is_retried_until_space_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(fs) = Tmpfs::mount(&tmp.path().join("disk"), "8m") else {
+        return;
+    };
+    let data = fs.0.join("data");
+    let spool = fs.0.join("spool"); // same filesystem: rename, no copy
+    std::fs::create_dir_all(&spool).unwrap();
+    let mut store = Store::open(&data).unwrap();
+    let (id, bytes) = finished_recording(&mut store, &spool, 64 << 10);
+    // Close and reopen so the index starts with an empty write-ahead log, then fill the disk.
+    drop(store);
+    let store = Store::open(&data).unwrap();
+    let filler = fs.0.join("filler");
+    fill(&filler);
+
+    let handle = StoreHandle::new(store);
+    let worker = handle.start_ingest_worker(quick_retries()).unwrap();
+    let queue = worker.queue();
+    let done = queue.submit(IngestJob::new(id.clone())).unwrap();
+    wait_for("a disk-full error", || queue.stats().errors_disk_full >= 2);
+    assert_eq!(queue.stats().stored, 0);
+    let spool_file = spool.join(format!("{id}.wav"));
+    assert_eq!(sha(&std::fs::read(&spool_file).unwrap()), sha(&bytes));
+
+    std::fs::remove_file(&filler).unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), done)
+        .await
+        .expect("ingest resumed")
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(outcome, IngestOutcome::Stored { .. }),
+        "{outcome:?}"
+    );
+    worker.shutdown_async().await;
+    let mut store = Store::open(&data).unwrap();
+    assert!(store.verify(&Default::default()).unwrap().is_clean());
+}
+
+/// Write zeros until the filesystem is full.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let block = vec![0u8; 64 << 10];
+    loop {
+        match f.write(&block) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+            Err(e) => panic!("filling the disk: {e}"),
+        }
+    }
+    // Small writes for the last partial block.
+    while f.write(&[0u8; 512]).map(|n| n > 0).unwrap_or(false) {}
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
