@@ -1,13 +1,21 @@
-//! The `callrec` command line.
+//! The `callrec` command line (SPEC §6).
+//!
+//! Thin on purpose: parse the arguments, load the configuration (CLI > env > file > defaults),
+//! set up logging, run one command, and turn the result into an exit code (0 success,
+//! 1 failure, 2 usage error, 78 configuration error). Every decision lives in the library
+//! crates; `commands` only connects them to the terminal.
 
-use clap::Parser;
+mod cli;
+mod commands;
+mod exit;
+mod logging;
 
-/// Call-recording manager for FreeSWITCH.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {}
+use std::process::ExitCode;
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    // clap prints usage errors itself and exits 2.
+    let cli = cli::Cli::parse();
+    exit::finish(commands::run(cli))
 }

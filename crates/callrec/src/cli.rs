@@ -1,0 +1,244 @@
+//! The command line of SPEC §6, as clap types. Parsing only: what each command does is in
+//! `commands`.
+
+use std::path::PathBuf;
+
+use callrec_store::model::RecordingMode;
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Configuration: every setting has a default; a TOML file (--config, see `callrec config example`)
+overrides the defaults, CALLREC_<SECTION>_<KEY> environment variables (e.g. CALLREC_ESL_PASSWORD,
+CALLREC_STORAGE_DATA_DIR) override the file, and --set / --data-dir override everything.
+Precedence: command line > environment > file > defaults.
+
+Exit codes: 0 success, 1 failure, 2 usage error, 78 configuration error.";
+
+/// Call recording for FreeSWITCH: records calls per each user's mode, keeps every file in a
+/// retention-managed store and serves them over a REST API.
+#[derive(Debug, Parser)]
+#[command(name = "callrec", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the configuration comes from; accepted before or after the command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The TOML config file; without one the built-in defaults apply.
+    #[arg(
+        short,
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "CALLREC_CONFIG"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Override one setting, e.g. --set esl.port=8022 (repeatable; wins over file and
+    /// environment).
+    #[arg(long = "set", global = true, value_name = "SECTION.KEY=VALUE", value_parser = parse_setting)]
+    pub settings: Vec<(String, String)>,
+
+    /// Shorthand for --set storage.data_dir=DIR.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<String>,
+}
+
+/// The commands. `serve` (the daemon) and `demo` are added with the daemon
+/// (`callrec-daemon`); they go here, dispatched in `commands::run`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the index, or upgrade it to this version's schema.
+    Migrate,
+
+    /// Manage users and their recording modes.
+    #[command(subcommand)]
+    User(UserCommand),
+
+    /// Manage API tokens (stored hashed; a token's secret is shown once, at creation).
+    #[command(subcommand)]
+    Token(TokenCommand),
+
+    /// Apply retention now: delete expired recordings that are not on hold.
+    Sweep {
+        /// Show what would be deleted, and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Re-hash every stored file and check the audit log's hash chain; exit 1 on any problem.
+    Verify {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `callrec user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user.
+    Add {
+        /// The user's extension, e.g. 1001.
+        extension: String,
+        /// Recording mode: never, always, always_pausable or on_demand [default: the site's
+        /// default_mode].
+        #[arg(long, value_parser = parse_mode)]
+        mode: Option<RecordingMode>,
+        /// An extra number (DID) of the user, in any form (repeatable).
+        #[arg(long = "number", value_name = "NUMBER")]
+        numbers: Vec<String>,
+        /// The user's site.
+        #[arg(long, default_value = "default")]
+        site: String,
+        /// A name to show for the user.
+        #[arg(long)]
+        name: Option<String>,
+        /// Make the user an admin of the site (sees every recording of it through the API).
+        #[arg(long)]
+        admin: bool,
+    },
+
+    /// Change a user's recording mode.
+    SetMode {
+        /// The user's extension.
+        extension: String,
+        /// never, always, always_pausable or on_demand.
+        #[arg(value_parser = parse_mode)]
+        mode: RecordingMode,
+        /// The user's site.
+        #[arg(long, default_value = "default")]
+        site: String,
+    },
+
+    /// List users.
+    List {
+        /// Only this site's users.
+        #[arg(long)]
+        site: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `callrec token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user and print it (this is the only time it is shown).
+    Create {
+        /// The user's extension.
+        extension: String,
+        /// The user's site.
+        #[arg(long, default_value = "default")]
+        site: String,
+        /// A note saying what the token is for.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+
+    /// List tokens (never their secrets).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Revoke a token; requests using it fail from then on.
+    Revoke {
+        /// The token's id, as `token list` shows it.
+        id: i64,
+    },
+}
+
+/// `callrec config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print the effective settings (secrets redacted).
+    Check,
+    /// Print the example config file: every key, its default and what it does.
+    Example,
+}
+
+fn parse_mode(text: &str) -> Result<RecordingMode, String> {
+    text.parse()
+        .map_err(|e: callrec_store::model::UnknownName| e.to_string())
+}
+
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!(
+            "`{text}` is not SECTION.KEY=VALUE (e.g. esl.port=8022)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn settings_split_at_the_first_equals_sign() {
+        assert_eq!(
+            parse_setting("esl.password=a=b"),
+            Ok(("esl.password".to_owned(), "a=b".to_owned()))
+        );
+        assert!(parse_setting("esl.port").is_err());
+        assert!(parse_setting("=1").is_err());
+    }
+
+    #[test]
+    fn global_options_are_accepted_after_the_command() {
+        let cli = Cli::try_parse_from([
+            "callrec",
+            "user",
+            "list",
+            "--json",
+            "--config",
+            "x.toml",
+            "--set",
+            "log.level=debug",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.config, Some(PathBuf::from("x.toml")));
+        assert_eq!(
+            cli.global.settings,
+            [("log.level".to_owned(), "debug".to_owned())]
+        );
+    }
+
+    #[test]
+    fn an_unknown_mode_is_a_usage_error_naming_the_allowed_ones() {
+        let err = Cli::try_parse_from(["callrec", "user", "add", "1001", "--mode", "sometimes"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string()
+                .contains("expected one of: never, always, always_pausable, on_demand"),
+            "{err}"
+        );
+    }
+}

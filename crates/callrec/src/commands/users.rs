@@ -1,0 +1,118 @@
+//! `callrec user add | set-mode | list`: who is recorded, and how.
+
+use anyhow::Context as _;
+use callrec_store::model::Role;
+use callrec_store::{NewUser, User};
+
+use crate::cli::UserCommand;
+use crate::commands::{Session, out, table};
+use crate::exit::Outcome;
+
+/// Runs one `user` subcommand.
+pub fn run(session: &Session, command: UserCommand) -> anyhow::Result<Outcome> {
+    match command {
+        UserCommand::Add {
+            extension,
+            mode,
+            numbers,
+            site,
+            name,
+            admin,
+        } => {
+            let mut store = session.open_store()?;
+            session.apply_site_config(&mut store)?;
+            let new = NewUser {
+                site,
+                extension,
+                display_name: name,
+                mode,
+                role: if admin { Role::Admin } else { Role::User },
+                numbers,
+            };
+            let user = store
+                .add_user(&new, &session.actor)
+                .with_context(|| format!("cannot add user {}", new.extension))?;
+            out::line(format!(
+                "added user {}@{}: mode {}, role {}{}",
+                user.extension,
+                user.site,
+                user.mode,
+                user.role,
+                numbers_suffix(&user)
+            ))?;
+        }
+        UserCommand::SetMode {
+            extension,
+            mode,
+            site,
+        } => {
+            let mut store = session.open_store()?;
+            let before = store
+                .view()
+                .user(&site, &extension)
+                .with_context(|| format!("cannot change the mode of {extension}"))?;
+            let after = store
+                .set_mode(&site, &extension, mode, &session.actor)
+                .with_context(|| format!("cannot change the mode of {extension}"))?;
+            if before.mode == after.mode {
+                out::line(format!(
+                    "{}@{}: mode is already {}",
+                    after.extension, after.site, after.mode
+                ))?;
+            } else {
+                out::line(format!(
+                    "{}@{}: mode {} -> {}",
+                    after.extension, after.site, before.mode, after.mode
+                ))?;
+            }
+        }
+        UserCommand::List { site, json } => {
+            let store = session.open_store()?;
+            let users = store
+                .view()
+                .users(site.as_deref())
+                .context("cannot list users")?;
+            if json {
+                out::json(&users)?;
+            } else if users.is_empty() {
+                eprintln!("no users yet (add one with `callrec user add <extension>`)");
+            } else {
+                out::print(&user_table(&users))?;
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+fn numbers_suffix(user: &User) -> String {
+    if user.numbers.is_empty() {
+        String::new()
+    } else {
+        let numbers: Vec<&str> = user.numbers.iter().map(|n| n.normalised.as_str()).collect();
+        format!(", numbers {}", numbers.join(" "))
+    }
+}
+
+fn user_table(users: &[User]) -> String {
+    let rows: Vec<Vec<String>> = users
+        .iter()
+        .map(|u| {
+            vec![
+                u.site.clone(),
+                u.extension.clone(),
+                u.mode.to_string(),
+                u.role.to_string(),
+                u.display_name.clone().unwrap_or_default(),
+                u.numbers
+                    .iter()
+                    .map(|n| n.normalised.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    table::render(
+        &["SITE", "EXTENSION", "MODE", "ROLE", "NAME", "NUMBERS"],
+        &rows,
+    )
+}

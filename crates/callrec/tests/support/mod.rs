@@ -1,0 +1,153 @@
+//! Running the real `callrec` binary from tests: a clean environment, a temporary data
+//! directory, a deadline instead of a hang, and the output captured for assertions.
+
+#![allow(dead_code)] // Each test file uses a different part of this module.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long one command may run before the test gives up on it. Generous: the machine is
+/// shared; this only keeps a broken build from hanging CI.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// What a finished `callrec` run left behind.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit code.
+    pub code: i32,
+    /// Everything written to stdout.
+    pub stdout: String,
+    /// Everything written to stderr.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Fails the test, showing the output, unless the run exited with `code`.
+    #[track_caller]
+    pub fn expect_code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit code {code}, got {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Fails the test unless the run succeeded.
+    #[track_caller]
+    pub fn success(self) -> Self {
+        self.expect_code(0)
+    }
+}
+
+/// A `callrec` invocation with an empty environment (no stray `CALLREC_*` from the machine)
+/// and a fixed Unix user name for the audit log.
+pub struct Callrec {
+    command: Command,
+}
+
+impl Callrec {
+    /// `callrec <args>`.
+    pub fn new<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_callrec"));
+        command
+            .args(args)
+            .env_clear()
+            .env("USER", "tester")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Callrec { command }
+    }
+
+    /// Sets an environment variable for this run.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Runs it to the end (or fails the test at the deadline).
+    pub fn run(mut self) -> Run {
+        let mut child = self.command.spawn().expect("the callrec binary starts");
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        // Drain both pipes while waiting, so a chatty run cannot block on a full pipe.
+        let out = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            text
+        });
+        let err = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting on callrec") {
+                break status;
+            }
+            if started.elapsed() > DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("callrec did not finish within {DEADLINE:?}");
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: out.join().expect("stdout reader"),
+            stderr: err.join().expect("stderr reader"),
+        }
+    }
+}
+
+/// A throw-away installation: a temporary directory holding the data dir (and any config
+/// file a test writes).
+pub struct Install {
+    dir: tempfile::TempDir,
+}
+
+impl Install {
+    /// A fresh, empty one.
+    pub fn new() -> Self {
+        Install {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    /// The root of the temporary directory.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `storage.data_dir` of this installation.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `callrec --data-dir <data_dir> <args>`.
+    pub fn callrec<I, S>(&self, args: I) -> Callrec
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut all: Vec<std::ffi::OsString> = vec!["--data-dir".into(), self.data_dir().into()];
+        all.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        Callrec::new(all)
+    }
+
+    /// Writes a config file into the installation and returns its path.
+    pub fn config_file(&self, text: &str) -> PathBuf {
+        let path = self.dir.path().join("callrec.toml");
+        std::fs::write(&path, text).expect("writing the config file");
+        path
+    }
+}
