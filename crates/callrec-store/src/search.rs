@@ -341,9 +341,14 @@ impl ReadView<'_> {
             &mut args,
             driving != Some("recordings_user_started"),
         ));
-        let indexed = driving
-            .map(|i| format!("INDEXED BY {i}"))
-            .unwrap_or_default();
+        // Text in notes: the matching notes are few next to the recordings, so fetch their
+        // recordings by primary key and sort them, rather than walk a time index and test
+        // each row (`NOT INDEXED` still allows rowid lookups).
+        let indexed = match driving {
+            Some(i) => format!("INDEXED BY {i}"),
+            None if text.is_some() => "NOT INDEXED".to_owned(),
+            None => String::new(),
+        };
         let from_clause =
             RECORDING_FROM.replacen("recordings r", &format!("recordings r {indexed}"), 1);
         let sql = format!(
