@@ -166,14 +166,14 @@ fn every_form_of_a_number_finds_the_same_recordings() {
             from: Some("01234 567890".into()),
             ..q()
         }),
-        [w.r2.clone()]
+        vec![w.r2.clone()]
     );
     assert_eq!(
         w.admin_finds(SearchQuery {
             to: Some("+441234567890".into()),
             ..q()
         }),
-        [w.r1.clone()]
+        vec![w.r1.clone()]
     );
 }
 
@@ -191,7 +191,7 @@ fn each_filter_narrows_to_what_it_says() {
             user: Some("1002".into()),
             ..q()
         }),
-        [w.r2.clone()]
+        vec![w.r2.clone()]
     );
     assert!(
         w.admin_finds(SearchQuery {
@@ -215,7 +215,7 @@ fn each_filter_narrows_to_what_it_says() {
             direction: Some(Direction::Inbound),
             ..q()
         }),
-        [w.r2.clone()]
+        vec![w.r2.clone()]
     );
     assert_eq!(
         w.admin_finds(SearchQuery {
@@ -229,7 +229,7 @@ fn each_filter_narrows_to_what_it_says() {
             has_notes: Some(true),
             ..q()
         }),
-        [w.r3.clone()]
+        vec![w.r3.clone()]
     );
     assert_eq!(
         w.admin_finds(SearchQuery {
@@ -244,7 +244,7 @@ fn each_filter_narrows_to_what_it_says() {
             hold: Some(true),
             ..q()
         }),
-        [w.r4.clone()]
+        vec![w.r4.clone()]
     );
     assert_eq!(
         w.admin_finds(SearchQuery {
@@ -260,7 +260,7 @@ fn each_filter_narrows_to_what_it_says() {
                 text: Some(text.into()),
                 ..q()
             }),
-            [w.r3.clone()],
+            vec![w.r3.clone()],
             "text={text:?}"
         );
     }
@@ -297,7 +297,7 @@ fn each_filter_narrows_to_what_it_says() {
             number: Some("01234567890".into()),
             ..q()
         }),
-        [w.r1.clone()]
+        vec![w.r1.clone()]
     );
 }
 
@@ -315,7 +315,7 @@ fn a_user_searching_sees_only_their_own() {
     );
     assert_eq!(
         by_number,
-        [w.r1.clone()],
+        vec![w.r1.clone()],
         "bob's call with that number stays hidden"
     );
 }
