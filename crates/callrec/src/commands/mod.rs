@@ -94,6 +94,15 @@ impl Session {
         self.create_store()
     }
 
+    /// Whether applying the config's explicit site settings would change the `default` site.
+    fn site_config_pending(&self, store: &Store) -> anyhow::Result<bool> {
+        let site = store
+            .view()
+            .site("default")
+            .context("cannot read the default site")?;
+        Ok(self.config.site_update().apply_to(&site.settings) != site.settings)
+    }
+
     /// Applies the config's explicit site settings to the `default` site (a no-op when the
     /// site already agrees).
     fn apply_site_config(&self, store: &mut Store) -> anyhow::Result<()> {

@@ -10,8 +10,16 @@ use crate::exit::Outcome;
 pub fn run(session: &Session, dry_run: bool, json: bool) -> anyhow::Result<Outcome> {
     let mut store = session.open_store()?;
     // Retention is a site setting; a config that names it must be in force before sweeping.
-    // A dry run changes nothing, so it only looks at what the config would apply.
-    if !dry_run {
+    // A dry run changes nothing, not even that, so it says when its preview is of the site's
+    // current settings rather than of the config's.
+    if dry_run {
+        if session.site_config_pending(&store)? {
+            eprintln!(
+                "note: the config changes settings of site default that a real sweep applies \
+                 first (see `callrec config check`); this dry run uses the site's current settings"
+            );
+        }
+    } else {
         session.apply_site_config(&mut store)?;
     }
     let options = SweepOptions {

@@ -151,3 +151,63 @@ impl Install {
         path
     }
 }
+
+/// What the daemon would have left in the store: a recording of `extension`'s call that
+/// started at `started_at`, its file written by "the switch" and ingested. Returns its id
+/// and where its file is in the store. The user must exist already.
+pub fn stored_recording(
+    install: &Install,
+    extension: &str,
+    started_at: chrono::DateTime<chrono::Utc>,
+    seed: u8,
+) -> (callrec_store::RecordingId, PathBuf) {
+    use callrec_store::{
+        Direction, IngestJob, IngestOutcome, ManualClock, NewRecording, RecordingId, Store,
+    };
+
+    let clock = ManualClock::new(started_at);
+    let mut store = Store::open_with_clock(install.data_dir(), std::sync::Arc::new(clock.clone()))
+        .expect("the store opens");
+    let user = store
+        .view()
+        .user("default", extension)
+        .expect("the user exists");
+    let spool = install.root().join("spool");
+    std::fs::create_dir_all(&spool).expect("a spool dir");
+    let id = RecordingId::new();
+    let spool_path = spool.join(format!("{id}.wav"));
+    store
+        .create_recording(
+            &NewRecording {
+                id: id.clone(),
+                user: user.id,
+                call_uuid: format!("call-{id}"),
+                direction: Direction::Outbound,
+                from: extension.to_owned(),
+                to: "02071234567".to_owned(),
+                started_at,
+                format: "wav".to_owned(),
+                spool_path: spool_path.clone(),
+            },
+            "daemon",
+        )
+        .expect("the recording row is created");
+    // Five seconds of 8 kHz 16-bit mono; `seed` makes every file's hash different.
+    let samples = 8000 * 5;
+    let mut wav = callrec_store::wav::pcm_header(8000, 1, samples * 2).to_vec();
+    wav.extend((0..samples).flat_map(|i| ((i as i16).wrapping_mul(seed as i16 + 1)).to_le_bytes()));
+    std::fs::write(&spool_path, wav).expect("the switch writes the file");
+    clock.advance(chrono::Duration::minutes(1));
+    match store
+        .ingest(&IngestJob::new(id.clone()))
+        .expect("ingest runs")
+    {
+        IngestOutcome::Stored { path, .. } => (id, path),
+        other => panic!("expected the recording to be stored, got {other:?}"),
+    }
+}
+
+/// The index of an installation, opened the way the daemon or the API would read it.
+pub fn open_store(install: &Install) -> callrec_store::Store {
+    callrec_store::Store::open(install.data_dir()).expect("the store opens")
+}

@@ -1,0 +1,576 @@
+//! An operator sets callrec up and looks after it from the command line: the index, users
+//! and their modes, API tokens, retention and integrity.
+
+mod support;
+
+use callrec_store::Access;
+use callrec_store::model::{RecordingMode, RecordingState, Role};
+use chrono::{Duration, Utc};
+use support::{Callrec, Install, open_store, stored_recording};
+
+fn migrated() -> Install {
+    let install = Install::new();
+    install.callrec(["migrate"]).run().success();
+    install
+}
+
+fn users_json(install: &Install) -> serde_json::Value {
+    let run = install.callrec(["user", "list", "--json"]).run().success();
+    serde_json::from_str(&run.stdout).expect("user list --json prints JSON")
+}
+
+#[test]
+fn migrate_creates_the_index_and_running_it_again_changes_nothing() {
+    let install = Install::new();
+    let first = install.callrec(["migrate"]).run().success();
+    let index = install.data_dir().join("index.db");
+    assert!(index.is_file());
+    assert_eq!(
+        first.stdout,
+        format!(
+            "created index {} (schema version {})\n",
+            index.display(),
+            callrec_store::SCHEMA_VERSION
+        )
+    );
+
+    let audit_before = open_store(&install)
+        .view()
+        .audit(None, None, 500)
+        .unwrap()
+        .entries;
+    let second = install.callrec(["migrate"]).run().success();
+    assert_eq!(
+        second.stdout,
+        format!(
+            "index {} is up to date (schema version {})\n",
+            index.display(),
+            callrec_store::SCHEMA_VERSION
+        )
+    );
+    let store = open_store(&install);
+    assert_eq!(store.migration().from, callrec_store::SCHEMA_VERSION);
+    assert_eq!(
+        store.view().audit(None, None, 500).unwrap().entries,
+        audit_before
+    );
+    assert_eq!(
+        store.view().sites().unwrap().len(),
+        1,
+        "still one default site"
+    );
+}
+
+#[test]
+fn commands_other_than_migrate_refuse_a_data_dir_without_an_index() {
+    let install = Install::new();
+    let run = install.callrec(["user", "list"]).run().expect_code(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "error: no index at {}",
+            install.data_dir().join("index.db").display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("callrec migrate"), "{}", run.stderr);
+    assert!(
+        !install.data_dir().exists(),
+        "nothing is created in a mistyped data dir"
+    );
+}
+
+#[test]
+fn users_are_added_listed_and_their_mode_changed() {
+    let install = migrated();
+    let added = install
+        .callrec([
+            "user",
+            "add",
+            "1001",
+            "--mode",
+            "always",
+            "--number",
+            "02071234567",
+            "--name",
+            "Ann Smith",
+        ])
+        .run()
+        .success();
+    assert_eq!(
+        added.stdout,
+        "added user 1001@default: mode always, role user, numbers +442071234567\n"
+    );
+    install
+        .callrec(["user", "add", "1002", "--admin"])
+        .run()
+        .success();
+
+    let table = install.callrec(["user", "list"]).run().success();
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", table.stdout);
+    assert!(lines[0].starts_with("SITE"), "{}", table.stdout);
+    assert!(
+        lines[1].contains("1001")
+            && lines[1].contains("always")
+            && lines[1].contains("Ann Smith")
+            && lines[1].contains("+442071234567"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        lines[2].contains("1002")
+            && lines[2].contains("always_pausable")
+            && lines[2].contains("admin"),
+        "{}",
+        table.stdout
+    );
+
+    let json = users_json(&install);
+    assert_eq!(json[0]["extension"], "1001");
+    assert_eq!(json[0]["mode"], "always");
+    assert_eq!(json[0]["numbers"][0]["raw"], "02071234567");
+    assert_eq!(json[1]["extension"], "1002");
+    assert_eq!(json[1]["role"], "admin");
+
+    let changed = install
+        .callrec(["user", "set-mode", "1001", "on_demand"])
+        .run()
+        .success();
+    assert_eq!(changed.stdout, "1001@default: mode always -> on_demand\n");
+    assert_eq!(users_json(&install)[0]["mode"], "on_demand");
+
+    // Every change is in the audit log under the name of the person who ran the command.
+    let audit = open_store(&install)
+        .view()
+        .audit(None, None, 500)
+        .unwrap()
+        .entries;
+    let by_cli: Vec<(&str, &str)> = audit
+        .iter()
+        .filter(|e| e.actor == "cli:tester")
+        .map(|e| (e.action.as_str(), e.target.as_str()))
+        .collect();
+    assert!(
+        by_cli.contains(&("user.add", "user:default/1001")),
+        "{by_cli:?}"
+    );
+    assert!(
+        by_cli.contains(&("user.set_mode", "user:default/1001")),
+        "{by_cli:?}"
+    );
+}
+
+#[test]
+fn a_duplicate_extension_is_refused_with_a_clear_message() {
+    let install = migrated();
+    install.callrec(["user", "add", "1001"]).run().success();
+    let run = install
+        .callrec(["user", "add", "1001", "--mode", "never"])
+        .run()
+        .expect_code(1);
+    assert!(
+        run.stderr
+            .contains("extension 1001 already exists in site default"),
+        "{}",
+        run.stderr
+    );
+    let users = users_json(&install);
+    assert_eq!(users.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        users[0]["mode"], "always_pausable",
+        "the first user is untouched"
+    );
+}
+
+#[test]
+fn an_unknown_mode_is_refused_and_nothing_is_written() {
+    let install = migrated();
+    install.callrec(["user", "add", "1001"]).run().success();
+    let audit_before = open_store(&install)
+        .view()
+        .audit(None, None, 500)
+        .unwrap()
+        .entries;
+
+    let run = install
+        .callrec(["user", "add", "1003", "--mode", "sometimes"])
+        .run()
+        .expect_code(2);
+    assert!(
+        run.stderr.contains("unknown recording mode `sometimes` (expected one of: never, always, always_pausable, on_demand)"),
+        "{}",
+        run.stderr
+    );
+    install
+        .callrec(["user", "set-mode", "1001", "sometimes"])
+        .run()
+        .expect_code(2);
+
+    let store = open_store(&install);
+    let users = store.view().users(None).unwrap();
+    assert_eq!(users.len(), 1, "1003 was not added");
+    assert_eq!(
+        users[0].mode,
+        RecordingMode::AlwaysPausable,
+        "1001 kept its mode"
+    );
+    assert_eq!(
+        store.view().audit(None, None, 500).unwrap().entries,
+        audit_before
+    );
+}
+
+#[test]
+fn an_unknown_user_is_an_error() {
+    let install = migrated();
+    let run = install
+        .callrec(["user", "set-mode", "1009", "never"])
+        .run()
+        .expect_code(1);
+    assert!(
+        run.stderr.contains("unknown user 1009 in site default"),
+        "{}",
+        run.stderr
+    );
+    let run = install
+        .callrec(["token", "create", "1009"])
+        .run()
+        .expect_code(1);
+    assert!(
+        run.stderr.contains("unknown user 1009 in site default"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn new_users_get_the_default_mode_the_config_sets_for_the_site() {
+    let install = migrated();
+    let run = install
+        .callrec(["user", "add", "1005"])
+        .env("CALLREC_SITE_DEFAULT_MODE", "on_demand")
+        .run()
+        .success();
+    assert!(run.stdout.contains("mode on_demand"), "{}", run.stdout);
+    let site = open_store(&install).view().site("default").unwrap();
+    assert_eq!(site.settings.default_mode, RecordingMode::OnDemand);
+    // Keys the config does not name are left as they were.
+    assert_eq!(site.settings.retention_days, 180);
+}
+
+#[test]
+fn a_data_dir_under_a_file_is_reported_with_its_path() {
+    let install = Install::new();
+    let file = install.root().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let data_dir = file.join("data");
+    let run = Callrec::new([
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+        "migrate".as_ref(),
+    ])
+    .run()
+    .expect_code(1);
+    assert!(
+        run.stderr
+            .contains(&format!("data dir {} is not writable", data_dir.display())),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A read-only filesystem, as after a disk error remount: the error names the path. Needs
+/// root (to mount a tmpfs); elsewhere the test says so and checks nothing.
+#[test]
+fn a_read_only_data_dir_is_reported_with_its_path() {
+    let install = Install::new();
+    let mount_point = install.root().join("ro");
+    std::fs::create_dir(&mount_point).unwrap();
+    let Some(_mounted) = ReadOnlyTmpfs::mount(&mount_point) else {
+        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+        return;
+    };
+    let data_dir = mount_point.join("data");
+    let run = Callrec::new([
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+        "migrate".as_ref(),
+    ])
+    .run()
+    .expect_code(1);
+    assert!(
+        run.stderr
+            .contains(&format!("data dir {} is not writable", data_dir.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.to_lowercase().contains("read-only"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A read-only tmpfs mounted for one test, unmounted when dropped.
+struct ReadOnlyTmpfs(std::path::PathBuf);
+
+impl ReadOnlyTmpfs {
+    fn mount(at: &std::path::Path) -> Option<ReadOnlyTmpfs> {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "ro,size=1m", "callrec-test"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| ReadOnlyTmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for ReadOnlyTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn tokens_are_shown_once_listed_without_secrets_and_revoked() {
+    let install = migrated();
+    install
+        .callrec(["user", "add", "1001", "--admin"])
+        .run()
+        .success();
+
+    let created = install
+        .callrec(["token", "create", "1001", "--label", "ops laptop"])
+        .run()
+        .success();
+    let secret = created.stdout.trim();
+    assert_eq!(
+        created.stdout.lines().count(),
+        1,
+        "only the secret on stdout"
+    );
+    assert!(secret.starts_with("callrec_"), "{secret}");
+    assert!(
+        created.stderr.contains("only time it is shown"),
+        "{}",
+        created.stderr
+    );
+    let caller = open_store(&install)
+        .view()
+        .authenticate(secret)
+        .unwrap()
+        .expect("the token works");
+    assert_eq!(
+        (caller.extension.as_str(), caller.role),
+        ("1001", Role::Admin)
+    );
+
+    let list = install.callrec(["token", "list"]).run().success();
+    assert!(!list.stdout.contains(secret));
+    let row = list.stdout.lines().nth(1).expect("one token row");
+    assert!(row.starts_with(&format!("{}  ", caller.token_id)), "{row}");
+    assert!(
+        row.contains("1001") && row.contains("ops laptop") && row.contains("  -  "),
+        "{row}"
+    );
+    let json = install.callrec(["token", "list", "--json"]).run().success();
+    assert!(!json.stdout.contains(secret));
+    let tokens: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(tokens[0]["label"], "ops laptop");
+    assert!(tokens[0]["revoked_at"].is_null());
+
+    let id = caller.token_id.to_string();
+    let revoked = install.callrec(["token", "revoke", &id]).run().success();
+    assert_eq!(revoked.stdout, format!("revoked token {id}\n"));
+    assert_eq!(
+        open_store(&install).view().authenticate(secret).unwrap(),
+        None
+    );
+    let json = install.callrec(["token", "list", "--json"]).run().success();
+    let tokens: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(tokens[0]["revoked_at"].is_string());
+
+    let again = install.callrec(["token", "revoke", &id]).run().success();
+    assert_eq!(again.stdout, format!("token {id} was already revoked\n"));
+    let unknown = install
+        .callrec(["token", "revoke", "999"])
+        .run()
+        .expect_code(1);
+    assert!(
+        unknown.stderr.contains("unknown token 999"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn a_dry_run_sweep_changes_nothing_and_a_real_one_deletes_what_expired() {
+    let install = migrated();
+    install.callrec(["user", "add", "1001"]).run().success();
+    let long_ago = Utc::now() - Duration::days(400);
+    let (expired, expired_file) = stored_recording(&install, "1001", long_ago, 1);
+    let (held, held_file) = stored_recording(&install, "1001", long_ago, 2);
+    let (recent, recent_file) =
+        stored_recording(&install, "1001", Utc::now() - Duration::days(1), 3);
+    open_store(&install)
+        .set_hold(&held, &Access::system("test"), true)
+        .unwrap();
+    let audit_before = open_store(&install)
+        .view()
+        .audit(None, None, 500)
+        .unwrap()
+        .entries;
+
+    let dry = install.callrec(["sweep", "--dry-run"]).run().success();
+    assert!(
+        dry.stdout
+            .starts_with("dry run: 1 recording would be deleted"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("1 expired recording kept: on hold"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains(expired.as_str()),
+        "the dry run lists it:\n{}",
+        dry.stdout
+    );
+    assert!(expired_file.is_file(), "a dry run deletes no file");
+    let store = open_store(&install);
+    let state = |id| {
+        store
+            .view()
+            .recording(id, &Access::system("test"))
+            .unwrap()
+            .state
+    };
+    assert_eq!(state(&expired), RecordingState::Stored);
+    assert_eq!(
+        store.view().audit(None, None, 500).unwrap().entries,
+        audit_before
+    );
+    drop(store);
+
+    let real = install.callrec(["sweep"]).run().success();
+    assert!(
+        real.stdout.starts_with("deleted 1 recording ("),
+        "{}",
+        real.stdout
+    );
+    assert!(!expired_file.exists());
+    assert!(held_file.is_file() && recent_file.is_file());
+    let store = open_store(&install);
+    let state = |id| {
+        store
+            .view()
+            .recording(id, &Access::system("test"))
+            .unwrap()
+            .state
+    };
+    assert_eq!(state(&expired), RecordingState::Deleted);
+    assert_eq!(state(&held), RecordingState::Stored);
+    assert_eq!(state(&recent), RecordingState::Stored);
+}
+
+#[test]
+fn a_sweep_applies_the_retention_the_config_sets_first() {
+    let install = migrated();
+    install.callrec(["user", "add", "1001"]).run().success();
+    let (id, file) = stored_recording(&install, "1001", Utc::now() - Duration::days(10), 1);
+
+    // Under the default 180 days nothing has expired; the config's 7 days must win.
+    let dry = install
+        .callrec(["sweep", "--dry-run"])
+        .env("CALLREC_SITE_RETENTION_DAYS", "7")
+        .run()
+        .success();
+    assert!(
+        dry.stdout.starts_with("dry run: 0 recordings"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stderr
+            .contains("note: the config changes settings of site default"),
+        "{}",
+        dry.stderr
+    );
+    assert!(file.is_file());
+
+    let json = install
+        .callrec(["sweep", "--json"])
+        .env("CALLREC_SITE_RETENTION_DAYS", "7")
+        .run()
+        .success();
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["deleted"], 1);
+    assert_eq!(report["dry_run"], false);
+    assert!(!file.exists());
+    let store = open_store(&install);
+    assert_eq!(
+        store
+            .view()
+            .site("default")
+            .unwrap()
+            .settings
+            .retention_days,
+        7
+    );
+    let rec = store
+        .view()
+        .recording(&id, &Access::system("test"))
+        .unwrap();
+    assert_eq!(rec.state, RecordingState::Deleted);
+}
+
+#[test]
+fn verify_passes_on_an_intact_store_and_fails_on_a_tampered_or_missing_file() {
+    let install = migrated();
+    install.callrec(["user", "add", "1001"]).run().success();
+    let (_, altered) = stored_recording(&install, "1001", Utc::now() - Duration::hours(2), 1);
+    let (missing_id, missing) =
+        stored_recording(&install, "1001", Utc::now() - Duration::hours(1), 2);
+
+    let clean = install.callrec(["verify"]).run().success();
+    assert!(
+        clean.stdout.contains("files: 2 checked, 2 intact"),
+        "{}",
+        clean.stdout
+    );
+    assert!(clean.stdout.trim_end().ends_with("OK"), "{}", clean.stdout);
+
+    let mut bytes = std::fs::read(&altered).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&altered, bytes).unwrap();
+    std::fs::remove_file(&missing).unwrap();
+
+    let run = install.callrec(["verify"]).run().expect_code(1);
+    assert!(
+        run.stdout.contains("1 missing, 1 altered"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("ALTERED  {}", altered.display())),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("MISSING  {} ({missing_id})", missing.display())),
+        "{}",
+        run.stdout
+    );
+
+    let json = install.callrec(["verify", "--json"]).run().expect_code(1);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["missing"][0]["id"], missing_id.as_str());
+    assert_eq!(report["altered"].as_array().map(Vec::len), Some(1));
+}
