@@ -574,3 +574,32 @@ fn verify_passes_on_an_intact_store_and_fails_on_a_tampered_or_missing_file() {
     assert_eq!(report["missing"][0]["id"], missing_id.as_str());
     assert_eq!(report["altered"].as_array().map(Vec::len), Some(1));
 }
+
+/// Someone with write access to the index goes around the append-only triggers and rewrites
+/// history: verify notices the broken hash chain.
+#[test]
+fn verify_fails_on_a_rewritten_audit_log() {
+    let install = migrated();
+    install.callrec(["user", "add", "1001"]).run().success();
+    install
+        .callrec(["user", "set-mode", "1001", "never"])
+        .run()
+        .success();
+    install.callrec(["verify"]).run().success();
+
+    let db = rusqlite::Connection::open(install.data_dir().join("index.db")).unwrap();
+    db.execute_batch(
+        "DROP TRIGGER audit_log_no_update;
+         UPDATE audit_log SET actor = 'someone-else' WHERE action = 'user.set_mode';",
+    )
+    .unwrap();
+    drop(db);
+
+    let run = install.callrec(["verify"]).run().expect_code(1);
+    assert!(run.stdout.contains("BROKEN  entry"), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("audit log: 0 breaks"),
+        "{}",
+        run.stdout
+    );
+}
