@@ -408,6 +408,17 @@ pub enum Prompt {
 }
 
 impl Prompt {
+    /// Its key in `[prompts]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Prompt::Paused => "paused",
+            Prompt::Resumed => "resumed",
+            Prompt::Started => "started",
+            Prompt::NotAllowed => "not_allowed",
+            Prompt::NoCall => "no_call",
+        }
+    }
+
     /// Every prompt.
     pub const ALL: [Prompt; 5] = [
         Prompt::Paused,

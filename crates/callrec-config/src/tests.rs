@@ -683,3 +683,21 @@ fn the_extreme_values_the_config_accepts_are_accepted_by_the_store() {
         from_file("[site]\nretention_days = 1\nmin_seconds = 0\ncountry_code = 1\n").unwrap();
     config.site_update().validate().unwrap();
 }
+
+#[test]
+fn every_prompt_has_its_own_key_in_the_prompts_section() {
+    for prompt in Prompt::ALL {
+        assert!(PromptsConfig::KEYS.contains(&prompt.key()), "{prompt:?}");
+    }
+    let config =
+        from_file("[prompts]\ndir = \"/usr/share/callrec\"\nno_call = \"/srv/custom.wav\"\n")
+            .unwrap();
+    assert_eq!(
+        config.prompts.path(Prompt::Paused),
+        Path::new("/usr/share/callrec/paused.wav")
+    );
+    assert_eq!(
+        config.prompts.path(Prompt::NoCall),
+        Path::new("/srv/custom.wav")
+    );
+}

@@ -269,3 +269,54 @@ fn a_usage_error_exits_2() {
         .run()
         .expect_code(2);
 }
+
+#[test]
+fn config_check_warns_about_prompts_that_cannot_be_played() {
+    let install = Install::new();
+    let run = Callrec::new(["config", "check"])
+        .current_dir(install.root())
+        .run()
+        .success();
+    assert!(
+        run.stderr
+            .contains("warning: prompts.paused: prompts/paused.wav is not a file"),
+        "{}",
+        run.stderr
+    );
+
+    // The prompts shipped in the repository are all there.
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../prompts");
+    let run = Callrec::new(["config", "check"])
+        .current_dir(install.root())
+        .env("CALLREC_PROMPTS_DIR", &shipped)
+        .run()
+        .success();
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+}
+
+#[test]
+fn logs_go_to_stderr_in_the_configured_format() {
+    let install = Install::new();
+    let run = install
+        .callrec(["migrate"])
+        .env("CALLREC_LOG_FORMAT", "json")
+        .env("CALLREC_SITE_RETENTION_DAYS", "30")
+        .run()
+        .success();
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("applied the config's site settings"))
+        .unwrap_or_else(|| panic!("no log line in\n{}", run.stderr));
+    let entry: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    assert_eq!(entry["level"], "INFO");
+    assert!(!run.stdout.contains("applied"), "logs stay off stdout");
+
+    let quiet = install
+        .callrec(["migrate"])
+        .env("CALLREC_LOG_LEVEL", "warn")
+        .env("CALLREC_SITE_RETENTION_DAYS", "31")
+        .run()
+        .success();
+    assert!(!quiet.stderr.contains("applied"), "{}", quiet.stderr);
+}

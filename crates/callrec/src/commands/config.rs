@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use callrec_config::{Config, EXAMPLE_TOML};
+use callrec_config::{Config, EXAMPLE_TOML, Prompt};
 
 use crate::commands::out;
 use crate::exit::Outcome;
@@ -12,6 +12,9 @@ use crate::exit::Outcome;
 /// configuration loaded, so it is valid.
 pub fn check(config: &Config, file: Option<&Path>) -> anyhow::Result<Outcome> {
     out::print(&config.effective_toml())?;
+    for warning in warnings(config, &Disk) {
+        eprintln!("warning: {warning}");
+    }
     match file {
         Some(path) => eprintln!("configuration OK: {}", path.display()),
         None => eprintln!("configuration OK: no config file (defaults and environment)"),
@@ -23,4 +26,123 @@ pub fn check(config: &Config, file: Option<&Path>) -> anyhow::Result<Outcome> {
 pub fn example() -> anyhow::Result<Outcome> {
     out::print(EXAMPLE_TOML)?;
     Ok(Outcome::Success)
+}
+
+/// What `config check` needs to know about the disk, so the rules can be tested without one.
+trait Filesystem {
+    /// Whether `path` is an existing regular file.
+    fn is_file(&self, path: &Path) -> bool;
+    /// The id of the filesystem holding `path`, when it exists.
+    fn device(&self, path: &Path) -> Option<u64>;
+}
+
+/// The real disk.
+struct Disk;
+
+impl Filesystem for Disk {
+    fn is_file(&self, path: &Path) -> bool {
+        path.is_file()
+    }
+
+    fn device(&self, path: &Path) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(path).ok().map(|m| m.dev())
+    }
+}
+
+/// Things that are valid configuration but will hurt at run time: a prompt that cannot be
+/// played, a spool that forces ingest to copy instead of rename.
+fn warnings(config: &Config, disk: &impl Filesystem) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for prompt in Prompt::ALL {
+        let path = config.prompts.path(prompt);
+        if !disk.is_file(&path) {
+            warnings.push(format!(
+                "prompts.{}: {} is not a file; callers will hear nothing after that feature code",
+                prompt.key(),
+                path.display()
+            ));
+        }
+    }
+    let storage = &config.storage;
+    if let (Some(spool), Some(data)) = (
+        disk.device(&storage.spool_dir),
+        disk.device(&storage.data_dir),
+    ) && spool != data
+    {
+        warnings.push(format!(
+            "storage.spool_dir: {} is on another filesystem than {}; finished recordings \
+             will be copied and fsynced instead of renamed (slower, needs twice the space \
+             for a moment)",
+            storage.spool_dir.display(),
+            storage.data_dir.display()
+        ));
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct FakeDisk {
+        files: Vec<PathBuf>,
+        devices: HashMap<PathBuf, u64>,
+    }
+
+    impl Filesystem for FakeDisk {
+        fn is_file(&self, path: &Path) -> bool {
+            self.files.iter().any(|f| f == path)
+        }
+
+        fn device(&self, path: &Path) -> Option<u64> {
+            self.devices.get(path).copied()
+        }
+    }
+
+    fn all_prompts(config: &Config) -> Vec<PathBuf> {
+        Prompt::ALL
+            .iter()
+            .map(|p| config.prompts.path(*p))
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_prompt_is_named_by_its_key_and_path() {
+        let config = Config::default();
+        let mut disk = FakeDisk {
+            files: all_prompts(&config),
+            ..FakeDisk::default()
+        };
+        assert!(warnings(&config, &disk).is_empty());
+
+        disk.files.retain(|f| !f.ends_with("no_call.wav"));
+        assert_eq!(
+            warnings(&config, &disk),
+            [
+                "prompts.no_call: prompts/no_call.wav is not a file; callers will hear nothing after that feature code"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_spool_on_another_filesystem_is_flagged() {
+        let config = Config::default();
+        let mut disk = FakeDisk {
+            files: all_prompts(&config),
+            ..FakeDisk::default()
+        };
+        disk.devices.insert(config.storage.data_dir.clone(), 1);
+        disk.devices.insert(config.storage.spool_dir.clone(), 1);
+        assert!(warnings(&config, &disk).is_empty());
+
+        disk.devices.insert(config.storage.spool_dir.clone(), 2);
+        let found = warnings(&config, &disk);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].starts_with("storage.spool_dir: "), "{found:?}");
+    }
 }

@@ -73,6 +73,12 @@ impl Callrec {
         self
     }
 
+    /// Runs it in this working directory (relative paths in the config are taken from it).
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
     /// Runs it to the end (or fails the test at the deadline).
     pub fn run(mut self) -> Run {
         let mut child = self.command.spawn().expect("the callrec binary starts");
