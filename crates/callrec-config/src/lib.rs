@@ -8,7 +8,11 @@
 //! [`Config::explicit_keys`].
 //!
 //! Precedence, highest first: command line (`--set section.key=value`) > environment
-//! (`CALLREC_<SECTION>_<KEY>`) > file > defaults.
+//! (`CALLREC_<SECTION>_<KEY>`) > file > defaults. An environment variable that starts with a
+//! section's prefix but names none of its keys (`CALLREC_ESL_PASWORD`) is a problem like an
+//! unknown key in the file; other `CALLREC_*` variables (e.g. `CALLREC_CONFIG`) are not ours
+//! and are left alone. Environment and command-line values are taken as strings first, so
+//! passwords need no quoting; numbers, booleans and arrays are read as TOML values.
 //!
 //! ```
 //! use callrec_config::{Config, Sources};
