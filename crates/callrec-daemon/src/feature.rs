@@ -174,3 +174,7 @@ async fn wait_for_playback(events: &mut EslEventStream) {
     })
     .await;
 }
+
+#[cfg(test)]
+#[path = "feature_tests.rs"]
+mod tests;
