@@ -1,0 +1,3 @@
+//! `callrec-sim`: run a simulated FreeSWITCH on a port (work in progress).
+
+fn main() {}

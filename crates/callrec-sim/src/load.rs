@@ -1,0 +1,1 @@
+//! Load for the benchmarks (placeholder until the storm generator lands).

@@ -1,0 +1,494 @@
+//! The public handle: start a simulator, script it, observe it, break it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::calls::{CallHandle, CallSpec, Side};
+use crate::clock::{Clock, micros};
+use crate::config::SimConfig;
+use crate::event::Event;
+use crate::faults::{MalformedFrame, ReplyRule};
+use crate::outbound::{FeatureCallHandle, FeatureCallInfo, OutboundRequest};
+use crate::recording::RecordingInfo;
+use crate::switch::Switch;
+
+/// Why the simulator could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The Event Socket address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The event templates could not be derived from the embedded captures.
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+    /// `wait_for` ran out of time.
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, String),
+    /// `advance` on a real-time clock.
+    #[error("the clock runs in real time; it cannot be advanced")]
+    NotManual,
+}
+
+/// State shared by the handle, the clock driver and the socket tasks.
+pub(crate) struct Shared {
+    switch: Mutex<Switch>,
+    pub clock: Clock,
+    pub cfg: Arc<SimConfig>,
+    pub version: watch::Receiver<u64>,
+    /// Wakes the real-time driver when a timer was added.
+    pub wake: Notify,
+    /// Cancelled when the simulator stops.
+    pub stop: CancellationToken,
+    pub tasks: TaskTracker,
+    /// `true` while the Event Socket accepts connections.
+    pub listening: watch::Sender<bool>,
+    pub esl_addr: SocketAddr,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Switch> {
+        // A panic while holding the lock is a simulator bug; the state is still the best
+        // picture of the switch there is, so keep going with it.
+        self.switch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the switch, then every timer that is already due.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Switch) -> R) -> R {
+        let mut sw = self.lock();
+        let r = f(&mut sw);
+        let now = self.clock.now();
+        run_due(&mut sw, now);
+        if std::mem::take(&mut sw.timers_changed) {
+            self.wake.notify_one();
+        }
+        r
+    }
+}
+
+/// Runs timers due at or before `limit`, each at its own time on a manual clock.
+fn run_due(sw: &mut Switch, limit: crate::clock::Micros) {
+    while let Some((at, task)) = sw.pop_due(limit) {
+        sw.clock.set(at);
+        task(sw);
+    }
+}
+
+/// A running simulated switch. Dropping it stops every task it started.
+pub struct Simulator {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.shared.stop.cancel();
+    }
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("esl_addr", &self.shared.esl_addr)
+            .finish()
+    }
+}
+
+impl Simulator {
+    /// Binds `cfg.listen` and starts the switch.
+    pub async fn start(cfg: SimConfig) -> Result<Simulator, SimError> {
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| SimError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        Self::start_on(listener, cfg).await
+    }
+
+    /// Starts the switch on an already-bound listener.
+    pub async fn start_on(listener: TcpListener, cfg: SimConfig) -> Result<Simulator, SimError> {
+        crate::scripts::library()?;
+        let esl_addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+        let clock = Clock::new(&cfg.clock);
+        let cfg = Arc::new(cfg);
+        let (version_tx, version_rx) = watch::channel(0u64);
+        let mut sw = Switch::new(clock.clone(), Arc::clone(&cfg), version_tx);
+        let (out_tx, out_rx) = mpsc::unbounded_channel::<OutboundRequest>();
+        sw.outbound_requests = Some(out_tx);
+        let (listening, _) = watch::channel(true);
+        let shared = Arc::new(Shared {
+            switch: Mutex::new(sw),
+            clock,
+            cfg,
+            version: version_rx,
+            wake: Notify::new(),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            listening,
+            esl_addr,
+        });
+        let s = Arc::clone(&shared);
+        shared
+            .tasks
+            .spawn(crate::inbound::accept_loop(s, Some(listener)));
+        let s = Arc::clone(&shared);
+        shared.tasks.spawn(crate::outbound::spawner(s, out_rx));
+        if !shared.clock.is_manual() {
+            let s = Arc::clone(&shared);
+            shared.tasks.spawn(real_time_driver(s));
+        }
+        Ok(Simulator { shared })
+    }
+
+    /// The address of the inbound Event Socket.
+    pub fn esl_addr(&self) -> SocketAddr {
+        self.shared.esl_addr
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &SimConfig {
+        &self.shared.cfg
+    }
+
+    /// The simulated time.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.shared.clock.now_utc()
+    }
+
+    /// Moves a manual clock forward, running everything due on the way (each at its own
+    /// time: ring ends, holds, hangups, heartbeats).
+    pub fn advance(&self, by: Duration) -> Result<(), SimError> {
+        if !self.shared.clock.is_manual() {
+            return Err(SimError::NotManual);
+        }
+        let target = self.shared.clock.now() + micros(by);
+        self.shared.with(|sw| {
+            run_due(sw, target);
+            sw.clock.set(target);
+        });
+        Ok(())
+    }
+
+    /// Places a scripted call. With a manual clock the caller's leg is created now; the
+    /// rest happens as the clock advances.
+    pub fn place_call(&self, spec: CallSpec) -> CallHandle {
+        self.shared.with(|sw| sw.place_call(spec))
+    }
+
+    /// Hangs up a channel (and the rest of its call) as if its phone hung up.
+    pub fn hangup(&self, uuid: &str) -> bool {
+        self.shared.with(|sw| sw.hangup(uuid, "NORMAL_CLEARING"))
+    }
+
+    /// Hangs up one side of a placed call.
+    pub fn hangup_call(&self, call: &CallHandle, side: Side) {
+        self.shared
+            .with(|sw| sw.hangup_call(call.id, side, "NORMAL_CLEARING"));
+    }
+
+    /// Puts a channel on hold (a phone's re-INVITE; `uuid_hold` on a loopback leg).
+    pub fn hold(&self, uuid: &str) -> bool {
+        self.shared.with(|sw| sw.hold(uuid))
+    }
+
+    /// Takes a channel off hold.
+    pub fn unhold(&self, uuid: &str) -> bool {
+        self.shared.with(|sw| sw.unhold(uuid))
+    }
+
+    /// Runs an `api` command as a client would and returns its output (an `originate`
+    /// returns at once with `+OK <uuid>` of the A leg; its answer follows on the clock).
+    pub fn api(&self, command: &str) -> String {
+        let (cmd, args) = crate::api::split(command);
+        let (cmd, args) = (cmd.to_string(), args.to_string());
+        self.shared.with(|sw| {
+            let ev = sw.api_event(&cmd, &args);
+            let out = match sw.api(&cmd, &args) {
+                crate::api::ApiReply::Now(s) => s,
+                crate::api::ApiReply::Later(_) => {
+                    let a = sw
+                        .calls
+                        .values()
+                        .max_by_key(|c| c.id)
+                        .map(|c| c.a.clone())
+                        .unwrap_or_default();
+                    format!("+OK {a}\n")
+                }
+                crate::api::ApiReply::NoReply => String::new(),
+            };
+            sw.fire(ev);
+            out
+        })
+    }
+
+    /// A user's phone dials a feature code (`*48`...): the dialplan routes it to the
+    /// `socket` address of the configuration, and the simulator speaks the outbound
+    /// protocol to whatever listens there.
+    pub fn dial_feature_code(&self, user: &str, code: &str) -> FeatureCallHandle {
+        self.shared.with(|sw| sw.dial_feature_code(user, code))
+    }
+
+    /// What the feature-code listener did with a call so far.
+    pub fn feature_call(&self, call: &FeatureCallHandle) -> Option<FeatureCallInfo> {
+        self.shared
+            .with(|sw| sw.feature_calls.get(&call.id).map(|r| r.info.clone()))
+    }
+
+    /// Live channels, in creation order.
+    pub fn channels(&self) -> Vec<ChannelInfo> {
+        self.shared.with(|sw| SimState { sw }.channels())
+    }
+
+    /// Recordings that stopped (or were abandoned by a crash or restart).
+    pub fn recordings(&self) -> Vec<RecordingInfo> {
+        self.shared.with(|sw| sw.recordings.clone())
+    }
+
+    /// Every event fired from now on (whether or not any listener subscribed).
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Arc<Event>> {
+        self.shared.with(|sw| sw.tap())
+    }
+
+    /// Waits until `check` holds for the switch's state, re-checking after every change,
+    /// for at most `timeout` of wall-clock time.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        check: impl Fn(&SimState<'_>) -> bool,
+    ) -> Result<(), SimError> {
+        let mut version = self.shared.version.clone();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.shared.with(|sw| check(&SimState { sw })) {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, version.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => {
+                    if self.shared.with(|sw| check(&SimState { sw })) {
+                        return Ok(());
+                    }
+                    return Err(SimError::Timeout(timeout, what.to_string()));
+                }
+            }
+        }
+    }
+
+    // ---- faults -------------------------------------------------------------------------
+
+    /// Closes every Event Socket connection at once, with no notice (a network cut).
+    /// The switch and its calls carry on.
+    pub fn drop_connections(&self) {
+        self.shared.with(|sw| sw.kill_listeners());
+    }
+
+    /// Makes every `auth` fail (`-ERR invalid`), right password or not.
+    pub fn refuse_auth(&self, refuse: bool) {
+        self.shared.with(|sw| sw.faults.refuse_auth = refuse);
+    }
+
+    /// Delays or withholds the replies of matching commands.
+    pub fn add_reply_fault(&self, rule: ReplyRule) {
+        self.shared.with(|sw| sw.faults.reply_rules.push(rule));
+    }
+
+    /// Removes every reply fault.
+    pub fn clear_reply_faults(&self) {
+        self.shared.with(|sw| sw.faults.reply_rules.clear());
+    }
+
+    /// Sends a frame the real switch never would to every inbound connection.
+    pub fn send_malformed_frame(&self, kind: MalformedFrame) {
+        self.shared.with(|sw| sw.broadcast_raw(kind.bytes()));
+    }
+
+    /// `kill -9`: every socket closes with no notice, the Event Socket stops accepting,
+    /// recordings in progress are left as their 44-byte header. Nothing more happens until
+    /// [`Simulator::boot`].
+    pub fn crash(&self) {
+        self.shared.with(|sw| sw.crash());
+        let _ = self.shared.listening.send(false);
+    }
+
+    /// `fsctl shutdown`: calls hang up (recordings get RECORD_STOP), listeners get
+    /// `The system is being shut down.`, the Event Socket stops accepting.
+    pub fn shutdown_switch(&self) {
+        self.shared.with(|sw| sw.shutdown());
+        let _ = self.shared.listening.send(false);
+    }
+
+    /// Starts the switch again after a crash or shutdown: a new `Core-UUID`, no channels,
+    /// the Event Socket accepting on the same address.
+    pub fn boot(&self) {
+        self.shared.with(|sw| sw.boot());
+        let _ = self.shared.listening.send(true);
+    }
+
+    /// Restarts the switch. With `keep_channels` only the Event Socket restarts (every
+    /// connection drops, calls and recordings carry on, events meanwhile are lost);
+    /// otherwise it is a crash followed by a boot.
+    pub fn restart(&self, keep_channels: bool) {
+        if keep_channels {
+            self.shared.with(|sw| sw.kill_listeners());
+            let _ = self.shared.listening.send(false);
+            let _ = self.shared.listening.send(true);
+        } else {
+            self.crash();
+            self.boot();
+        }
+    }
+
+    /// Open Event Socket connections (inbound clients and outbound sessions).
+    pub fn connection_count(&self) -> usize {
+        self.shared.with(|sw| sw.listener_count())
+    }
+
+    /// Stops the simulator's tasks and waits for them.
+    pub async fn stop(self) {
+        self.shared.stop.cancel();
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
+    }
+}
+
+/// Runs timers on the wall clock.
+async fn real_time_driver(shared: Arc<Shared>) {
+    loop {
+        let next = shared.with(|sw| sw.next_due());
+        let sleep = match next {
+            Some(at) => {
+                let ahead = (at - shared.clock.now()).max(0) as u64;
+                shared.clock.wall_duration(Duration::from_micros(ahead))
+            }
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(sleep) => {}
+        }
+        shared.with(|_| {});
+    }
+}
+
+/// A read-only view of the switch for [`Simulator::wait_for`].
+pub struct SimState<'a> {
+    sw: &'a Switch,
+}
+
+impl SimState<'_> {
+    /// Live channels in creation order.
+    pub fn channels(&self) -> Vec<ChannelInfo> {
+        self.sw
+            .channels_in_order()
+            .into_iter()
+            .map(ChannelInfo::of)
+            .collect()
+    }
+
+    /// One live channel.
+    pub fn channel(&self, uuid: &str) -> Option<ChannelInfo> {
+        self.sw.channels.get(uuid).map(ChannelInfo::of)
+    }
+
+    /// Stopped recordings.
+    pub fn recordings(&self) -> &[RecordingInfo] {
+        &self.sw.recordings
+    }
+
+    /// Open Event Socket connections (inbound and outbound).
+    pub fn connections(&self) -> usize {
+        self.sw.listener_count()
+    }
+
+    /// Open inbound (`auth`) connections.
+    pub fn inbound_connections(&self) -> usize {
+        self.sw.inbound_count()
+    }
+
+    /// A feature-code call's progress.
+    pub fn feature_call(&self, call: &FeatureCallHandle) -> Option<FeatureCallInfo> {
+        self.sw.feature_calls.get(&call.id).map(|r| r.info.clone())
+    }
+
+    /// Whether the switch is up (not crashed or shut down).
+    pub fn is_up(&self) -> bool {
+        self.sw.up
+    }
+}
+
+/// What a test can see of a live channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// `Unique-ID`.
+    pub uuid: String,
+    /// `Channel-Name`.
+    pub name: String,
+    /// `inbound` or `outbound` (seen from the switch).
+    pub direction: String,
+    /// `Caller-Caller-ID-Number`.
+    pub caller_number: String,
+    /// `Caller-Caller-ID-Name`.
+    pub caller_name: String,
+    /// `Caller-Destination-Number`.
+    pub destination: String,
+    /// `Channel-State` of its last event (`CS_EXECUTE`...).
+    pub state: String,
+    /// `Channel-Call-State` of its last event (`RINGING`, `ACTIVE`, `HELD`...).
+    pub call_state: String,
+    /// Answered.
+    pub answered: bool,
+    /// On hold.
+    pub held: bool,
+    /// Hung up (but not yet destroyed).
+    pub hung_up: bool,
+    /// The other leg, if any.
+    pub peer: Option<String>,
+    /// Paths being recorded.
+    pub recording: Vec<String>,
+    /// Channel variables.
+    pub variables: Vec<(String, String)>,
+}
+
+impl ChannelInfo {
+    fn of(c: &crate::channel::Channel) -> ChannelInfo {
+        ChannelInfo {
+            uuid: c.uuid.clone(),
+            name: c.profile.channel_name.clone(),
+            direction: c.profile.direction.clone(),
+            caller_number: c.profile.caller_id_number.clone(),
+            caller_name: c.profile.caller_id_name.clone(),
+            destination: c.profile.destination_number.clone(),
+            state: c.channel_state.clone(),
+            call_state: c.call_state.clone(),
+            answered: c.answered,
+            held: c.held,
+            hung_up: c.hungup,
+            peer: c.peer.clone(),
+            recording: c.recordings.iter().map(|r| r.path.clone()).collect(),
+            variables: c.vars.clone(),
+        }
+    }
+
+    /// A channel variable.
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        self.variables
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
