@@ -1,4 +1,117 @@
-//! callrec's REST API.
+//! callrec's REST API (SPEC §5): search, play, download, annotate, hold and delete
+//! recordings; the calls in progress and their recording; users, the site, usage and the
+//! audit log; health, readiness, metrics and the OpenAPI document.
 //!
-//! warp filters, handlers and models for SPEC §5. No SQL here: every query goes through the
-//! store.
+//! This crate owns HTTP: routing, authentication with bearer tokens, the user/admin scope of
+//! every request, parameter and body parsing, the JSON error shape, HTTP Range and
+//! conditional requests, and `/metrics`. It owns no data: recordings, users, tokens and the
+//! audit log are the store's (`callrec-store`; handlers never write SQL), and calls in
+//! progress are the daemon's, reached through the [`LiveCalls`] trait. Issuing tokens is the
+//! CLI's (`callrec token create`); the API only checks them.
+//!
+//! # Map
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`filters`] | one filter per route: method, path, caller, parameters, body |
+//! | `handlers` | one async function per route: ask the store or the daemon, reply |
+//! | [`models`] | query parameters, bodies and reply shapes |
+//! | [`error`] | [`ApiError`] and the one `recover` that writes every error as JSON |
+//! | [`range`], `audio` | Range and conditional requests, streaming a stored file |
+//! | [`live`] | [`LiveCalls`]: what the API needs from the daemon |
+//! | [`metrics`] | the API's and the store's Prometheus metrics |
+//! | `openapi` | the OpenAPI 3 document |
+//! | `state` | [`ApiState`]: the store, the daemon, metrics and limits |
+//!
+//! # Running it
+//!
+//! The daemon binds the listener (so a bad address fails at start, and tests can bind
+//! port 0) and passes a shutdown future:
+//!
+//! ```no_run
+//! # async fn run(store: callrec_store::StoreHandle) -> std::io::Result<()> {
+//! use std::sync::Arc;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let state = callrec_api::ApiState::new(store, Arc::new(callrec_api::NoDaemon));
+//! callrec_api::serve(listener, state, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await;
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+mod audio;
+pub mod error;
+pub mod filters;
+mod handlers;
+pub mod live;
+pub mod metrics;
+pub mod models;
+mod openapi;
+pub mod range;
+mod state;
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use warp::Filter;
+
+pub use audio::CHUNK_BYTES;
+pub use error::ApiError;
+pub use live::{
+    ActionError, ActionRequest, BoxFuture, CallRecording, DaemonStatus, LiveCall, LiveCalls,
+    NoDaemon, RecordingAction,
+};
+pub use state::{ApiConfig, ApiState};
+
+/// The OpenAPI 3 document served at `/openapi.json`.
+pub fn openapi_document() -> &'static serde_json::Value {
+    openapi::document()
+}
+
+/// Every route, with errors as JSON and each request counted in the metrics. This is what
+/// [`serve`] serves, and what route tests drive with `warp::test`.
+pub fn routes(
+    state: ApiState,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone + Send + Sync + 'static
+{
+    let metrics_state = state.clone();
+    filters::all(&state)
+        .recover(error::recover)
+        .unify()
+        .with(warp::log::custom(move |info| {
+            metrics_state.metrics().observe_request(
+                info.method().as_str(),
+                info.status().as_u16(),
+                info.elapsed().as_secs_f64(),
+            );
+            tracing::debug!(
+                method = %info.method(),
+                path = info.path(),
+                status = info.status().as_u16(),
+                elapsed_ms = info.elapsed().as_secs_f64() * 1e3,
+                "api request"
+            );
+        }))
+}
+
+/// Serve the API on an already-bound listener until `shutdown` completes; then stop
+/// accepting, let the requests in flight finish (a long download included), and return.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(%addr, "API listening"),
+        Err(e) => tracing::warn!(error = %e, "API listening (address unknown)"),
+    }
+    warp::serve(routes(state))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+    tracing::info!("API stopped");
+}

@@ -1,0 +1,508 @@
+//! What requests carry and replies hold: query parameters, JSON bodies and the reply shapes
+//! that are not the store's own records.
+//!
+//! Every query string is read strictly: an unknown parameter, a repeated one or a value of
+//! the wrong form is a 400 that names the parameter, never a silent default (a misspelt
+//! filter must not quietly return every recording). Empty values count as absent, as an
+//! HTML form sends them.
+
+use std::collections::BTreeMap;
+
+use callrec_store::{
+    Caller, Direction, MAX_LIMIT, RecordingState, Role, SearchQuery, TokenId, User, UserUsage,
+};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::live::LiveCall;
+
+/// The longest value accepted for a string query parameter.
+pub const MAX_PARAM_CHARS: usize = 256;
+
+/// A query string as name → value, read one parameter at a time.
+#[derive(Debug, Clone, Default)]
+pub struct QueryParams {
+    values: BTreeMap<String, String>,
+}
+
+impl QueryParams {
+    /// Collect decoded pairs, refusing a parameter given twice.
+    pub fn new(pairs: Vec<(String, String)>) -> Result<Self, ApiError> {
+        let mut values = BTreeMap::new();
+        for (name, value) in pairs {
+            if values.contains_key(&name) {
+                return Err(ApiError::bad_request(format!(
+                    "query parameter `{}` is given more than once",
+                    clip(&name)
+                )));
+            }
+            values.insert(name, value);
+        }
+        Ok(QueryParams { values })
+    }
+
+    /// Take a parameter's value; `None` when absent or empty.
+    fn take(&mut self, name: &str) -> Result<Option<String>, ApiError> {
+        let Some(value) = self.values.remove(name) else {
+            return Ok(None);
+        };
+        let value = value.trim().to_owned();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        if value.chars().count() > MAX_PARAM_CHARS {
+            return Err(ApiError::bad_request(format!(
+                "query parameter `{name}` is longer than {MAX_PARAM_CHARS} characters"
+            )));
+        }
+        Ok(Some(value))
+    }
+
+    fn take_parsed<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ApiError> {
+        match self.take(name)? {
+            None => Ok(None),
+            Some(v) => parse(&v).map(Some).map_err(|why| {
+                ApiError::bad_request(format!("query parameter `{name}` = `{}`: {why}", clip(&v)))
+            }),
+        }
+    }
+
+    /// Refuse whatever parameter was not taken.
+    fn finish(self, allowed: &[&str]) -> Result<(), ApiError> {
+        match self.values.keys().next() {
+            None => Ok(()),
+            Some(name) => Err(ApiError::bad_request(format!(
+                "unknown query parameter `{}` (this route takes: {})",
+                clip(name),
+                if allowed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    allowed.join(", ")
+                }
+            ))),
+        }
+    }
+}
+
+/// A route that takes no query parameters refuses any.
+pub fn no_params(params: QueryParams) -> Result<(), ApiError> {
+    params.finish(&[])
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}
+
+fn int_in(lo: u64, hi: u64) -> impl FnOnce(&str) -> Result<u64, String> {
+    move |v| {
+        v.parse::<u64>()
+            .ok()
+            .filter(|n| (lo..=hi).contains(n))
+            .ok_or_else(|| format!("expected a whole number from {lo} to {hi}"))
+    }
+}
+
+/// A point in time as a search takes it: an instant, or a calendar day in the site's zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeBound {
+    /// RFC 3339, e.g. `2024-05-01T10:00:00Z`.
+    Instant(DateTime<Utc>),
+    /// A date, e.g. `2024-05-01`.
+    Day(NaiveDate),
+}
+
+impl TimeBound {
+    fn parse(v: &str) -> Result<TimeBound, String> {
+        if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+            return Ok(TimeBound::Day(d));
+        }
+        // A `+` in a query string that was not percent-encoded arrives as a space.
+        for candidate in [v.to_owned(), v.replace(' ', "+")] {
+            if let Ok(t) = DateTime::parse_from_rfc3339(&candidate) {
+                return Ok(TimeBound::Instant(t.with_timezone(&Utc)));
+            }
+        }
+        Err("expected an RFC 3339 time (2024-05-01T10:00:00Z) or a date (2024-05-01)".to_owned())
+    }
+
+    /// As a lower bound: the instant, or the day's first moment in `tz`.
+    pub fn since(self, tz: Tz) -> DateTime<Utc> {
+        match self {
+            TimeBound::Instant(t) => t,
+            TimeBound::Day(d) => start_of_day(d, tz),
+        }
+    }
+
+    /// As an exclusive upper bound: the instant, or the first moment of the next day in `tz`
+    /// (so `until=2024-05-01` includes all of that day).
+    pub fn until(self, tz: Tz) -> DateTime<Utc> {
+        match self {
+            TimeBound::Instant(t) => t,
+            TimeBound::Day(d) => match d.succ_opt() {
+                Some(next) => start_of_day(next, tz),
+                None => DateTime::<Utc>::MAX_UTC,
+            },
+        }
+    }
+}
+
+/// The first instant of `day` in `tz`. Where a zone skips midnight (a DST change at 00:00),
+/// the day starts at the first hour that exists.
+fn start_of_day(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    (0..24)
+        .filter_map(|h| day.and_hms_opt(h, 0, 0))
+        .find_map(|t| tz.from_local_datetime(&t).earliest())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| day.and_time(chrono::NaiveTime::MIN).and_utc())
+}
+
+/// The parameters of `GET /recordings`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchParams {
+    /// Either party, any form.
+    pub number: Option<String>,
+    /// The calling party, any form.
+    pub from: Option<String>,
+    /// The called party, any form.
+    pub to: Option<String>,
+    /// The owner's extension.
+    pub user: Option<String>,
+    /// Started at or after.
+    pub since: Option<TimeBound>,
+    /// Started before (a date includes that whole day).
+    pub until: Option<TimeBound>,
+    /// Direction.
+    pub direction: Option<Direction>,
+    /// At least this long, in milliseconds (given in seconds).
+    pub min_duration_ms: Option<u64>,
+    /// With or without notes.
+    pub has_notes: Option<bool>,
+    /// On hold or not.
+    pub hold: Option<bool>,
+    /// Text in notes.
+    pub q: Option<String>,
+    /// Only this state (default: recordings with a file, `stored` and `failed`).
+    pub state: Option<RecordingState>,
+    /// Page size.
+    pub limit: Option<u32>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// The query parameters `GET /recordings` takes.
+pub const SEARCH_PARAMS: &[&str] = &[
+    "number",
+    "from",
+    "to",
+    "user",
+    "since",
+    "until",
+    "direction",
+    "min_duration",
+    "has_notes",
+    "hold",
+    "q",
+    "state",
+    "limit",
+    "cursor",
+];
+
+/// The longest `min_duration`, in seconds (a century).
+const MAX_MIN_DURATION_S: f64 = 3_155_760_000.0;
+
+impl SearchParams {
+    /// Read the search parameters.
+    pub fn parse(mut p: QueryParams) -> Result<SearchParams, ApiError> {
+        let params = SearchParams {
+            number: p.take("number")?,
+            from: p.take("from")?,
+            to: p.take("to")?,
+            user: p.take("user")?,
+            since: p.take_parsed("since", TimeBound::parse)?,
+            until: p.take_parsed("until", TimeBound::parse)?,
+            direction: p.take_parsed("direction", |v| {
+                v.parse::<Direction>().map_err(|e| e.to_string())
+            })?,
+            min_duration_ms: p.take_parsed("min_duration", |v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && (0.0..=MAX_MIN_DURATION_S).contains(s))
+                    // Whole milliseconds; the bound keeps the product far inside u64.
+                    .map(|s| (s * 1000.0).round() as u64)
+                    .ok_or_else(|| "expected a number of seconds, e.g. 30 or 2.5".to_owned())
+            })?,
+            has_notes: p.take_parsed("has_notes", boolean)?,
+            hold: p.take_parsed("hold", boolean)?,
+            q: p.take("q")?,
+            state: p.take_parsed("state", |v| {
+                v.parse::<RecordingState>().map_err(|e| e.to_string())
+            })?,
+            limit: p
+                .take_parsed("limit", int_in(1, u64::from(MAX_LIMIT)))?
+                .map(|n| n as u32),
+            cursor: p.take("cursor")?,
+        };
+        p.finish(SEARCH_PARAMS)?;
+        Ok(params)
+    }
+
+    /// The store's query, with dates resolved in the site's time zone.
+    pub fn to_query(&self, tz: Tz) -> SearchQuery {
+        SearchQuery {
+            number: self.number.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            user: self.user.clone(),
+            since: self.since.map(|t| t.since(tz)),
+            until: self.until.map(|t| t.until(tz)),
+            direction: self.direction,
+            min_duration_ms: self.min_duration_ms,
+            has_notes: self.has_notes,
+            hold: self.hold,
+            text: self.q.clone(),
+            state: self.state,
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+    }
+
+    /// The filters for the audit log (who searched for what).
+    pub fn audit_detail(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                m.insert(k.to_owned(), serde_json::Value::String(v));
+            }
+        };
+        put("number", self.number.clone());
+        put("from", self.from.clone());
+        put("to", self.to.clone());
+        put("user", self.user.clone());
+        put("since", self.since.map(|t| format!("{t:?}")));
+        put("until", self.until.map(|t| format!("{t:?}")));
+        put("direction", self.direction.map(|d| d.to_string()));
+        put(
+            "min_duration_ms",
+            self.min_duration_ms.map(|d| d.to_string()),
+        );
+        put("has_notes", self.has_notes.map(|d| d.to_string()));
+        put("hold", self.hold.map(|d| d.to_string()));
+        put("q", self.q.clone());
+        put("state", self.state.map(|d| d.to_string()));
+        put("cursor", self.cursor.clone());
+        serde_json::Value::Object(m)
+    }
+}
+
+/// The parameters of `GET /recordings/{id}/audio`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AudioParams {
+    /// `download=1`: as an attachment with the file's name.
+    pub download: bool,
+}
+
+impl AudioParams {
+    /// Read them.
+    pub fn parse(mut p: QueryParams) -> Result<AudioParams, ApiError> {
+        let download = p.take_parsed("download", boolean)?.unwrap_or(false);
+        p.finish(&["download"])?;
+        Ok(AudioParams { download })
+    }
+}
+
+/// The parameters of `DELETE /recordings/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteParams {
+    /// Why, for the tombstone and the audit log.
+    pub reason: Option<String>,
+}
+
+impl DeleteParams {
+    /// Read them.
+    pub fn parse(mut p: QueryParams) -> Result<DeleteParams, ApiError> {
+        let reason = p.take("reason")?;
+        p.finish(&["reason"])?;
+        Ok(DeleteParams { reason })
+    }
+}
+
+/// The parameters of `GET /audit`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditParams {
+    /// Entries before this sequence number (the previous page's `next_before`).
+    pub before: Option<i64>,
+    /// Page size, 1 to 500 (default 100).
+    pub limit: u32,
+}
+
+impl AuditParams {
+    /// Read them.
+    pub fn parse(mut p: QueryParams) -> Result<AuditParams, ApiError> {
+        let before = p
+            .take_parsed("before", int_in(1, i64::MAX as u64))?
+            .map(|n| n as i64);
+        let limit = p
+            .take_parsed("limit", int_in(1, 500))?
+            .map_or(100, |n| n as u32);
+        p.finish(&["before", "limit"])?;
+        Ok(AuditParams { before, limit })
+    }
+}
+
+/// `POST /recordings/{id}/notes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoteBody {
+    /// The note.
+    pub text: String,
+}
+
+/// `PUT /recordings/{id}/hold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldBody {
+    /// Hold (true) or release (false).
+    pub hold: bool,
+}
+
+/// `GET /me`: who the token stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Me {
+    /// The user.
+    pub user: User,
+    /// Its role (also in `user`; here for clients that only look at the top).
+    pub role: Role,
+    /// The token used.
+    pub token_id: TokenId,
+    /// Storage used against the quota.
+    pub usage: UserUsage,
+}
+
+impl Me {
+    /// From the caller and what the store knows of them.
+    pub fn new(caller: &Caller, user: User, usage: UserUsage) -> Self {
+        Me {
+            role: caller.role,
+            token_id: caller.token_id,
+            user,
+            usage,
+        }
+    }
+}
+
+/// A list reply: `{"items": [...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Items<T> {
+    /// The items.
+    pub items: Vec<T>,
+}
+
+/// `GET /calls`.
+pub type Calls = Items<LiveCall>;
+
+/// `GET /healthz` and `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    pub status: &'static str,
+    /// The index answered a query.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<bool>,
+    /// The daemon's Event Socket session is up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub esl_connected: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(q: &[(&str, &str)]) -> QueryParams {
+        QueryParams::new(
+            q.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_search_parameter_is_read() {
+        let p = SearchParams::parse(params(&[
+            ("number", "01234 567890"),
+            ("from", "1001"),
+            ("to", "+442079460000"),
+            ("user", "1001"),
+            ("since", "2024-05-01"),
+            ("until", "2024-05-02T10:00:00 01:00"),
+            ("direction", "inbound"),
+            ("min_duration", "2.5"),
+            ("has_notes", "true"),
+            ("hold", "0"),
+            ("q", "called back"),
+            ("state", "stored"),
+            ("limit", "500"),
+            ("cursor", "abc"),
+        ]))
+        .unwrap();
+        assert_eq!(p.min_duration_ms, Some(2500));
+        assert_eq!(p.hold, Some(false));
+        let q = p.to_query(Tz::Europe__London);
+        // Midnight in London in May is 23:00 UTC the day before.
+        assert_eq!(q.since.unwrap().to_rfc3339(), "2024-04-30T23:00:00+00:00");
+        assert_eq!(q.until.unwrap().to_rfc3339(), "2024-05-02T09:00:00+00:00");
+        assert_eq!(q.limit, Some(500));
+    }
+
+    #[test]
+    fn a_date_until_includes_that_whole_day() {
+        let day = TimeBound::parse("2024-05-01").unwrap();
+        assert_eq!(day.until(Tz::UTC).to_rfc3339(), "2024-05-02T00:00:00+00:00");
+    }
+
+    #[test]
+    fn unknown_repeated_and_malformed_parameters_are_refused_by_name() {
+        let e = SearchParams::parse(params(&[("nubmer", "1")])).unwrap_err();
+        assert!(e.message.contains("nubmer"), "{}", e.message);
+        let e =
+            QueryParams::new(vec![("a".into(), "1".into()), ("a".into(), "2".into())]).unwrap_err();
+        assert!(e.message.contains("more than once"));
+        for (k, v) in [
+            ("limit", "0"),
+            ("limit", "501"),
+            ("limit", "-1"),
+            ("limit", "1e3"),
+            ("since", "yesterday"),
+            ("direction", "sideways"),
+            ("min_duration", "-1"),
+            ("min_duration", "NaN"),
+            ("min_duration", "1e300"),
+            ("hold", "maybe"),
+            ("state", "' OR 1=1 --"),
+        ] {
+            let e = SearchParams::parse(params(&[(k, v)])).unwrap_err();
+            assert_eq!(e.status, warp::http::StatusCode::BAD_REQUEST);
+            assert!(e.message.contains(k), "{k}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn empty_values_are_absent() {
+        let p = SearchParams::parse(params(&[("number", ""), ("limit", " ")])).unwrap();
+        assert_eq!(p, SearchParams::default());
+    }
+}

@@ -1,0 +1,102 @@
+//! What every handler shares: the store, the daemon, the metrics and the limits.
+
+use std::sync::Arc;
+
+use callrec_store::{Caller, StoreHandle};
+
+use crate::error::ApiError;
+use crate::live::LiveCalls;
+use crate::metrics::ApiMetrics;
+
+/// Limits and settings of the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// The largest request body accepted, in bytes; larger is a 413. The largest legitimate
+    /// body is a note of `MAX_NOTE_CHARS` characters of up to 4 bytes each.
+    pub max_body_bytes: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// The shared state of the API. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: StoreHandle,
+    daemon: Arc<dyn LiveCalls>,
+    metrics: ApiMetrics,
+    config: ApiConfig,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("store", &self.inner.store)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// State over `store` and `daemon` with default limits.
+    pub fn new(store: StoreHandle, daemon: Arc<dyn LiveCalls>) -> Self {
+        ApiState::with_config(store, daemon, ApiConfig::default())
+    }
+
+    /// State with given limits.
+    pub fn with_config(store: StoreHandle, daemon: Arc<dyn LiveCalls>, config: ApiConfig) -> Self {
+        ApiState {
+            inner: Arc::new(Inner {
+                store,
+                daemon,
+                metrics: ApiMetrics::new(),
+                config,
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &StoreHandle {
+        &self.inner.store
+    }
+
+    /// The daemon.
+    pub fn daemon(&self) -> &dyn LiveCalls {
+        self.inner.daemon.as_ref()
+    }
+
+    /// The API's metrics.
+    pub fn metrics(&self) -> &ApiMetrics {
+        &self.inner.metrics
+    }
+
+    /// The limits.
+    pub fn config(&self) -> &ApiConfig {
+        &self.inner.config
+    }
+
+    /// Write one audit entry for a read that the store does not audit itself (searches,
+    /// listings, settings), in the caller's site.
+    pub async fn audit(
+        &self,
+        caller: &Caller,
+        action: &'static str,
+        target: String,
+        detail: serde_json::Value,
+    ) -> Result<(), ApiError> {
+        let (site, actor) = (caller.site_id, caller.actor());
+        self.store()
+            .write(move |s| s.record_event(Some(site), &actor, action, &target, &detail))
+            .await?;
+        Ok(())
+    }
+}
