@@ -77,7 +77,7 @@ pub(crate) struct Core {
     recorder: Mutex<Recorder>,
     pub(crate) metrics: Arc<Metrics>,
     commands: Mutex<Option<mpsc::UnboundedSender<Job>>>,
-    store: mpsc::UnboundedSender<StoreOp>,
+    store: Mutex<Option<mpsc::UnboundedSender<StoreOp>>>,
     waiters: Mutex<HashMap<Ticket, oneshot::Sender<Result<ActionDone, ActionError>>>>,
     /// Wakes the reconciliation task.
     pub(crate) reconcile: Notify,
@@ -99,7 +99,7 @@ impl Core {
             recorder: Mutex::new(recorder),
             metrics,
             commands: Mutex::new(None),
-            store,
+            store: Mutex::new(Some(store)),
             waiters: Mutex::new(HashMap::new()),
             reconcile: Notify::new(),
             esl_up: watch::Sender::new(false),
@@ -126,6 +126,11 @@ impl Core {
         self.apply(effects);
     }
 
+    /// No more store operations: the store writer finishes what it holds and stops.
+    pub(crate) fn close_store(&self) {
+        self.store.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
     /// Connects (or disconnects, with `None`) the command connection.
     pub(crate) fn set_command_sender(&self, tx: Option<mpsc::UnboundedSender<Job>>) {
         *self.commands.lock().unwrap_or_else(|p| p.into_inner()) = tx;
@@ -137,8 +142,16 @@ impl Core {
             match effect {
                 Effect::Command(cmd) => self.send(Job::Record(cmd)),
                 Effect::Store(op) => {
-                    if self.store.send(op).is_err() {
-                        tracing::error!("the store writer has stopped; a store operation is lost");
+                    let sent = self
+                        .store
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .as_ref()
+                        .is_some_and(|tx| tx.send(op).is_ok());
+                    if !sent {
+                        tracing::error!(
+                            "the store writer has stopped; a store operation is left for the next start's reconciliation"
+                        );
                     }
                 }
                 Effect::Resolve { ticket, outcome } => {

@@ -1118,8 +1118,8 @@ pub struct ReconcilePlan {
 pub struct InProgressRow {
     /// Its id.
     pub id: RecordingId,
-    /// Its owner.
-    pub user: UserKey,
+    /// Its owner, if still in the directory.
+    pub user: Option<UserKey>,
     /// The leg it records.
     pub call_uuid: String,
     /// Where the switch writes it.
@@ -1213,7 +1213,7 @@ impl Recorder {
             let user = rows
                 .iter()
                 .find(|r| r.id == id)
-                .map(|r| r.user.clone())
+                .and_then(|r| r.user.clone())
                 .or_else(|| owner.as_ref().map(|o| o.user.clone()));
             let Some(user) = user else {
                 return Vec::new();

@@ -41,6 +41,7 @@ fn site(pause: PauseBehavior) -> SiteRules {
 
 fn user(ext: &str, mode: RecordingMode) -> DirectoryUser {
     DirectoryUser {
+        id: None,
         site: "default".into(),
         extension: ext.into(),
         mode,

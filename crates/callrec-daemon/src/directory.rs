@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 
-use callrec_store::{PauseBehavior, RecordingMode};
+use callrec_store::numbers::{NumberPlan, normalise};
+use callrec_store::{PauseBehavior, RecordingMode, UserId};
 
 /// A site's settings that recording decisions depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,10 +20,8 @@ pub struct SiteRules {
     pub pause_behavior: PauseBehavior,
     /// Recordings shorter than this are discarded by the switch (`RECORD_MIN_SEC`).
     pub min_seconds: u32,
-    /// Country calling code for number normalisation, e.g. `44`.
-    pub country_code: String,
-    /// National trunk prefix, e.g. `0`.
-    pub national_prefix: String,
+    /// How the site writes numbers (normalisation, SPEC §1.1).
+    pub plan: NumberPlan,
 }
 
 impl SiteRules {
@@ -33,8 +32,7 @@ impl SiteRules {
             enabled: true,
             pause_behavior: PauseBehavior::Silence,
             min_seconds: 3,
-            country_code: "44".to_owned(),
-            national_prefix: "0".to_owned(),
+            plan: NumberPlan::default(),
         }
     }
 }
@@ -42,13 +40,15 @@ impl SiteRules {
 /// One user as the decisions see them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryUser {
+    /// The user's id in the index, when the directory came from it.
+    pub id: Option<UserId>,
     /// The site the user belongs to.
     pub site: String,
     /// The user's extension, e.g. `1001`.
     pub extension: String,
     /// The user's recording mode.
     pub mode: RecordingMode,
-    /// Extra numbers (DIDs), as entered.
+    /// Extra numbers (DIDs), in any form (normalised with the site's plan when indexed).
     pub numbers: Vec<String>,
 }
 
@@ -83,7 +83,7 @@ pub struct Directory {
     sites: HashMap<String, SiteRules>,
     users: Vec<DirectoryUser>,
     by_extension: HashMap<String, Vec<usize>>,
-    by_number: HashMap<String, Vec<usize>>,
+    by_number: HashMap<(String, String), usize>,
     by_key: HashMap<UserKey, usize>,
 }
 
@@ -93,7 +93,7 @@ impl Directory {
         let sites: HashMap<String, SiteRules> =
             sites.into_iter().map(|s| (s.name.clone(), s)).collect();
         let mut by_extension: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut by_number: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_number: HashMap<(String, String), usize> = HashMap::new();
         let mut by_key = HashMap::new();
         for (i, user) in users.iter().enumerate() {
             by_key.insert(user.key(), i);
@@ -103,9 +103,9 @@ impl Directory {
                 .push(i);
             if let Some(site) = sites.get(&user.site) {
                 for number in &user.numbers {
-                    if let Some(n) = normalise(number, site) {
-                        by_number.entry(n).or_default().push(i);
-                    }
+                    by_number
+                        .entry((site.name.clone(), normalise(number, &site.plan)))
+                        .or_insert(i);
                 }
             }
         }
@@ -144,21 +144,16 @@ impl Directory {
         if let Some(found) = self.first_enabled(self.by_extension.get(value)) {
             return Some(found);
         }
-        // A number is normalised with each site's rules: the same digits mean different
+        // A number is normalised with each site's plan: the same digits mean different
         // numbers in different countries, and a site's users dial in its conventions.
-        for site in self.sites.values().filter(|s| s.enabled) {
-            if let Some(n) = normalise(value, site) {
-                let hit = self.by_number.get(&n).and_then(|idx| {
-                    idx.iter()
-                        .map(|&i| &self.users[i])
-                        .find(|u| u.site == site.name)
-                });
-                if hit.is_some() {
-                    return hit;
-                }
-            }
-        }
-        None
+        self.sites
+            .values()
+            .filter(|site| site.enabled)
+            .find_map(|site| {
+                self.by_number
+                    .get(&(site.name.clone(), normalise(value, &site.plan)))
+                    .map(|&i| &self.users[i])
+            })
     }
 
     fn first_enabled(&self, idx: Option<&Vec<usize>>) -> Option<&DirectoryUser> {
@@ -168,33 +163,31 @@ impl Directory {
     }
 }
 
-/// A number in E.164 digits (no `+`) under a site's rules, or `None` if it holds no digits.
-///
-/// `+44 20…`, `0044 20…`, `44 20…` and `020…` all give `4420…`; anything short (an extension)
-/// stays as its digits.
-pub fn normalise(raw: &str, site: &SiteRules) -> Option<String> {
-    let trimmed = raw.trim();
-    let international = trimmed.starts_with('+');
-    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
-    if digits.is_empty() {
-        return None;
-    }
-    if international {
-        return Some(digits);
-    }
-    if let Some(rest) = digits.strip_prefix("00") {
-        return Some(rest.to_owned());
-    }
-    // Short numbers are extensions or service codes, never national numbers.
-    if digits.len() <= 6 {
-        return Some(digits);
-    }
-    if !site.national_prefix.is_empty()
-        && let Some(rest) = digits.strip_prefix(site.national_prefix.as_str())
-    {
-        return Some(format!("{}{}", site.country_code, rest));
-    }
-    Some(digits)
+/// The directory as the store keeps it, for the daemon's decisions.
+pub fn from_store(dir: &callrec_store::Directory) -> Directory {
+    let sites = dir
+        .sites
+        .iter()
+        .map(|site| SiteRules {
+            name: site.name.clone(),
+            enabled: site.settings.enabled,
+            pause_behavior: site.settings.pause_behavior,
+            min_seconds: site.settings.min_seconds,
+            plan: site.settings.number_plan(),
+        })
+        .collect();
+    let users = dir
+        .users
+        .iter()
+        .map(|user| DirectoryUser {
+            id: Some(user.id),
+            site: user.site.clone(),
+            extension: user.extension.clone(),
+            mode: user.mode,
+            numbers: user.numbers.iter().map(|n| n.normalised.clone()).collect(),
+        })
+        .collect();
+    Directory::new(sites, users)
 }
 
 #[cfg(test)]
@@ -206,12 +199,14 @@ mod tests {
             vec![SiteRules::with_defaults("default")],
             vec![
                 DirectoryUser {
+                    id: None,
                     site: "default".into(),
                     extension: "1001".into(),
                     mode: RecordingMode::AlwaysPausable,
                     numbers: vec!["+44 20 7745 6456".into()],
                 },
                 DirectoryUser {
+                    id: None,
                     site: "default".into(),
                     extension: "1000".into(),
                     mode: RecordingMode::Always,

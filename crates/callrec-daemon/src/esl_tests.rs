@@ -51,6 +51,7 @@ fn core() -> (Arc<Core>, mpsc::UnboundedReceiver<StoreOp>) {
                 ..SiteRules::with_defaults("default")
             }],
             vec![DirectoryUser {
+                id: None,
                 site: "default".into(),
                 extension: "1001".into(),
                 mode: RecordingMode::Always,

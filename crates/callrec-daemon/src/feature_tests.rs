@@ -41,6 +41,7 @@ fn core(users: &[(&str, RecordingMode)]) -> Arc<Core> {
             users
                 .iter()
                 .map(|(e, m)| DirectoryUser {
+                    id: None,
                     site: "default".into(),
                     extension: (*e).into(),
                     mode: *m,

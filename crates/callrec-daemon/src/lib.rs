@@ -4,29 +4,40 @@
 //! decision (which leg to record, when to pause, resume, start and stop), the handset feature
 //! codes and reconciliation after a reconnect. It does not own the index or the files: it
 //! hands rows, segments and finished spool files to `callrec-store`; and it does not serve
-//! HTTP: the API reads calls and asks for actions through a `DaemonHandle`.
+//! HTTP: the API reads calls and asks for actions through a [`DaemonHandle`].
 //!
 //! The flow, module by module:
 //!
 //! - [`event`]: the headers of one switch event that matter ([`event::ChannelEvent`]);
 //! - [`directory`]: users and sites in memory, for ownership lookups (SPEC §3.2);
 //! - [`calls`]: the live call table (legs, calls, holds, recordings);
-//! - [`decide`]: decisions as plain functions, `(state, input) -> effects`.
+//! - [`decide`]: decisions as plain functions, `(state, input) -> effects`;
+//! - `core`: the recorder behind a lock and the channels its effects go out on;
+//! - [`esl`]: the Event Socket session (events, commands, reconnects);
+//! - [`feature`]: the outbound listener for *48, *49, *44;
+//! - [`reconcile`]: rebuilding the view of live calls from the switch;
+//! - `index`: the store side (rows, segments, ingest, directory reloads);
+//! - `daemon`: [`run`], [`Daemon`] and [`DaemonHandle`], the supervised whole;
+//! - [`metrics`]: Prometheus metrics.
+
+#![deny(missing_docs)]
 
 pub mod calls;
-// Wired into `run` in the next step; until then only the tests use it.
-#[allow(dead_code)]
 mod core;
+mod daemon;
 pub mod decide;
 pub mod directory;
-#[allow(dead_code)]
 pub mod esl;
 pub mod event;
-#[allow(dead_code)]
 pub mod feature;
+mod index;
 pub mod metrics;
-#[allow(dead_code)]
 pub mod reconcile;
 
 #[cfg(test)]
 mod fixtures;
+
+pub use calls::{LiveCall, RecordingStatus};
+pub use core::{Clock, QueryError, system_clock};
+pub use daemon::{Daemon, DaemonError, DaemonHandle, Listeners, Options, Readiness, run};
+pub use decide::{ActionDone, ActionError, RecordingAction};

@@ -1,0 +1,574 @@
+//! The running daemon: its long-lived tasks, supervised together, and the handle the API
+//! uses.
+//!
+//! Tasks: the ESL session (reconnecting), the feature-code listener, the store writer
+//! (operations in order, ingest through the store's worker), reconciliation with the periodic
+//! spool scan, the directory follower, and the retention sweeper. A configuration error in
+//! any of them (a wrong ESL password) stops the whole daemon; shutdown (SIGTERM in
+//! production, a token in tests) stops taking work, lets feature calls in progress finish,
+//! applies every store operation already decided, finishes in-flight ingests, and closes the
+//! index.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use callrec_config::{Config, EventFormat as ConfigEventFormat, Prompt as ConfigPrompt};
+use callrec_store::{IngestConfig, SegmentSource, StoreError, StoreHandle, SweepOptions};
+use freeswitch_esl_tokio::EventFormat;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::calls::LiveCall;
+use crate::core::{Clock, Core, system_clock};
+use crate::decide::{
+    ActionDone, ActionError, FeatureCodes, IdSource, Prompt, Recorder, RecordingAction, Settings,
+};
+use crate::directory;
+use crate::esl::{self, EslConfigError, EslSettings};
+use crate::feature::{self, FeatureSettings, Prompts};
+use crate::index;
+use crate::metrics::{Metrics, encode_registry};
+use crate::reconcile;
+
+/// The sockets the daemon serves on, bound by the caller (tests bind `127.0.0.1:0`).
+#[derive(Debug)]
+pub struct Listeners {
+    /// Where FreeSWITCH's dialplan `socket` application connects for *48, *49, *44.
+    pub feature_codes: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses of the configuration.
+    pub async fn bind(config: &Config) -> Result<Listeners, DaemonError> {
+        let addr = config.feature_codes.listen;
+        let feature_codes =
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Listen {
+                    what: "feature_codes.listen",
+                    addr: addr.to_string(),
+                    source,
+                })?;
+        Ok(Listeners { feature_codes })
+    }
+}
+
+/// Knobs tests turn; production uses [`Options::default`].
+pub struct Options {
+    /// Source of "now" for what no switch event timestamps.
+    pub clock: Clock,
+    /// First reconnect delay (doubling up to `esl.reconnect_max_secs`).
+    pub reconnect_initial: Duration,
+    /// New recording ids.
+    pub ids: Option<IdSource>,
+    /// An index already open (tests share it); otherwise it is opened under
+    /// `storage.data_dir`.
+    pub store: Option<StoreHandle>,
+    /// Interval of the retention sweep; `None` takes `storage.sweep_interval_secs`.
+    pub sweep_interval: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            clock: system_clock(),
+            reconnect_initial: Duration::from_millis(250),
+            ids: None,
+            store: None,
+            sweep_interval: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("reconnect_initial", &self.reconnect_initial)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the daemon could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The switch refused the credentials or the ACL refused us: a configuration error.
+    #[error(transparent)]
+    Esl(#[from] EslConfigError),
+    /// The index could not be opened or used.
+    #[error("the index in {data_dir}: {source}")]
+    Store {
+        /// `storage.data_dir`.
+        data_dir: PathBuf,
+        /// What failed.
+        source: StoreError,
+    },
+    /// A directory the daemon needs could not be created.
+    #[error("cannot create {what} {path}: {source}")]
+    Directory {
+        /// Which setting.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A listening socket could not be bound.
+    #[error("cannot listen on {addr} (`{what}`): {source}")]
+    Listen {
+        /// Which setting.
+        what: &'static str,
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A task ended in a way it never should.
+    #[error("the {0} task stopped unexpectedly")]
+    TaskFailed(&'static str),
+}
+
+impl DaemonError {
+    /// The process exit code: 78 (EX_CONFIG) for what only a configuration change can fix,
+    /// so systemd's `RestartPreventExitStatus=78` stops retrying; 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DaemonError::Esl(_) | DaemonError::Listen { .. } => 78,
+            DaemonError::Directory { .. } => 78,
+            DaemonError::Store { .. } | DaemonError::TaskFailed(_) => 1,
+        }
+    }
+}
+
+/// Whether the daemon can do its job (`/readyz`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Readiness {
+    /// The index is open.
+    pub index_open: bool,
+    /// The ESL session is up.
+    pub esl_connected: bool,
+}
+
+impl Readiness {
+    /// Both.
+    pub fn is_ready(&self) -> bool {
+        self.index_open && self.esl_connected
+    }
+}
+
+/// What the API needs from the running daemon. Cheap to clone.
+#[derive(Clone)]
+pub struct DaemonHandle {
+    core: Arc<Core>,
+    store: StoreHandle,
+    registry: Arc<Registry>,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for DaemonHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DaemonHandle").finish_non_exhaustive()
+    }
+}
+
+impl DaemonHandle {
+    /// Calls in progress, one entry per recorded user per call, oldest first.
+    pub fn live_calls(&self) -> Vec<LiveCall> {
+        self.core.recorder().live_calls()
+    }
+
+    /// Starts, stops, pauses or resumes the recording of a call in progress, with the same
+    /// mode rules as the feature codes, and waits for the switch to confirm.
+    /// `call_uuid` is a [`LiveCall::call_uuid`]; `actor` is recorded on the segment.
+    pub async fn recording_action(
+        &self,
+        call_uuid: &str,
+        action: RecordingAction,
+        actor: &str,
+        source: SegmentSource,
+    ) -> Result<ActionDone, ActionError> {
+        if !*self.core.esl_up.borrow() {
+            return Err(ActionError::SwitchUnavailable {
+                action: action.as_str(),
+            });
+        }
+        let at = (self.core.clock)();
+        let plan = self
+            .core
+            .recorder()
+            .recording_action(call_uuid, action, source, actor, at)?;
+        self.core.run_action(plan).await
+    }
+
+    /// Readiness: index open and ESL connected.
+    pub fn readiness(&self) -> Readiness {
+        Readiness {
+            index_open: true,
+            esl_connected: *self.core.esl_up.borrow(),
+        }
+    }
+
+    /// Waits until the ESL session is up (for tests and the demo).
+    pub async fn wait_connected(&self) {
+        let mut rx = self.core.esl_up.subscribe();
+        let _ = rx.wait_for(|up| *up).await;
+    }
+
+    /// The daemon's metrics, as Prometheus text.
+    pub fn metrics_text(&self) -> String {
+        encode_registry(&self.registry)
+    }
+
+    /// The metrics, for code that reads values directly.
+    pub fn metrics(&self) -> &Metrics {
+        &self.core.metrics
+    }
+
+    /// The index, shared with the daemon.
+    pub fn store(&self) -> &StoreHandle {
+        &self.store
+    }
+
+    /// Asks the daemon to stop, as SIGTERM does.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Cancelled when the daemon stops; long-lived tasks of the caller (the HTTP server) can
+    /// stop with it.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// A started daemon: the index open, the directory loaded, nothing running yet.
+pub struct Daemon {
+    handle: DaemonHandle,
+    config: Config,
+    listeners: Listeners,
+    options_reconnect: Duration,
+    sweep_interval: Duration,
+    ops: mpsc::UnboundedReceiver<crate::decide::StoreOp>,
+    directory_version: u64,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon").finish_non_exhaustive()
+    }
+}
+
+fn esl_settings(config: &Config, reconnect_initial: Duration) -> EslSettings {
+    let esl = &config.esl;
+    EslSettings {
+        host: esl.host.clone(),
+        port: esl.port,
+        user: esl.user.clone(),
+        password: esl.password.expose().to_owned(),
+        connect_timeout: esl.connect_timeout(),
+        command_timeout: esl.command_timeout(),
+        liveness_timeout: esl.liveness_timeout(),
+        format: event_format(esl.event_format),
+        queue_size: esl.event_queue_size,
+        // Well short of the switch's own send-retry window, so a stall never truncates an
+        // event on the wire; long enough to ride out a burst (see BENCHMARKS.md).
+        block_budget: Duration::from_secs(1),
+        reconnect_initial: reconnect_initial.min(esl.reconnect_max()),
+        reconnect_max: esl.reconnect_max(),
+    }
+}
+
+fn event_format(format: ConfigEventFormat) -> EventFormat {
+    match format {
+        ConfigEventFormat::Plain => EventFormat::Plain,
+        ConfigEventFormat::Json => EventFormat::Json,
+    }
+}
+
+fn prompt_of(prompt: ConfigPrompt) -> Prompt {
+    match prompt {
+        ConfigPrompt::Paused => Prompt::Paused,
+        ConfigPrompt::Resumed => Prompt::Resumed,
+        ConfigPrompt::Started => Prompt::Started,
+        ConfigPrompt::NotAllowed => Prompt::NotAllowed,
+        ConfigPrompt::NoCall => Prompt::NoCall,
+    }
+}
+
+impl Daemon {
+    /// Opens the index (applying migrations), creates the spool directory, loads the
+    /// directory. Nothing connects yet.
+    pub async fn start(
+        config: Config,
+        listeners: Listeners,
+        options: Options,
+    ) -> Result<Daemon, DaemonError> {
+        let data_dir = index::absolute(&config.storage.data_dir);
+        let spool_dir = index::absolute(&config.storage.spool_dir);
+        tokio::fs::create_dir_all(&spool_dir)
+            .await
+            .map_err(|source| DaemonError::Directory {
+                what: "storage.spool_dir",
+                path: spool_dir.clone(),
+                source,
+            })?;
+        let store_err = |source| DaemonError::Store {
+            data_dir: data_dir.clone(),
+            source,
+        };
+        let store = match options.store {
+            Some(store) => store,
+            None => {
+                let dir = data_dir.clone();
+                tokio::task::spawn_blocking(move || StoreHandle::open(dir))
+                    .await
+                    .map_err(|_| DaemonError::TaskFailed("index open"))?
+                    .map_err(store_err)?
+            }
+        };
+        let dir = store.read(|v| v.directory()).await.map_err(store_err)?;
+        let settings = Settings {
+            spool_dir: spool_dir.display().to_string(),
+            format: config.storage.format.extension().to_owned(),
+            owner_headers: config.matching.headers.clone(),
+            feature_codes: FeatureCodes {
+                pause: config.feature_codes.pause.clone(),
+                resume: config.feature_codes.resume.clone(),
+                start: config.feature_codes.start.clone(),
+            },
+        };
+        let ids = options
+            .ids
+            .unwrap_or_else(|| Box::new(callrec_store::RecordingId::new));
+        let recorder = Recorder::new(settings, directory::from_store(&dir), ids);
+        let metrics = Arc::new(Metrics::default());
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let (ops_tx, ops) = mpsc::unbounded_channel();
+        let query_timeout = config.esl.command_timeout();
+        let core = Arc::new(Core::new(
+            recorder,
+            metrics,
+            ops_tx,
+            options.clock,
+            query_timeout,
+        ));
+        let sweep_interval = options
+            .sweep_interval
+            .unwrap_or_else(|| config.storage.sweep_interval());
+        Ok(Daemon {
+            handle: DaemonHandle {
+                core,
+                store,
+                registry: Arc::new(registry),
+                shutdown: CancellationToken::new(),
+            },
+            directory_version: dir.version,
+            config,
+            listeners,
+            options_reconnect: options.reconnect_initial,
+            sweep_interval,
+            ops,
+        })
+    }
+
+    /// The handle for the API.
+    pub fn handle(&self) -> DaemonHandle {
+        self.handle.clone()
+    }
+
+    /// Runs until `shutdown` completes (or [`DaemonHandle::shutdown`]), then stops cleanly.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+        let Daemon {
+            handle,
+            config,
+            listeners,
+            options_reconnect,
+            sweep_interval,
+            ops,
+            directory_version,
+        } = self;
+        let core = handle.core.clone();
+        let store = handle.store.clone();
+        let token = handle.shutdown.clone();
+        let ingest_worker =
+            store
+                .start_ingest_worker(IngestConfig::default())
+                .map_err(|source| DaemonError::Store {
+                    data_dir: config.storage.data_dir.clone(),
+                    source,
+                })?;
+        let tracker = TaskTracker::new();
+        let feature_calls = TaskTracker::new();
+
+        let store_writer = tokio::spawn(index::apply_store_ops(
+            core.clone(),
+            store.clone(),
+            ingest_worker.queue(),
+            ops,
+        ));
+        tracker.spawn(index::follow_directory(
+            core.clone(),
+            store.clone(),
+            directory_version,
+            token.clone(),
+        ));
+        tracker.spawn(reconcile_loop(
+            core.clone(),
+            store.clone(),
+            config.storage.spool_scan_interval(),
+            token.clone(),
+        ));
+        tracker.spawn(sweep_loop(store.clone(), sweep_interval, token.clone()));
+        let prompts_dir = index::absolute(&config.prompts.dir);
+        let prompts = Prompts::new(
+            prompts_dir.clone(),
+            ConfigPrompt::ALL.iter().map(|p| {
+                let path = config.prompts.path(*p);
+                (
+                    prompt_of(*p),
+                    path.strip_prefix(&config.prompts.dir)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string(),
+                )
+            }),
+        );
+        tracker.spawn(feature::serve(
+            core.clone(),
+            listeners.feature_codes,
+            FeatureSettings {
+                prompts,
+                format: event_format(config.esl.event_format),
+                command_timeout: config.esl.command_timeout(),
+            },
+            token.clone(),
+            feature_calls.clone(),
+        ));
+        let mut esl_task = tokio::spawn(esl::supervise(
+            core.clone(),
+            esl_settings(&config, options_reconnect),
+            token.clone(),
+        ));
+        tracker.close();
+
+        tokio::pin!(shutdown);
+        let outcome = tokio::select! {
+            _ = &mut shutdown => { tracing::info!("shutting down"); Ok(()) }
+            _ = token.cancelled() => Ok(()),
+            ended = &mut esl_task => match ended {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(DaemonError::Esl(err)),
+                Err(_) => Err(DaemonError::TaskFailed("ESL session")),
+            },
+        };
+        // Stop taking work: no new feature calls, no new ESL events.
+        token.cancel();
+        if !esl_task.is_finished() {
+            let _ = esl_task.await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            feature_calls.close();
+            feature_calls.wait().await;
+        })
+        .await;
+        tracker.wait().await;
+        // Every decision already taken reaches the index before it closes.
+        core.close_store();
+        let _ = store_writer.await;
+        // In-flight ingests finish; anything still failing is left for the next start.
+        ingest_worker.shutdown_async().await;
+        drop(store);
+        tracing::info!("stopped");
+        outcome
+    }
+}
+
+/// Starts the daemon and runs it until `shutdown` completes (SPEC §6 `callrec serve`).
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    Daemon::start(config, listeners, Options::default())
+        .await?
+        .run(shutdown)
+        .await
+}
+
+/// Reconciles when asked (connect, dropped events) and scans the spool periodically.
+async fn reconcile_loop(
+    core: Arc<Core>,
+    store: StoreHandle,
+    scan_every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut scan = tokio::time::interval(scan_every);
+    scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    scan.tick().await;
+    // Set by a complete pass since the last connect: only then does the table speak for the
+    // switch, and only then may the spool scan call a recording finished.
+    let mut authoritative = false;
+    let mut up = core.esl_up.subscribe();
+    loop {
+        let reason = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = core.reconcile.notified() => "asked",
+            _ = scan.tick() => "spool_scan",
+            changed = up.changed() => {
+                if changed.is_err() { return; }
+                if !*up.borrow() { authoritative = false; }
+                continue;
+            }
+        };
+        if !*core.esl_up.borrow() {
+            continue;
+        }
+        let rows = match index::in_progress(&core, &store).await {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read recordings in progress");
+                continue;
+            }
+        };
+        if reason == "spool_scan" && authoritative {
+            let now = (core.clock)();
+            let orphans = core.recorder().orphaned_rows(&rows, now);
+            if !orphans.is_empty() {
+                tracing::info!(count = orphans.len(), "spool scan found closed recordings");
+            }
+            core.apply(orphans);
+            continue;
+        }
+        match reconcile::reconcile(&core, &rows).await {
+            Ok(report) => {
+                authoritative = true;
+                tracing::info!(?report, "reconciled with the switch");
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "reconciliation did not finish; it runs again at the next connect")
+            }
+        }
+    }
+}
+
+/// Applies retention periodically (SPEC §4.3).
+async fn sweep_loop(store: StoreHandle, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match store.write(|s| s.sweep(&SweepOptions::default())).await {
+            Ok(report) => tracing::debug!(?report, "retention sweep"),
+            Err(err) => tracing::warn!(error = %err, "retention sweep failed"),
+        }
+    }
+}
