@@ -137,55 +137,35 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt("ingest commit returned nothing".into()))
     }
 
-    /// Phase 1.
+    /// Phase 1 for one job.
     pub(crate) fn plan_ingest(&mut self, job: &IngestJob) -> Result<Plan, StoreError> {
+        let mut plans = self.plan_ingests(std::slice::from_ref(job))?;
+        plans
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Corrupt("ingest plan returned nothing".into())))
+    }
+
+    /// Phase 1 for a batch, in one transaction (one fsync for the lot). The outer error is
+    /// the transaction's own (nothing was planned); the inner ones belong to single jobs
+    /// (an unknown recording).
+    pub(crate) fn plan_ingests(
+        &mut self,
+        jobs: &[IngestJob],
+    ) -> Result<Vec<Result<Plan, StoreError>>, StoreError> {
         let now = self.now();
         let tx = self.begin()?;
-        let row: Option<(i64, i64, i64, String, String, String, String)> = tx
-            .prepare_cached(
-                "SELECT seq, site_id, user_id, state, spool_path, store_path, format
-                 FROM recordings WHERE id = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_row([job.id.as_str()], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ))
-                })
-                .optional()
-            })
-            .map_err(StoreError::sql("read recording to ingest"))?;
-        let Some((seq, site, user, state, spool, store_path, format)) = row else {
-            return Err(StoreError::UnknownRecording(job.id.clone()));
-        };
-        let state: RecordingState = state
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("recording {}: {e}", job.id)))?;
-        if state != RecordingState::Recording {
-            return Ok(Plan::Done(IngestOutcome::AlreadyDone {
-                id: job.id.clone(),
-                state,
-            }));
+        let mut plans = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match plan_one(&tx, &self.paths, job, now) {
+                Ok(plan) => plans.push(Ok(plan)),
+                // A failing statement may have ended the transaction: give up on the batch.
+                Err(e @ StoreError::Sql { .. }) => return Err(e),
+                Err(e) => plans.push(Err(e)),
+            }
         }
-        tx.prepare_cached("UPDATE recordings SET ended_at = COALESCE(ended_at, ?2) WHERE seq = ?1")
-            .and_then(|mut s| s.execute(params![seq, ms(job.ended_at.unwrap_or(now))]))
-            .map_err(StoreError::sql("mark ingest under way"))?;
         tx.commit()
             .map_err(StoreError::sql("commit ingest start"))?;
-        Ok(Plan::Work(Work {
-            id: job.id.clone(),
-            site: SiteId(site),
-            user: UserId(user),
-            spool: PathBuf::from(spool),
-            dest: self.paths.store_file(&store_path),
-            format,
-        }))
+        Ok(plans)
     }
 
     /// Phase 3 for a batch, in one transaction: every job commits, or none does and the
@@ -212,6 +192,58 @@ impl Store {
         }
         Ok(outcomes)
     }
+}
+
+/// Phase 1 for one job inside the batch transaction.
+fn plan_one(
+    tx: &Connection,
+    paths: &crate::store::Paths,
+    job: &IngestJob,
+    now: DateTime<Utc>,
+) -> Result<Plan, StoreError> {
+    let row: Option<(i64, i64, i64, String, String, String, String)> = tx
+        .prepare_cached(
+            "SELECT seq, site_id, user_id, state, spool_path, store_path, format
+             FROM recordings WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row([job.id.as_str()], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(StoreError::sql("read recording to ingest"))?;
+    let Some((seq, site, user, state, spool, store_path, format)) = row else {
+        return Err(StoreError::UnknownRecording(job.id.clone()));
+    };
+    let state: RecordingState = state
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("recording {}: {e}", job.id)))?;
+    if state != RecordingState::Recording {
+        return Ok(Plan::Done(IngestOutcome::AlreadyDone {
+            id: job.id.clone(),
+            state,
+        }));
+    }
+    tx.prepare_cached("UPDATE recordings SET ended_at = COALESCE(ended_at, ?2) WHERE seq = ?1")
+        .and_then(|mut s| s.execute(params![seq, ms(job.ended_at.unwrap_or(now))]))
+        .map_err(StoreError::sql("mark ingest under way"))?;
+    Ok(Plan::Work(Work {
+        id: job.id.clone(),
+        site: SiteId(site),
+        user: UserId(user),
+        spool: PathBuf::from(spool),
+        dest: paths.store_file(&store_path),
+        format,
+    }))
 }
 
 /// Phase 2: put the file in the store (or find it there after a crash).

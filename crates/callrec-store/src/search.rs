@@ -358,6 +358,19 @@ impl ReadView<'_> {
         Ok(Some(BuiltQuery { sql, args: args.0 }))
     }
 
+    /// The SQL and arguments a search runs (`None` when it can match nothing), for
+    /// inspection and for benchmarks that time the bare SQL beside [`ReadView::search`].
+    pub fn search_sql(
+        &self,
+        access: &Access,
+        query: &SearchQuery,
+    ) -> Result<Option<(String, Vec<Value>)>, StoreError> {
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        Ok(self
+            .build_search(access, query, limit)?
+            .map(|b| (b.sql, b.args)))
+    }
+
     /// `EXPLAIN QUERY PLAN` of a search, one line per step (for tests and tuning).
     pub fn explain_search(
         &self,

@@ -371,22 +371,53 @@ impl WorkerState {
         let mut results: Vec<(Entry, Attempt)> = Vec::with_capacity(batch.len());
         let mut works: Vec<(Entry, Work)> = Vec::new();
         let mut ids = HashSet::new();
-        // Phase 1, under the lock.
-        {
-            let mut store = lock(&self.store);
-            for entry in batch {
-                if !ids.insert(entry.job.id.clone()) {
-                    // The same recording twice in one batch: the second finds it done next
-                    // time round.
-                    self.ready.push_back(entry);
-                    continue;
+        // Phase 1, under the lock, one transaction.
+        let mut fresh = Vec::with_capacity(batch.len());
+        for entry in batch {
+            if ids.insert(entry.job.id.clone()) {
+                fresh.push(entry);
+            } else {
+                // The same recording twice in one batch: the second finds it done next time
+                // round.
+                self.ready.push_back(entry);
+            }
+        }
+        let jobs: Vec<IngestJob> = fresh.iter().map(|e| e.job.clone()).collect();
+        let planned = lock(&self.store).plan_ingests(&jobs);
+        match planned {
+            Ok(plans) => {
+                for (entry, plan) in fresh.into_iter().zip(plans) {
+                    match plan {
+                        Ok(Plan::Done(outcome)) => {
+                            results.push((entry, Attempt::Done(Ok(outcome))))
+                        }
+                        Ok(Plan::Work(work)) => works.push((entry, work)),
+                        Err(e) => {
+                            let a = self.attempt_of(e);
+                            results.push((entry, a));
+                        }
+                    }
                 }
-                match store.plan_ingest(&entry.job) {
-                    Ok(Plan::Done(outcome)) => results.push((entry, Attempt::Done(Ok(outcome)))),
-                    Ok(Plan::Work(work)) => works.push((entry, work)),
-                    Err(e) => {
-                        let a = self.attempt_of(e);
-                        results.push((entry, a));
+            }
+            Err(e) if e.kind().is_transient() => {
+                self.count_transient(&e);
+                for entry in fresh {
+                    results.push((entry, Attempt::Retry(StoreError::Task(e.to_string()))));
+                }
+            }
+            Err(_) => {
+                // Something permanent in the batch: plan one by one to find it.
+                let mut store = lock(&self.store);
+                for entry in fresh {
+                    match store.plan_ingest(&entry.job) {
+                        Ok(Plan::Done(outcome)) => {
+                            results.push((entry, Attempt::Done(Ok(outcome))))
+                        }
+                        Ok(Plan::Work(work)) => works.push((entry, work)),
+                        Err(e) => {
+                            let a = self.attempt_of(e);
+                            results.push((entry, a));
+                        }
                     }
                 }
             }
