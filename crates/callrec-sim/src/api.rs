@@ -131,7 +131,9 @@ impl Switch {
             }
             "fsctl" => {
                 if args.split_whitespace().next() == Some("shutdown") {
-                    self.shutdown();
+                    // The command returns (its API event fires) and the core shuts down
+                    // after it; the client gets the shutdown notice, not a reply.
+                    self.schedule_in(0, Box::new(|sw: &mut Switch| sw.shutdown()));
                     return ApiReply::NoReply;
                 }
                 "-ERR Invalid command\n".into()

@@ -303,20 +303,25 @@ async fn api(
 ) -> Next {
     let (cmd, args) = crate::api::split(rest);
     let (cmd, args) = (cmd.to_string(), args.to_string());
+    // The API event is created before the command runs and fired after it returns,
+    // before anything the command scheduled for later.
     let (out, event) = shared.with(|sw| {
         let ev = sw.api_event(&cmd, &args);
-        (sw.api(&cmd, &args), ev)
+        let out = sw.api(&cmd, &args);
+        if matches!(out, ApiReply::Later(_)) {
+            (out, Some(ev))
+        } else {
+            sw.fire(ev);
+            (out, None)
+        }
     });
     let text = match out {
-        ApiReply::Now(s) => {
-            shared.with(|sw| sw.fire(event));
-            s
-        }
-        ApiReply::NoReply => {
-            shared.with(|sw| sw.fire(event));
-            return Next::Continue;
-        }
+        ApiReply::Now(s) => s,
+        ApiReply::NoReply => return Next::Continue,
         ApiReply::Later(rx) => {
+            let Some(event) = event else {
+                return Next::Close(None);
+            };
             // The switch's listener thread blocks in the API call: nothing else is written.
             let s = tokio::select! {
                 _ = kill.cancelled() => return Next::Close(None),
@@ -342,17 +347,24 @@ async fn bgapi(shared: &Arc<Shared>, conn: &mut Conn, line: &str, rest: &str) ->
     if !reply(shared, conn, line, frame).await {
         return Next::Close(None);
     }
-    let (out, event) = shared.with(|sw| {
+    let later = shared.with(|sw| {
         let ev = sw.api_event(&cmd, &args);
-        (sw.api(&cmd, &args), ev)
+        match sw.api(&cmd, &args) {
+            ApiReply::Now(s) => {
+                sw.fire(ev);
+                fire_background_job(sw, &job, &cmd, &args, &s);
+                None
+            }
+            ApiReply::NoReply => {
+                sw.fire(ev);
+                None
+            }
+            ApiReply::Later(rx) => Some((rx, ev)),
+        }
     });
-    match out {
-        ApiReply::Now(s) => shared.with(|sw| {
-            sw.fire(event);
-            fire_background_job(sw, &job, &cmd, &args, &s);
-        }),
-        ApiReply::NoReply => shared.with(|sw| sw.fire(event)),
-        ApiReply::Later(rx) => {
+    match later {
+        None => {}
+        Some((rx, event)) => {
             let shared = Arc::clone(shared);
             let tasks = shared.tasks.clone();
             tasks.spawn(async move {

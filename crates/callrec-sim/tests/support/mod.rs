@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod compare;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -223,7 +225,7 @@ impl RawClient {
             if let Some(f) = self.try_frame() {
                 return Some(f);
             }
-            let mut chunk = [0u8; 65536];
+            let mut chunk = vec![0u8; 64 * 1024];
             let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
                 .await
                 .ok()?
