@@ -1,0 +1,392 @@
+//! What the API's tests share: a store in a temporary directory with two sites, users and
+//! tokens; recordings made the way the daemon makes them (row, file in the spool, ingest);
+//! a scripted daemon double; and requests through the routes in-process (`warp::test`).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use callrec_api::{
+    ActionError, ActionRequest, ApiConfig, ApiState, BoxFuture, CallRecording, DaemonStatus,
+    LiveCall, LiveCalls, RecordingAction,
+};
+use callrec_store::wav::pcm_header;
+use callrec_store::{
+    Access, AuditEntry, Direction, IngestJob, IngestOutcome, NewRecording, NewUser, Recording,
+    RecordingId, RecordingMode, Role, SegmentKind, SegmentSource, SiteSettings, Store, StoreHandle,
+    User,
+};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::Value;
+use warp::http::Response;
+
+/// The instant the test recordings start around.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
+}
+
+/// A 16-bit mono 8 kHz WAV of `ms` milliseconds whose samples depend on `seed`.
+pub fn wav(ms: u32, seed: u64) -> Vec<u8> {
+    let samples = 8 * ms;
+    let mut out = pcm_header(8000, 1, samples * 2).to_vec();
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    for _ in 0..samples {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        out.extend_from_slice(&((x >> 48) as i16).to_le_bytes());
+    }
+    out
+}
+
+/// Someone who calls the API.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub user: User,
+    pub token: String,
+}
+
+impl Person {
+    pub fn actor(&self) -> String {
+        format!("{}@{}", self.user.extension, self.user.site)
+    }
+}
+
+/// A call the fake daemon knows, and its owner's mode.
+#[derive(Debug, Clone)]
+struct FakeCall {
+    call: LiveCall,
+    mode: RecordingMode,
+}
+
+/// A daemon double: a call table the test sets, the mode rules of the feature codes, and a
+/// log of the actions it was asked for.
+#[derive(Default)]
+pub struct FakeDaemon {
+    calls: Mutex<Vec<FakeCall>>,
+    pub connected: AtomicBool,
+    pub actions: Mutex<Vec<ActionRequest>>,
+}
+
+impl FakeDaemon {
+    pub fn add_call(&self, call: LiveCall, mode: RecordingMode) {
+        self.calls.lock().unwrap().push(FakeCall { call, mode });
+    }
+
+    pub fn set_connected(&self, up: bool) {
+        self.connected.store(up, Ordering::SeqCst);
+    }
+}
+
+impl LiveCalls for FakeDaemon {
+    fn calls(&self) -> Vec<LiveCall> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.call.clone())
+            .collect()
+    }
+
+    fn recording_action(
+        &self,
+        request: ActionRequest,
+    ) -> BoxFuture<'_, Result<LiveCall, ActionError>> {
+        Box::pin(async move {
+            self.actions.lock().unwrap().push(request.clone());
+            if !self.connected.load(Ordering::SeqCst) {
+                return Err(ActionError::Unavailable("reconnecting".into()));
+            }
+            let mut calls = self.calls.lock().unwrap();
+            let Some(c) = calls
+                .iter_mut()
+                .find(|c| c.call.call_uuid == request.call_uuid)
+            else {
+                return Err(ActionError::UnknownCall(request.call_uuid));
+            };
+            use CallRecording as R;
+            use RecordingAction as A;
+            let next = match (request.action, c.call.recording) {
+                (A::Start, _) if c.mode == RecordingMode::Never => {
+                    return Err(ActionError::NotAllowed("mode never".into()));
+                }
+                (A::Pause, _) if !c.mode.may_pause() => {
+                    return Err(ActionError::NotAllowed(format!("mode {}", c.mode)));
+                }
+                (A::Start, R::Off) => R::Recording,
+                (A::Pause, R::Recording) => R::Paused,
+                (A::Resume, R::Paused) => R::Recording,
+                (A::Stop, R::Recording | R::Paused) => R::Off,
+                (a, now) => {
+                    return Err(ActionError::WrongState(format!(
+                        "cannot {a} a recording that is {now:?}"
+                    )));
+                }
+            };
+            c.call.recording = next;
+            Ok(c.call.clone())
+        })
+    }
+
+    fn status(&self) -> DaemonStatus {
+        DaemonStatus {
+            esl_connected: self.connected.load(Ordering::SeqCst),
+        }
+    }
+
+    fn metrics_text(&self) -> String {
+        let up = u8::from(self.connected.load(Ordering::SeqCst));
+        format!(
+            "# HELP callrec_esl_connected up\n# TYPE callrec_esl_connected gauge\ncallrec_esl_connected {up}\n# EOF\n"
+        )
+    }
+}
+
+/// A store with two sites and people in them, the API over it, and a daemon double.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub store: StoreHandle,
+    pub state: ApiState,
+    pub daemon: Arc<FakeDaemon>,
+    pub spool: PathBuf,
+    /// User 1001 of site `default`.
+    pub alice: Person,
+    /// User 1002 of site `default`.
+    pub bob: Person,
+    /// Admin 9000 of site `default`.
+    pub admin: Person,
+    /// Admin 9000 of site `other` (same extension, other tenant).
+    pub stranger: Person,
+    seed: u64,
+}
+
+impl World {
+    pub fn new() -> World {
+        World::with_config(ApiConfig::default())
+    }
+
+    pub fn with_config(config: ApiConfig) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path().join("data")).unwrap();
+        store
+            .create_site("other", &SiteSettings::default(), "test")
+            .unwrap();
+        let mut person = |site: &str, ext: &str, role: Role, numbers: &[&str]| {
+            let mut new = NewUser::new(site, ext);
+            new.role = role;
+            new.numbers = numbers.iter().map(|n| n.to_string()).collect();
+            let user = store.add_user(&new, "test").unwrap();
+            let token = store
+                .create_token(user.id, "test", &Access::system("test"))
+                .unwrap()
+                .secret;
+            Person { user, token }
+        };
+        let alice = person("default", "1001", Role::User, &["02079460001"]);
+        let bob = person("default", "1002", Role::User, &["02079460002"]);
+        let admin = person("default", "9000", Role::Admin, &[]);
+        let stranger = person("other", "9000", Role::Admin, &[]);
+        let store = StoreHandle::new(store);
+        let daemon = Arc::new(FakeDaemon::default());
+        daemon.set_connected(true);
+        let state = ApiState::with_config(store.clone(), daemon.clone(), config);
+        let spool = dir.path().join("spool");
+        std::fs::create_dir_all(&spool).unwrap();
+        World {
+            dir,
+            store,
+            state,
+            daemon,
+            spool,
+            alice,
+            bob,
+            admin,
+            stranger,
+            seed: 0,
+        }
+    }
+
+    /// A stored recording of `owner`: row created, file written to the spool, ingested.
+    /// Returns the recording and the file's bytes.
+    pub fn record(
+        &mut self,
+        owner: &User,
+        from: &str,
+        to: &str,
+        started_at: DateTime<Utc>,
+        ms: u32,
+    ) -> (Recording, Vec<u8>) {
+        self.seed += 1;
+        let bytes = wav(ms, self.seed);
+        let rec = record_with(
+            &self.store,
+            &self.spool,
+            owner,
+            from,
+            to,
+            started_at,
+            &bytes,
+            Direction::Outbound,
+        );
+        (rec, bytes)
+    }
+
+    /// Like [`World::record`] with a direction.
+    pub fn record_dir(
+        &mut self,
+        owner: &User,
+        from: &str,
+        to: &str,
+        started_at: DateTime<Utc>,
+        ms: u32,
+        direction: Direction,
+    ) -> Recording {
+        self.seed += 1;
+        let bytes = wav(ms, self.seed);
+        record_with(
+            &self.store,
+            &self.spool,
+            owner,
+            from,
+            to,
+            started_at,
+            &bytes,
+            direction,
+        )
+    }
+
+    /// A request of `person` (with their bearer token).
+    pub fn req(&self, person: &Person, method: &str, path: &str) -> warp::test::RequestBuilder {
+        warp::test::request()
+            .method(method)
+            .path(path)
+            .header("authorization", format!("Bearer {}", person.token))
+    }
+
+    /// A request with no token.
+    pub fn anon(&self, method: &str, path: &str) -> warp::test::RequestBuilder {
+        warp::test::request().method(method).path(path)
+    }
+
+    /// Send a request through the routes.
+    pub async fn send(&self, req: warp::test::RequestBuilder) -> Response<Bytes> {
+        req.reply(&callrec_api::routes(self.state.clone())).await
+    }
+
+    /// Send and read the JSON reply.
+    pub async fn json(&self, req: warp::test::RequestBuilder) -> (u16, Value) {
+        let resp = self.send(req).await;
+        let status = resp.status().as_u16();
+        let body = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// The newest audit sequence number (every site).
+    pub async fn audit_head(&self) -> i64 {
+        self.store
+            .read(|v| v.audit(None, None, 1))
+            .await
+            .unwrap()
+            .entries
+            .first()
+            .map_or(0, |e| e.seq)
+    }
+
+    /// Audit entries written after `seq`, oldest first, from every site.
+    pub async fn audit_since(&self, seq: i64) -> Vec<AuditEntry> {
+        let mut entries = self
+            .store
+            .read(|v| v.audit(None, None, 500))
+            .await
+            .unwrap()
+            .entries;
+        entries.retain(|e| e.seq > seq);
+        entries.reverse();
+        entries
+    }
+
+    /// A live call of `owner` known to the daemon double.
+    pub fn live_call(&self, owner: &User, uuid: &str, mode: RecordingMode) -> LiveCall {
+        let call = LiveCall {
+            call_uuid: uuid.to_owned(),
+            site: owner.site.clone(),
+            user: owner.extension.clone(),
+            direction: Direction::Outbound,
+            from: owner.extension.clone(),
+            to: "02079461234".to_owned(),
+            answered_at: t0(),
+            on_hold: false,
+            recording: if mode.records_on_answer() {
+                CallRecording::Recording
+            } else {
+                CallRecording::Off
+            },
+            recording_id: None,
+        };
+        self.daemon.add_call(call.clone(), mode);
+        call
+    }
+}
+
+/// Make a stored recording in `store` (callable from other threads).
+#[allow(clippy::too_many_arguments)]
+pub fn record_with(
+    store: &StoreHandle,
+    spool: &std::path::Path,
+    owner: &User,
+    from: &str,
+    to: &str,
+    started_at: DateTime<Utc>,
+    bytes: &[u8],
+    direction: Direction,
+) -> Recording {
+    let id = RecordingId::new();
+    let spool_path = spool.join(format!("{id}.wav"));
+    let new = NewRecording {
+        id: id.clone(),
+        user: owner.id,
+        call_uuid: format!("call-{id}"),
+        direction,
+        from: from.to_owned(),
+        to: to.to_owned(),
+        started_at,
+        format: "wav".to_owned(),
+        spool_path: spool_path.clone(),
+    };
+    store
+        .write_blocking(|s| {
+            s.create_recording(&new, "daemon")?;
+            s.add_segment(
+                &id,
+                SegmentKind::Start,
+                started_at,
+                SegmentSource::Policy,
+                "daemon",
+            )
+        })
+        .unwrap();
+    std::fs::write(&spool_path, bytes).unwrap();
+    let mut job = IngestJob::new(id.clone());
+    job.ended_at = Some(started_at + Duration::milliseconds(i64::from(bytes.len() as u32 / 16)));
+    match store.write_blocking(|s| s.ingest(&job)).unwrap() {
+        IngestOutcome::Stored { .. } => {}
+        other => panic!("expected stored, got {other:?}"),
+    }
+    store
+        .read_blocking(|v| v.recording(&id, &Access::system("test")))
+        .unwrap()
+}
+
+/// The error code of a JSON error reply, asserting the shape.
+pub fn error_code(body: &Value) -> &str {
+    let e = &body["error"];
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "error without a message: {body}"
+    );
+    e["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error reply: {body}"))
+}
