@@ -173,6 +173,18 @@ pub struct LiveCall {
     pub(crate) held_since: Option<Micros>,
 }
 
+/// A recording whose channel hung up before its RECORD_STOP came: the switch is closing the
+/// file, and RECORD_STOP will say whether it kept it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closing {
+    /// The recording.
+    pub recording: LiveRecording,
+    /// The channel it was on.
+    pub channel: String,
+    /// When the channel hung up.
+    pub since: Micros,
+}
+
 /// Channels by id and the calls they form.
 #[derive(Debug, Default)]
 pub struct CallTable {
@@ -180,6 +192,7 @@ pub struct CallTable {
     groups: HashMap<GroupId, Vec<String>>,
     next_group: GroupId,
     by_recording: HashMap<RecordingId, String>,
+    closing: HashMap<RecordingId, Closing>,
     gone: HashMap<String, Micros>,
     gone_order: VecDeque<String>,
 }
@@ -282,11 +295,20 @@ impl CallTable {
         self.by_recording.get(id).map(String::as_str)
     }
 
-    /// Removes a hung-up channel; returns it.
+    /// Removes a hung-up channel; a recording still on it waits in
+    /// [`CallTable::closing`] for its RECORD_STOP. Returns the channel.
     pub fn remove(&mut self, uuid: &str, at: Micros) -> Option<Channel> {
-        let ch = self.channels.remove(uuid)?;
-        if let Some(rec) = &ch.recording {
+        let mut ch = self.channels.remove(uuid)?;
+        if let Some(rec) = ch.recording.take() {
             self.by_recording.remove(&rec.id);
+            self.closing.insert(
+                rec.id.clone(),
+                Closing {
+                    recording: rec,
+                    channel: uuid.to_owned(),
+                    since: at,
+                },
+            );
         }
         if let Some(members) = self.groups.get_mut(&ch.group) {
             members.retain(|m| m != uuid);
@@ -303,6 +325,29 @@ impl CallTable {
         }
         self.remember_gone(uuid, at);
         Some(ch)
+    }
+
+    /// Recordings waiting for their RECORD_STOP after a hangup.
+    pub fn closing(&self) -> impl Iterator<Item = &Closing> {
+        self.closing.values()
+    }
+
+    /// Takes a closing recording out (its RECORD_STOP came, or it waited long enough).
+    pub fn take_closing(&mut self, id: &RecordingId) -> Option<Closing> {
+        self.closing.remove(id)
+    }
+
+    /// The closing recording a RECORD_STOP names by path, if any.
+    pub fn closing_by_path(&self, path: &str) -> Option<RecordingId> {
+        self.closing
+            .values()
+            .find(|c| c.recording.path == path)
+            .map(|c| c.recording.id.clone())
+    }
+
+    /// Whether a recording is live or closing (the switch still owes its RECORD_STOP).
+    pub fn knows_recording(&self, id: &RecordingId) -> bool {
+        self.by_recording.contains_key(id) || self.closing.contains_key(id)
     }
 
     /// Whether this channel hung up recently.

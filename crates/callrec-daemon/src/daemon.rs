@@ -537,6 +537,7 @@ async fn reconcile_loop(
         };
         if reason == "spool_scan" && authoritative {
             let now = (core.clock)();
+            core.decide(|rec| rec.expire_closing(now, reconcile::CLOSING_GRACE));
             let orphans = core.recorder().orphaned_rows(&rows, now);
             if !orphans.is_empty() {
                 tracing::info!(count = orphans.len(), "spool scan found closed recordings");

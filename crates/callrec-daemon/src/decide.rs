@@ -527,9 +527,13 @@ impl Recorder {
         if !ev.kind.is_channel_event() {
             return Vec::new();
         }
-        // A late event about a channel that already hung up must not resurrect it.
+        // A late event about a channel that already hung up must not resurrect it; only its
+        // recording's RECORD_STOP still matters.
         if self.table.is_gone(&ev.uuid) {
-            return Vec::new();
+            return match ev.kind {
+                EventKind::RecordStop => self.finish_closing(ev),
+                _ => Vec::new(),
+            };
         }
         self.observe(ev);
         match ev.kind {
@@ -558,21 +562,14 @@ impl Recorder {
             }
             EventKind::RecordStop => match self.recording_channel(ev) {
                 Some(uuid) => self.finish_recording(&uuid, ev),
-                None => Vec::new(),
+                None => self.finish_closing(ev),
             },
             EventKind::HangupComplete => {
-                let mut effects = Vec::new();
-                if self
-                    .table
-                    .channel(&ev.uuid)
-                    .is_some_and(|ch| ch.recording.is_some())
-                {
-                    // RECORD_STOP always precedes this in the captures; if it was lost, the
-                    // hangup's channel variables tell the same story and the file is closed.
-                    effects = self.finish_recording(&ev.uuid, ev);
-                }
+                // RECORD_STOP normally comes first (every capture shows it); if the hangup
+                // comes first, the recording waits for it, since only RECORD_STOP says
+                // whether the switch kept or discarded the file.
                 self.table.remove(&ev.uuid, ev.at);
-                effects
+                Vec::new()
             }
             EventKind::Bridge
             | EventKind::Heartbeat
@@ -780,12 +777,59 @@ impl Recorder {
         (ev.record_path.as_deref() == Some(rec.path.as_str())).then(|| ch.uuid.clone())
     }
 
+    /// RECORD_STOP of a recording whose channel already hung up.
+    fn finish_closing(&mut self, ev: &ChannelEvent) -> Vec<Effect> {
+        let id = ev
+            .callrec_id
+            .as_deref()
+            .and_then(|s| s.parse::<RecordingId>().ok())
+            .filter(|id| self.table.knows_recording(id))
+            .or_else(|| {
+                ev.record_path
+                    .as_deref()
+                    .and_then(|p| self.table.closing_by_path(p))
+            });
+        match id.and_then(|id| self.table.take_closing(&id)) {
+            Some(closing) => self.finished(closing.recording, ev),
+            None => Vec::new(),
+        }
+    }
+
+    /// Recordings whose channel hung up more than `grace` before `now` and whose RECORD_STOP
+    /// never came (it was lost): the file is closed, so it goes to the store, which keeps it
+    /// or reports it missing.
+    pub fn expire_closing(&mut self, now: Micros, grace: Micros) -> Vec<Effect> {
+        let due: Vec<RecordingId> = self
+            .table
+            .closing()
+            .filter(|c| c.since + grace <= now)
+            .map(|c| c.recording.id.clone())
+            .collect();
+        let mut effects = Vec::new();
+        for id in due {
+            if let Some(closing) = self.table.take_closing(&id) {
+                let ev = ChannelEvent {
+                    kind: EventKind::RecordStop,
+                    uuid: closing.channel.clone(),
+                    at: closing.since,
+                    ..ChannelEvent::empty()
+                };
+                effects.extend(self.finished(closing.recording, &ev));
+            }
+        }
+        effects
+    }
+
     /// The switch closed a recording's file: stop segment, then ingest or discard.
     fn finish_recording(&mut self, uuid: &str, ev: &ChannelEvent) -> Vec<Effect> {
         let Some(rec) = self.table.channel(uuid).and_then(|c| c.recording.clone()) else {
             return Vec::new();
         };
         self.table.set_recording(uuid, None);
+        self.finished(rec, ev)
+    }
+
+    fn finished(&mut self, rec: LiveRecording, ev: &ChannelEvent) -> Vec<Effect> {
         let (source, actor) = match &rec.stop_requested {
             Some(req) => (req.source, req.actor.clone()),
             None => (SegmentSource::Policy, POLICY_ACTOR.to_owned()),
@@ -1162,22 +1206,24 @@ impl Recorder {
     /// A tracked channel hung up unseen: its recording, if any, is closed and goes to the
     /// store (whether the switch kept or discarded the file is settled when it is ingested).
     pub fn channel_gone(&mut self, uuid: &str, at: Micros) -> Vec<Effect> {
-        let mut effects = Vec::new();
-        if self
+        let id = self
             .table
             .channel(uuid)
-            .is_some_and(|c| c.recording.is_some())
-        {
-            let ev = ChannelEvent {
-                kind: EventKind::HangupComplete,
-                uuid: uuid.to_owned(),
-                at,
-                ..ChannelEvent::empty()
-            };
-            effects = self.finish_recording(uuid, &ev);
-        }
+            .and_then(|c| c.recording.as_ref())
+            .map(|r| r.id.clone());
         self.table.remove(uuid, at);
-        effects
+        match id.and_then(|id| self.table.take_closing(&id)) {
+            Some(closing) => {
+                let ev = ChannelEvent {
+                    kind: EventKind::RecordStop,
+                    uuid: uuid.to_owned(),
+                    at,
+                    ..ChannelEvent::empty()
+                };
+                self.finished(closing.recording, &ev)
+            }
+            None => Vec::new(),
+        }
     }
 
     /// Takes in a channel that was answered while we were away. `ev` carries what the switch
@@ -1286,7 +1332,7 @@ impl Recorder {
     /// their files while we were away, so they go to the store.
     pub fn orphaned_rows(&self, rows: &[InProgressRow], at: Micros) -> Vec<Effect> {
         rows.iter()
-            .filter(|r| self.table.channel_of_recording(&r.id).is_none())
+            .filter(|r| !self.table.knows_recording(&r.id))
             .map(|r| {
                 Effect::Store(StoreOp::Ingest {
                     id: r.id.clone(),

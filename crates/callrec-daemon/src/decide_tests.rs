@@ -264,9 +264,22 @@ fn internal_call_between_two_recorded_users_gives_two_recordings() {
         .into_iter()
         .filter(|op| matches!(op, StoreOp::Ingest { .. }))
         .count();
-    // The capture recorded only the A leg, so only its RECORD_STOP came; the B leg's file is
-    // closed at hangup, which the hangup fallback reports.
-    assert_eq!(ingests, 2);
+    // The capture recorded only the A leg, so only its RECORD_STOP came; the B leg's
+    // recording waits for its RECORD_STOP, and is taken as closed once that is overdue.
+    assert_eq!(ingests, 1);
+    let closing: Vec<_> = rec.table().closing().map(|c| c.channel.clone()).collect();
+    assert_eq!(closing, vec![SIP_B_LEG.to_owned()]);
+    let late = rec.expire_closing(1795534454386547 + 10_000_000, 5_000_000);
+    assert!(matches!(
+        store_ops(&late)[..],
+        [
+            StoreOp::Segment {
+                kind: SegmentKind::Stop,
+                ..
+            },
+            StoreOp::Ingest { .. }
+        ]
+    ));
 }
 
 #[test]
@@ -727,4 +740,40 @@ fn an_unknown_call_is_reported_as_such() {
         rec.recording_action("nope", RecordingAction::Pause, SegmentSource::Api, "a", 1),
         Err(ActionError::UnknownCall("nope".into()))
     );
+}
+
+#[test]
+fn a_record_stop_after_the_hangup_still_decides_discard_or_ingest() {
+    let mut rec = recorder(&[("1002", RecordingMode::Always)]);
+    let mut events = fixtures::plain_events("shortmin.events-plain.received.esl");
+    // Swap the recorded leg's RECORD_STOP and its CHANNEL_HANGUP_COMPLETE.
+    let stop = events
+        .iter()
+        .position(|h| h.get("Event-Name").map(String::as_str) == Some("RECORD_STOP"))
+        .unwrap();
+    let hangup = events
+        .iter()
+        .rposition(|h| h.get("Event-Name").map(String::as_str) == Some("CHANNEL_HANGUP_COMPLETE"))
+        .unwrap();
+    assert!(hangup > stop);
+    let mut stop_event = events.remove(stop);
+    let id = {
+        // Replay up to the hangup so the recording exists, then echo its id.
+        let effects = replay_until(&mut rec, &events[..hangup - 1], |_| false);
+        creates(&effects)[0].id.clone()
+    };
+    stop_event.insert("Recording-Variable-callrec_id".into(), id.to_string());
+    let hangup_effects = rec.on_event(&event(&events[hangup - 1]));
+    assert!(
+        hangup_effects.is_empty(),
+        "nothing decided before RECORD_STOP"
+    );
+    let effects = rec.on_event(&event(&stop_event));
+    assert!(
+        store_ops(&effects)
+            .iter()
+            .any(|op| matches!(op, StoreOp::Discard { reason, .. } if reason == "input-too-short")),
+        "{effects:?}"
+    );
+    assert_eq!(rec.table().closing().count(), 0);
 }

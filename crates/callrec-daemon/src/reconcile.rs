@@ -13,6 +13,10 @@ use crate::core::{Core, QueryError};
 use crate::decide::{InProgressRow, SwitchChannel};
 use crate::event::{ChannelEvent, EventKind};
 
+/// How long a recording whose channel hung up waits for its RECORD_STOP (µs of switch time)
+/// before reconciliation or the spool scan takes its file as closed.
+pub const CLOSING_GRACE: i64 = 5_000_000;
+
 /// What a pass found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
@@ -182,6 +186,9 @@ pub(crate) async fn reconcile(
         report.checked += 1;
         core.decide(|rec| rec.check_recording(uuid, &targets, now));
     }
+    // A RECORD_STOP lost with the old connection never comes: recordings whose channel hung
+    // up a while ago are closed files now.
+    core.decide(|rec| rec.expire_closing(now, CLOSING_GRACE));
     let orphans = core.recorder().orphaned_rows(rows, now);
     report.orphans = orphans.len();
     core.apply(orphans);

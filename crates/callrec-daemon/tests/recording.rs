@@ -1,0 +1,152 @@
+//! Automatic recording against the simulated switch: each mode, each direction, internal
+//! calls between users, short recordings.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use callrec_sim::{CallSpec, Side};
+use callrec_store::{Direction, RecordingMode, RecordingState, SegmentKind, SegmentSource};
+use support::{Bed, Setup};
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_mode_records_inbound_outbound_and_internal_calls_as_spec_says() {
+    let bed = Bed::start(Setup::users(&[
+        ("1001", RecordingMode::Always),
+        ("1002", RecordingMode::AlwaysPausable),
+        ("1003", RecordingMode::OnDemand),
+        ("1004", RecordingMode::Never),
+        ("1009", RecordingMode::Never),
+    ]))
+    .await;
+    for ext in ["1001", "1002", "1003", "1004"] {
+        bed.sim.place_call(
+            CallSpec::inbound("02079460000", ext)
+                .ring(S(1))
+                .talk(S(6), Side::Caller),
+        );
+        bed.sim.place_call(
+            CallSpec::outbound(ext, "02079461111")
+                .ring(S(1))
+                .talk(S(6), Side::Caller),
+        );
+        // The other party is a user who is never recorded, so only this user's leg counts.
+        bed.sim.place_call(
+            CallSpec::internal(ext, "1009")
+                .ring(S(1))
+                .talk(S(6), Side::Caller),
+        );
+    }
+    bed.advance(S(1));
+    // always and always_pausable: three calls each.
+    bed.recording_on_switch(6).await;
+    bed.advance(S(6));
+    let stored = bed.wait_recordings(RecordingState::Stored, 6).await;
+
+    let mut seen: HashMap<(String, Direction), usize> = HashMap::new();
+    for r in &stored {
+        *seen.entry((r.user.clone(), r.direction)).or_default() += 1;
+        assert!(r.duration_ms.unwrap_or(0) > 4_000, "{r:?}");
+    }
+    for ext in ["1001", "1002"] {
+        for direction in [Direction::Inbound, Direction::Outbound, Direction::Internal] {
+            assert_eq!(
+                seen.get(&(ext.to_owned(), direction)),
+                Some(&1),
+                "{ext} {direction}: {seen:?}"
+            );
+        }
+    }
+    let inbound = stored
+        .iter()
+        .find(|r| r.user == "1001" && r.direction == Direction::Inbound)
+        .unwrap();
+    assert_eq!(inbound.from.normalised, "+442079460000");
+    assert!(
+        bed.recordings()
+            .await
+            .iter()
+            .all(|r| r.user != "1003" && r.user != "1004")
+    );
+
+    let detail = bed.detail(&inbound.id).await;
+    let kinds: Vec<_> = detail.segments.iter().map(|s| (s.kind, s.source)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (SegmentKind::Start, SegmentSource::Policy),
+            (SegmentKind::Stop, SegmentSource::Policy)
+        ]
+    );
+    bed.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_call_between_two_recorded_users_gives_one_recording_each() {
+    let bed = Bed::start(Setup::users(&[
+        ("1001", RecordingMode::Always),
+        ("1000", RecordingMode::AlwaysPausable),
+    ]))
+    .await;
+    let call = bed.sim.place_call(
+        CallSpec::internal("1001", "1000")
+            .ring(S(1))
+            .talk(S(5), Side::Callee),
+    );
+    bed.advance(S(1));
+    bed.recording_on_switch(2).await;
+    bed.advance(S(5));
+    let stored = bed.wait_recordings(RecordingState::Stored, 2).await;
+    let by_user: HashMap<&str, &callrec_store::Recording> =
+        stored.iter().map(|r| (r.user.as_str(), r)).collect();
+    assert_eq!(by_user["1001"].call_uuid, call.caller_uuid);
+    assert_eq!(by_user["1000"].call_uuid, call.callee_uuid);
+    assert!(stored.iter().all(|r| r.direction == Direction::Internal));
+    assert_ne!(by_user["1001"].file_name, by_user["1000"].file_name);
+    bed.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_call_is_one_recording_for_its_user() {
+    let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
+    bed.sim.place_call(
+        CallSpec::outbound("1001", "442920123123")
+            .loopback("9999")
+            .callrec_user("1001")
+            .ring(S(1))
+            .talk(S(5), Side::Caller),
+    );
+    bed.advance(S(1));
+    bed.recording_on_switch(1).await;
+    bed.advance(S(5));
+    bed.wait_recordings(RecordingState::Stored, 1).await;
+    bed.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_shorter_than_min_seconds_is_discarded() {
+    let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)]).min_seconds(3)).await;
+    bed.sim.place_call(
+        CallSpec::outbound("1001", "02079461111")
+            .ring(S(1))
+            .talk(Duration::from_millis(1500), Side::Caller),
+    );
+    bed.advance(S(1));
+    bed.recording_on_switch(1).await;
+    bed.advance(S(2));
+    let discarded = bed.wait_recordings(RecordingState::Discarded, 1).await;
+    assert_eq!(
+        discarded[0].state_reason.as_deref(),
+        Some("input-too-short")
+    );
+    assert!(
+        bed.recordings()
+            .await
+            .iter()
+            .all(|r| r.state == RecordingState::Discarded)
+    );
+    bed.stop().await.unwrap();
+}

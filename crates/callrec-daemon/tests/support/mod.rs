@@ -1,0 +1,319 @@
+//! A test bed: the daemon, the simulated switch and a fresh index, wired as in production
+//! but on ephemeral ports and a temporary directory. Tests poll against deadlines; none
+//! sleeps a fixed time.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use callrec_config::Config;
+use callrec_daemon::{Daemon, DaemonError, DaemonHandle, Listeners, Options};
+use callrec_sim::{FeatureCallHandle, FeatureCallInfo, SimConfig, Simulator};
+use callrec_store::{
+    Access, NewUser, PauseBehavior, Recording, RecordingDetail, RecordingId, RecordingMode,
+    RecordingState, SearchQuery, SiteUpdate, StoreHandle,
+};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long any single wait may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The repository's prompts.
+pub fn prompts_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../prompts")
+}
+
+/// Polls `check` every few milliseconds until it gives a value, or fails the test.
+pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The same with an async check.
+pub async fn eventually_async<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What a bed starts with.
+pub struct Setup {
+    pub users: Vec<(&'static str, RecordingMode)>,
+    pub pause: PauseBehavior,
+    pub min_seconds: u32,
+    pub password: String,
+}
+
+impl Setup {
+    pub fn users(users: &[(&'static str, RecordingMode)]) -> Setup {
+        Setup {
+            users: users.to_vec(),
+            pause: PauseBehavior::Silence,
+            min_seconds: 3,
+            password: "ClueCon".into(),
+        }
+    }
+
+    pub fn pause(mut self, pause: PauseBehavior) -> Setup {
+        self.pause = pause;
+        self
+    }
+
+    pub fn min_seconds(mut self, s: u32) -> Setup {
+        self.min_seconds = s;
+        self
+    }
+}
+
+/// The daemon against a simulated switch.
+pub struct Bed {
+    pub sim: Arc<Simulator>,
+    pub handle: DaemonHandle,
+    pub store: StoreHandle,
+    pub dir: TempDir,
+    pub spool: PathBuf,
+    pub feature_addr: std::net::SocketAddr,
+    pub config: Config,
+    task: Option<JoinHandle<Result<(), DaemonError>>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Bed {
+    /// A switch, an index with the users, the daemon connected.
+    pub async fn start(setup: Setup) -> Bed {
+        let bed = Bed::start_unconnected(setup, None).await;
+        tokio::time::timeout(DEADLINE, bed.handle.wait_connected())
+            .await
+            .expect("the daemon connects to the switch");
+        bed
+    }
+
+    /// The same; the daemon may not have connected yet (or never will). `sim` replaces the
+    /// switch (one already started, possibly down).
+    pub async fn start_unconnected(
+        setup: Setup,
+        sim: Option<(Arc<Simulator>, TempDir, PathBuf)>,
+    ) -> Bed {
+        // `RUST_LOG=callrec_daemon=debug cargo test -- --nocapture` shows what the daemon did.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let feature = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let feature_addr = feature.local_addr().unwrap();
+        let (sim, dir, spool) = match sim {
+            Some(s) => s,
+            None => {
+                let dir = tempfile::tempdir().unwrap();
+                let spool = dir.path().join("spool");
+                let sim = Simulator::start(SimConfig {
+                    spool_dir: spool.clone(),
+                    feature_code_socket: Some(feature_addr.to_string()),
+                    ..SimConfig::default()
+                })
+                .await
+                .unwrap();
+                (Arc::new(sim), dir, spool)
+            }
+        };
+        let data = dir.path().join("data");
+        let store = StoreHandle::open(&data).unwrap();
+        let users = setup.users.clone();
+        let (pause, min_seconds) = (setup.pause, setup.min_seconds);
+        store
+            .write(move |s| {
+                s.update_site(
+                    "default",
+                    &SiteUpdate {
+                        pause_behavior: Some(pause),
+                        min_seconds: Some(min_seconds),
+                        ..SiteUpdate::default()
+                    },
+                    "test",
+                )?;
+                for (ext, mode) in users {
+                    let mut user = NewUser::new("default", ext);
+                    user.mode = Some(mode);
+                    s.add_user(&user, "test")?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+
+        let mut config = Config::default();
+        config.esl.host = "127.0.0.1".into();
+        config.esl.port = sim.esl_addr().port();
+        config.esl.password = callrec_config::Secret::new(setup.password.clone());
+        config.esl.reconnect_max_secs = 1;
+        config.storage.data_dir = data;
+        config.storage.spool_dir = spool.clone();
+        config.storage.spool_scan_secs = 1;
+        config.feature_codes.listen = feature_addr;
+        config.prompts.dir = prompts_dir();
+
+        let clock_sim = sim.clone();
+        let daemon = Daemon::start(
+            config.clone(),
+            Listeners {
+                feature_codes: feature,
+            },
+            Options {
+                clock: Arc::new(move || clock_sim.now().timestamp_micros()),
+                reconnect_initial: Duration::from_millis(20),
+                store: Some(store.clone()),
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+        let handle = daemon.handle();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(daemon.run(async {
+            let _ = stopped.await;
+        }));
+        Bed {
+            sim,
+            handle,
+            store,
+            dir,
+            spool,
+            feature_addr,
+            config,
+            task: Some(task),
+            stop: Some(stop),
+        }
+    }
+
+    /// Moves the switch's clock.
+    pub fn advance(&self, by: Duration) {
+        self.sim.advance(by).unwrap();
+    }
+
+    /// Waits until the switch records these many channels.
+    pub async fn recording_on_switch(&self, n: usize) {
+        eventually(&format!("{n} recordings running on the switch"), || {
+            let running = self
+                .sim
+                .channels()
+                .iter()
+                .filter(|c| !c.recording.is_empty())
+                .count();
+            (running == n).then_some(())
+        })
+        .await
+    }
+
+    /// Every recording in the index, whatever its state.
+    pub async fn recordings(&self) -> Vec<Recording> {
+        let mut all = Vec::new();
+        for state in RecordingState::ALL {
+            let query = SearchQuery {
+                state: Some(*state),
+                limit: Some(500),
+                ..SearchQuery::default()
+            };
+            let page = self
+                .store
+                .read(move |v| v.search(&Access::system("test"), &query))
+                .await
+                .unwrap();
+            all.extend(page.items);
+        }
+        all
+    }
+
+    /// Waits until `n` recordings are in the index in `state`.
+    pub async fn wait_recordings(&self, state: RecordingState, n: usize) -> Vec<Recording> {
+        eventually_async(&format!("{n} recordings {state}"), || async {
+            let all: Vec<Recording> = self
+                .recordings()
+                .await
+                .into_iter()
+                .filter(|r| r.state == state)
+                .collect();
+            (all.len() == n).then_some(all)
+        })
+        .await
+    }
+
+    /// A recording with its segments.
+    pub async fn detail(&self, id: &RecordingId) -> RecordingDetail {
+        let id = id.clone();
+        self.store
+            .write(move |s| s.read_recording(&id, &Access::system("test")))
+            .await
+            .unwrap()
+    }
+
+    /// Dials a feature code and waits until the listener played its prompt; returns it
+    /// (the file name).
+    pub async fn dial(&self, user: &str, code: &str) -> (FeatureCallHandle, String) {
+        let call = self.sim.dial_feature_code(user, code);
+        let info: FeatureCallInfo =
+            eventually(&format!("{user} dialling {code} to be answered"), || {
+                self.sim
+                    .feature_call(&call)
+                    .filter(|i| !i.prompts.is_empty() || i.ended)
+            })
+            .await;
+        let prompt = info
+            .prompts
+            .first()
+            .map(|p| {
+                std::path::Path::new(p)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_else(|| format!("<none: {info:?}>"));
+        (call, prompt)
+    }
+
+    /// Stops the daemon; returns how `run` ended.
+    pub async fn stop(mut self) -> Result<(), DaemonError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(DEADLINE, task)
+            .await
+            .expect("the daemon stops")
+            .expect("the daemon task does not panic")
+    }
+
+    /// Waits for `run` to end on its own (a fatal error).
+    pub async fn ended(mut self) -> Result<(), DaemonError> {
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(DEADLINE, task)
+            .await
+            .expect("the daemon ends")
+            .expect("the daemon task does not panic")
+    }
+}
