@@ -131,9 +131,13 @@ impl Switch {
             }
             "fsctl" => {
                 if args.split_whitespace().next() == Some("shutdown") {
-                    // The command returns (its API event fires) and the core shuts down
-                    // after it; the client gets the shutdown notice, not a reply.
-                    self.schedule_in(0, Box::new(|sw: &mut Switch| sw.shutdown()));
+                    // The command returns (its API event fires); the core acts on it at
+                    // its next one-second tick (in the `shutdown` capture 0.74 s later, in
+                    // phase with the heartbeats). The client gets the shutdown notice,
+                    // not a reply.
+                    let since_boot = self.now() - self.boot_time;
+                    let wait = 1_000_000 - since_boot.rem_euclid(1_000_000);
+                    self.schedule_in(wait, Box::new(|sw: &mut Switch| sw.shutdown()));
                     return ApiReply::NoReply;
                 }
                 "-ERR Invalid command\n".into()

@@ -579,6 +579,9 @@ impl Switch {
             .get(&b)
             .map(|ch| ch.profile.callee_id_number.clone())
             .unwrap_or_default();
+        // The caller's profile learns its callee between the two CODEC events of the
+        // answer (the `sip-hold` capture).
+        self.play_nth(&a, LegId::SipA, "answer", 0, &Extras::default());
         self.with_channel(&a, |ch| {
             ch.profile.callee_id_name = "Outbound Call".into();
             ch.profile.callee_id_number = contact.clone();
@@ -593,7 +596,7 @@ impl Switch {
                 ch.other_snapshot = Some(p);
             }
         });
-        self.play(&a, LegId::SipA, "answer", &Extras::default());
+        self.play_from(&a, LegId::SipA, "answer", 1, &Extras::default());
         self.play(&b, LegId::SipB, "outgoing2", &Extras::default());
         self.call_answered(id);
         let delay = micros(self.cfg.bridge_delay);

@@ -242,13 +242,28 @@ impl Channel {
             .map(|(_, v)| v.as_str())
     }
 
-    /// What the media carries right now (`None` when none flows: ringing, held, gone).
-    pub fn media(&self) -> Option<crate::recording::Audio> {
-        let up = (self.answered || self.early_media) && !self.held && !self.hungup;
-        match (up, self.silent_media) {
-            (false, _) => None,
-            (true, true) => Some(crate::recording::Audio::Silence),
-            (true, false) => Some(crate::recording::Audio::Tone),
+    /// What the media carries right now: nothing while ringing, held or gone; empty
+    /// frames during a SIP phone's early media; silence from a parked loopback partner.
+    pub fn media(&self) -> crate::recording::Media {
+        use crate::recording::{Audio, Media};
+        if self.held || self.hungup {
+            return Media::None;
+        }
+        if !self.answered {
+            let sip = matches!(
+                self.kind,
+                LegKind::SipCaller | LegKind::SipCallee | LegKind::SipFeature
+            );
+            return match (self.early_media, sip) {
+                (false, _) => Media::None,
+                (true, true) => Media::Empty,
+                (true, false) => Media::Audio(Audio::Tone),
+            };
+        }
+        if self.silent_media {
+            Media::Audio(Audio::Silence)
+        } else {
+            Media::Audio(Audio::Tone)
         }
     }
 
@@ -387,10 +402,16 @@ pub(crate) fn render(
     let resolve = |t: Tok| ch.resolve(t, ctx);
     let mut vars_done = false;
     let mut seen_core = false;
+    // Only an event that carries a command's headers before its own (PRIVATE_COMMAND)
+    // takes the leading headers.
+    let leading = extras
+        .leading
+        .as_ref()
+        .filter(|_| matches!(step.items.first(), Some(Item::Header(..))));
     for item in &step.items {
         match item {
             Item::Core(name) => {
-                if !seen_core && let Some(leading) = &extras.leading {
+                if !seen_core && let Some(leading) = leading {
                     for (n, v) in leading {
                         ev.push(n.clone(), v.clone());
                     }
@@ -398,7 +419,7 @@ pub(crate) fn render(
                 seen_core = true;
                 core(name, &mut ev)
             }
-            Item::Header(_, _) if !seen_core && extras.leading.is_some() => {}
+            Item::Header(_, _) if !seen_core && leading.is_some() => {}
             Item::Header(name, tpl) => {
                 if name == "Hangup-Cause" && !ch.hangup_cause.is_empty() {
                     ev.push(name.clone(), ch.hangup_cause.clone());

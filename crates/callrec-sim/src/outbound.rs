@@ -282,9 +282,9 @@ async fn handle(
         }),
         "resume" => "+OK".into(),
         "sendmsg" => {
-            let order = parse_sendmsg(&line, &cmd);
-            let ok = reply(shared, conn, &line, wire::command_reply("+OK", &[])).await;
-            if let Some(order) = order {
+            // The order is queued on the channel before the reply is written; what it sets
+            // off is queued behind the reply, as on the switch.
+            if let Some(order) = parse_sendmsg(&line, &cmd) {
                 let uuid = if rest.is_empty() {
                     req.uuid.clone()
                 } else {
@@ -292,6 +292,7 @@ async fn handle(
                 };
                 shared.with(|sw| sw.queue_app(&uuid, order));
             }
+            let ok = reply(shared, conn, &line, wire::command_reply("+OK", &[])).await;
             return if ok {
                 Next::Continue
             } else {
@@ -686,6 +687,13 @@ impl Switch {
             return;
         };
         let name = ch.profile.channel_name.clone();
+        // The session is detached from its channel: no event follows the notice.
+        if let Some(sub) = self.subscription(session) {
+            sub.enabled = false;
+        }
+        let Some(ch) = self.channels.get(uuid) else {
+            return;
+        };
         let frame = if ch.linger {
             Outgoing::Frame(wire::linger_notice(uuid, &name))
         } else {

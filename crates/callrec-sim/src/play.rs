@@ -109,7 +109,39 @@ impl Switch {
     pub(crate) fn play_step(&mut self, uuid: &str, leg: LegId, i: usize, extras: &Extras) {
         if let Some(ev) = self.step_event(uuid, leg, i, extras) {
             self.fire(ev);
+            if let Ok(lib) = library() {
+                for step in &lib.leg(leg).step(i).after {
+                    self.fire_for(uuid, step);
+                }
+            }
         }
+    }
+
+    /// Fires a channel-less event the channel's dialplan caused (its API calls), with the
+    /// channel's identities filled in.
+    fn fire_for(&mut self, uuid: &str, step: &Step) {
+        let Some(ch) = self.channels.get(uuid).cloned() else {
+            return;
+        };
+        let now = self.now();
+        let ctx = RenderCtx {
+            now,
+            core_uuid: &self.identity.core_uuid.clone(),
+            hostname: &self.identity.hostname.clone(),
+            ipv4: &self.identity.ipv4.clone(),
+        };
+        let ev = render(
+            &ch,
+            step,
+            None,
+            &ctx,
+            &Extras::default(),
+            &mut |name, ev| {
+                let v = self.core_header(name, &step.name, &step.file, &step.func, step.line, now);
+                ev.push(name.to_string(), v);
+            },
+        );
+        self.fire(ev);
     }
 
     /// Like `play`, for a one-step segment whose event is not fired but returned

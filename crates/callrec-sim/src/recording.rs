@@ -27,6 +27,18 @@ pub enum Audio {
     Silence,
 }
 
+/// What a channel's media carries at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Media {
+    /// No media flows (ringing, held, hung up): nothing written, the pre-buffer waits.
+    None,
+    /// Frames flow but carry nothing to write (a phone's early media before it sends
+    /// RTP): they fill the bug's pre-buffer and nothing is written.
+    Empty,
+    /// Audio flows.
+    Audio(Audio),
+}
+
 /// Why a recording ended, as `Record-Completion-Cause` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompletionCause {
@@ -70,13 +82,17 @@ pub(crate) struct ActiveRecording {
 }
 
 impl ActiveRecording {
-    /// Closes the stretch that ran until `now`, given what the media carried during it
-    /// (`None`: no media flowed).
-    pub fn settle(&mut self, now: Micros, media: Option<Audio>) {
+    /// Closes the stretch that ran until `now`, given what the media carried during it.
+    pub fn settle(&mut self, now: Micros, media: Media) {
         let mut len = (now - self.mark).max(0);
         self.mark = now;
-        let Some(carried) = media else {
-            return;
+        let carried = match media {
+            Media::None => return,
+            Media::Empty => {
+                self.pre_buffer_left -= len.min(self.pre_buffer_left);
+                return;
+            }
+            Media::Audio(a) => a,
         };
         if self.paused || len == 0 {
             return;
@@ -223,15 +239,15 @@ mod tests {
     #[test]
     fn pause_writes_nothing_and_mask_writes_silence() {
         let mut r = rec();
-        r.settle(4_000_000, Some(Audio::Tone));
+        r.settle(4_000_000, Media::Audio(Audio::Tone));
         r.paused = true;
-        r.settle(6_000_000, Some(Audio::Tone));
+        r.settle(6_000_000, Media::Audio(Audio::Tone));
         r.paused = false;
-        r.settle(8_000_000, Some(Audio::Tone));
+        r.settle(8_000_000, Media::Audio(Audio::Tone));
         r.masked = true;
-        r.settle(9_500_000, Some(Audio::Tone));
+        r.settle(9_500_000, Media::Audio(Audio::Tone));
         r.masked = false;
-        r.settle(11_500_000, Some(Audio::Tone));
+        r.settle(11_500_000, Media::Audio(Audio::Tone));
         assert_eq!(
             r.stretches,
             vec![
@@ -246,7 +262,7 @@ mod tests {
     #[test]
     fn no_media_writes_nothing() {
         let mut r = rec();
-        r.settle(2_000_000, None);
+        r.settle(2_000_000, Media::None);
         assert!(r.stretches.is_empty());
         assert_eq!(r.pre_buffer_left, 480_000);
     }

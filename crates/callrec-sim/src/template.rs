@@ -174,6 +174,9 @@ pub(crate) struct Step {
     pub line: u32,
     pub items: Vec<Item>,
     pub ops: Vec<VarOp>,
+    /// Events the dialplan fires right after this one without a channel (the API events
+    /// of `${strftime(...)}`, `${user_data(...)}`...).
+    pub after: Vec<Step>,
 }
 
 impl Step {
@@ -348,24 +351,44 @@ pub(crate) fn render_time(us: i64, fmt: TimeFmt) -> String {
     }
 }
 
+/// API functions a dialplan calls through `${...}`: their API events belong to the channel
+/// whose dialplan ran them.
+const DIALPLAN_APIS: &[&str] = &["strftime", "user_data", "sofia_contact", "verto_contact"];
+
 /// Builds the template of one captured channel.
 pub(crate) fn extract(src: &LegSource) -> Result<LegTemplate, TemplateError> {
     let frames = capture::frames(src.capture, src.data)?;
-    let events: Vec<Vec<(String, String)>> = frames
-        .iter()
-        .filter(|f| is_leg_frame(f, src))
-        .map(|f| {
-            if f.content_type() == "text/event-plain" {
-                f.event_headers()
-            } else {
-                channel_data_headers(f)
+    let mut events: Vec<Vec<(String, String)>> = Vec::new();
+    // Dialplan API events, by the index of the leg event they follow.
+    let mut after: Vec<(usize, Vec<(String, String)>)> = Vec::new();
+    let mut last_channel: Option<String> = None;
+    for f in frames.iter().filter(|f| is_leg_frame(f, src)) {
+        let h = if f.content_type() == "text/event-plain" {
+            f.event_headers()
+        } else {
+            channel_data_headers(f)
+        };
+        let uuid = h
+            .iter()
+            .find(|(n, _)| n == "Unique-ID" || n == "Channel-Unique-ID")
+            .map(|(_, v)| v.clone());
+        match uuid {
+            Some(u) => {
+                if u == src.uuid {
+                    events.push(h);
+                }
+                last_channel = Some(u);
             }
-        })
-        .filter(|h| {
-            h.iter()
-                .any(|(n, v)| (n == "Unique-ID" || n == "Channel-Unique-ID") && v == src.uuid)
-        })
-        .collect();
+            None => {
+                let dialplan_api = h.first().is_some_and(|(_, v)| v == "API")
+                    && h.iter()
+                        .any(|(n, v)| n == "API-Command" && DIALPLAN_APIS.contains(&v.as_str()));
+                if dialplan_api && last_channel.as_deref() == Some(src.uuid) && !events.is_empty() {
+                    after.push((events.len() - 1, h));
+                }
+            }
+        }
+    }
     if events.is_empty() {
         return Err(TemplateError(format!(
             "{}: no events for channel {}",
@@ -378,6 +401,10 @@ pub(crate) fn extract(src: &LegSource) -> Result<LegTemplate, TemplateError> {
     for headers in &events {
         let step = extract_step(src, headers, &times, &mut prev_vars)?;
         steps.push(step);
+    }
+    for (i, headers) in after {
+        let step = extract_step(src, &headers, &times, &mut Vec::new())?;
+        steps[i].after.push(step);
     }
     Ok(LegTemplate { steps })
 }
@@ -525,6 +552,7 @@ fn extract_step(
         app,
         items,
         ops,
+        after: Vec::new(),
     })
 }
 

@@ -80,6 +80,25 @@ impl Captured {
             .collect()
     }
 
+    /// A boot time in phase with the capture's heartbeats (every 20 s since boot), so the
+    /// core's one-second tick falls where the real one did.
+    fn boot(&self) -> i64 {
+        let start = self.start();
+        let Some(beat) = self
+            .evs()
+            .iter()
+            .find(|e| e.label == "HEARTBEAT")
+            .map(timestamp)
+        else {
+            return start;
+        };
+        let mut boot = beat;
+        while boot > start {
+            boot -= 20_000_000;
+        }
+        boot
+    }
+
     fn start(&self) -> i64 {
         self.evs()
             .iter()
@@ -129,7 +148,7 @@ struct Run {
 /// Replays the capture's commands at the capture's times; `at_end` runs after the last.
 async fn run(cap: &Captured, format: &str, at_end: impl FnOnce(&Simulator)) -> Run {
     let spool = tempfile::tempdir().expect("tempdir");
-    let sim = simulator(cap.start(), spool.path()).await;
+    let sim = simulator(cap.boot(), spool.path()).await;
     let mut tap = sim.subscribe();
     let mut events = RawClient::connect(sim.esl_addr(), "ClueCon").await;
     let reply = events.command(&format!("event {format} ALL")).await;
@@ -166,7 +185,6 @@ async fn run(cap: &Captured, format: &str, at_end: impl FnOnce(&Simulator)) -> R
         replies[k] = commands.next_reply(Duration::from_secs(2)).await;
     }
     advance_to(&sim, cap.end());
-    at_end(&sim);
     let mut fired = 0;
     while tap.try_recv().is_ok() {
         fired += 1;
@@ -183,13 +201,20 @@ async fn run(cap: &Captured, format: &str, at_end: impl FnOnce(&Simulator)) -> R
             notice = Some(f);
         }
     }
+    assert_eq!(got.len(), fired, "every fired event reached the listener");
+    // What happens to the switch after the capture's last event (a crash), and what the
+    // listener reads after that: a notice, or the socket simply closing.
+    at_end(&sim);
     if notice.is_none()
-        && let Some(f) = events.next_frame(Duration::from_millis(200)).await
-        && f.content_type() == "text/disconnect-notice"
+        && let Some(f) = events.next_frame(Duration::from_secs(2)).await
     {
+        assert_eq!(
+            f.content_type(),
+            "text/disconnect-notice",
+            "only a notice may follow"
+        );
         notice = Some(f);
     }
-    assert_eq!(got.len(), fired, "every fired event reached the listener");
     Run {
         events: got,
         replies,
@@ -228,6 +253,37 @@ fn assert_same_events(what: &str, run: &Run, cap: &Captured) {
         "{what}: the simulator differs from the capture:\n{}",
         problems.join("\n")
     );
+    assert_same_recordings(what, &sim, &cap.evs());
+}
+
+/// Every RECORD_STOP says what the capture's said: the cause, whether the file was
+/// discarded, and how much audio it held (within two 20 ms frames: the real media bug
+/// attaches on the next frame).
+fn assert_same_recordings(what: &str, sim: &[Ev], cap: &[Ev]) {
+    let stops = |evs: &[Ev]| -> Vec<Ev> {
+        evs.iter()
+            .filter(|e| e.label == "RECORD_STOP")
+            .cloned()
+            .collect()
+    };
+    let (s, c) = (stops(sim), stops(cap));
+    assert_eq!(s.len(), c.len(), "{what}: RECORD_STOP events");
+    for (s, c) in s.iter().zip(&c) {
+        for h in ["Record-Completion-Cause", "variable_RECORD_DISCARDED"] {
+            assert_eq!(s.get(h), c.get(h), "{what}: {h}");
+        }
+        let ms = |e: &Ev| -> i64 {
+            e.get("variable_record_ms")
+                .and_then(|v| v.parse().ok())
+                .expect("record_ms")
+        };
+        assert!(
+            (ms(s) - ms(c)).abs() <= 40,
+            "{what}: {} ms of audio, the capture has {}",
+            ms(s),
+            ms(c)
+        );
+    }
 }
 
 /// Replies the same as the capture's, once UUIDs and paths are the simulator's.
@@ -447,4 +503,175 @@ fn races_are_observed_in_the_captures() {
     let sim = [e("CHANNEL_ANSWER"), e("CHANNEL_HANGUP")];
     let cap = [e("CHANNEL_HANGUP"), e("CHANNEL_ANSWER")];
     assert!(!diff_sequence("x", &sim, &cap).is_empty());
+}
+
+/// The first time the capture shows `label` on channel `uuid`.
+fn time_of(evs: &[Ev], uuid: &str, label: &str) -> i64 {
+    evs.iter()
+        .find(|e| e.uuid.as_deref() == Some(uuid) && e.label == label)
+        .map(timestamp)
+        .unwrap_or_else(|| panic!("capture has no {label} on {uuid}"))
+}
+
+fn micros(d: i64) -> Duration {
+    Duration::from_micros(d.max(0) as u64)
+}
+
+/// 1001 calls 1000 (bridged SIP legs), is recorded from before the answer, holds, dials
+/// `*48` (the feature-code listener answers, plays a tone, hangs up), unholds, hangs up.
+#[tokio::test]
+async fn sip_hold_scenario_matches_the_capture() {
+    let cap = load(
+        "sip-hold.events-plain.received.esl",
+        "sip-hold.commands.sent.esl",
+        "sip-hold.commands.received.esl",
+    );
+    let evs = cap.evs();
+    let chans = per_channel(&evs);
+    let uuid = |k: usize| chans[k].0.clone();
+    let (a, f, b) = (uuid(0), uuid(1), uuid(2));
+    let t_answer = time_of(&evs, &a, "CHANNEL_ANSWER");
+    let hold_at = time_of(&evs, &a, "CHANNEL_HOLD") - t_answer;
+    let hold_for = time_of(&evs, &a, "CHANNEL_UNHOLD") - time_of(&evs, &a, "CHANNEL_HOLD");
+    let talk = time_of(&evs, &a, "CHANNEL_HANGUP") - t_answer;
+    let ring = time_of(&evs, &b, "CHANNEL_ANSWER") - chans[2].1.first().map(timestamp).unwrap_or(0);
+    let sleep = time_of(&evs, &a, "CHANNEL_EXECUTE_COMPLETE:sleep")
+        - time_of(&evs, &a, "CHANNEL_EXECUTE:sleep");
+    let bridge_delay = time_of(&evs, &a, "CHANNEL_BRIDGE") - t_answer;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let spool = tempfile::tempdir().expect("tempdir");
+    let start = chrono::Utc
+        .timestamp_micros(cap.start())
+        .single()
+        .expect("start");
+    let sim = Simulator::start(SimConfig {
+        spool_dir: spool.path().into(),
+        clock: ClockMode::Manual { start },
+        dialplan_sleep: micros(sleep),
+        bridge_delay: micros(bridge_delay),
+        feature_code_socket: Some(listener.local_addr().expect("addr").to_string()),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let mut tap = sim.subscribe();
+    let mut events = RawClient::connect(sim.esl_addr(), "ClueCon").await;
+    events.command("event plain ALL").await;
+    let mut commands = RawClient::connect(sim.esl_addr(), "ClueCon").await;
+
+    // The simulator plays a call's set-up at once; the capture's dialplan sleep began
+    // when its EXECUTE sleep was stamped.
+    advance_to(&sim, time_of(&evs, &a, "CHANNEL_EXECUTE:sleep"));
+    let call = sim.place_call(
+        callrec_sim::CallSpec::internal("1001", "1000")
+            .ring(micros(ring))
+            .hold(callrec_sim::Side::Caller, micros(hold_at), micros(hold_for))
+            .talk(micros(talk), callrec_sim::Side::Caller),
+    );
+    let spool_prefix = format!("{}/", spool.path().display());
+    let mut uuids = HashMap::new();
+    uuids.insert(a.clone(), call.caller_uuid.clone());
+
+    // What happens when, from the capture: the client's commands, the *48 call, and what
+    // the feature-code listener did on it.
+    enum Step {
+        Command(usize),
+        Dial,
+        Connect,
+        Sendmsg(String, Vec<(String, String)>),
+    }
+    let mut plan: Vec<(i64, Step)> = cap
+        .command_times()
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (t, Step::Command(i)))
+        .collect();
+    plan.push((chans[1].1.first().map(timestamp).unwrap_or(0), Step::Dial));
+    let mut session_commands = Vec::new();
+    for (line, headers) in split_commands(&fixture("sip-hold-feature-code.sent.esl")) {
+        let app = headers
+            .iter()
+            .find(|(n, _)| n == "execute-app-name")
+            .map(|(_, v)| v.clone());
+        match (line.as_str(), app) {
+            ("sendmsg", Some(app)) => plan.push((
+                time_of(&evs, &f, &format!("CHANNEL_EXECUTE:{app}")),
+                Step::Sendmsg(line, headers),
+            )),
+            ("sendmsg", None) => plan.push((
+                time_of(&evs, &f, "CHANNEL_HANGUP"),
+                Step::Sendmsg(line, headers),
+            )),
+            _ => session_commands.push((line, headers)),
+        }
+    }
+    // The simulator uses one dialplan sleep for every call; the *48 call reaches its socket
+    // once its own sleep is over.
+    let t_dial = chans[1].1.first().map(timestamp).unwrap_or(0);
+    let t_socket = time_of(&evs, &f, "CHANNEL_EXECUTE:socket").max(t_dial + sleep);
+    plan.push((t_socket, Step::Connect));
+    plan.sort_by_key(|(t, _)| *t);
+    let mut feature = None;
+    let mut session = None;
+    let mut replies = Vec::new();
+    for (t, step) in plan {
+        // A command stamped in the same microsecond as a scripted event ran first on the
+        // switch (uuid_buglist before the hangup).
+        advance_to(&sim, t - 1);
+        match step {
+            Step::Command(i) => {
+                let mut line = cap.commands[i].replace(CAPTURE_RECORDINGS, &spool_prefix);
+                for (c, s) in &uuids {
+                    line = line.replace(c.as_str(), s);
+                }
+                replies.push(Some(commands.command(&line).await));
+            }
+            Step::Dial => feature = Some(sim.dial_feature_code("1001", "*48")),
+            Step::Connect => {
+                let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+                    .await
+                    .expect("the *48 call reaches the listener")
+                    .expect("accept");
+                let mut peer = support::RawPeer::new(stream);
+                for (line, headers) in &session_commands {
+                    peer.command(line, headers).await;
+                }
+                session = Some(peer);
+            }
+            Step::Sendmsg(line, headers) => {
+                let peer = session.as_mut().expect("connected before sendmsg");
+                peer.command(&line, &headers).await;
+            }
+        }
+    }
+    advance_to(&sim, cap.end());
+    let info = sim
+        .feature_call(&feature.expect("feature call placed"))
+        .expect("feature call");
+    assert!(info.answered && info.hung_up, "{info:?}");
+
+    let mut fired = 0;
+    while tap.try_recv().is_ok() {
+        fired += 1;
+    }
+    let mut got = Vec::new();
+    while got.len() < fired {
+        let Some(frame) = events.next_event(Duration::from_secs(5)).await else {
+            break;
+        };
+        got.push(frame);
+    }
+    assert_eq!(got.len(), fired, "every fired event reached the listener");
+    let run = Run {
+        events: got,
+        replies,
+        uuids,
+        notice: None,
+        spool,
+    };
+    assert_same_events("sip-hold", &run, &cap);
+    assert_same_replies("sip-hold", &run, &cap);
 }

@@ -275,3 +275,69 @@ pub async fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// The listener end of an outbound session: sends commands, keeps every frame.
+pub struct RawPeer {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// Every frame received, in order.
+    pub frames: Vec<RawFrame>,
+}
+
+impl RawPeer {
+    pub fn new(stream: TcpStream) -> RawPeer {
+        RawPeer {
+            stream,
+            buf: Vec::new(),
+            frames: Vec::new(),
+        }
+    }
+
+    /// Sends a command with headers and waits for its reply (events before it are kept).
+    pub async fn command(&mut self, line: &str, headers: &[(String, String)]) -> RawFrame {
+        let mut cmd = format!("{line}\n");
+        for (n, v) in headers {
+            cmd.push_str(&format!("{n}: {v}\n"));
+        }
+        cmd.push('\n');
+        self.stream.write_all(cmd.as_bytes()).await.expect("send");
+        loop {
+            let f = self
+                .next_frame(Duration::from_secs(5))
+                .await
+                .expect("reply");
+            self.frames.push(f.clone());
+            if f.is_reply() {
+                return f;
+            }
+        }
+    }
+
+    /// The next frame, or `None` on EOF or timeout.
+    pub async fn next_frame(&mut self, timeout: Duration) -> Option<RawFrame> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(rel) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let head = String::from_utf8_lossy(&self.buf[..rel]).into_owned();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if self.buf.len() >= rel + 2 + len {
+                    let bytes: Vec<u8> = self.buf.drain(..rel + 2 + len).collect();
+                    return split_frames(&bytes).into_iter().next();
+                }
+            }
+            let mut chunk = vec![0u8; 64 * 1024];
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
+                .await
+                .ok()?
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
