@@ -1,8 +1,9 @@
-//! One filter per route: method, path, then the caller, then parameters and body, each
+//! One filter per route: path, method, then the caller, then parameters and body, each
 //! parsed into a model before the handler runs.
 //!
-//! The order matters. The method and the whole path are matched first, so a request that
-//! does not belong to a route is turned away by it without a store query; the token is
+//! The order matters. The whole path is matched first, then the method, so a request that
+//! does not belong to a route is turned away by it without a store query, and a known path
+//! asked with the wrong method is a 405 while an unknown one is a 404; the token is
 //! checked next, so nothing about parameters or bodies is said to a stranger, and no body
 //! is read for one.
 
@@ -217,8 +218,8 @@ fn audio_headers() -> impl Filter<Extract = (AudioHeaders,), Error = Rejection> 
 
 /// `GET /api/v1/recordings`: search.
 pub fn search(state: ApiState) -> Route {
-    warp::get()
-        .and(warp::path!("api" / "v1" / "recordings"))
+    warp::path!("api" / "v1" / "recordings")
+        .and(warp::get())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and(query_params().and_then(|p| async move { SearchParams::parse(p).map_err(reject) }))
@@ -228,8 +229,8 @@ pub fn search(state: ApiState) -> Route {
 
 /// `GET /api/v1/recordings/{id}`: metadata with segments and notes.
 pub fn get_recording(state: ApiState) -> Route {
-    warp::get()
-        .and(warp::path!("api" / "v1" / "recordings" / String))
+    warp::path!("api" / "v1" / "recordings" / String)
+        .and(warp::get())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and_then(|raw: String, state: ApiState, caller: Caller| async move {
@@ -244,8 +245,8 @@ pub fn get_recording(state: ApiState) -> Route {
 
 /// `GET /api/v1/recordings/{id}/audio`: the audio, with Range and `?download=1`.
 pub fn audio(state: ApiState) -> Route {
-    warp::get()
-        .and(warp::path!("api" / "v1" / "recordings" / String / "audio"))
+    warp::path!("api" / "v1" / "recordings" / String / "audio")
+        .and(warp::get())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and_then(|raw: String, state: ApiState, caller: Caller| async move {
@@ -262,8 +263,8 @@ pub fn audio(state: ApiState) -> Route {
 /// `POST /api/v1/recordings/{id}/notes`: add a note.
 pub fn add_note(state: ApiState) -> Route {
     let limit = state.config().max_body_bytes;
-    warp::post()
-        .and(warp::path!("api" / "v1" / "recordings" / String / "notes"))
+    warp::path!("api" / "v1" / "recordings" / String / "notes")
+        .and(warp::post())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and_then(|raw: String, state: ApiState, caller: Caller| async move {
@@ -280,8 +281,8 @@ pub fn add_note(state: ApiState) -> Route {
 /// `PUT /api/v1/recordings/{id}/hold`: admin, set or release a hold.
 pub fn set_hold(state: ApiState) -> Route {
     let limit = state.config().max_body_bytes;
-    warp::put()
-        .and(warp::path!("api" / "v1" / "recordings" / String / "hold"))
+    warp::path!("api" / "v1" / "recordings" / String / "hold")
+        .and(warp::put())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and_then(|raw: String, state: ApiState, caller: Caller| async move {
@@ -297,8 +298,8 @@ pub fn set_hold(state: ApiState) -> Route {
 
 /// `DELETE /api/v1/recordings/{id}`: admin, delete now (409 while on hold).
 pub fn delete_recording(state: ApiState) -> Route {
-    warp::delete()
-        .and(warp::path!("api" / "v1" / "recordings" / String))
+    warp::path!("api" / "v1" / "recordings" / String)
+        .and(warp::delete())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and_then(|raw: String, state: ApiState, caller: Caller| async move {
@@ -313,8 +314,8 @@ pub fn delete_recording(state: ApiState) -> Route {
 
 /// `GET /api/v1/calls`: calls in progress.
 pub fn list_calls(state: ApiState) -> Route {
-    warp::get()
-        .and(warp::path!("api" / "v1" / "calls"))
+    warp::path!("api" / "v1" / "calls")
+        .and(warp::get())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and(no_query())
@@ -324,10 +325,8 @@ pub fn list_calls(state: ApiState) -> Route {
 
 /// `POST /api/v1/calls/{uuid}/recording/{action}`: start, stop, pause or resume.
 pub fn call_action(state: ApiState) -> Route {
-    warp::post()
-        .and(warp::path!(
-            "api" / "v1" / "calls" / String / "recording" / String
-        ))
+    warp::path!("api" / "v1" / "calls" / String / "recording" / String)
+        .and(warp::post())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and_then(
@@ -345,8 +344,8 @@ pub fn call_action(state: ApiState) -> Route {
 
 /// `GET /api/v1/me`: the caller.
 pub fn me(state: ApiState) -> Route {
-    warp::get()
-        .and(warp::path!("api" / "v1" / "me"))
+    warp::path!("api" / "v1" / "me")
+        .and(warp::get())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and(no_query())
@@ -356,8 +355,8 @@ pub fn me(state: ApiState) -> Route {
 
 /// `GET /api/v1/users`: admin, the site's users and their modes.
 pub fn list_users(state: ApiState) -> Route {
-    warp::get()
-        .and(warp::path!("api" / "v1" / "users"))
+    warp::path!("api" / "v1" / "users")
+        .and(warp::get())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and(no_query())
@@ -367,8 +366,8 @@ pub fn list_users(state: ApiState) -> Route {
 
 /// `GET /api/v1/users/{extension}`: admin, one user.
 pub fn get_user(state: ApiState) -> Route {
-    warp::get()
-        .and(warp::path!("api" / "v1" / "users" / String))
+    warp::path!("api" / "v1" / "users" / String)
+        .and(warp::get())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and_then(|raw: String, state: ApiState, caller: Caller| async move {
@@ -384,8 +383,8 @@ pub fn get_user(state: ApiState) -> Route {
 /// `PUT /api/v1/users/{extension}`: admin, change a user's mode, role, name or numbers.
 pub fn put_user(state: ApiState) -> Route {
     let limit = state.config().max_body_bytes;
-    warp::put()
-        .and(warp::path!("api" / "v1" / "users" / String))
+    warp::path!("api" / "v1" / "users" / String)
+        .and(warp::put())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and_then(|raw: String, state: ApiState, caller: Caller| async move {
@@ -401,8 +400,8 @@ pub fn put_user(state: ApiState) -> Route {
 
 /// `GET /api/v1/site`: admin, the site's settings.
 pub fn get_site(state: ApiState) -> Route {
-    warp::get()
-        .and(warp::path!("api" / "v1" / "site"))
+    warp::path!("api" / "v1" / "site")
+        .and(warp::get())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and(no_query())
@@ -413,8 +412,8 @@ pub fn get_site(state: ApiState) -> Route {
 /// `PUT /api/v1/site`: admin, change the site's settings.
 pub fn put_site(state: ApiState) -> Route {
     let limit = state.config().max_body_bytes;
-    warp::put()
-        .and(warp::path!("api" / "v1" / "site"))
+    warp::path!("api" / "v1" / "site")
+        .and(warp::put())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and(no_query())
@@ -425,8 +424,8 @@ pub fn put_site(state: ApiState) -> Route {
 
 /// `GET /api/v1/usage`: storage used against the quota.
 pub fn usage(state: ApiState) -> Route {
-    warp::get()
-        .and(warp::path!("api" / "v1" / "usage"))
+    warp::path!("api" / "v1" / "usage")
+        .and(warp::get())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and(no_query())
@@ -436,8 +435,8 @@ pub fn usage(state: ApiState) -> Route {
 
 /// `GET /api/v1/audit`: admin, the audit log, newest first.
 pub fn audit_log(state: ApiState) -> Route {
-    warp::get()
-        .and(warp::path!("api" / "v1" / "audit"))
+    warp::path!("api" / "v1" / "audit")
+        .and(warp::get())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .and(query_params().and_then(|p| async move { AuditParams::parse(p).map_err(reject) }))
@@ -447,16 +446,16 @@ pub fn audit_log(state: ApiState) -> Route {
 
 /// `GET /healthz`: liveness, no auth.
 pub fn healthz() -> Route {
-    warp::get()
-        .and(warp::path!("healthz"))
+    warp::path!("healthz")
+        .and(warp::get())
         .and_then(handlers::healthz)
         .boxed()
 }
 
 /// `GET /readyz`: readiness (index open, ESL connected), no auth.
 pub fn readyz(state: ApiState) -> Route {
-    warp::get()
-        .and(warp::path!("readyz"))
+    warp::path!("readyz")
+        .and(warp::get())
         .and(with_state(state))
         .and_then(handlers::readyz)
         .boxed()
@@ -464,8 +463,8 @@ pub fn readyz(state: ApiState) -> Route {
 
 /// `GET /metrics`: Prometheus (OpenMetrics) text, no auth.
 pub fn metrics(state: ApiState) -> Route {
-    warp::get()
-        .and(warp::path!("metrics"))
+    warp::path!("metrics")
+        .and(warp::get())
         .and(with_state(state))
         .and_then(handlers::metrics)
         .boxed()
@@ -473,8 +472,8 @@ pub fn metrics(state: ApiState) -> Route {
 
 /// `GET /openapi.json`: the OpenAPI 3 document, no auth.
 pub fn openapi() -> Route {
-    warp::get()
-        .and(warp::path!("openapi.json"))
+    warp::path!("openapi.json")
+        .and(warp::get())
         .and_then(handlers::openapi)
         .boxed()
 }

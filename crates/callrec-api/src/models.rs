@@ -52,6 +52,12 @@ impl QueryParams {
         if value.is_empty() {
             return Ok(None);
         }
+        if value.chars().any(char::is_control) {
+            // No filter legitimately holds one, and some (a NUL) upset the text index.
+            return Err(ApiError::bad_request(format!(
+                "query parameter `{name}` holds control characters"
+            )));
+        }
         if value.chars().count() > MAX_PARAM_CHARS {
             return Err(ApiError::bad_request(format!(
                 "query parameter `{name}` is longer than {MAX_PARAM_CHARS} characters"
@@ -493,6 +499,8 @@ mod tests {
             ("min_duration", "1e300"),
             ("hold", "maybe"),
             ("state", "' OR 1=1 --"),
+            ("q", "a\u{0}b"),
+            ("number", "10\n01"),
         ] {
             let e = SearchParams::parse(params(&[(k, v)])).unwrap_err();
             assert_eq!(e.status, warp::http::StatusCode::BAD_REQUEST);
