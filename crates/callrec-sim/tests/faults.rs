@@ -1,0 +1,288 @@
+//! Each fault does what it says, as a real `EslClient` sees it.
+
+use std::time::Duration;
+
+use callrec_sim::{CallSpec, MalformedFrame, ReplyFault, ReplyRule, SimConfig, Simulator};
+use freeswitch_esl_tokio::connection::{ConnectionStatus, DisconnectReason};
+use freeswitch_esl_tokio::{EslClient, EslError, EslEventStream, EventFormat};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+async fn sim() -> (Simulator, tempfile::TempDir) {
+    let spool = tempfile::tempdir().expect("tempdir");
+    let sim = Simulator::start(SimConfig {
+        spool_dir: spool.path().into(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    (sim, spool)
+}
+
+async fn connect(sim: &Simulator) -> Result<(EslClient, EslEventStream), EslError> {
+    let addr = sim.esl_addr();
+    EslClient::connect(&addr.ip().to_string(), addr.port(), "ClueCon").await
+}
+
+/// Connects, retrying while the Event Socket comes back.
+async fn reconnect(sim: &Simulator) -> (EslClient, EslEventStream) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Ok(c) = connect(sim).await {
+            return c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the switch never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads the stream until it ends; returns why it ended.
+async fn ended(client: &EslClient, events: &mut EslEventStream) -> ConnectionStatus {
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(item) = events.recv().await {
+            let _ = item;
+        }
+    })
+    .await
+    .expect("the stream ends");
+    client.status()
+}
+
+fn row_count(json: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(json).expect("json");
+    v["row_count"].as_u64().expect("row_count")
+}
+
+#[tokio::test]
+async fn dropping_connections_cuts_every_socket_and_the_calls_carry_on() {
+    let (sim, _spool) = sim().await;
+    let (client, mut events) = connect(&sim).await.expect("connect");
+    client
+        .subscribe_all_events(EventFormat::Plain)
+        .await
+        .expect("subscribe");
+    sim.place_call(CallSpec::internal("1001", "1000"));
+    let legs = sim.channels().len();
+    assert_eq!(legs, 2, "caller and ringing callee");
+    sim.drop_connections();
+    let status = ended(&client, &mut events).await;
+    assert_eq!(
+        status,
+        ConnectionStatus::Disconnected(DisconnectReason::ConnectionClosed),
+        "no notice, the socket just closes"
+    );
+    assert_eq!(sim.channels().len(), legs, "the call is still up");
+    let (client, _events) = connect(&sim).await.expect("the switch still accepts");
+    let rows = client.api("show channels as json").await.expect("api");
+    assert_eq!(row_count(rows.body().unwrap_or("")), legs as u64);
+}
+
+#[tokio::test]
+async fn restart_keeping_channels_only_drops_the_connections() {
+    let (sim, _spool) = sim().await;
+    let (client, mut events) = connect(&sim).await.expect("connect");
+    let call = sim.place_call(CallSpec::internal("1001", "1000").ring(Duration::from_secs(1)));
+    sim.advance(Duration::from_secs(2)).expect("clock");
+    sim.restart(true);
+    ended(&client, &mut events).await;
+    let (client, _events) = reconnect(&sim).await;
+    let exists = client
+        .api(&format!("uuid_exists {}", call.caller_uuid))
+        .await
+        .expect("api");
+    assert_eq!(exists.body(), Some("true"));
+}
+
+#[tokio::test]
+async fn restart_losing_channels_comes_back_empty_with_a_new_core() {
+    let (sim, _spool) = sim().await;
+    let (client, mut events) = connect(&sim).await.expect("connect");
+    client
+        .subscribe_all_events(EventFormat::Plain)
+        .await
+        .expect("subscribe");
+    sim.place_call(CallSpec::internal("1001", "1000"));
+    sim.advance(Duration::from_secs(20)).expect("clock");
+    let before = next_core_uuid(&mut events).await;
+    sim.restart(false);
+    ended(&client, &mut events).await;
+    let (client, mut events) = reconnect(&sim).await;
+    let rows = client.api("show channels as json").await.expect("api");
+    assert_eq!(row_count(rows.body().unwrap_or("")), 0);
+    client
+        .subscribe_all_events(EventFormat::Plain)
+        .await
+        .expect("subscribe");
+    sim.advance(Duration::from_secs(20)).expect("clock");
+    let after = next_core_uuid(&mut events).await;
+    assert_ne!(before, after, "a restarted switch has a new Core-UUID");
+}
+
+async fn next_core_uuid(events: &mut EslEventStream) -> String {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            let ev = events.recv().await.expect("stream open").expect("event");
+            if let Some(u) = ev.header_str("Core-UUID") {
+                return u.to_string();
+            }
+        }
+    })
+    .await
+    .expect("an event")
+}
+
+#[tokio::test]
+async fn kill_9_closes_without_notice_and_leaves_a_header_only_recording() {
+    let (sim, spool) = sim().await;
+    let (client, mut events) = connect(&sim).await.expect("connect");
+    client
+        .subscribe_all_events(EventFormat::Plain)
+        .await
+        .expect("subscribe");
+    let call = sim.place_call(CallSpec::internal("1001", "1000").ring(Duration::from_secs(1)));
+    sim.advance(Duration::from_secs(1)).expect("clock");
+    let path = spool.path().join("during-crash.wav");
+    let reply = client
+        .api(&format!(
+            "uuid_record {} start {} 0 {{callrec_id=cr1}}",
+            call.caller_uuid,
+            path.display()
+        ))
+        .await
+        .expect("api");
+    assert_eq!(reply.body(), Some("+OK Success\n"));
+    sim.advance(Duration::from_secs(5)).expect("clock");
+    sim.crash();
+    let status = ended(&client, &mut events).await;
+    assert_eq!(
+        status,
+        ConnectionStatus::Disconnected(DisconnectReason::ConnectionClosed)
+    );
+    assert_eq!(std::fs::metadata(&path).expect("file").len(), 44);
+    assert!(
+        connect(&sim).await.is_err(),
+        "a dead switch refuses connections"
+    );
+    sim.boot();
+    let (client, _events) = reconnect(&sim).await;
+    let exists = client
+        .api(&format!("uuid_exists {}", call.caller_uuid))
+        .await
+        .expect("api");
+    assert_eq!(exists.body(), Some("false"));
+}
+
+#[tokio::test]
+async fn shutdown_ends_the_session_with_the_notice() {
+    let (sim, _spool) = sim().await;
+    let (client, mut events) = connect(&sim).await.expect("connect");
+    sim.shutdown_switch();
+    let status = ended(&client, &mut events).await;
+    assert_eq!(
+        status,
+        ConnectionStatus::Disconnected(DisconnectReason::ServerNotice {
+            controlled_session_uuid: None,
+            body: Some("The system is being shut down.\n".into()),
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_delayed_reply_outlasts_a_short_command_timeout() {
+    let (sim, _spool) = sim().await;
+    let (client, _events) = connect(&sim).await.expect("connect");
+    sim.add_reply_fault(ReplyRule {
+        command_prefix: Some("api status".into()),
+        fault: ReplyFault::Delay(Duration::from_secs(2)),
+        remaining: Some(1),
+    });
+    client.set_command_timeout(Duration::from_millis(100));
+    let err = client.api("status").await.expect_err("the reply is late");
+    assert!(matches!(err, EslError::Timeout { .. }), "{err}");
+    // The late reply is still written; the client discards it and carries on.
+    client.set_command_timeout(Duration::from_secs(5));
+    let v = client.api("version").await.expect("next command");
+    assert!(v.body().unwrap_or("").starts_with("FreeSWITCH Version"));
+}
+
+#[tokio::test]
+async fn a_withheld_reply_never_comes_but_the_command_ran() {
+    let (sim, spool) = sim().await;
+    let (client, mut events) = connect(&sim).await.expect("connect");
+    client
+        .subscribe_events_raw(EventFormat::Plain, "RECORD_START")
+        .await
+        .expect("subscribe");
+    let call = sim.place_call(CallSpec::internal("1001", "1000").ring(Duration::from_secs(1)));
+    sim.advance(Duration::from_secs(1)).expect("clock");
+    sim.add_reply_fault(ReplyRule {
+        command_prefix: Some("api uuid_record".into()),
+        fault: ReplyFault::Withhold,
+        remaining: Some(1),
+    });
+    client.set_command_timeout(Duration::from_millis(300));
+    let path = spool.path().join("lost-reply.wav");
+    let err = client
+        .api(&format!(
+            "uuid_record {} start {}",
+            call.caller_uuid,
+            path.display()
+        ))
+        .await
+        .expect_err("no reply");
+    assert!(matches!(err, EslError::Timeout { .. }), "{err}");
+    let ev = tokio::time::timeout(DEADLINE, events.recv())
+        .await
+        .expect("event")
+        .expect("open")
+        .expect("parsed");
+    assert_eq!(ev.header_str("Event-Name"), Some("RECORD_START"));
+    assert_eq!(
+        sim.channels()[0].recording,
+        vec![path.display().to_string()]
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_frame_is_the_clients_problem_not_the_switchs() {
+    for kind in [
+        MalformedFrame::BadContentLength,
+        MalformedFrame::UnknownContentType,
+        MalformedFrame::GarbageEvent,
+    ] {
+        let (sim, _spool) = sim().await;
+        let (client, mut events) = connect(&sim).await.expect("connect");
+        client
+            .subscribe_all_events(EventFormat::Json)
+            .await
+            .expect("subscribe");
+        sim.send_malformed_frame(kind);
+        let outcome = tokio::time::timeout(DEADLINE, events.recv())
+            .await
+            .expect("something");
+        match outcome {
+            Some(Err(_)) | None => {}
+            Some(Ok(ev)) => panic!("{kind:?} was read as an event: {:?}", ev.event_type()),
+        }
+        // The switch itself is fine and serves the next client.
+        let (other, _e) = connect(&sim).await.expect("connect");
+        let v = other.api("version").await.expect("api");
+        assert!(v.body().unwrap_or("").starts_with("FreeSWITCH"), "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn refused_auth_fails_even_with_the_right_password() {
+    let (sim, _spool) = sim().await;
+    sim.refuse_auth(true);
+    let err = connect(&sim).await.expect_err("refused");
+    assert!(
+        matches!(err, EslError::AuthenticationFailed { .. }),
+        "{err}"
+    );
+    sim.refuse_auth(false);
+    connect(&sim).await.expect("accepted again");
+}
