@@ -1,0 +1,237 @@
+//! Calls in progress and their recording actions (through the daemon seam), health,
+//! readiness and metrics, notes, holds, deletion, users and the site.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+
+use callrec_store::RecordingMode;
+use serde_json::json;
+use support::{World, error_code, t0};
+
+#[tokio::test]
+async fn a_user_pauses_and_resumes_their_call_within_the_rules_of_their_mode() {
+    let w = World::new();
+    let alice = w.alice.user.clone();
+    w.live_call(&alice, "call-p", RecordingMode::AlwaysPausable);
+    w.live_call(&alice, "call-a", RecordingMode::Always);
+    w.live_call(&alice, "call-d", RecordingMode::OnDemand);
+    let act = |uuid: &str, action: &str| {
+        w.req(
+            &w.alice,
+            "POST",
+            &format!("/api/v1/calls/{uuid}/recording/{action}"),
+        )
+    };
+
+    let (s, call) = w.json(act("call-p", "pause")).await;
+    assert_eq!(s, 200, "{call}");
+    assert_eq!(call["recording"], "paused");
+    let (s, body) = w.json(act("call-p", "pause")).await;
+    assert_eq!((s, error_code(&body)), (409, "wrong_state"));
+    let (s, call) = w.json(act("call-p", "resume")).await;
+    assert_eq!((s, call["recording"].as_str()), (200, Some("recording")));
+
+    // Mode `always`: pausing is refused.
+    let (s, body) = w.json(act("call-a", "pause")).await;
+    assert_eq!((s, error_code(&body)), (409, "not_allowed"));
+    // On demand: nothing until started, then pausable.
+    let (_, calls) = w.json(w.req(&w.alice, "GET", "/api/v1/calls")).await;
+    let d = calls["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["call_uuid"] == "call-d")
+        .unwrap()
+        .clone();
+    assert_eq!(d["recording"], "off");
+    let (s, call) = w.json(act("call-d", "start")).await;
+    assert_eq!((s, call["recording"].as_str()), (200, Some("recording")));
+    let (s, call) = w.json(act("call-d", "stop")).await;
+    assert_eq!((s, call["recording"].as_str()), (200, Some("off")));
+
+    // The daemon was told who asked.
+    let actions = w.daemon.actions.lock().unwrap().clone();
+    assert!(actions.iter().all(|a| a.actor == "1001@default"));
+    assert_eq!(actions.len(), 6);
+
+    // A call that is not there, and an action that does not exist.
+    let (s, body) = w.json(act("call-gone", "pause")).await;
+    assert_eq!((s, error_code(&body)), (404, "not_found"));
+    let (s, body) = w.json(act("call-p", "rewind")).await;
+    assert_eq!((s, error_code(&body)), (400, "bad_request"));
+
+    // The switch is away: the API says so, and it is not the caller's fault.
+    w.daemon.set_connected(false);
+    let (s, body) = w.json(act("call-p", "pause")).await;
+    assert_eq!((s, error_code(&body)), (503, "unavailable"));
+}
+
+#[tokio::test]
+async fn readiness_follows_the_switch_connection_and_health_does_not() {
+    let w = World::new();
+    let (s, body) = w.json(w.anon("GET", "/readyz")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        body,
+        json!({"status": "ok", "index": true, "esl_connected": true})
+    );
+    w.daemon.connected.store(false, Ordering::SeqCst);
+    let (s, body) = w.json(w.anon("GET", "/readyz")).await;
+    assert_eq!(s, 503);
+    assert_eq!(body["esl_connected"], false);
+    let (s, body) = w.json(w.anon("GET", "/healthz")).await;
+    assert_eq!((s, body), (200, json!({"status": "ok"})));
+}
+
+#[tokio::test]
+async fn metrics_show_the_store_the_daemon_and_the_api_in_one_document() {
+    let mut w = World::new();
+    let alice = w.alice.user.clone();
+    for i in 0..3 {
+        w.record(
+            &alice,
+            "1001",
+            "01234567891",
+            t0() + chrono::Duration::minutes(i),
+            500,
+        );
+    }
+    // A quota of one byte puts alice over it.
+    let (s, _) = w
+        .json(
+            w.req(&w.admin, "PUT", "/api/v1/site")
+                .json(&json!({"quota_bytes": 1})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let resp = w.send(w.anon("GET", "/metrics")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = String::from_utf8(resp.body().to_vec()).unwrap();
+    let line = |prefix: &str| -> String {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+            .to_owned()
+    };
+    assert_eq!(
+        line("callrec_recordings{state=\"stored\"}"),
+        "callrec_recordings{state=\"stored\"} 3"
+    );
+    assert_eq!(
+        line("callrec_users_over_quota "),
+        "callrec_users_over_quota 1"
+    );
+    let used: u64 = line("callrec_store_used_bytes ")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(used, 3 * (44 + 8000));
+    assert!(line("callrec_data_filesystem_free_bytes ").ends_with(|c: char| c.is_ascii_digit()));
+    assert_eq!(line("callrec_esl_connected "), "callrec_esl_connected 1");
+    assert!(line("callrec_api_requests_total{").contains("method=\"PUT\""));
+    assert_eq!(text.matches("# EOF").count(), 1);
+    assert!(text.ends_with("# EOF\n"));
+}
+
+#[tokio::test]
+async fn notes_holds_and_deletion_behave_as_an_archive_should() {
+    let mut w = World::new();
+    let alice = w.alice.user.clone();
+    let (rec, _) = w.record(&alice, "1001", "01234567891", t0(), 500);
+    let path = format!("/api/v1/recordings/{}", rec.id);
+
+    let (s, note) = w
+        .json(
+            w.req(&w.alice, "POST", &format!("{path}/notes"))
+                .json(&json!({"text": "  called back  "})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(note["author"], "1001@default");
+    assert_eq!(note["text"], "called back");
+
+    let (s, _) = w
+        .json(
+            w.req(&w.admin, "PUT", &format!("{path}/hold"))
+                .json(&json!({"hold": true})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, body) = w.json(w.req(&w.admin, "DELETE", &path)).await;
+    assert_eq!((s, error_code(&body)), (409, "on_hold"));
+    let (s, _) = w
+        .json(
+            w.req(&w.admin, "PUT", &format!("{path}/hold"))
+                .json(&json!({"hold": false})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, tomb) = w
+        .json(w.req(
+            &w.admin,
+            "DELETE",
+            &format!("{path}?reason=asked%20by%20customer"),
+        ))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(tomb["state"], "deleted");
+    assert!(
+        tomb["state_reason"]
+            .as_str()
+            .unwrap()
+            .contains("asked by customer")
+    );
+
+    let (s, detail) = w.json(w.req(&w.alice, "GET", &path)).await;
+    assert_eq!(s, 200);
+    assert_eq!(detail["notes"][0]["text"], "called back");
+    assert_eq!(detail["segments"][0]["kind"], "start");
+    let (s, body) = w
+        .json(w.req(&w.alice, "GET", &format!("{path}/audio")))
+        .await;
+    assert_eq!((s, error_code(&body)), (409, "wrong_state"));
+    let (s, body) = w.json(w.req(&w.admin, "DELETE", &path)).await;
+    assert_eq!((s, error_code(&body)), (409, "wrong_state"));
+}
+
+#[tokio::test]
+async fn an_admin_changes_a_users_mode_and_the_sites_settings() {
+    let w = World::new();
+    let (s, user) = w
+        .json(
+            w.req(&w.admin, "PUT", "/api/v1/users/1002")
+                .json(&json!({"mode": "never", "numbers": ["+44 20 7946 0777"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{user}");
+    assert_eq!(user["mode"], "never");
+    assert_eq!(user["numbers"][0]["normalised"], "+442079460777");
+    let (_, me) = w.json(w.req(&w.bob, "GET", "/api/v1/me")).await;
+    assert_eq!(me["user"]["mode"], "never");
+    assert_eq!(me["role"], "user");
+    assert_eq!(me["usage"]["bytes"], 0);
+
+    let (s, site) = w
+        .json(w.req(&w.admin, "PUT", "/api/v1/site").json(
+            &json!({"retention_days": 30, "timezone": "Europe/London", "pause_behavior": "skip"}),
+        ))
+        .await;
+    assert_eq!(s, 200, "{site}");
+    let (_, site) = w.json(w.req(&w.admin, "GET", "/api/v1/site")).await;
+    assert_eq!(site["retention_days"], 30);
+    assert_eq!(site["timezone"], "Europe/London");
+    assert_eq!(site["pause_behavior"], "skip");
+    assert_eq!(site["name"], "default");
+    // The other site is untouched.
+    let (_, other) = w.json(w.req(&w.stranger, "GET", "/api/v1/site")).await;
+    assert_eq!(other["retention_days"], 180);
+}
