@@ -1,0 +1,195 @@
+//! `serve` on a real socket: the daemon's entry point binds the listener and passes a
+//! shutdown future. What only a socket shows: a large file streamed byte for byte, a chunked
+//! body with no length stopped at the limit, a lying Content-Length refused before the body
+//! arrives, and shutdown returning once asked.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use support::{World, t0};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A response read off the wire: status, headers (lower-case names), body.
+struct Wire {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Wire {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Send raw request bytes and read the response to the end of the connection.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> Wire {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    read_response(&mut s).await
+}
+
+async fn read_response(s: &mut TcpStream) -> Wire {
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut raw))
+        .await
+        .expect("the server did not close the connection")
+        .unwrap();
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no header end");
+    let head = String::from_utf8(raw[..head_end].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            (k.trim().to_ascii_lowercase(), v.trim().to_owned())
+        })
+        .collect();
+    let body = raw[head_end + 4..].to_vec();
+    Wire {
+        status,
+        headers,
+        body,
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+async fn start(w: &World) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(callrec_api::serve(listener, w.state.clone(), async move {
+        let _ = rx.await;
+    }));
+    Running {
+        addr,
+        stop: Some(tx),
+        server,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_recording_streams_over_the_socket_byte_for_byte_and_shutdown_returns() {
+    let mut w = World::new();
+    let alice = w.alice.user.clone();
+    // About 8 MB.
+    let (rec, bytes) = w.record(&alice, "1001", "01234567891", t0(), 500_000);
+    let mut running = start(&w).await;
+
+    let req = format!(
+        "GET /api/v1/recordings/{}/audio HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        rec.id, w.alice.token
+    );
+    let r = exchange(running.addr, req.as_bytes()).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-length"),
+        Some(bytes.len().to_string().as_str())
+    );
+    assert!(r.body == bytes, "the body differs from the stored file");
+
+    let req = format!(
+        "GET /api/v1/recordings/{}/audio HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nRange: bytes=1000000-2999999\r\nConnection: close\r\n\r\n",
+        rec.id, w.alice.token
+    );
+    let r = exchange(running.addr, req.as_bytes()).await;
+    assert_eq!(r.status, 206);
+    assert!(r.body == bytes[1_000_000..3_000_000]);
+
+    // A client that asks and goes away does not upset the server.
+    let mut s = TcpStream::connect(running.addr).await.unwrap();
+    let req = format!(
+        "GET /api/v1/recordings/{}/audio HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        rec.id, w.alice.token
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut first = [0u8; 1024];
+    let _ = s.read(&mut first).await.unwrap();
+    drop(s);
+    let r = exchange(
+        running.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+
+    running.stop.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running.server)
+        .await
+        .expect("serve did not return after shutdown")
+        .unwrap();
+    assert!(
+        TcpStream::connect(running.addr).await.is_err(),
+        "still listening after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_refused_with_413_whether_chunked_or_declared() {
+    let mut w = World::new();
+    let alice = w.alice.user.clone();
+    let (rec, _) = w.record(&alice, "1001", "01234567891", t0(), 300);
+    let running = start(&w).await;
+    let limit = callrec_api::ApiConfig::default().max_body_bytes as usize;
+
+    // Chunked, no Content-Length, more than the limit in total.
+    let mut req = format!(
+        "POST /api/v1/recordings/{}/notes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        rec.id, w.alice.token
+    )
+    .into_bytes();
+    let chunk = vec![b'x'; 8192];
+    req.extend_from_slice(b"9\r\n{\"text\":\"\r\n");
+    for _ in 0..(limit / chunk.len() + 2) {
+        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        req.extend_from_slice(&chunk);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"2\r\n\"}\r\n0\r\n\r\n");
+    let r = exchange(running.addr, &req).await;
+    assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
+
+    // A Content-Length over the limit is refused before the body is sent at all.
+    let mut s = TcpStream::connect(running.addr).await.unwrap();
+    let head = format!(
+        "PUT /api/v1/site HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\nConnection: close\r\n\r\n",
+        w.admin.token
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let r = read_response(&mut s).await;
+    assert_eq!(r.status, 413);
+
+    // And a note of a sensible size goes through the same socket path.
+    let note = serde_json::json!({"text": "called back"}).to_string();
+    let req = format!(
+        "POST /api/v1/recordings/{}/notes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{note}",
+        rec.id,
+        w.alice.token,
+        note.len()
+    );
+    let r = exchange(running.addr, req.as_bytes()).await;
+    assert_eq!(r.status, 201);
+}
