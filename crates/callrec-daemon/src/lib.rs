@@ -18,10 +18,12 @@
 //! - [`reconcile`]: rebuilding the view of live calls from the switch;
 //! - `index`: the store side (rows, segments, ingest, directory reloads);
 //! - `daemon`: [`run`], [`Daemon`] and [`DaemonHandle`], the supervised whole;
-//! - [`metrics`]: Prometheus metrics.
+//! - [`metrics`]: Prometheus metrics;
+//! - [`api`]: the daemon as the REST API sees it (`callrec_api::LiveCalls`).
 
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod calls;
 mod core;
 mod daemon;
