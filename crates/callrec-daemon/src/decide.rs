@@ -652,7 +652,7 @@ impl Recorder {
         let to = ev
             .dialed_user
             .clone()
-            .or_else(|| ev.destination.clone())
+            .or_else(|| ev.destination.as_deref().map(dialled_number))
             .unwrap_or_default();
         Some(Owner {
             user: user.key(),
@@ -1341,6 +1341,19 @@ impl Recorder {
                 })
             })
             .collect()
+    }
+}
+
+/// The number a leg's destination names: sofia gives the leg it dials out on the dialled
+/// contact with a `-0x<session>` suffix (`1000-0x56345d2322d0` in the `sip-hold` capture).
+fn dialled_number(destination: &str) -> String {
+    match destination.rsplit_once("-0x") {
+        Some((number, session))
+            if !number.is_empty() && session.chars().all(|c| c.is_ascii_hexdigit()) =>
+        {
+            number.to_owned()
+        }
+        _ => destination.to_owned(),
     }
 }
 

@@ -82,8 +82,9 @@ pub(crate) async fn serve(
             Ok((stream, peer)) => {
                 let core = core.clone();
                 let settings = settings.clone();
+                let shutdown = shutdown.clone();
                 tracker.spawn(async move {
-                    if let Err(err) = answer_call(&core, stream, &settings).await {
+                    if let Err(err) = answer_call(&core, stream, &settings, &shutdown).await {
                         tracing::warn!(%peer, error = %err, "feature-code call ended early");
                     }
                 });
@@ -100,6 +101,7 @@ async fn answer_call(
     core: &Core,
     stream: tokio::net::TcpStream,
     settings: &FeatureSettings,
+    shutdown: &CancellationToken,
 ) -> Result<(), EslError> {
     let (client, mut events) = EslClient::accept_outbound_stream(stream);
     client.set_command_timeout(settings.command_timeout);
@@ -142,17 +144,23 @@ async fn answer_call(
         .send_command(AppCommand::playback(&path))
         .await?
         .check()?;
-    wait_for_playback(&mut events).await;
+    // At shutdown the prompt is cut short: the caller is told by the hangup.
+    tokio::select! {
+        _ = wait_for_playback(&mut events) => {}
+        _ = shutdown.cancelled() => {}
+    }
     let mut hangup = EslEvent::new();
     hangup.set_header("call-command", "hangup");
     hangup.set_header("hangup-cause", "NORMAL_CLEARING");
     // The caller may have hung up first; the switch then refuses, which is fine.
     let _ = client.sendmsg(None, hangup).await;
     // Lingering: the switch closes the socket after the last events.
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while events.recv().await.is_some() {}
-    })
-    .await;
+    tokio::select! {
+        _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while events.recv().await.is_some() {}
+        }) => {}
+        _ = shutdown.cancelled() => {}
+    }
     Ok(())
 }
 

@@ -251,16 +251,21 @@ impl Bed {
 
     /// Waits until `n` recordings are in the index in `state`.
     pub async fn wait_recordings(&self, state: RecordingState, n: usize) -> Vec<Recording> {
-        eventually_async(&format!("{n} recordings {state}"), || async {
-            let all: Vec<Recording> = self
-                .recordings()
-                .await
-                .into_iter()
-                .filter(|r| r.state == state)
-                .collect();
-            (all.len() == n).then_some(all)
-        })
-        .await
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let all = self.recordings().await;
+            let matching: Vec<Recording> =
+                all.iter().filter(|r| r.state == state).cloned().collect();
+            if matching.len() == n {
+                return matching;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {n} recordings {state}; the index has {all:#?}; the switch recorded {:#?}",
+                self.sim.recordings()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// A recording with its segments.
