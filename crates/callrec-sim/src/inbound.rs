@@ -182,6 +182,15 @@ pub(crate) async fn write_outgoing(conn: &mut Conn, item: Outgoing) -> bool {
             let _ = conn.writer.shutdown().await;
             false
         }
+        Outgoing::Storm(plan, done) => {
+            match crate::load::write_storm(&plan, &mut conn.writer).await {
+                Ok(report) => {
+                    let _ = done.send(report);
+                    true
+                }
+                Err(_) => false,
+            }
+        }
     }
 }
 

@@ -62,6 +62,7 @@ pub mod event;
 pub mod faults;
 mod inbound;
 pub mod load;
+mod load_sample;
 pub(crate) mod outbound;
 mod play;
 mod recorder;

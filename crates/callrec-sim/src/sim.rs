@@ -352,6 +352,64 @@ impl Simulator {
         }
     }
 
+    /// Places `spec.calls` calls on the clock, `spec.per_second` per simulated second.
+    pub fn start_load(&self, spec: crate::load::LoadSpec) {
+        self.shared.with(|sw| {
+            let interval = if spec.per_second > 0.0 {
+                (1_000_000.0 / spec.per_second) as i64
+            } else {
+                0
+            };
+            for n in 0..spec.calls {
+                let call = spec.call(n);
+                sw.schedule_in(
+                    interval * n as i64,
+                    Box::new(move |sw: &mut Switch| {
+                        sw.place_call(call);
+                    }),
+                );
+            }
+        });
+    }
+
+    /// Writes `spec.calls` complete calls' worth of full-size channel events to every
+    /// inbound connection that listens for events, as fast as each socket takes them, and
+    /// reports how fast that was. Only the events a connection subscribed to are sent. The
+    /// events are rendered once, before any is written.
+    pub async fn event_storm(
+        &self,
+        spec: crate::load::StormSpec,
+    ) -> Result<Vec<crate::load::StormReport>, SimError> {
+        let sample = crate::load_sample::sample_call(&self.shared.cfg)?;
+        let subs = self.shared.with(|sw| sw.inbound_subscriptions());
+        let mut waits = Vec::new();
+        for (id, mut sub) in subs {
+            sub.format = spec.format;
+            let frames: Vec<bytes::Bytes> = sample
+                .events
+                .iter()
+                .filter(|e| sub.wants(e))
+                .map(|e| e.frame(spec.format))
+                .collect();
+            let plan = Arc::new(crate::load::StormPlan::new(
+                frames,
+                &sample.uuids,
+                spec.calls,
+            ));
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.shared
+                .with(|sw| sw.send_to(id, crate::switch::Outgoing::Storm(plan, tx)));
+            waits.push(rx);
+        }
+        let mut reports = Vec::new();
+        for w in waits {
+            if let Ok(r) = w.await {
+                reports.push(r);
+            }
+        }
+        Ok(reports)
+    }
+
     /// Open Event Socket connections (inbound clients and outbound sessions).
     pub fn connection_count(&self) -> usize {
         self.shared.with(|sw| sw.listener_count())

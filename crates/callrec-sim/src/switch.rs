@@ -103,6 +103,11 @@ pub(crate) enum Outgoing {
     Frame(bytes::Bytes),
     /// Write this notice (if any) after everything queued, then close.
     Close(Option<bytes::Bytes>),
+    /// Write a storm of pre-rendered events, then report how it went.
+    Storm(
+        Arc<crate::load::StormPlan>,
+        tokio::sync::oneshot::Sender<crate::load::StormReport>,
+    ),
 }
 
 pub(crate) struct Listener {
@@ -443,6 +448,15 @@ impl Switch {
         self.shutting_down = false;
         self.schedule_heartbeat();
         self.bump();
+    }
+
+    /// Subscriptions of the inbound connections that listen for events.
+    pub fn inbound_subscriptions(&self) -> Vec<(u64, Subscription)> {
+        self.listeners
+            .iter()
+            .filter(|(_, l)| l.inbound && l.sub.enabled)
+            .map(|(id, l)| (*id, l.sub.clone()))
+            .collect()
     }
 
     /// Inbound connections currently open.
