@@ -196,7 +196,7 @@ mod tests {
         let frame = Bytes::from(format!(
             "Content-Length: 50\n\nUnique-ID: {u}\nOther: {u}\n"
         ));
-        let plan = StormPlan::new(vec![frame.clone()], &[u.clone()], 3);
+        let plan = StormPlan::new(vec![frame.clone()], std::slice::from_ref(&u), 3);
         let mut out = BytesMut::new();
         plan.render_call(2, &mut out);
         assert_eq!(out.len(), frame.len());
