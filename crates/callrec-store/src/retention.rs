@@ -12,6 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::mpsc;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
@@ -119,13 +120,10 @@ pub(crate) fn tombstone(
     Ok(removals)
 }
 
-/// Steps 2 and 3 of a deletion. A file that cannot be removed stays pending (logged) for
-/// the next reconcile pass; the deletion itself stands. Returns how many could not be
-/// removed.
-pub(crate) fn remove_files(store: &mut Store, removals: &[PathBuf]) -> Result<u64, StoreError> {
-    if removals.is_empty() {
-        return Ok(0);
-    }
+/// Step 2 of a deletion: remove the files and fsync their directories. Returns the files
+/// now durably gone and how many could not be removed (logged; they stay pending for the
+/// next reconcile pass; the deletion itself stands).
+fn remove_now(removals: &[PathBuf]) -> (Vec<PathBuf>, u64) {
     let mut dirs = BTreeSet::new();
     let mut done = Vec::with_capacity(removals.len());
     let mut failed = 0u64;
@@ -133,7 +131,7 @@ pub(crate) fn remove_files(store: &mut Store, removals: &[PathBuf]) -> Result<u6
         match files::remove(path) {
             Ok(dir) => {
                 dirs.extend(dir);
-                done.push(path);
+                done.push(path.clone());
             }
             Err(e) => {
                 tracing::warn!(error = %e, "file of a deleted recording left for the next reconcile pass");
@@ -143,24 +141,69 @@ pub(crate) fn remove_files(store: &mut Store, removals: &[PathBuf]) -> Result<u6
     }
     for dir in &dirs {
         if let Err(e) = files::sync_dir(dir) {
-            // The removal may not be durable yet; keep the entries so reconcile redoes it.
+            // The removals may not be durable yet; keep them pending so reconcile redoes them.
             tracing::warn!(error = %e, "directory fsync after removal failed");
-            return Ok(failed + done.len() as u64);
+            return (Vec::new(), failed + done.len() as u64);
         }
     }
-    let tx = store.begin()?;
-    {
-        let mut forget = tx
-            .prepare_cached("DELETE FROM pending_removals WHERE path = ?1")
+    (done, failed)
+}
+
+/// [`remove_now`] on a few threads: each removal waits on the device, and several in flight
+/// share its latency.
+fn remove_parallel(removals: &[PathBuf]) -> (Vec<PathBuf>, u64) {
+    const THREADS: usize = 4;
+    if removals.len() < 2 * THREADS {
+        return remove_now(removals);
+    }
+    let chunk = removals.len().div_ceil(THREADS);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = removals
+            .chunks(chunk)
+            .map(|part| (part.len() as u64, s.spawn(move || remove_now(part))))
+            .collect();
+        let mut done = Vec::with_capacity(removals.len());
+        let mut failed = 0;
+        for (len, handle) in handles {
+            match handle.join() {
+                Ok((d, f)) => {
+                    done.extend(d);
+                    failed += f;
+                }
+                // Whatever that thread did stays pending for reconcile.
+                Err(_) => failed += len,
+            }
+        }
+        (done, failed)
+    })
+}
+
+/// Step 3 of a deletion: forget pending removals that are done.
+fn forget_removals(tx: &Connection, done: &[PathBuf]) -> Result<(), StoreError> {
+    let mut forget = tx
+        .prepare_cached("DELETE FROM pending_removals WHERE path = ?1")
+        .map_err(StoreError::sql("forget pending removal"))?;
+    for path in done {
+        forget
+            .execute([path.to_string_lossy()])
             .map_err(StoreError::sql("forget pending removal"))?;
-        for path in done {
-            forget
-                .execute([path.to_string_lossy()])
-                .map_err(StoreError::sql("forget pending removal"))?;
-        }
     }
-    tx.commit()
-        .map_err(StoreError::sql("commit pending removals"))?;
+    Ok(())
+}
+
+/// Steps 2 and 3 of a deletion, one after the other. Returns how many files could not be
+/// removed (left pending).
+pub(crate) fn remove_files(store: &mut Store, removals: &[PathBuf]) -> Result<u64, StoreError> {
+    if removals.is_empty() {
+        return Ok(0);
+    }
+    let (done, failed) = remove_now(removals);
+    if !done.is_empty() {
+        let tx = store.begin()?;
+        forget_removals(&tx, &done)?;
+        tx.commit()
+            .map_err(StoreError::sql("commit pending removals"))?;
+    }
     Ok(failed)
 }
 
@@ -242,6 +285,89 @@ impl Store {
             kept_on_hold: self.count_held_expired(now)?,
             files_not_removed: 0,
         };
+        if options.dry_run {
+            // Nothing is written: page through the victims (they stay put) and list them.
+            let mut after = (i64::MIN, i64::MIN);
+            loop {
+                let victims = self.select_victims(&self.conn, now, after, batch)?;
+                self.note_victims(&mut report, &victims, options.list_limit)?;
+                match victims.last() {
+                    Some(last) if victims.len() == batch => {
+                        after = (last.expires_at.unwrap_or(i64::MIN), last.seq)
+                    }
+                    _ => return Ok(report),
+                }
+            }
+        }
+
+        // Rows and files are pipelined: while a helper thread removes the files of one
+        // committed batch, the next batch's tombstones are written. Files removed (and their
+        // directories fsynced) are forgotten from `pending_removals` in the next transaction.
+        let (to_remove, removals_in) = mpsc::sync_channel::<Vec<PathBuf>>(2);
+        let (removed_out, removed) = mpsc::channel::<(Vec<PathBuf>, u64)>();
+        let paths = self.paths.clone();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for batch in removals_in {
+                    let _ = removed_out.send(remove_parallel(&batch));
+                }
+            });
+            let result = (|| {
+                let mut after = (i64::MIN, i64::MIN);
+                loop {
+                    let tx = self.begin()?;
+                    while let Ok((done, failed)) = removed.try_recv() {
+                        forget_removals(&tx, &done)?;
+                        report.files_not_removed += failed;
+                    }
+                    let victims = self.select_victims(&tx, now, after, batch)?;
+                    if let Some(last) = victims.last() {
+                        after = (last.expires_at.unwrap_or(i64::MIN), last.seq);
+                    }
+                    self.note_victims(&mut report, &victims, options.list_limit)?;
+                    let files = tombstone(
+                        &tx,
+                        &paths,
+                        &victims,
+                        now,
+                        &options.actor,
+                        "recording.delete",
+                        "retention: expired",
+                    )?;
+                    tx.commit().map_err(StoreError::sql("commit sweep"))?;
+                    if !files.is_empty() && to_remove.send(files).is_err() {
+                        return Err(StoreError::Task("the file remover stopped".into()));
+                    }
+                    if victims.len() < batch {
+                        return Ok(());
+                    }
+                }
+            })();
+            drop(to_remove);
+            // Wait for the remover, then forget what it removed.
+            let mut rest = Vec::new();
+            for (done, failed) in removed.iter() {
+                rest.extend(done);
+                report.files_not_removed += failed;
+            }
+            result?;
+            if !rest.is_empty() {
+                let tx = self.begin()?;
+                forget_removals(&tx, &rest)?;
+                tx.commit()
+                    .map_err(StoreError::sql("commit pending removals"))?;
+            }
+            Ok(report)
+        })
+    }
+
+    fn select_victims(
+        &self,
+        conn: &Connection,
+        now: DateTime<Utc>,
+        after: (i64, i64),
+        batch: usize,
+    ) -> Result<Vec<Victim>, StoreError> {
         // Keyset on (expires_at, seq): a dry run pages through victims that stay put, a real
         // run through victims that turn into tombstones behind it.
         let select = format!(
@@ -250,59 +376,39 @@ impl Store {
                AND (expires_at, seq) > (?2, ?3)
              ORDER BY expires_at, seq LIMIT ?4"
         );
-        let mut after = (i64::MIN, i64::MIN);
-        loop {
-            let tx = self.begin()?;
-            let victims: Vec<Victim> = tx
-                .prepare_cached(&select)
-                .and_then(|mut s| {
-                    s.query_map(
-                        params![ms(now), after.0, after.1, batch as i64],
-                        victim_from_row,
-                    )?
-                    .collect()
-                })
-                .map_err(StoreError::sql("select expired recordings"))?;
-            let full = victims.len() == batch;
-            if let Some(last) = victims.last() {
-                after = (last.expires_at.unwrap_or(i64::MIN), last.seq);
-            }
-            for v in &victims {
-                report.deleted += 1;
-                report.deleted_bytes += u64::try_from(v.size).unwrap_or(0);
-                if report.listed.len() < options.list_limit {
-                    report.listed.push(Swept {
-                        id: v.id.clone(),
-                        site_id: v.site,
-                        user_id: v.user,
-                        started_at: view::from_ms(v.started_at)?,
-                        expires_at: view::from_ms(v.expires_at.unwrap_or(v.started_at))?,
-                        size_bytes: u64::try_from(v.size).unwrap_or(0),
-                        path: self.paths.store_file(&v.store_path),
-                    });
-                }
-            }
-            if options.dry_run {
-                // Nothing was written; dropping the transaction rolls it back.
-                drop(tx);
-            } else {
-                let removals = tombstone(
-                    &tx,
-                    &self.paths,
-                    &victims,
-                    now,
-                    &options.actor,
-                    "recording.delete",
-                    "retention: expired",
-                )?;
-                tx.commit().map_err(StoreError::sql("commit sweep"))?;
-                report.files_not_removed += remove_files(self, &removals)?;
-            }
-            if !full {
-                break;
+        conn.prepare_cached(&select)
+            .and_then(|mut s| {
+                s.query_map(
+                    params![ms(now), after.0, after.1, batch as i64],
+                    victim_from_row,
+                )?
+                .collect()
+            })
+            .map_err(StoreError::sql("select expired recordings"))
+    }
+
+    fn note_victims(
+        &self,
+        report: &mut SweepReport,
+        victims: &[Victim],
+        list_limit: usize,
+    ) -> Result<(), StoreError> {
+        for v in victims {
+            report.deleted += 1;
+            report.deleted_bytes += u64::try_from(v.size).unwrap_or(0);
+            if report.listed.len() < list_limit {
+                report.listed.push(Swept {
+                    id: v.id.clone(),
+                    site_id: v.site,
+                    user_id: v.user,
+                    started_at: view::from_ms(v.started_at)?,
+                    expires_at: view::from_ms(v.expires_at.unwrap_or(v.started_at))?,
+                    size_bytes: u64::try_from(v.size).unwrap_or(0),
+                    path: self.paths.store_file(&v.store_path),
+                });
             }
         }
-        Ok(report)
+        Ok(())
     }
 
     fn count_held_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {

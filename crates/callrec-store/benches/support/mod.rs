@@ -103,6 +103,12 @@ fn generate(dir: &Path, rows: usize) {
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .expect("users");
     let mut rng = StdRng::seed_from_u64(42);
+    // Rows go in in time order, as a live store creates them, so neighbouring recordings in
+    // time share table pages (what retention and date ranges see in production).
+    let mut starts: Vec<i64> = (0..rows)
+        .map(|_| GENERATED_NOW_MS - rng.random_range(0..YEAR_MS))
+        .collect();
+    starts.sort_unstable();
     let chunk = 100_000;
     let mut done = 0;
     while done < rows {
@@ -121,8 +127,8 @@ fn generate(dir: &Path, rows: usize) {
             let mut note = tx
                 .prepare("INSERT INTO notes (recording_seq, author, at, text) VALUES (?1, 'gen', ?2, ?3)")
                 .expect("prepare note");
-            for _ in 0..chunk.min(rows - done) {
-                let started = GENERATED_NOW_MS - rng.random_range(0..YEAR_MS);
+            for i in 0..chunk.min(rows - done) {
+                let started = starts[done + i];
                 let id = uuid::Uuid::now_v7().hyphenated().to_string();
                 let user_idx = rng.random_range(0..USERS);
                 let ext = (1000 + user_idx).to_string();
