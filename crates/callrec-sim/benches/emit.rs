@@ -46,10 +46,7 @@ async fn count_frames(
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
-        loop {
-            let Some(end) = buf[pos..].windows(2).position(|w| w == b"\n\n") else {
-                break;
-            };
+        while let Some(end) = buf[pos..].windows(2).position(|w| w == b"\n\n") {
             let head = &buf[pos..pos + end];
             let len: usize = std::str::from_utf8(head)
                 .ok()
