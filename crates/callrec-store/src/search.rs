@@ -237,6 +237,16 @@ impl ReadView<'_> {
             None => {}
         }
         let text = q.text.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        if let Some(t) = text
+            && t.chars().any(|c| c.is_control() && !c.is_whitespace())
+        {
+            // A NUL ends an FTS query early; no note holds control characters anyway.
+            return Err(StoreError::invalid(
+                "q",
+                t.escape_default().to_string(),
+                "must not contain control characters",
+            ));
+        }
         if let Some(text) = text {
             if text.chars().count() >= 3 {
                 let p = args.push(fts_phrase(text));

@@ -731,6 +731,17 @@ impl Store {
         text: &str,
     ) -> Result<Note, StoreError> {
         let text = text.trim();
+        if text.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+            return Err(StoreError::invalid(
+                "note",
+                text.chars()
+                    .take(40)
+                    .collect::<String>()
+                    .escape_default()
+                    .to_string(),
+                "must not contain control characters",
+            ));
+        }
         if text.is_empty() || text.chars().count() > MAX_NOTE_CHARS {
             return Err(StoreError::invalid(
                 "note",

@@ -443,6 +443,9 @@ fn notes_holds_and_deletion_follow_the_rules() {
         .unwrap();
     assert_eq!(note.text, "customer disputes the charge");
     assert!(f.store.add_note(&rec.id, &admin, "   ").is_err());
+    assert!(f.store.add_note(&rec.id, &admin, "nul\0inside").is_err());
+    let long = "x".repeat(callrec_store::MAX_NOTE_CHARS + 1);
+    assert!(f.store.add_note(&rec.id, &admin, &long).is_err());
 
     f.store.set_hold(&rec.id, &admin, true).unwrap();
     let err = f

@@ -401,6 +401,19 @@ fn bad_paging_input_is_refused_clearly() {
         )
         .unwrap_err();
     assert!(matches!(err, StoreError::BadCursor(_)));
+    let err = v
+        .search(
+            &w.admin,
+            &SearchQuery {
+                text: Some("dis\0pute".into()),
+                ..q()
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid { field: "q", .. }),
+        "{err}"
+    );
     assert_eq!(err.kind(), callrec_store::ErrorKind::Invalid);
 }
 
