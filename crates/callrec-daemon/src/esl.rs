@@ -260,6 +260,7 @@ pub(crate) async fn supervise(
             }
             Err(ConnectError::Config(err)) => return Err(err),
             Err(ConnectError::Retry(err)) => {
+                core.metrics.esl_connect_failures.inc();
                 tracing::warn!(error = %err, retry_in = ?backoff, "cannot reach FreeSWITCH");
             }
         }

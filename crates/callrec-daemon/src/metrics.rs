@@ -27,6 +27,8 @@ pub struct Metrics {
     pub esl_connected: Gauge,
     /// Connections established since start.
     pub esl_connects: Counter,
+    /// Connection attempts that failed (and will be retried).
+    pub esl_connect_failures: Counter,
     /// Calls in progress (user views, as `GET /calls` lists them).
     pub live_calls: Gauge,
     /// Channels tracked.
@@ -58,6 +60,7 @@ impl Default for Metrics {
         Metrics {
             esl_connected: Gauge::default(),
             esl_connects: Counter::default(),
+            esl_connect_failures: Counter::default(),
             live_calls: Gauge::default(),
             live_channels: Gauge::default(),
             events_received: Family::default(),
@@ -119,6 +122,11 @@ impl Metrics {
             "esl_connects",
             "Event Socket sessions established",
             self.esl_connects.clone(),
+        );
+        r.register(
+            "esl_connect_failures",
+            "Event Socket connection attempts that failed and are retried",
+            self.esl_connect_failures.clone(),
         );
         r.register(
             "live_calls",

@@ -68,6 +68,8 @@ pub struct Setup {
     pub pause: PauseBehavior,
     pub min_seconds: u32,
     pub password: String,
+    /// Point the daemon at this port instead of the simulator's.
+    pub esl_port: Option<u16>,
 }
 
 impl Setup {
@@ -77,6 +79,7 @@ impl Setup {
             pause: PauseBehavior::Silence,
             min_seconds: 3,
             password: "ClueCon".into(),
+            esl_port: None,
         }
     }
 
@@ -169,7 +172,7 @@ impl Bed {
 
         let mut config = Config::default();
         config.esl.host = "127.0.0.1".into();
-        config.esl.port = sim.esl_addr().port();
+        config.esl.port = setup.esl_port.unwrap_or(sim.esl_addr().port());
         config.esl.password = callrec_config::Secret::new(setup.password.clone());
         config.esl.reconnect_max_secs = 1;
         config.storage.data_dir = data;

@@ -1,0 +1,295 @@
+//! What goes wrong on the wire and at the switch, and what the daemon does about it
+//! (SPEC §3.6, §9): dropped connections, restarts, a switch down at start, a switch killed
+//! mid-recording, a wrong password, malformed frames, unanswered commands, shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use callrec_daemon::DaemonError;
+use callrec_sim::{CallSpec, MalformedFrame, ReplyFault, ReplyRule, Side};
+use callrec_store::{RecordingMode, RecordingState};
+use support::{Bed, Setup, eventually};
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+async fn sessions(bed: &Bed, n: u64) {
+    eventually(&format!("ESL session #{n}"), || {
+        (bed.handle.metrics().esl_connects.get() >= n && bed.handle.readiness().esl_connected)
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esl_dropped_mid_call_and_restored_recording_continues_and_is_stored() {
+    let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
+    bed.sim.place_call(
+        CallSpec::inbound("02079460000", "1001")
+            .ring(secs(1.0))
+            .talk(secs(8.0), Side::Caller),
+    );
+    bed.advance(secs(1.0));
+    bed.recording_on_switch(1).await;
+    bed.advance(secs(2.0));
+    bed.sim.drop_connections();
+    sessions(&bed, 2).await;
+    assert_eq!(
+        bed.handle.live_calls().len(),
+        1,
+        "the call is still tracked"
+    );
+    bed.advance(secs(6.0));
+    let stored = bed.wait_recordings(RecordingState::Stored, 1).await;
+    assert!(stored[0].duration_ms.unwrap() > 7_000);
+    bed.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hangup_missed_while_disconnected_is_found_by_reconciliation_and_stored() {
+    let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
+    bed.sim.place_call(
+        CallSpec::outbound("1001", "02079461111")
+            .ring(secs(1.0))
+            .talk(secs(5.0), Side::Caller),
+    );
+    bed.advance(secs(1.0));
+    bed.recording_on_switch(1).await;
+    // The connection drops and the call ends before the daemon is back: its RECORD_STOP
+    // and hangups are never seen.
+    bed.sim.drop_connections();
+    bed.advance(secs(5.0));
+    sessions(&bed, 2).await;
+    let stored = bed.wait_recordings(RecordingState::Stored, 1).await;
+    assert!(stored[0].duration_ms.unwrap() > 4_000);
+    assert!(bed.handle.live_calls().is_empty());
+    bed.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_restarted_with_the_calls_gone_every_file_it_wrote_is_stored() {
+    let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
+    // Loopback calls as in the `shutdown` capture.
+    for n in ["02079460000", "02079460001"] {
+        bed.sim.place_call(
+            CallSpec::outbound("1001", n)
+                .loopback("9999")
+                .callrec_user("1001")
+                .ring(secs(1.0)),
+        );
+    }
+    bed.advance(secs(1.0));
+    bed.recording_on_switch(2).await;
+    bed.advance(secs(4.0));
+    // `fsctl shutdown`: calls hang up, recordings are closed, then the switch goes away.
+    bed.sim.shutdown_switch();
+    let stored = bed.wait_recordings(RecordingState::Stored, 2).await;
+    assert!(stored.iter().all(|r| r.duration_ms.unwrap() > 3_000));
+    bed.sim.boot();
+    sessions(&bed, 2).await;
+    // And it records again.
+    bed.sim.place_call(
+        CallSpec::inbound("02079460002", "1001")
+            .ring(secs(1.0))
+            .talk(secs(4.0), Side::Caller),
+    );
+    bed.advance(secs(1.0));
+    bed.recording_on_switch(1).await;
+    bed.advance(secs(4.0));
+    bed.wait_recordings(RecordingState::Stored, 3).await;
+    bed.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_down_at_start_is_retried_until_it_is_up() {
+    // A port nobody listens on yet: the switch is down when the daemon starts.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut setup = Setup::users(&[("1001", RecordingMode::Always)]);
+    setup.esl_port = Some(port);
+    let bed = Bed::start_unconnected(setup, None).await;
+    support::eventually("a few failed connection attempts", || {
+        (bed.handle
+            .metrics_text()
+            .contains("callrec_esl_connects_total 0"))
+        .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!bed.handle.readiness().is_ready());
+    // The switch comes up on that port.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let switch = callrec_sim::Simulator::start_on(
+        listener,
+        callrec_sim::SimConfig {
+            spool_dir: bed.spool.clone(),
+            ..callrec_sim::SimConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    sessions(&bed, 1).await;
+    assert!(bed.handle.readiness().is_ready());
+    switch.place_call(
+        CallSpec::inbound("02079460000", "1001")
+            .ring(secs(1.0))
+            .talk(secs(4.0), Side::Caller),
+    );
+    switch.advance(secs(1.0)).unwrap();
+    eventually("the recording to start", || {
+        switch
+            .channels()
+            .iter()
+            .any(|c| !c.recording.is_empty())
+            .then_some(())
+    })
+    .await;
+    switch.advance(secs(4.0)).unwrap();
+    bed.wait_recordings(RecordingState::Stored, 1).await;
+    bed.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_killed_mid_recording_leaves_a_failed_recording_and_the_daemon_carries_on() {
+    let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
+    bed.sim
+        .place_call(CallSpec::inbound("02079460000", "1001").ring(secs(1.0)));
+    bed.advance(secs(1.0));
+    bed.recording_on_switch(1).await;
+    bed.advance(secs(3.0));
+    // kill -9: the socket closes with no notice; the file is a bare 44-byte header.
+    bed.sim.crash();
+    eventually("the daemon to see the switch gone", || {
+        (!bed.handle.readiness().esl_connected).then_some(())
+    })
+    .await;
+    let spool_files: Vec<_> = std::fs::read_dir(&bed.spool).unwrap().collect();
+    assert_eq!(spool_files.len(), 1);
+    bed.sim.boot();
+    sessions(&bed, 2).await;
+    let failed = bed.wait_recordings(RecordingState::Failed, 1).await;
+    let reason = failed[0].state_reason.clone().unwrap_or_default();
+    assert!(!reason.is_empty(), "a failed recording says why");
+    assert!(bed.handle.live_calls().is_empty());
+    bed.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_stops_the_daemon_with_exit_78_naming_the_setting() {
+    let mut setup = Setup::users(&[("1001", RecordingMode::Always)]);
+    setup.password = "not-ClueCon".into();
+    let bed = Bed::start_unconnected(setup, None).await;
+    let err = bed.ended().await.unwrap_err();
+    assert_eq!(err.exit_code(), 78);
+    assert!(matches!(err, DaemonError::Esl(_)));
+    assert!(err.to_string().contains("`esl.password`"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_are_counted_and_recording_goes_on() {
+    let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
+    for (n, kind) in [
+        MalformedFrame::GarbageEvent,
+        MalformedFrame::UnknownContentType,
+        MalformedFrame::BadContentLength,
+        MalformedFrame::TruncatedBody,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        bed.sim.send_malformed_frame(kind);
+        // A body that claims more than was sent swallows what follows until the frame is
+        // complete; the next heartbeats fill it and the garbage ends the session.
+        support::eventually_async(&format!("{kind:?} to be counted"), || async {
+            if bed.handle.metrics().malformed_frames.get() > n as u64 {
+                return Some(());
+            }
+            if kind == MalformedFrame::TruncatedBody {
+                bed.advance(secs(20.0));
+            }
+            None
+        })
+        .await;
+        sessions(&bed, 1).await;
+    }
+    // Still recording, through whatever reconnects the frames cost.
+    bed.sim.place_call(
+        CallSpec::inbound("02079460000", "1001")
+            .ring(secs(1.0))
+            .talk(secs(4.0), Side::Caller),
+    );
+    bed.advance(secs(1.0));
+    bed.recording_on_switch(1).await;
+    bed.advance(secs(4.0));
+    bed.wait_recordings(RecordingState::Stored, 1).await;
+    assert!(
+        bed.handle
+            .metrics_text()
+            .contains("callrec_esl_malformed_frames_total")
+    );
+    bed.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_record_command_is_counted_and_reconciled() {
+    let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
+    // The switch runs the first uuid_record but never answers it.
+    bed.sim.add_reply_fault(ReplyRule {
+        command_prefix: Some("bgapi uuid_record".into()),
+        fault: ReplyFault::Withhold,
+        remaining: Some(1),
+    });
+    bed.sim.place_call(
+        CallSpec::inbound("02079460000", "1001")
+            .ring(secs(1.0))
+            .talk(secs(4.0), Side::Caller),
+    );
+    bed.advance(secs(1.0));
+    bed.recording_on_switch(1).await;
+    eventually("the unanswered command to be counted", || {
+        let text = bed.handle.metrics_text();
+        text.contains("callrec_esl_command_failures_total{kind=\"unanswered\"}")
+            .then_some(())
+    })
+    .await;
+    bed.advance(secs(4.0));
+    bed.wait_recordings(RecordingState::Stored, 1).await;
+    bed.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_during_ingest_stores_everything_and_ends_cleanly() {
+    let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
+    let calls = 20;
+    for n in 0..calls {
+        bed.sim.place_call(
+            CallSpec::inbound(&format!("0207946{n:04}"), "1001")
+                .ring(secs(1.0))
+                .talk(secs(4.0), Side::Caller),
+        );
+    }
+    bed.advance(secs(1.0));
+    bed.recording_on_switch(calls).await;
+    bed.advance(secs(4.0));
+    // The moment the switch has closed every file, stop: ingests are in flight.
+    eventually("every RECORD_STOP to arrive", || {
+        (bed.handle
+            .metrics()
+            .events_received
+            .get_or_create(&vec![("event".into(), "RECORD_STOP".into())])
+            .get()
+            == calls as u64)
+            .then_some(())
+    })
+    .await;
+    let store = bed.store.clone();
+    bed.stop().await.expect("a clean stop");
+    let stored = store.read(|v| v.recordings_in_progress()).await.unwrap();
+    assert!(stored.is_empty(), "nothing left half-done: {stored:?}");
+}
