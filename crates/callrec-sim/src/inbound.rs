@@ -289,9 +289,40 @@ pub(crate) async fn common_command(
         "noop" => "+OK".into(),
         "api" => return api(shared, conn, kill, line, rest).await,
         "bgapi" => return bgapi(shared, conn, line, rest).await,
-        "sendevent" => {
-            let _ = cmd;
-            "+OK".into()
+        "sendevent" => "+OK".into(),
+        "sendmsg" if !rest.is_empty() => {
+            // An order for a channel by UUID (`sendmsg <uuid>`), queued like an outbound
+            // session's.
+            let uuid = rest.to_string();
+            let order = crate::outbound::parse_sendmsg(line, cmd);
+            shared.with(|sw| {
+                if !sw.channels.contains_key(&uuid) {
+                    return format!("-ERR invalid session id [{uuid}]");
+                }
+                if let Some(order) = order {
+                    sw.queue_app(&uuid, order);
+                }
+                "+OK".to_string()
+            })
+        }
+        "myevents" if !rest.is_empty() => {
+            // `myevents <uuid> [format]` on an inbound connection.
+            let mut words = rest.split_whitespace();
+            let uuid = words.next().unwrap_or("").to_string();
+            let format = words
+                .next()
+                .and_then(EventFormat::parse)
+                .unwrap_or_default();
+            shared.with(|sw| {
+                if let Some(sub) = sw.subscription(conn.id) {
+                    sub.enabled = true;
+                    sub.format = format;
+                    sub.names
+                        .extend(crate::outbound::MYEVENTS.iter().map(|s| s.to_string()));
+                    sub.session_uuid = Some(uuid);
+                }
+            });
+            "+OK Events Enabled".into()
         }
         _ => "-ERR command not found".into(),
     };

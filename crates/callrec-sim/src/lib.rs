@@ -67,6 +67,7 @@ pub(crate) mod outbound;
 mod play;
 mod recorder;
 pub mod recording;
+pub mod scenario;
 pub(crate) mod scripts;
 mod sim;
 pub(crate) mod switch;

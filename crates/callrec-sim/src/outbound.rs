@@ -87,7 +87,7 @@ pub(crate) enum AppOrder {
 /// Events of its own channel an outbound session gets after `myevents` (the list in
 /// `mod_event_socket.c`; CODEC, CALLSTATE, PRESENCE_IN and PLAYBACK_* are not on it, as the
 /// captures confirm).
-const MYEVENTS: &[&str] = &[
+pub(crate) const MYEVENTS: &[&str] = &[
     "CHANNEL_ANSWER",
     "CHANNEL_APPLICATION",
     "CHANNEL_BRIDGE",
@@ -308,7 +308,7 @@ async fn handle(
     }
 }
 
-fn parse_sendmsg(line: &str, cmd: &ClientCommand) -> Option<AppOrder> {
+pub(crate) fn parse_sendmsg(line: &str, cmd: &ClientCommand) -> Option<AppOrder> {
     let mut command = vec![("Command".to_string(), {
         let mut raw = format!("{line}\n");
         for (n, v) in &cmd.headers {
