@@ -130,6 +130,9 @@ pub enum DaemonError {
     /// A task ended in a way it never should.
     #[error("the {0} task stopped unexpectedly")]
     TaskFailed(&'static str),
+    /// The demo could not play its script.
+    #[error("demo: {0}")]
+    Demo(String),
 }
 
 impl DaemonError {
@@ -139,7 +142,7 @@ impl DaemonError {
         match self {
             DaemonError::Esl(_) | DaemonError::Listen { .. } => 78,
             DaemonError::Directory { .. } => 78,
-            DaemonError::Store { .. } | DaemonError::TaskFailed(_) => 1,
+            DaemonError::Store { .. } | DaemonError::TaskFailed(_) | DaemonError::Demo(_) => 1,
         }
     }
 }

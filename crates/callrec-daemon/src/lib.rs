@@ -18,6 +18,8 @@
 //! - [`reconcile`]: rebuilding the view of live calls from the switch;
 //! - `index`: the store side (rows, segments, ingest, directory reloads);
 //! - `daemon`: [`run`], [`Daemon`] and [`DaemonHandle`], the supervised whole;
+//! - `serve`: [`serve`], the daemon with the REST API (`callrec serve`);
+//! - `demo`: [`demo`], the daemon against an in-process simulated switch (`callrec demo`);
 //! - [`metrics`]: Prometheus metrics;
 //! - [`api`]: the daemon as the REST API sees it (`callrec_api::LiveCalls`).
 
@@ -28,6 +30,7 @@ pub mod calls;
 mod core;
 mod daemon;
 pub mod decide;
+mod demo;
 pub mod directory;
 pub mod esl;
 pub mod event;
@@ -35,6 +38,7 @@ pub mod feature;
 mod index;
 pub mod metrics;
 pub mod reconcile;
+mod serve;
 
 #[cfg(test)]
 mod fixtures;
@@ -43,3 +47,5 @@ pub use calls::{LiveCall, RecordingStatus};
 pub use core::{Clock, QueryError, system_clock};
 pub use daemon::{Daemon, DaemonError, DaemonHandle, Listeners, Options, Readiness, run};
 pub use decide::{ActionDone, ActionError, RecordingAction};
+pub use demo::{DemoOptions, demo};
+pub use serve::{serve, termination_signal};

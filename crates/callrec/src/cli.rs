@@ -55,6 +55,21 @@ pub struct GlobalArgs {
 /// (`callrec-daemon`); they go here, dispatched in `commands::run`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: record calls from FreeSWITCH and serve the REST API, until SIGTERM
+    /// or Ctrl-C.
+    Serve,
+
+    /// Run the daemon against a built-in simulated FreeSWITCH that places a few calls, and
+    /// print what happens, where the recordings are and how to query them.
+    Demo {
+        /// Stop once the scripted calls are stored (for scripts).
+        #[arg(long)]
+        exit: bool,
+        /// Where the demo keeps its data (wiped at start).
+        #[arg(long, default_value = "./callrec-demo")]
+        dir: std::path::PathBuf,
+    },
+
     /// Create the index, or upgrade it to this version's schema.
     Migrate,
 

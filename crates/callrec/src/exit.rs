@@ -28,7 +28,12 @@ pub fn code(result: &anyhow::Result<Outcome>) -> u8 {
 }
 
 fn is_configuration_error(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| cause.is::<ConfigError>())
+    err.chain().any(|cause| {
+        cause.is::<ConfigError>()
+            || cause
+                .downcast_ref::<callrec_daemon::DaemonError>()
+                .is_some_and(|e| e.exit_code() == i32::from(EX_CONFIG))
+    })
 }
 
 /// What to print on stderr for a failed run: the error and its causes, one per line; a

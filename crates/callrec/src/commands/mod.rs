@@ -10,6 +10,7 @@
 //! start), because their result depends on those settings (default mode, retention).
 
 mod config;
+mod daemon;
 mod migrate;
 mod out;
 mod sweep;
@@ -35,6 +36,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Config(ConfigCommand::Check) => {
             config::check(&load_config(&global)?, global.config.as_deref())
         }
+        Command::Serve => daemon::serve(&Session::start(&global)?),
+        Command::Demo { exit, dir } => daemon::demo(&Session::start(&global)?, exit, dir),
         Command::Migrate => migrate::run(&Session::start(&global)?),
         Command::User(command) => users::run(&Session::start(&global)?, command),
         Command::Token(command) => tokens::run(&Session::start(&global)?, command),

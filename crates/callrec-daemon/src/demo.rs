@@ -1,0 +1,362 @@
+//! `callrec demo`: the whole flow in under a minute, with no FreeSWITCH installed.
+//!
+//! A simulated switch runs in-process on the wall clock. Four users (one per mode) make a few
+//! calls: one paused with *48 and resumed with *49 while on hold, one started on demand with
+//! *44, an internal call between a recorded and a never-recorded user, a call in mode
+//! `never`. The daemon and the REST API run against it exactly as `callrec serve` would; the
+//! demo prints what happens, where the recordings are, an admin token and how to query them.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use callrec_config::Config;
+use callrec_sim::{CallSpec, ClockMode, SimConfig, Simulator};
+use callrec_store::{
+    Access, NewUser, RecordingMode, RecordingState, Role, SearchQuery, StoreHandle,
+};
+use tokio::net::TcpListener;
+
+use crate::daemon::{Daemon, DaemonError, Listeners, Options};
+use crate::serve::{bind_api, spawn_api};
+
+/// How the demo runs.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Stop once the scripted calls are stored (for scripts) instead of running until Ctrl-C.
+    pub exit_when_done: bool,
+    /// Where the demo keeps its index, store and spool (wiped at start).
+    pub data_dir: PathBuf,
+}
+
+/// The demo's cast: extension, mode, role.
+const USERS: [(&str, RecordingMode, Role); 4] = [
+    ("1001", RecordingMode::AlwaysPausable, Role::Admin),
+    ("1002", RecordingMode::OnDemand, Role::User),
+    ("1003", RecordingMode::Always, Role::User),
+    ("1004", RecordingMode::Never, Role::User),
+];
+
+fn say(line: impl AsRef<str>) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (piped into `head`) must not stop the demo.
+    let _ = writeln!(out, "{}", line.as_ref());
+    let _ = out.flush();
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// Runs the demo until the scripted calls are stored and then, unless told to exit, until
+/// `shutdown` completes.
+pub async fn demo(
+    mut config: Config,
+    options: DemoOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let data_dir = crate::index::absolute(&options.data_dir);
+    let dir_err = |what, source| DaemonError::Directory {
+        what,
+        path: data_dir.clone(),
+        source,
+    };
+    if data_dir.exists() {
+        tokio::fs::remove_dir_all(&data_dir)
+            .await
+            .map_err(|e| dir_err("the demo data dir", e))?;
+    }
+    let spool = data_dir.join("spool");
+    tokio::fs::create_dir_all(&spool)
+        .await
+        .map_err(|e| dir_err("the demo data dir", e))?;
+
+    // The feature-code socket first, so the simulated dialplan knows where to send *48.
+    let feature = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|source| DaemonError::Listen {
+            what: "demo feature-code socket",
+            addr: "127.0.0.1:0".into(),
+            source,
+        })?;
+    let feature_addr = feature.local_addr().map_err(|source| DaemonError::Listen {
+        what: "demo feature-code socket",
+        addr: "127.0.0.1:0".into(),
+        source,
+    })?;
+    let sim = Simulator::start(SimConfig {
+        spool_dir: spool.clone(),
+        clock: ClockMode::real_time(),
+        feature_code_socket: Some(feature_addr.to_string()),
+        ..SimConfig::default()
+    })
+    .await
+    .map_err(|e| DaemonError::Demo(format!("cannot start the simulated switch: {e}")))?;
+    let sim = Arc::new(sim);
+
+    let store_dir = data_dir.join("data");
+    let store = {
+        let dir = store_dir.clone();
+        tokio::task::spawn_blocking(move || StoreHandle::open(dir))
+            .await
+            .map_err(|_| DaemonError::TaskFailed("index open"))?
+            .map_err(|source| DaemonError::Store {
+                data_dir: store_dir.clone(),
+                source,
+            })?
+    };
+    let token = store
+        .write(|s| {
+            let mut admin = None;
+            for (ext, mode, role) in USERS {
+                let mut user = NewUser::new("default", ext);
+                user.mode = Some(mode);
+                user.role = role;
+                let created = s.add_user(&user, "demo")?;
+                if role == Role::Admin {
+                    admin = Some(created.id);
+                }
+            }
+            match admin {
+                Some(id) => s
+                    .create_token(id, "demo", &Access::system("demo"))
+                    .map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+        .map_err(|source| DaemonError::Store {
+            data_dir: store_dir.clone(),
+            source,
+        })?;
+
+    config.esl.host = "127.0.0.1".into();
+    config.esl.port = sim.esl_addr().port();
+    config.esl.password = callrec_config::Secret::new(sim.config().password.clone());
+    config.storage.data_dir = store_dir.clone();
+    config.storage.spool_dir = spool.clone();
+    config.storage.spool_scan_secs = 5;
+    config.feature_codes.listen = feature_addr;
+    let api_listener = match bind_api(&config).await {
+        Ok(l) => l,
+        // Something already serves the default port: take any free one.
+        Err(_) => {
+            config.api.listen = "127.0.0.1:0".parse().unwrap_or(config.api.listen);
+            bind_api(&config).await?
+        }
+    };
+    let api_addr = api_listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| config.api.listen.to_string());
+
+    let daemon = Daemon::start(
+        config.clone(),
+        Listeners {
+            feature_codes: feature,
+        },
+        Options {
+            store: Some(store.clone()),
+            ..Options::default()
+        },
+    )
+    .await?;
+    let handle = daemon.handle();
+    let api_task = spawn_api(&config, api_listener, &handle);
+    let run = tokio::spawn(daemon.run(std::future::pending::<()>()));
+
+    say("callrec demo: a simulated FreeSWITCH, the daemon and the REST API, all in this process.");
+    say(format!("  data:  {}", data_dir.display()));
+    say(format!("  API:   http://{api_addr}/api/v1"));
+    say("  users: 1001 always_pausable (admin), 1002 on_demand, 1003 always, 1004 never");
+    tokio::time::timeout(Duration::from_secs(10), handle.wait_connected())
+        .await
+        .map_err(|_| {
+            DaemonError::Demo("the daemon did not connect to the simulated switch".into())
+        })?;
+    say("  the daemon is connected to the switch");
+    say("");
+
+    let script = play_script(&sim, &handle).await;
+    let outcome = match script {
+        Ok(()) => {
+            summary(&store, &api_addr, token.as_ref().map(|t| t.secret.as_str())).await;
+            if !options.exit_when_done {
+                say("");
+                say(
+                    "Running until Ctrl-C: query the API above, or dial more calls with `callrec-sim`.",
+                );
+                shutdown.await;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    handle.shutdown();
+    let _ = api_task.await;
+    let ran = run.await.map_err(|_| DaemonError::TaskFailed("daemon"))?;
+    ran.and(outcome)
+}
+
+/// Polls `check` until it holds or the demo gives up.
+async fn until(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> bool,
+) -> Result<(), DaemonError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(DaemonError::Demo(format!("gave up waiting for {what}")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+async fn dial(sim: &Simulator, user: &str, code: &str, meaning: &str) -> Result<(), DaemonError> {
+    say(format!(
+        "  {user} dials {code} ({meaning}) while the call is on hold"
+    ));
+    let call = sim.dial_feature_code(user, code);
+    let mut prompt = None;
+    until("a feature-code prompt", secs(10.0), || {
+        prompt = sim
+            .feature_call(&call)
+            .and_then(|i| i.prompts.first().cloned());
+        prompt.is_some()
+    })
+    .await?;
+    let played = prompt
+        .as_deref()
+        .and_then(|p| std::path::Path::new(p).file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    say(format!("    callrec answers and plays \"{played}\""));
+    Ok(())
+}
+
+async fn play_script(sim: &Simulator, handle: &crate::DaemonHandle) -> Result<(), DaemonError> {
+    say("Call 1: +44 20 7946 0000 calls 1001 (always_pausable): recorded from the answer.");
+    sim.place_call(
+        CallSpec::inbound("02079460000", "1001")
+            .ring(secs(1.0))
+            .hold(callrec_sim::Side::Callee, secs(2.0), secs(3.0))
+            .hold(callrec_sim::Side::Callee, secs(8.0), secs(3.0))
+            .talk(secs(14.0), callrec_sim::Side::Caller),
+    );
+    say("Call 2: 1002 (on_demand) calls 020 7946 1111: not recorded until *44.");
+    sim.place_call(
+        CallSpec::outbound("1002", "02079461111")
+            .ring(secs(1.0))
+            .hold(callrec_sim::Side::Caller, secs(4.0), secs(3.0))
+            .talk(secs(13.0), callrec_sim::Side::Caller),
+    );
+    say("Call 3: 1003 (always) calls 1004 (never): one recording, 1003's.");
+    sim.place_call(
+        CallSpec::internal("1003", "1004")
+            .ring(secs(1.5))
+            .talk(secs(6.0), callrec_sim::Side::Callee),
+    );
+    until("the calls to be answered", secs(10.0), || {
+        handle.live_calls().len() >= 3
+    })
+    .await?;
+    say("");
+    say("Calls in progress (GET /api/v1/calls):");
+    for call in handle.live_calls() {
+        say(format!(
+            "  {:<5} {:<9} {} -> {}  recording: {}",
+            call.user,
+            call.direction.as_str(),
+            call.from,
+            call.to,
+            call.recording.as_str()
+        ));
+    }
+    say("");
+    let held = |user: &str| {
+        handle
+            .live_calls()
+            .iter()
+            .any(|c| c.user == user && c.on_hold)
+    };
+    until("1001's call on hold", secs(10.0), || held("1001")).await?;
+    dial(sim, "1001", "*48", "pause").await?;
+    until("1002's call on hold", secs(10.0), || held("1002")).await?;
+    dial(sim, "1002", "*44", "start recording").await?;
+    until("1001's call off hold", secs(15.0), || !held("1001")).await?;
+    say("  1001 takes the call off hold: the recording goes on, silent while paused");
+    until("1001's call on hold again", secs(15.0), || held("1001")).await?;
+    dial(sim, "1001", "*49", "resume").await?;
+    say("");
+    say("Waiting for the calls to end and the recordings to be stored...");
+    until("every call to end", secs(30.0), || {
+        handle.live_calls().is_empty()
+    })
+    .await?;
+    Ok(())
+}
+
+async fn summary(store: &StoreHandle, api: &str, token: Option<&str>) {
+    // The files reach the store moments after the last hangup.
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        let query = SearchQuery {
+            limit: Some(50),
+            ..SearchQuery::default()
+        };
+        rows = store
+            .read(move |v| v.search(&Access::system("demo"), &query))
+            .await
+            .map(|p| p.items)
+            .unwrap_or_default();
+        let pending = store
+            .read(|v| v.recordings_in_progress())
+            .await
+            .map(|r| r.len())
+            .unwrap_or(0);
+        if rows.len() >= 3 && pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    say("");
+    say("Recordings (GET /api/v1/recordings):");
+    for r in &rows {
+        let mut line = String::new();
+        let _ = write!(
+            line,
+            "  {} {:<5} {:<9} {:>6.1} s  paused {:>4.1} s  {}",
+            r.state.as_str(),
+            r.user,
+            r.direction.as_str(),
+            r.duration_ms.unwrap_or(0) as f64 / 1000.0,
+            r.paused_ms as f64 / 1000.0,
+            r.file_name
+        );
+        if r.state != RecordingState::Stored {
+            let _ = write!(line, "  ({})", r.state_reason.as_deref().unwrap_or(""));
+        }
+        say(line);
+    }
+    say("");
+    say("Query them:");
+    let token = token.unwrap_or("<token>");
+    say(format!("  export CALLREC_TOKEN={token}"));
+    say(format!(
+        "  curl -s -H \"Authorization: Bearer $CALLREC_TOKEN\" http://{api}/api/v1/recordings"
+    ));
+    if let Some(first) = rows.first() {
+        say(format!(
+            "  curl -s -H \"Authorization: Bearer $CALLREC_TOKEN\" http://{api}/api/v1/recordings/{}",
+            first.id
+        ));
+        say(format!(
+            "  curl -s -H \"Authorization: Bearer $CALLREC_TOKEN\" -o call.wav http://{api}/api/v1/recordings/{}/audio",
+            first.id
+        ));
+    }
+}
