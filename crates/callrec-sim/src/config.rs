@@ -13,7 +13,7 @@ pub const VERSION_TAG: &str = "1.11.3-dev~64bit";
 /// Everything a simulator needs to start. [`SimConfig::default`] gives the captured lab
 /// switch: `ClueCon`, heartbeat every 20 s, a manual clock, recordings under the system
 /// temporary directory.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SimConfig {
     /// Address of the inbound Event Socket. `127.0.0.1:0` picks a free port.
     pub listen: SocketAddr,
@@ -64,5 +64,37 @@ impl Default for SimConfig {
             bridge_delay: Duration::from_millis(260),
             record_pre_buffer: Duration::from_millis(480),
         }
+    }
+}
+
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("listen", &self.listen)
+            .field("password", &"<redacted>")
+            .field("heartbeat", &self.heartbeat)
+            .field("spool_dir", &self.spool_dir)
+            .field("clock", &self.clock)
+            .field("hostname", &self.hostname)
+            .field("feature_code_socket", &self.feature_code_socket)
+            .field("feature_codes", &self.feature_codes)
+            .field("dialplan_sleep", &self.dialplan_sleep)
+            .field("bridge_delay", &self.bridge_delay)
+            .field("record_pre_buffer", &self.record_pre_buffer)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_does_not_show_the_password() {
+        let cfg = SimConfig {
+            password: "s3cret-pw".into(),
+            ..SimConfig::default()
+        };
+        assert!(!format!("{cfg:?}").contains("s3cret-pw"));
     }
 }

@@ -1,11 +1,25 @@
 //! A simulated FreeSWITCH for callrec's tests, `callrec demo` and the benchmarks.
 //!
 //! The simulator is an Event Socket peer whose wire behaviour is taken from captures of a
-//! real switch (`tests/fixtures/freeswitch/`): the inbound socket (`auth`, `event`,
-//! `filter`, `api`, `bgapi`, heartbeats, disconnect notices), scripted calls whose channel
-//! events have the captured names, order and headers, `uuid_record` writing real WAV files,
-//! the outbound socket a dialplan's `socket` application opens for a feature code, and faults
-//! on demand. It owns none of callrec's logic; it is the switch callrec talks to.
+//! real switch (`tests/fixtures/freeswitch/`). It owns the switch side of everything callrec
+//! talks to: the inbound socket (`auth`, `event plain|json|xml`, `filter`, `nixevent`,
+//! `noevents`, `api`, `bgapi`, `sendmsg <uuid>`, `exit`, heartbeats, disconnect notices),
+//! scripted calls whose channel events have the captured names, order and headers,
+//! `uuid_record` writing real WAV files, the outbound socket a dialplan's `socket`
+//! application opens for a feature code, faults on demand, and load. It owns none of
+//! callrec's logic: recording decisions, the store and the API live elsewhere.
+//!
+//! # How the events stay faithful
+//!
+//! Each kind of channel in the captures (a loopback leg, a SIP caller, a SIP callee, a
+//! feature-code leg) is turned into a list of steps: the event's header layout with every
+//! identity replaced by a token, plus the changes the switch made to the channel's
+//! variables since its previous event (see the private `template` module). A simulated call replays
+//! named runs of those steps (`create`, `answer`, `hold`, `hangup`, ...), so header names and
+//! their order follow the real switch while every value is the simulated call's own. What a
+//! capture cannot know (caller profiles, recording headers and variables, the CDR at
+//! hangup) is generated the way the switch generates it. `tests/scenarios.rs` replays every
+//! captured scenario on the simulator and compares the two event streams channel by channel.
 //!
 //! # Using it from a test
 //!
@@ -15,40 +29,71 @@
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let spool = tempfile::tempdir()?;
-//! // A manual clock: nothing happens until the test advances it.
+//! // A manual clock (the default): nothing happens until the test advances it.
 //! let sim = Simulator::start(SimConfig {
 //!     spool_dir: spool.path().into(),
+//!     feature_code_socket: Some("127.0.0.1:8084".into()), // where *48 connects
 //!     ..SimConfig::default()
 //! })
 //! .await?;
 //! let esl = sim.esl_addr(); // point the daemon (or an EslClient) here, password "ClueCon"
 //!
-//! // 1001 calls 1000; the phone rings 2 s, they talk 30 s, 1001 hangs up.
+//! // Directory user 1001 calls 1000: rings 2 s, talks 30 s with a hold, 1001 hangs up.
 //! let call = sim.place_call(
 //!     CallSpec::internal("1001", "1000")
 //!         .ring(Duration::from_secs(2))
 //!         .hold(Side::Caller, Duration::from_secs(10), Duration::from_secs(5))
 //!         .talk(Duration::from_secs(30), Side::Caller),
 //! );
-//! sim.advance(Duration::from_secs(2)); // CHANNEL_ANSWER fires
+//! sim.advance(Duration::from_secs(2))?; // CHANNEL_ANSWER, CHANNEL_BRIDGE fire
 //! // ... the daemon sends `uuid_record <call.caller_uuid> start ...` ...
-//! sim.advance(Duration::from_secs(30)); // hold, unhold, hangup, RECORD_STOP
-//! sim.wait_for(Duration::from_secs(5), "recording stopped", |s| {
+//! let feature = sim.dial_feature_code("1001", "*48"); // the socket session to 8084
+//! sim.advance(Duration::from_secs(30))?; // holds, hangup, RECORD_STOP, all on time
+//! sim.wait_for(Duration::from_secs(5), "the recording to stop", |s| {
 //!     s.recordings().iter().any(|r| r.uuid == call.caller_uuid)
 //! })
 //! .await?;
+//! let what_the_listener_did = sim.feature_call(&feature); // answered, prompts, hung up
 //! # Ok(()) }
 //! ```
 //!
-//! With [`ClockMode::RealTime`] the same calls play out on the wall clock (the demo, the
-//! `callrec-sim` binary).
+//! [`CallSpec`] covers bridged SIP calls (`internal`, `outbound`, `inbound`: which side is a
+//! directory user decides `variable_user_name` / `variable_dialed_user`) and loopback pairs
+//! like the `record` capture (`.loopback("9999")`). [`Simulator::api`] runs any supported API
+//! command directly; [`Simulator::subscribe`] taps every event fired.
+//!
+//! Faults: [`Simulator::drop_connections`], [`Simulator::restart`] (channels kept or gone),
+//! [`Simulator::crash`] (kill -9: no notice, recordings left as a 44-byte header) and
+//! [`Simulator::boot`], [`Simulator::shutdown_switch`] (`fsctl shutdown`),
+//! [`Simulator::add_reply_fault`] (delay or withhold replies), [`Simulator::send_malformed_frame`],
+//! [`Simulator::refuse_auth`].
+//!
+//! Time: [`ClockMode::Manual`] for tests (a 30-second call takes microseconds and every
+//! timestamp is deterministic), [`ClockMode::RealTime`] (optionally sped up) for the demo and
+//! the `callrec-sim` binary, which plays a [`scenario`] file or a steady load.
+//!
+//! Load: [`Simulator::start_load`] places calls at a set rate; [`Simulator::event_storm`]
+//! writes pre-rendered full-size channel events as fast as each socket takes them
+//! (`cargo bench -p callrec-sim` reports the rates).
+//!
+//! # Behaviour worth knowing
+//!
+//! - A recording loses its first 480 ms ([`SimConfig::record_pre_buffer`]), as every capture
+//!   shows: a 1.2 s recording holds 0.72 s of audio, so `RECORD_MIN_SEC` judges less audio
+//!   than call time.
+//! - Nothing is written while a recording is paused or the call is on hold (no media flows);
+//!   masked audio is written as silence. The file is complete on disk before RECORD_STOP.
+//! - `api originate` blocks until the A leg answers, as the switch's does.
 //!
 //! # What it does not model
 //!
 //! Media is not real: recordings hold a tone where the call talks and silence where it is
-//! masked; no RTP flows. Only the dialplans of the captures exist (`9999` tone, `9998` park,
-//! the feature codes, the bridge between directory users). Events between the two legs of a
-//! call follow one interleaving the switch is known to produce; the real switch varies it.
+//! masked; no RTP flows, no codecs are negotiated. Only the dialplans of the captures exist
+//! (`9999` tone, `9998` park, the feature codes, the bridge between SIP phones). Events
+//! between the two legs of a call follow one interleaving the switch is known to produce;
+//! the real switch varies it from run to run. Combinations the captures do not show (a
+//! callee on hold, a loopback leg entering the socket application) reuse the nearest
+//! captured events and may differ from a real switch in details.
 
 #![deny(missing_docs)]
 

@@ -1,0 +1,208 @@
+//! Scripted calls carry what the daemon identifies users by (SPEC §3.2): an authenticated
+//! caller's `variable_user_name`, a ringing directory user's `variable_dialed_user`, an
+//! exported `callrec_user`; and they end the ways calls end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use callrec_sim::{CallSpec, Event, Party, Side, SimConfig, Simulator};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+async fn sim() -> (Simulator, tempfile::TempDir) {
+    let spool = tempfile::tempdir().expect("tempdir");
+    let sim = Simulator::start(SimConfig {
+        spool_dir: spool.path().into(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    (sim, spool)
+}
+
+fn drain(rx: &mut UnboundedReceiver<Arc<Event>>) -> Vec<Arc<Event>> {
+    std::iter::from_fn(|| rx.try_recv().ok()).collect()
+}
+
+fn first<'a>(evs: &'a [Arc<Event>], name: &str, uuid: &str) -> Option<&'a Arc<Event>> {
+    evs.iter()
+        .find(|e| e.name() == name && e.unique_id() == Some(uuid))
+}
+
+#[tokio::test]
+async fn internal_call_names_both_directory_users() {
+    let (sim, _spool) = sim().await;
+    let mut rx = sim.subscribe();
+    let call = sim.place_call(CallSpec::internal("1001", "1000").callrec_user("1001"));
+    sim.advance(Duration::from_secs(3)).expect("clock");
+    let evs = drain(&mut rx);
+    let a = first(&evs, "CHANNEL_ANSWER", &call.caller_uuid).expect("caller answered");
+    let b = first(&evs, "CHANNEL_ANSWER", &call.callee_uuid).expect("callee answered");
+    assert_eq!(a.header("variable_user_name"), Some("1001"));
+    assert_eq!(a.header("variable_callrec_user"), Some("1001"));
+    assert_eq!(a.header("Caller-Caller-ID-Number"), Some("1001"));
+    assert_eq!(a.header("Caller-Destination-Number"), Some("1000"));
+    assert_eq!(b.header("variable_dialed_user"), Some("1000"));
+    let bridge = first(&evs, "CHANNEL_BRIDGE", &call.caller_uuid).expect("bridged");
+    assert_eq!(
+        bridge.header("Other-Leg-Unique-ID"),
+        Some(call.callee_uuid.as_str())
+    );
+}
+
+#[tokio::test]
+async fn an_outbound_call_rings_no_directory_user() {
+    let (sim, _spool) = sim().await;
+    let mut rx = sim.subscribe();
+    let call = sim.place_call(CallSpec::outbound("1001", "02071234567"));
+    sim.advance(Duration::from_secs(3)).expect("clock");
+    let evs = drain(&mut rx);
+    let a = first(&evs, "CHANNEL_ANSWER", &call.caller_uuid).expect("answered");
+    assert_eq!(a.header("variable_user_name"), Some("1001"));
+    assert_eq!(a.header("variable_dialed_user"), None);
+    assert_eq!(a.header("Caller-Destination-Number"), Some("02071234567"));
+    let b = first(&evs, "CHANNEL_ANSWER", &call.callee_uuid).expect("answered");
+    assert_eq!(b.header("variable_dialed_user"), None);
+}
+
+#[tokio::test]
+async fn an_inbound_call_comes_from_no_directory_user() {
+    let (sim, _spool) = sim().await;
+    let mut rx = sim.subscribe();
+    let call = sim.place_call(CallSpec::between(
+        Party::external("442920123123").named("Alice"),
+        Party::user("1002"),
+    ));
+    sim.advance(Duration::from_secs(3)).expect("clock");
+    let evs = drain(&mut rx);
+    let a = first(&evs, "CHANNEL_ANSWER", &call.caller_uuid).expect("answered");
+    assert_eq!(a.header("variable_user_name"), None);
+    assert_eq!(a.header("Caller-Caller-ID-Number"), Some("442920123123"));
+    assert_eq!(a.header("Caller-Caller-ID-Name"), Some("Alice"));
+    let b = first(&evs, "CHANNEL_ANSWER", &call.callee_uuid).expect("answered");
+    assert_eq!(b.header("variable_dialed_user"), Some("1002"));
+}
+
+#[tokio::test]
+async fn an_unanswered_call_is_cancelled_after_ringing() {
+    let (sim, _spool) = sim().await;
+    let mut rx = sim.subscribe();
+    let call = sim.place_call(
+        CallSpec::internal("1001", "1000")
+            .ring(Duration::from_secs(5))
+            .unanswered(),
+    );
+    sim.advance(Duration::from_secs(4)).expect("clock");
+    assert_eq!(sim.channels().len(), 2, "still ringing");
+    sim.advance(Duration::from_secs(2)).expect("clock");
+    let evs = drain(&mut rx);
+    assert!(evs.iter().all(|e| e.name() != "CHANNEL_ANSWER"));
+    let done = first(&evs, "CHANNEL_HANGUP_COMPLETE", &call.caller_uuid).expect("ended");
+    assert_eq!(
+        done.header("variable_hangup_cause"),
+        Some("ORIGINATOR_CANCEL")
+    );
+    assert!(sim.channels().is_empty());
+}
+
+#[tokio::test]
+async fn when_the_callee_hangs_up_the_caller_leg_ends_too_and_its_recording_stops() {
+    let (sim, spool) = sim().await;
+    let mut rx = sim.subscribe();
+    let call = sim.place_call(
+        CallSpec::internal("1001", "1000")
+            .ring(Duration::from_secs(1))
+            .talk(Duration::from_secs(5), Side::Callee),
+    );
+    sim.advance(Duration::from_secs(1)).expect("clock");
+    let path = spool.path().join("callee-hangup.wav");
+    let reply = sim.api(&format!(
+        "uuid_record {} start {}",
+        call.caller_uuid,
+        path.display()
+    ));
+    assert_eq!(reply, "+OK Success\n");
+    sim.advance(Duration::from_secs(6)).expect("clock");
+    let evs = drain(&mut rx);
+    let hangups: Vec<&str> = evs
+        .iter()
+        .filter(|e| e.name() == "CHANNEL_HANGUP")
+        .filter_map(|e| e.unique_id())
+        .collect();
+    assert_eq!(
+        hangups,
+        vec![call.callee_uuid.as_str(), call.caller_uuid.as_str()]
+    );
+    assert!(first(&evs, "RECORD_STOP", &call.caller_uuid).is_some());
+    assert!(path.exists());
+    assert!(sim.channels().is_empty());
+}
+
+#[tokio::test]
+async fn a_hold_from_either_side_is_that_legs_hold() {
+    let (sim, _spool) = sim().await;
+    let mut rx = sim.subscribe();
+    let call = sim.place_call(
+        CallSpec::internal("1001", "1000")
+            .ring(Duration::from_secs(1))
+            .hold(Side::Callee, Duration::from_secs(2), Duration::from_secs(3)),
+    );
+    sim.advance(Duration::from_secs(4)).expect("clock");
+    assert!(
+        sim.channels()
+            .iter()
+            .any(|c| c.uuid == call.callee_uuid && c.held)
+    );
+    sim.advance(Duration::from_secs(2)).expect("clock");
+    let evs = drain(&mut rx);
+    assert!(first(&evs, "CHANNEL_HOLD", &call.callee_uuid).is_some());
+    assert!(first(&evs, "CHANNEL_UNHOLD", &call.callee_uuid).is_some());
+    assert!(first(&evs, "CHANNEL_HOLD", &call.caller_uuid).is_none());
+    // The API can hold and release a SIP leg too.
+    assert_eq!(
+        sim.api(&format!("uuid_hold {}", call.caller_uuid)),
+        "+OK Success\n"
+    );
+    assert_eq!(
+        sim.api(&format!("uuid_hold off {}", call.caller_uuid)),
+        "+OK Success\n"
+    );
+    assert_eq!(
+        sim.api(&format!("uuid_hold off {}", call.caller_uuid)),
+        "-ERR Operation failed\n",
+        "not held any more"
+    );
+}
+
+#[tokio::test]
+async fn show_channels_and_getvar_see_the_live_call() {
+    let (sim, _spool) = sim().await;
+    let call = sim.place_call(CallSpec::internal("1001", "1000").callrec_user("1001"));
+    sim.advance(Duration::from_secs(3)).expect("clock");
+    let rows: serde_json::Value =
+        serde_json::from_str(&sim.api("show channels as json")).expect("json");
+    assert_eq!(rows["row_count"], 2);
+    assert_eq!(rows["rows"][0]["uuid"], call.caller_uuid.as_str());
+    assert_eq!(rows["rows"][0]["callstate"], "ACTIVE");
+    let calls: serde_json::Value =
+        serde_json::from_str(&sim.api("show calls as json")).expect("json");
+    assert_eq!(calls["row_count"], 1, "a bridged pair is one call");
+    assert_eq!(calls["rows"][0]["b_uuid"], call.callee_uuid.as_str());
+    assert_eq!(
+        sim.api(&format!("uuid_getvar {} callrec_user", call.caller_uuid)),
+        "1001"
+    );
+    assert_eq!(
+        sim.api(&format!("uuid_getvar {} no_such_var", call.caller_uuid)),
+        "_undef_"
+    );
+    assert_eq!(
+        sim.api(&format!("uuid_exists {}", call.callee_uuid)),
+        "true"
+    );
+    assert_eq!(sim.api(&format!("uuid_kill {}", call.callee_uuid)), "+OK\n");
+    assert_eq!(
+        sim.api(&format!("uuid_exists {}", call.callee_uuid)),
+        "false"
+    );
+    assert_eq!(sim.api("show channels as json"), "{\"row_count\":0}");
+}
