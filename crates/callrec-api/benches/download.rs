@@ -9,7 +9,8 @@
 //!
 //! `scripts/bench-api.sh` installs nginx (Debian's `nginx-light`) and runs this;
 //! `CALLREC_NGINX` (default `/usr/sbin/nginx`), `CALLREC_BENCH_FILE_MB` (default 256),
-//! `CALLREC_BENCH_ROUNDS` (default 10).
+//! `CALLREC_BENCH_ROUNDS` (default 10), `CALLREC_NGINX_IO` (nginx's I/O directives, default
+//! `sendfile on; tcp_nopush on;`, to compare against its other settings).
 
 #[path = "../../callrec-store/benches/support/mod.rs"]
 mod store_support;
@@ -70,9 +71,8 @@ error_log {p}/error.log;
 events {{ worker_connections 64; }}
 http {{
     access_log off;
-    sendfile on;
-    tcp_nopush on;
     keepalive_requests 100000;
+    {io}
     types {{ audio/wav wav; }}
     client_body_temp_path {p}/body;
     proxy_temp_path {p}/proxy;
@@ -86,7 +86,9 @@ http {{
     }}
 }}
 ",
-            root = root.display()
+            root = root.display(),
+            io = std::env::var("CALLREC_NGINX_IO")
+                .unwrap_or_else(|_| "sendfile on; tcp_nopush on;".to_owned()),
         ),
     )
     .expect("nginx.conf");
