@@ -338,9 +338,11 @@ fn commit_one(
                 work.dest.display()
             );
             tx.prepare_cached(
-                "UPDATE recordings SET state = 'failed', state_reason = ?2, paused_ms = ?3 WHERE seq = ?1",
+                "UPDATE recordings SET state = 'failed', state_reason = ?2, paused_ms = ?3,
+                     expires_at = ?4
+                 WHERE seq = ?1",
             )
-            .and_then(|mut s| s.execute(params![seq, reason, paused]))
+            .and_then(|mut s| s.execute(params![seq, reason, paused, ms(expires)]))
             .map_err(StoreError::sql("mark recording failed"))?;
             audit::append(
                 tx,

@@ -36,12 +36,14 @@ pub(crate) struct Victim {
     pub user: UserId,
     pub store_path: String,
     pub size: i64,
+    /// Whether the recording has a file in the store (a `failed` one may have none).
+    pub has_file: bool,
     pub started_at: i64,
     pub expires_at: Option<i64>,
 }
 
-const VICTIM_COLUMNS: &str =
-    "seq, id, site_id, user_id, store_path, COALESCE(size_bytes, 0), started_at, expires_at";
+const VICTIM_COLUMNS: &str = "seq, id, site_id, user_id, store_path, COALESCE(size_bytes, 0), \
+     started_at, expires_at, sha256 IS NOT NULL";
 
 fn victim_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Victim> {
     Ok(Victim {
@@ -53,6 +55,7 @@ fn victim_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Victim> {
         size: r.get(5)?,
         started_at: r.get(6)?,
         expires_at: r.get(7)?,
+        has_file: r.get(8)?,
     })
 }
 
@@ -97,13 +100,15 @@ pub(crate) fn tombstone(
         if changed == 0 {
             continue;
         }
-        usage
-            .execute(params![v.user.0, v.size])
-            .map_err(StoreError::sql("update usage"))?;
         let path = paths.store_file(&v.store_path);
-        pending
-            .execute(params![path.to_string_lossy(), why])
-            .map_err(StoreError::sql("record pending removal"))?;
+        if v.has_file {
+            usage
+                .execute(params![v.user.0, v.size])
+                .map_err(StoreError::sql("update usage"))?;
+            pending
+                .execute(params![path.to_string_lossy(), why])
+                .map_err(StoreError::sql("record pending removal"))?;
+        }
         audit::append(
             tx,
             &Event {
@@ -115,7 +120,9 @@ pub(crate) fn tombstone(
                 detail: &json!({"reason": why, "size_bytes": v.size}).to_string(),
             },
         )?;
-        removals.push(path);
+        if v.has_file {
+            removals.push(path);
+        }
     }
     Ok(removals)
 }
@@ -446,6 +453,7 @@ pub(crate) fn evict_for_quota(
     let select = format!(
         "SELECT {VICTIM_COLUMNS} FROM recordings
          WHERE user_id = ?1 AND state IN ('stored', 'failed') AND hold = 0 AND seq <> ?2
+           AND sha256 IS NOT NULL
          ORDER BY started_at, seq LIMIT 256"
     );
     let candidates: Vec<Victim> = tx

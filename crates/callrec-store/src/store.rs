@@ -1020,6 +1020,18 @@ fn recompute_expiry(
     site: SiteId,
     settings: &SiteSettings,
 ) -> Result<(), StoreError> {
+    if !settings.legal_hold {
+        // Plain day arithmetic, the same as `expires_at`: one statement, however many rows.
+        let day_ms = 24 * 3600 * 1000i64;
+        tx.prepare_cached(
+            "UPDATE recordings SET expires_at = started_at + ?2
+             WHERE site_id = ?1 AND state IN ('recording', 'stored', 'failed')",
+        )
+        .and_then(|mut s| s.execute(params![site.0, i64::from(settings.retention_days) * day_ms]))
+        .map_err(StoreError::sql("recompute expiry"))?;
+        return Ok(());
+    }
+    // Calendar years: computed here, row by row, so every path agrees to the day.
     let rows: Vec<(i64, i64)> = tx
         .prepare_cached(
             "SELECT seq, started_at FROM recordings

@@ -123,30 +123,46 @@ async fn a_full_store_filesystem_keeps_the_spool_file_and_ingest_resumes_when_sp
     let (id, bytes) = finished_recording(&mut store, &spool, 3 << 20);
     let spool_file = spool.join(format!("{id}.wav"));
 
+    // One attempt, synchronously: a clear error, the spool file intact, no half copy left in
+    // the store, the row still waiting.
+    let err = store.ingest(&IngestJob::new(id.clone())).unwrap_err();
+    assert_eq!(err.kind(), callrec_store::ErrorKind::DiskFull);
+    assert!(err.kind().is_transient());
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("cannot write a copy into the store "),
+        "{msg}"
+    );
+    assert!(
+        msg.ends_with("No space left on device (os error 28)"),
+        "{msg}"
+    );
+    assert_eq!(sha(&std::fs::read(&spool_file).unwrap()), sha(&bytes));
+    assert!(
+        walk(&fs.0.join("store")).is_empty(),
+        "a half copy was left behind"
+    );
+    let state = store
+        .view()
+        .recording(&id, &callrec_store::Access::system("t"))
+        .unwrap()
+        .state;
+    assert_eq!(state, RecordingState::Recording);
+
+    // The worker retries by itself and counts each failure.
     let handle = StoreHandle::new(store);
     let worker = handle.start_ingest_worker(quick_retries()).unwrap();
     let queue = worker.queue();
     let done = queue.submit(IngestJob::new(id.clone())).unwrap();
-
-    wait_for("a disk-full error", || queue.stats().errors_disk_full >= 2);
+    wait_for("disk-full errors", || queue.stats().errors_disk_full >= 2);
     let stats: IngestStats = queue.stats();
     let last = stats.last_error.clone().unwrap();
     assert!(last.starts_with("disk_full: "), "{last}");
     assert!(last.contains("No space left on device"), "{last}");
     assert_eq!(stats.retrying + stats.queued, 1);
     assert_eq!(stats.stored, 0);
-    // The spool file is untouched and no half copy is left in the store.
+    // The copy only ever reads the spool file.
     assert_eq!(sha(&std::fs::read(&spool_file).unwrap()), sha(&bytes));
-    let state = handle
-        .read(move |v| {
-            v.recording(&id, &callrec_store::Access::system("t"))
-                .map(|r| r.state)
-        })
-        .await
-        .unwrap();
-    assert_eq!(state, RecordingState::Recording);
-    let leftovers: Vec<_> = walk(&fs.0.join("store"));
-    assert!(leftovers.is_empty(), "{leftovers:?}");
 
     // Space returns; nobody does anything else.
     fs.resize("16m");

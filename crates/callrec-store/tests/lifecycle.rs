@@ -241,7 +241,7 @@ fn a_file_left_without_audio_by_a_killed_switch_is_kept_and_marked_failed() {
 
     // No file at all: failed, saying so.
     let id = f.start(&alice, "1001", "9999");
-    let outcome = f.store.ingest(&IngestJob::new(id)).unwrap();
+    let outcome = f.store.ingest(&IngestJob::new(id.clone())).unwrap();
     let IngestOutcome::Failed {
         reason, path: None, ..
     } = outcome
@@ -249,6 +249,15 @@ fn a_file_left_without_audio_by_a_killed_switch_is_kept_and_marked_failed() {
         panic!("{outcome:?}");
     };
     assert!(reason.starts_with("no file"), "{reason}");
+
+    // Deleting a recording that never had a file leaves the usage of the others alone.
+    let before = f.store.view().user_usage(alice.id).unwrap();
+    assert_eq!(before.files, 2);
+    f.store
+        .delete_recording(&id, &Access::system("admin"), "cleanup")
+        .unwrap();
+    assert_eq!(f.store.view().user_usage(alice.id).unwrap(), before);
+    assert!(f.store.verify(&Default::default()).unwrap().is_clean());
 }
 
 #[test]
