@@ -121,8 +121,23 @@ pub(crate) enum Plan {
 }
 
 impl Store {
-    /// Ingest one recording: plan, place, commit (see the module doc). Blocking; the daemon
-    /// uses the worker instead.
+    /// Ingest one recording whose file the switch has closed (SPEC §4.1). Blocking; the daemon
+    /// uses the [`crate::IngestWorker`] instead.
+    ///
+    /// In order: the row (which must be `recording`) gets `ended_at` (the job's, or now),
+    /// marking the ingest as under way; the spool file is hashed, fsynced and renamed into
+    /// `store/<site>/<YYYY>/<MM>/<DD>/<file name>` (copied, fsynced and renamed across
+    /// filesystems), the directories are fsynced; one transaction then sets `stored` with
+    /// size, hash, duration and expiry, updates usage, writes the audit entry and applies the
+    /// `evict_oldest` quota policy. A file with no audio (a bare WAV header), unreadable audio
+    /// or no file at all ends `failed` with the reason (any file is kept). A spool file left
+    /// by a cross-filesystem copy is removed only after the commit.
+    ///
+    /// Idempotent: run again at any point after a crash it finishes the job exactly once
+    /// (finding the file in the spool or already in the store); on a recording that is no
+    /// longer `recording` it does nothing and says so ([`IngestOutcome::AlreadyDone`]).
+    /// Errors of kind `DiskFull`, `Io` or `Busy` leave the spool file intact and are worth
+    /// retrying.
     pub fn ingest(&mut self, job: &IngestJob) -> Result<IngestOutcome, StoreError> {
         let work = match self.plan_ingest(job)? {
             Plan::Done(outcome) => return Ok(outcome),

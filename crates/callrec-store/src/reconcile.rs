@@ -52,7 +52,19 @@ pub struct ReconcileReport {
 }
 
 impl Store {
-    /// Run the reconcile pass (see the module doc).
+    /// Finish what a crash interrupted, so index and disk agree again; run it at start,
+    /// before new work.
+    ///
+    /// - files whose deletion (or cross-filesystem copy) committed but which were not yet
+    ///   removed are removed;
+    /// - rows still `recording` with `ended_at` set were being ingested: the ingest is run
+    ///   again (idempotent);
+    /// - with [`ReconcileOptions::walk_store`]: temporary copies (`.name.tmp`) and files of
+    ///   tombstones are removed, and files no row knows are reported and left alone.
+    ///
+    /// Rows still `recording` *without* `ended_at` are left to the daemon (counted in
+    /// [`ReconcileReport::awaiting_daemon`]): only it can ask the switch whether the call is
+    /// over (SPEC §3.6) before it submits the ingest, with the time the recording ended.
     pub fn reconcile(&mut self, options: &ReconcileOptions) -> Result<ReconcileReport, StoreError> {
         let mut report = ReconcileReport {
             files_removed: self.finish_pending_removals()?,

@@ -280,6 +280,11 @@ impl Store {
     /// Apply retention now (SPEC §4.3): delete every `stored` or `failed` recording whose
     /// `expires_at` has passed and that is not on hold, leaving tombstones and audit entries.
     /// With `dry_run`, change nothing and report what would be deleted.
+    ///
+    /// Crash-safe: each batch's rows become tombstones (with usage, audit entries and a
+    /// `pending_removals` entry per file) in one transaction before any file is removed; a
+    /// kill between the two leaves files that [`Store::reconcile`] removes. The index never
+    /// says `stored` for a file that is gone.
     pub fn sweep(&mut self, options: &SweepOptions) -> Result<SweepReport, StoreError> {
         let now = self.now();
         let batch = options.batch.max(1);

@@ -112,7 +112,14 @@ fn like_pattern(text: &str) -> String {
 }
 
 impl ReadView<'_> {
-    /// Search the recordings `access` may see (see the module doc).
+    /// Search the recordings `access` may see, newest first (SPEC §5 `GET /recordings`).
+    ///
+    /// Every filter is served by an index (the first page is read in index order, no sort):
+    /// a number (normalised like stored numbers, either party), a party, text in notes
+    /// (trigram index, case-insensitive substring of 3 characters or more), the user, hold,
+    /// notes, direction, otherwise the time index, which also serves the date range and the
+    /// minimum duration. `next_cursor` is opaque; pass it back as `cursor` for the next page.
+    /// A user outside the caller's scope gives an empty page, not an error.
     pub fn search(&self, access: &Access, query: &SearchQuery) -> Result<SearchPage, StoreError> {
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {

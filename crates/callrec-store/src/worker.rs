@@ -130,8 +130,19 @@ impl IngestQueue {
     }
 }
 
-/// The worker thread. Dropping it without [`IngestWorker::shutdown`] detaches the thread,
-/// which then stops once every [`IngestQueue`] is dropped.
+/// The ingest worker: ingests off the async runtime on its own thread.
+///
+/// It takes up to [`IngestConfig::batch`] jobs at a time, plans them in one transaction,
+/// moves their files with the store lock released (several at once), fsyncs each directory
+/// once, and commits the batch in one transaction. Transient failures (disk full, I/O
+/// errors, a busy index) are retried with capped exponential backoff, the spool file left
+/// intact, so ingest resumes by itself when the cause goes away; [`IngestQueue::stats`]
+/// counts them. [`IngestWorker::shutdown`] finishes the jobs already submitted (one more
+/// attempt each) and stops; what still fails is left for the next start's
+/// [`crate::Store::reconcile`].
+///
+/// Dropping it without `shutdown` detaches the thread, which then stops once every
+/// [`IngestQueue`] is dropped.
 pub struct IngestWorker {
     queue: IngestQueue,
     thread: Option<JoinHandle<()>>,
