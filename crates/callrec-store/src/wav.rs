@@ -214,4 +214,23 @@ mod tests {
             let _ = inspect(&full[..cut], cut as u64);
         }
     }
+
+    #[test]
+    fn random_corruption_of_a_real_file_never_panics() {
+        let mut rng = rand::rng();
+        let head = &FIXTURE[..256];
+        for _ in 0..20_000 {
+            let mut bytes = head.to_vec();
+            for _ in 0..rand::Rng::random_range(&mut rng, 1..8) {
+                let i = rand::Rng::random_range(&mut rng, 0..bytes.len());
+                bytes[i] = rand::Rng::random(&mut rng);
+            }
+            let cut = rand::Rng::random_range(&mut rng, 0..=bytes.len());
+            let claimed = rand::Rng::random_range(&mut rng, 0..u64::from(u32::MAX) * 2);
+            if let Ok(info) = inspect(&bytes[..cut], claimed) {
+                assert!(info.data_bytes > 0);
+                assert!(info.data_bytes <= claimed);
+            }
+        }
+    }
 }
