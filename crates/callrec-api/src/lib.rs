@@ -98,7 +98,9 @@ pub fn routes(
 }
 
 /// Serve the API on an already-bound listener until `shutdown` completes; then stop
-/// accepting, let the requests in flight finish (a long download included), and return.
+/// accepting, let the requests in flight finish for up to [`ApiConfig::shutdown_grace`] (a
+/// long download included), and return. Connections still open after the grace period are
+/// left to end with the runtime.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
@@ -108,10 +110,21 @@ pub async fn serve(
         Ok(addr) => tracing::info!(%addr, "API listening"),
         Err(e) => tracing::warn!(error = %e, "API listening (address unknown)"),
     }
-    warp::serve(routes(state))
+    let grace = state.config().shutdown_grace;
+    let asked = std::sync::Arc::new(tokio::sync::Notify::new());
+    let told = asked.clone();
+    let server = warp::serve(routes(state))
         .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
-    tracing::info!("API stopped");
+        .graceful(async move {
+            shutdown.await;
+            told.notify_one();
+        })
+        .run();
+    tokio::select! {
+        () = server => tracing::info!("API stopped"),
+        () = async {
+            asked.notified().await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(?grace, "API stopped with requests still in flight after the grace period"),
+    }
 }

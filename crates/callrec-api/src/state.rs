@@ -1,6 +1,7 @@
 //! What every handler shares: the store, the daemon, the metrics and the limits.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use callrec_store::{Caller, StoreHandle};
 
@@ -14,12 +15,16 @@ pub struct ApiConfig {
     /// The largest request body accepted, in bytes; larger is a 413. The largest legitimate
     /// body is a note of `MAX_NOTE_CHARS` characters of up to 4 bytes each.
     pub max_body_bytes: u64,
+    /// After shutdown is asked for, how long requests in flight (a long download to a slow
+    /// client) may run before they are cut, so that a stuck client cannot hold the daemon.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             max_body_bytes: 64 * 1024,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }

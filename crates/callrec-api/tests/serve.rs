@@ -193,3 +193,31 @@ async fn oversized_bodies_are_refused_with_413_whether_chunked_or_declared() {
     let r = exchange(running.addr, req.as_bytes()).await;
     assert_eq!(r.status, 201);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_cannot_hold_shutdown_past_the_grace_period() {
+    let mut w = World::with_config(callrec_api::ApiConfig {
+        shutdown_grace: Duration::from_millis(300),
+        ..callrec_api::ApiConfig::default()
+    });
+    let alice = w.alice.user.clone();
+    // Larger than the socket buffers, so the server is left waiting to write.
+    let (rec, _) = w.record(&alice, "1001", "01234567891", t0(), 500_000);
+    let mut running = start(&w).await;
+    let mut s = TcpStream::connect(running.addr).await.unwrap();
+    let req = format!(
+        "GET /api/v1/recordings/{}/audio HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        rec.id, w.alice.token
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut first = [0u8; 1024];
+    let n = s.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    // The client now reads nothing more and keeps the connection open.
+    running.stop.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running.server)
+        .await
+        .expect("serve waited on a stuck client past its grace period")
+        .unwrap();
+    drop(s);
+}

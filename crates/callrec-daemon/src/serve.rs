@@ -32,6 +32,7 @@ pub(crate) fn spawn_api(
         Arc::new(handle.clone()),
         ApiConfig {
             max_body_bytes: config.api.max_body_bytes.bytes(),
+            ..ApiConfig::default()
         },
     );
     let token = handle.shutdown_token();
