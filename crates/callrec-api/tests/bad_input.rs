@@ -515,6 +515,7 @@ async fn raw_traversal_in_the_path_finds_no_route_and_no_file() {
 async fn bodies_over_the_limit_are_413_on_every_route_that_takes_one() {
     let w = World::with_config(callrec_api::ApiConfig {
         max_body_bytes: 1024,
+        ..callrec_api::ApiConfig::default()
     });
     let alice = w.alice.user.clone();
     let mut w = w;
