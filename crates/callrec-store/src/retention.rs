@@ -225,6 +225,9 @@ pub struct SweepOptions {
     pub batch: usize,
     /// At most this many deletions are listed in the report (all are counted).
     pub list_limit: usize,
+    /// Stop after about this many deletions (whole batches) and say whether more remain, so
+    /// a daemon can release the store between steps and let ingest through. `None`: all.
+    pub max_deletions: Option<u64>,
 }
 
 impl Default for SweepOptions {
@@ -234,6 +237,7 @@ impl Default for SweepOptions {
             actor: "sweeper".to_owned(),
             batch: 1000,
             list_limit: 10_000,
+            max_deletions: None,
         }
     }
 }
@@ -274,6 +278,9 @@ pub struct SweepReport {
     pub kept_on_hold: u64,
     /// Deleted recordings whose file could not be removed yet (left for reconcile).
     pub files_not_removed: u64,
+    /// Whether the sweep stopped at `max_deletions`, so expired recordings may be left: call
+    /// it again.
+    pub more: bool,
 }
 
 impl Store {
@@ -296,7 +303,10 @@ impl Store {
             listed: Vec::new(),
             kept_on_hold: self.count_held_expired(now)?,
             files_not_removed: 0,
+            more: false,
         };
+        let limit_reached =
+            |report: &SweepReport| options.max_deletions.is_some_and(|m| report.deleted >= m);
         if options.dry_run {
             // Nothing is written: page through the victims (they stay put) and list them.
             let mut after = (i64::MIN, i64::MIN);
@@ -304,6 +314,10 @@ impl Store {
                 let victims = self.select_victims(&self.conn, now, after, batch)?;
                 self.note_victims(&mut report, &victims, options.list_limit)?;
                 match victims.last() {
+                    Some(_) if victims.len() == batch && limit_reached(&report) => {
+                        report.more = true;
+                        return Ok(report);
+                    }
                     Some(last) if victims.len() == batch => {
                         after = (last.expires_at.unwrap_or(i64::MIN), last.seq)
                     }
@@ -351,6 +365,10 @@ impl Store {
                         return Err(StoreError::Task("the file remover stopped".into()));
                     }
                     if victims.len() < batch {
+                        return Ok(());
+                    }
+                    if limit_reached(&report) {
+                        report.more = true;
                         return Ok(());
                     }
                 }

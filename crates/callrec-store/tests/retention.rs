@@ -78,6 +78,31 @@ fn expired_recordings_are_deleted_held_ones_kept_and_tombstones_and_audit_entrie
 }
 
 #[test]
+fn a_sweep_can_go_in_steps_so_ingest_is_not_held_up() {
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    for _ in 0..7 {
+        f.recording(&alice, "1001", "02077456456", 100);
+    }
+    f.clock.advance(Duration::days(181));
+    let step = SweepOptions {
+        batch: 2,
+        max_deletions: Some(3),
+        ..Default::default()
+    };
+    let first = f.store.sweep(&step).unwrap();
+    assert_eq!(
+        (first.deleted, first.more),
+        (4, true),
+        "whole batches, then stop"
+    );
+    let second = f.store.sweep(&step).unwrap();
+    assert_eq!((second.deleted, second.more), (3, false));
+    assert_eq!(f.store.view().user_usage(alice.id).unwrap().files, 0);
+    assert!(files_under(&f.data_dir().join("store")).is_empty());
+}
+
+#[test]
 fn a_legal_hold_site_keeps_recordings_seven_years_and_retention_changes_recompute_expiry() {
     let mut f = Fixture::new();
     let alice = f.user("1001");
