@@ -5,11 +5,21 @@
 //! the site's country code and national prefix, and every number a user searches for is
 //! normalised the same way, so any form finds the same recordings.
 //!
+//! Normalisation does not depend on the numbering database knowing the number: the database
+//! (`phonenumber`) has the final say on numbers it recognises, but everything it needs is
+//! first put in plain international form by a rule that only uses the site's plan — strip
+//! the formatting, `00` (or North America's `011`) → `+`, a trunk prefix written in brackets
+//! after the country code (`+44 (0)1632 960001`, the usual UK way) dropped, the national
+//! prefix → `+CC`. So a number in a range the database does not list (new ranges, Ofcom's
+//! drama numbers such as `01632 960001`) still reaches one form whichever way it was written.
+//!
 //! The rule for what is *not* a public number: a string of at most
 //! [`EXTENSION_MAX_DIGITS`] digits with no `+` is an internal extension (`1001`, `200`) and is
 //! kept exactly as it is. Anything that is not made of digits and the usual punctuation
 //! (`anonymous`, `*48`, a SIP URI) is kept as given, trimmed: it is not a number, and
 //! inventing one would make it match the wrong calls.
+
+use std::borrow::Cow;
 
 use crate::error::StoreError;
 
@@ -71,7 +81,8 @@ pub fn is_extension(s: &str) -> bool {
 /// unchanged for extensions and for things that are not numbers.
 pub fn normalise(raw: &str, plan: &NumberPlan) -> String {
     let trimmed = raw.trim();
-    let Some((plus, digits)) = split_number(trimmed) else {
+    let unbracketed = drop_bracketed_trunk_prefix(trimmed, plan);
+    let Some((plus, digits)) = split_number(&unbracketed) else {
         return trimmed.to_owned();
     };
     if !plus && digits.len() <= EXTENSION_MAX_DIGITS {
@@ -100,6 +111,59 @@ pub fn normalise(raw: &str, plan: &NumberPlan) -> String {
         // Not a number the database recognises; keep the plain international form so equal
         // inputs still meet.
         Err(_) => international,
+    }
+}
+
+/// `s` without a trunk prefix written in brackets right after an international country code:
+/// `+44 (0)1632 960001` → `+44 1632 960001`, `0044(0)20 7946 0000` → `0044 20 7946 0000`.
+///
+/// The bracketed digits are only dropped when they are that country's trunk prefix (the
+/// site's own `national_prefix` for the site's country, the numbering database's for any
+/// other); anything else in brackets is part of the number (`+1 (212) 555-1234`) and stays.
+/// A country with no trunk prefix (Italy) keeps its digits: its leading `0` is dialled.
+fn drop_bracketed_trunk_prefix<'a>(s: &'a str, plan: &NumberPlan) -> Cow<'a, str> {
+    let Some((head, rest)) = s.split_once('(') else {
+        return Cow::Borrowed(s);
+    };
+    let Some((inner, tail)) = rest.split_once(')') else {
+        return Cow::Borrowed(s);
+    };
+    let Some((plus, head_digits)) = split_number(head) else {
+        return Cow::Borrowed(s);
+    };
+    let country = if plus {
+        head_digits.as_str()
+    } else if let Some(cc) = head_digits.strip_prefix("00") {
+        cc
+    } else if let (1, Some(cc)) = (plan.country_code, head_digits.strip_prefix("011")) {
+        cc
+    } else {
+        // No international prefix: the brackets are an area code, `(01234) 567890`.
+        return Cow::Borrowed(s);
+    };
+    let Some(code) = country
+        .parse::<u16>()
+        .ok()
+        .filter(|_| (1..=3).contains(&country.len()))
+    else {
+        return Cow::Borrowed(s);
+    };
+    let trunk = if code == plan.country_code {
+        Some(plan.national_prefix.clone())
+    } else {
+        phonenumber::metadata::DATABASE
+            .by_code(&code)
+            .and_then(|regions| {
+                regions
+                    .iter()
+                    .find_map(|m| m.national_prefix().map(str::to_owned))
+            })
+    };
+    match trunk {
+        Some(trunk) if !trunk.is_empty() && inner.trim() == trunk => {
+            Cow::Owned(format!("{head} {tail}"))
+        }
+        _ => Cow::Borrowed(s),
     }
 }
 
@@ -160,12 +224,57 @@ mod tests {
     }
 
     #[test]
+    fn a_bracketed_trunk_prefix_is_dropped_even_for_ranges_the_database_does_not_know() {
+        // 01632 960xxx is Ofcom's drama range: the numbering database does not list it, so
+        // only the plan-based rule can bring these forms together.
+        for raw in [
+            "01632 960001",
+            "+44 (0)1632 960001",
+            "+44(0)1632 960001",
+            "+44 (0) 1632-960001",
+            "0044 1632 960001",
+            "0044 (0)1632 960001",
+            "+44 1632 960001",
+            "441632960001",
+        ] {
+            assert_eq!(normalise(raw, &uk()), "+441632960001", "for {raw:?}");
+        }
+        for raw in ["020 7946 0000", "+44(0)20 7946 0000", "+44 (0)20 7946 0000"] {
+            assert_eq!(normalise(raw, &uk()), "+442079460000", "for {raw:?}");
+        }
+    }
+
+    #[test]
+    fn brackets_that_are_not_a_trunk_prefix_stay_part_of_the_number() {
+        let us = NumberPlan {
+            country_code: 1,
+            national_prefix: "1".into(),
+        };
+        assert_eq!(normalise("+1 (212) 555-1234", &us), "+12125551234");
+        assert_eq!(normalise("+1 (212) 555-1234", &uk()), "+12125551234");
+        // Another country's trunk prefix comes from the numbering database.
+        assert_eq!(normalise("+33 (0)1 23 45 67 89", &uk()), "+33123456789");
+        // Italy has none: its leading 0 is dialled and kept.
+        assert_eq!(normalise("+39 (0)6 1234 5678", &uk()), "+390612345678");
+        // A site whose plan has a different trunk prefix only drops that one.
+        let odd = NumberPlan {
+            country_code: 44,
+            national_prefix: "9".into(),
+        };
+        assert_eq!(normalise("+44 (9)1632 960001", &odd), "+441632960001");
+        assert_eq!(normalise("+44 (0)1632 960001", &odd), "+4401632960001");
+    }
+
+    #[test]
     fn extensions_and_non_numbers_are_left_alone() {
         assert_eq!(normalise("1001", &uk()), "1001");
         assert_eq!(normalise("200", &uk()), "200");
         assert_eq!(normalise("anonymous", &uk()), "anonymous");
         assert_eq!(normalise("*48", &uk()), "*48");
         assert_eq!(normalise("", &uk()), "");
+        // Brackets never turn an extension into a public number.
+        assert_eq!(normalise("(1001)", &uk()), "1001");
+        assert_eq!(normalise("123456", &uk()), "123456");
     }
 
     #[test]

@@ -178,6 +178,72 @@ fn every_form_of_a_number_finds_the_same_recordings() {
 }
 
 #[test]
+fn uk_forms_with_a_bracketed_trunk_prefix_find_the_same_recordings() {
+    // 01632 960xxx is a range the numbering database does not list (Ofcom's drama numbers),
+    // so these meet only through the plan-based rule. Each call was presented in a different
+    // form; each form finds all of them.
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let forms = [
+        "01632 960001",
+        "+44 (0)1632 960001",
+        "0044 1632 960001",
+        "+441632960001",
+    ];
+    let mut calls: Vec<RecordingId> = forms
+        .iter()
+        .map(|form| record(&mut f, &alice, Direction::Inbound, form, "1001", 2000))
+        .collect();
+    // A London number written the same way, and one that only differs in its last digit.
+    let london = record(
+        &mut f,
+        &alice,
+        Direction::Outbound,
+        "1001",
+        "020 7946 0000",
+        2000,
+    );
+    let neighbour = record(
+        &mut f,
+        &alice,
+        Direction::Inbound,
+        "01632 960002",
+        "1001",
+        2000,
+    );
+    calls.reverse(); // newest first
+    let admin = Access::system("admin@default");
+    let find = |number: &str| -> Vec<RecordingId> {
+        f.store
+            .view()
+            .search(
+                &admin,
+                &SearchQuery {
+                    number: Some(number.into()),
+                    ..q()
+                },
+            )
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    for form in forms
+        .iter()
+        .chain(&["+44(0)1632 960001", "0044 (0)1632-960001"])
+    {
+        assert_eq!(find(form), calls, "number={form:?}");
+    }
+    for form in ["020 7946 0000", "+44(0)20 7946 0000", "0044 20 7946 0000"] {
+        assert_eq!(find(form), std::slice::from_ref(&london), "number={form:?}");
+    }
+    assert_eq!(find("+44 (0)1632 960002"), [neighbour]);
+    // The extension on the other side is still found as typed.
+    assert_eq!(find("1001").len(), calls.len() + 2);
+}
+
+#[test]
 fn each_filter_narrows_to_what_it_says() {
     let w = world();
     let all = w.admin_finds(q());
