@@ -177,10 +177,12 @@ fn handshake(stream: &TcpStream) -> BufReader<TcpStream> {
 
 /// When each `uuid_record` command for a channel arrived, and a channel that says so as it
 /// happens (for the latency probe, which must not poll the daemon's runtime).
+type ArrivalSender = std::sync::mpsc::Sender<(String, Instant)>;
+
 #[derive(Clone, Default)]
 struct Arrivals {
     seen: Arc<Mutex<HashMap<String, Instant>>>,
-    notify: Arc<Mutex<Option<std::sync::mpsc::Sender<(String, Instant)>>>>,
+    notify: Arc<Mutex<Option<ArrivalSender>>>,
 }
 
 impl Arrivals {
@@ -209,10 +211,11 @@ fn serve_commands(stream: TcpStream, arrivals: Arrivals) {
         let now = Instant::now();
         let line = command.trim_end();
         if let Some(rest) = line.strip_prefix("bgapi ") {
-            if let Some(args) = rest.strip_prefix("uuid_record ") {
-                if let Some(uuid) = args.split_whitespace().next() {
-                    arrivals.record(uuid, now);
-                }
+            if let Some(uuid) = rest
+                .strip_prefix("uuid_record ")
+                .and_then(|args| args.split_whitespace().next())
+            {
+                arrivals.record(uuid, now);
             }
             job += 1;
             let id = format!("00000000-0000-4000-8000-{job:012}");

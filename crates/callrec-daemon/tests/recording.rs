@@ -150,3 +150,26 @@ async fn a_recording_shorter_than_min_seconds_is_discarded() {
     );
     bed.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_events_record_exactly_as_plain_ones() {
+    let mut setup = Setup::users(&[
+        ("1001", RecordingMode::Always),
+        ("1000", RecordingMode::AlwaysPausable),
+    ]);
+    setup.event_format = callrec_config::EventFormat::Json;
+    let bed = Bed::start(setup).await;
+    bed.sim.place_call(
+        CallSpec::internal("1001", "1000")
+            .ring(S(1))
+            .hold(Side::Caller, S(1), S(1))
+            .talk(S(5), Side::Callee),
+    );
+    bed.advance(S(1));
+    bed.recording_on_switch(2).await;
+    bed.advance(S(5));
+    let stored = bed.wait_recordings(RecordingState::Stored, 2).await;
+    assert!(stored.iter().all(|r| r.direction == Direction::Internal));
+    assert_eq!(bed.handle.metrics().malformed_frames.get(), 0);
+    bed.stop().await.unwrap();
+}

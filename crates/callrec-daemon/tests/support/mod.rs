@@ -70,6 +70,8 @@ pub struct Setup {
     pub password: String,
     /// Point the daemon at this port instead of the simulator's.
     pub esl_port: Option<u16>,
+    /// `esl.event_format`.
+    pub event_format: callrec_config::EventFormat,
 }
 
 impl Setup {
@@ -80,6 +82,7 @@ impl Setup {
             min_seconds: 3,
             password: "ClueCon".into(),
             esl_port: None,
+            event_format: callrec_config::EventFormat::Plain,
         }
     }
 
@@ -175,6 +178,7 @@ impl Bed {
         config.esl.port = setup.esl_port.unwrap_or(sim.esl_addr().port());
         config.esl.password = callrec_config::Secret::new(setup.password.clone());
         config.esl.reconnect_max_secs = 1;
+        config.esl.event_format = setup.event_format;
         config.storage.data_dir = data;
         config.storage.spool_dir = spool.clone();
         config.storage.spool_scan_secs = 1;
