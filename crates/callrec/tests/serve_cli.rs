@@ -1,0 +1,152 @@
+//! An operator runs `callrec serve`: a wrong ESL password stops it with exit 78 and a message
+//! naming the setting (so systemd stops retrying); SIGTERM stops it cleanly with exit 0.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::Install;
+
+fn read_command(r: &mut BufReader<TcpStream>) -> Option<String> {
+    let mut command = String::new();
+    while !command.ends_with("\n\n") {
+        if r.read_line(&mut command).ok()? == 0 {
+            return None;
+        }
+    }
+    Some(command)
+}
+
+/// A switch on a free port: `accept_password` decides whether `auth` succeeds; after it,
+/// every command gets `+OK`. Counts the sessions that authenticated.
+fn fake_switch(accept_password: bool) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let authenticated = Arc::new(AtomicUsize::new(0));
+    let count = authenticated.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let count = count.clone();
+            thread::spawn(move || {
+                let mut w = stream.try_clone().expect("clone");
+                let mut r = BufReader::new(stream);
+                let _ = w.write_all(b"Content-Type: auth/request\n\n");
+                if read_command(&mut r).is_none() {
+                    return;
+                }
+                if !accept_password {
+                    let notice = "Disconnected, goodbye.\n";
+                    let _ = w.write_all(
+                        format!(
+                            "Content-Type: command/reply\nReply-Text: -ERR invalid\n\nContent-Type: text/disconnect-notice\nContent-Length: {}\n\n{notice}",
+                            notice.len()
+                        )
+                        .as_bytes(),
+                    );
+                    return;
+                }
+                let _ = w.write_all(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n");
+                count.fetch_add(1, Ordering::SeqCst);
+                while let Some(command) = read_command(&mut r) {
+                    let reply = if command.starts_with("bgapi") {
+                        "Content-Type: command/reply\nReply-Text: +OK Job-UUID: 1\nJob-UUID: 1\n\n"
+                    } else {
+                        "Content-Type: command/reply\nReply-Text: +OK event listener enabled plain\n\n"
+                    };
+                    if w.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, authenticated)
+}
+
+fn serve_args(install: &Install, port: u16) -> Vec<String> {
+    vec![
+        "--data-dir".into(),
+        install.data_dir().display().to_string(),
+        "--set".into(),
+        format!("esl.port={port}"),
+        "--set".into(),
+        "api.listen=127.0.0.1:0".into(),
+        "--set".into(),
+        "feature_codes.listen=127.0.0.1:0".into(),
+        "--set".into(),
+        format!(
+            "storage.spool_dir={}",
+            install.root().join("spool").display()
+        ),
+        "serve".into(),
+    ]
+}
+
+#[test]
+fn a_wrong_esl_password_exits_78_and_names_esl_password() {
+    let install = Install::new();
+    let (port, _) = fake_switch(false);
+    let run = support::Callrec::new(serve_args(&install, port))
+        .env("CALLREC_ESL_PASSWORD", "not-the-password")
+        .run()
+        .expect_code(78);
+    assert!(run.stderr.contains("`esl.password`"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("not-the-password"),
+        "the password leaked"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_daemon_cleanly_with_exit_0() {
+    let install = Install::new();
+    let (port, sessions) = fake_switch(true);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callrec"))
+        .args(serve_args(&install, port))
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("callrec starts");
+    let mut stderr = child.stderr.take().expect("piped");
+    let err = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    // Both connections of the ESL session are up.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sessions.load(Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "the daemon never connected");
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!(
+                "callrec exited early: {status}\n{}",
+                err.join().unwrap_or_default()
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "callrec did not stop on SIGTERM");
+        thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = err.join().unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("SIGTERM received"), "{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+}
