@@ -237,8 +237,8 @@ section! {
         /// Seconds without any traffic (HEARTBEAT comes every ~20 s) before the connection is
         /// declared dead and re-established; 0 turns the check off.
         liveness_timeout_secs: u32 = 60, check within(0, 3600, " seconds");
-        /// `plain` or `json` event encoding.
-        event_format: EventFormat = EventFormat::Plain;
+        /// `plain` or `json` event encoding (`json` measured faster: BENCHMARKS.md, Daemon).
+        event_format: EventFormat = EventFormat::Json;
         /// Events buffered between the socket reader and callrec before the ESL crate drops.
         event_queue_size: usize = 16_384, check within(1, 1_048_576, " events");
     }

@@ -36,7 +36,7 @@ fn with_nothing_set_the_defaults_of_the_spec_apply() {
     assert_eq!(config.esl.port, 8021);
     assert_eq!(config.esl.password.expose(), "ClueCon");
     assert_eq!(config.esl.reconnect_max_secs, 10);
-    assert_eq!(config.esl.event_format, EventFormat::Plain);
+    assert_eq!(config.esl.event_format, EventFormat::Json);
     assert_eq!(config.feature_codes.listen.to_string(), "127.0.0.1:8084");
     assert_eq!(
         (
@@ -167,7 +167,7 @@ fn a_file_sets_the_keys_it_names_and_leaves_the_rest() {
 [esl]
 host = "pbx.example.com"
 port = 8022
-event_format = "json"
+event_format = "plain"
 
 [site]
 default_mode = "on_demand"
@@ -182,7 +182,7 @@ policy = "evict_oldest"
     .unwrap();
     assert_eq!(config.esl.host, "pbx.example.com");
     assert_eq!(config.esl.port, 8022);
-    assert_eq!(config.esl.event_format, EventFormat::Json);
+    assert_eq!(config.esl.event_format, EventFormat::Plain);
     assert_eq!(config.esl.password.expose(), "ClueCon");
     assert_eq!(config.site.default_mode, RecordingMode::OnDemand);
     assert_eq!(config.site.retention_days, 2555);

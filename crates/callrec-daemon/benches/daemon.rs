@@ -342,6 +342,10 @@ async fn start_daemon(port: u16, format: EventFormat, users: &[(&str, RecordingM
     .expect("daemon");
     let handle = daemon.handle();
     tokio::spawn(daemon.run(std::future::pending::<()>()));
+    handle.wait_connected().await;
+    // The fake switch lists no channels: let the reconciliation at connect finish before
+    // any channel exists, or it would (rightly) take them for hung up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     Running { handle, _dir: dir }
 }
 
