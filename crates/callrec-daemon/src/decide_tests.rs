@@ -777,3 +777,84 @@ fn a_record_stop_after_the_hangup_still_decides_discard_or_ingest() {
     );
     assert_eq!(rec.table().closing().count(), 0);
 }
+
+fn switch_channel(uuid: &str, held: bool) -> SwitchChannel {
+    SwitchChannel {
+        uuid: uuid.into(),
+        answered: true,
+        held,
+        direction: "outbound".into(),
+        cid_num: "442920123123".into(),
+        dest: "9999".into(),
+        call_uuid: None,
+    }
+}
+
+#[test]
+fn reconciliation_finds_what_hung_up_while_away_and_what_was_answered() {
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let events = fixtures::plain_events("record.events-plain.received.esl");
+    // The call is answered and recorded, then the connection drops.
+    replay_until(&mut rec, &events, |h| {
+        h.get("Event-Name").map(String::as_str) == Some("CHANNEL_HOLD")
+    });
+    let id = rec.table().recordings().next().unwrap().1.id.clone();
+    let asked = rec.event_seq();
+    // The switch now lists none of our channels, and one we never saw.
+    let plan = rec.reconcile_plan(&[switch_channel("new-leg", true)], asked);
+    assert_eq!(plan.gone.len(), 2, "both legs of the recorded call hung up");
+    assert_eq!(plan.unknown.len(), 1);
+    let mut effects = Vec::new();
+    for uuid in &plan.gone {
+        effects.extend(rec.channel_gone(uuid, 5));
+    }
+    assert!(matches!(
+        store_ops(&effects)[..],
+        [StoreOp::Segment { kind: SegmentKind::Stop, .. }, StoreOp::Ingest { id: i, .. }] if *i == id
+    ));
+    // The unknown channel is 1001's (callrec_user, from uuid_getvar) and its media bug writes
+    // one of our files: tracked again, not started twice.
+    let mut ev = ChannelEvent {
+        kind: EventKind::Answer,
+        uuid: "new-leg".into(),
+        at: 6,
+        owner_headers: vec![Some("1001".into()), None, None, None, None],
+        ..ChannelEvent::empty()
+    };
+    let theirs = format!("{SPOOL}/01900000-0000-7000-8000-000000000042.wav");
+    let rows = [InProgressRow {
+        id: "01900000-0000-7000-8000-000000000042".parse().unwrap(),
+        user: None,
+        call_uuid: "new-leg".into(),
+        spool_path: theirs.clone(),
+    }];
+    assert!(
+        rec.adopt_channel(&ev, true, std::slice::from_ref(&theirs), &rows)
+            .is_empty()
+    );
+    let calls = rec.live_calls();
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0].on_hold);
+    assert_eq!(calls[0].recording, RecordingStatus::Recording);
+    assert!(
+        rec.orphaned_rows(&rows, 7).is_empty(),
+        "its row is live again"
+    );
+    // An unknown answered channel without our media bug is recorded now (mode always).
+    ev.uuid = "another-leg".into();
+    let started = rec.adopt_channel(&ev, false, &[], &[]);
+    assert_eq!(creates(&started).len(), 1);
+}
+
+#[test]
+fn a_row_no_channel_carries_is_ingested() {
+    let rec = recorder(&[("1001", RecordingMode::Always)]);
+    let row = InProgressRow {
+        id: "01900000-0000-7000-8000-000000000042".parse().unwrap(),
+        user: None,
+        call_uuid: "gone".into(),
+        spool_path: format!("{SPOOL}/01900000-0000-7000-8000-000000000042.wav"),
+    };
+    let effects = rec.orphaned_rows(std::slice::from_ref(&row), 9);
+    assert!(matches!(&effects[..], [Effect::Store(StoreOp::Ingest { id, .. })] if *id == row.id));
+}
