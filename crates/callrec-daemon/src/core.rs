@@ -85,6 +85,8 @@ pub(crate) struct Core {
     pub(crate) esl_up: watch::Sender<bool>,
     pub(crate) clock: Clock,
     pub(crate) query_timeout: Duration,
+    /// The store's ingest queue once the worker runs, for its counters.
+    pub(crate) ingest: Mutex<Option<callrec_store::IngestQueue>>,
 }
 
 impl Core {
@@ -105,6 +107,7 @@ impl Core {
             esl_up: watch::Sender::new(false),
             clock,
             query_timeout,
+            ingest: Mutex::new(None),
         }
     }
 
@@ -221,6 +224,27 @@ impl Core {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(QueryError::Disconnected),
             Err(_) => Err(QueryError::Timeout(text)),
+        }
+    }
+
+    /// Brings the gauges computed on demand up to date (calls in progress, the ingest
+    /// worker's failure counters): called before the metrics are read.
+    pub(crate) fn refresh_metrics(&self) {
+        let calls = self.recorder().live_calls().len();
+        self.metrics.live_calls.set(calls as i64);
+        let stats = self
+            .ingest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|q| q.stats());
+        if let Some(stats) = stats {
+            self.metrics.sync_ingest_errors(&[
+                ("disk_full", stats.errors_disk_full),
+                ("io", stats.errors_io),
+                ("busy", stats.errors_busy),
+                ("permanent", stats.errors_permanent),
+            ]);
         }
     }
 

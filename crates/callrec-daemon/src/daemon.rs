@@ -223,6 +223,7 @@ impl DaemonHandle {
 
     /// The daemon's metrics, as Prometheus text.
     pub fn metrics_text(&self) -> String {
+        self.core.refresh_metrics();
         encode_registry(&self.registry)
     }
 
@@ -405,6 +406,7 @@ impl Daemon {
                     data_dir: config.storage.data_dir.clone(),
                     source,
                 })?;
+        *core.ingest.lock().unwrap_or_else(|p| p.into_inner()) = Some(ingest_worker.queue());
         let tracker = TaskTracker::new();
         let feature_calls = TaskTracker::new();
 
@@ -484,6 +486,7 @@ impl Daemon {
         core.close_store();
         let _ = store_writer.await;
         // In-flight ingests finish; anything still failing is left for the next start.
+        core.ingest.lock().unwrap_or_else(|p| p.into_inner()).take();
         ingest_worker.shutdown_async().await;
         drop(store);
         tracing::info!("stopped");

@@ -151,10 +151,8 @@ fn submit_ingest(
                     IngestOutcome::AlreadyDone { .. } => {}
                 }
             }
-            Ok(Err(err)) => {
-                core.metrics.ingest_failed(err.kind().as_str());
-                tracing::error!(error = %err, "ingest failed for good");
-            }
+            // Counted from the worker's own totals (`permanent`), with the transient kinds.
+            Ok(Err(err)) => tracing::error!(error = %err, "ingest failed for good"),
             // The worker stopped (shutdown): the next start's reconcile finishes it.
             Err(_) => {}
         }

@@ -53,6 +53,7 @@ pub struct Metrics {
     pub recordings_finished: Family<Labels, Counter>,
     dropped_seen: AtomicU64,
     by_kind: Vec<(EventKind, Counter)>,
+    ingest_seen: std::sync::Mutex<std::collections::HashMap<&'static str, u64>>,
 }
 
 impl Default for Metrics {
@@ -74,6 +75,7 @@ impl Default for Metrics {
             recordings_finished: Family::default(),
             dropped_seen: AtomicU64::new(0),
             by_kind: Vec::new(),
+            ingest_seen: std::sync::Mutex::default(),
         }
         .with_kind_counters()
     }
@@ -218,6 +220,19 @@ impl Metrics {
         self.ingest_failures
             .get_or_create(&label("kind", kind))
             .inc();
+    }
+
+    /// Brings the ingest failure counters up to the store worker's totals.
+    pub fn sync_ingest_errors(&self, totals: &[(&'static str, u64)]) {
+        let mut seen = self.ingest_seen.lock().unwrap_or_else(|p| p.into_inner());
+        for (kind, total) in totals {
+            let before = seen.insert(kind, *total).unwrap_or(0);
+            if *total > before {
+                self.ingest_failures
+                    .get_or_create(&label("kind", kind))
+                    .inc_by(total - before);
+            }
+        }
     }
 
     /// Counts a finished recording.

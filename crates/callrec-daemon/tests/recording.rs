@@ -173,3 +173,40 @@ async fn json_events_record_exactly_as_plain_ones() {
     assert_eq!(bed.handle.metrics().malformed_frames.get(), 0);
     bed.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_session_the_calls_and_the_outcomes() {
+    let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
+    bed.sim.place_call(
+        CallSpec::inbound("02079460000", "1001")
+            .ring(S(1))
+            .talk(S(4), Side::Caller),
+    );
+    bed.advance(S(1));
+    bed.recording_on_switch(1).await;
+    let text = bed.handle.metrics_text();
+    for line in [
+        "callrec_esl_connected 1",
+        "callrec_live_calls 1",
+        "callrec_esl_events_received_total{event=\"CHANNEL_ANSWER\"} 2",
+        "callrec_esl_events_dropped_total 0",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    bed.advance(S(4));
+    bed.wait_recordings(RecordingState::Stored, 1).await;
+    support::eventually("the stored outcome to be counted", || {
+        bed.handle
+            .metrics_text()
+            .contains("callrec_recordings_finished_total{outcome=\"stored\"} 1")
+            .then_some(())
+    })
+    .await;
+    let text = bed.handle.metrics_text();
+    assert!(text.contains("callrec_live_calls 0"), "{text}");
+    assert!(
+        text.contains("callrec_ingest_latency_seconds_count 1"),
+        "{text}"
+    );
+    bed.stop().await.unwrap();
+}
