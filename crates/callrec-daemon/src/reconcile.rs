@@ -139,7 +139,10 @@ async fn describe(
         uuid: sc.uuid.clone(),
         at,
         loopback_peer: getvar(core, &sc.uuid, "other_loopback_leg_uuid").await?,
-        other_leg: getvar(core, &sc.uuid, "bridge_uuid").await?,
+        other_leg: match getvar(core, &sc.uuid, "bridge_uuid").await? {
+            Some(peer) => Some(peer),
+            None => getvar(core, &sc.uuid, "signal_bond").await?,
+        },
         call_uuid: sc.call_uuid.clone(),
         call_direction: Some(sc.direction.clone()),
         caller_number: Some(sc.cid_num.clone()).filter(|v| !v.is_empty()),
@@ -175,11 +178,18 @@ pub(crate) async fn reconcile(
         tracing::info!(channel = %uuid, "channel hung up while the daemon was not looking");
         core.decide(|rec| rec.channel_gone(uuid, now));
     }
+    let mut described = Vec::with_capacity(plan.unknown.len());
     for sc in &plan.unknown {
         let ev = describe(core, sc, &owner_headers, now).await?;
         let targets = bug_targets(core, &sc.uuid).await?;
+        described.push((sc, ev, targets));
+    }
+    // Legs that carry a recording of ours first: a call whose recording runs on one leg must
+    // not get a second one started on its other leg just because that leg came first.
+    described.sort_by_key(|(_, _, targets)| targets.is_empty());
+    for (sc, ev, targets) in &described {
         report.adopted += 1;
-        core.decide(|rec| rec.adopt_channel(&ev, sc.held, &targets, rows));
+        core.decide(|rec| rec.adopt_channel(ev, sc.held, targets, rows));
     }
     for uuid in &plan.unconfirmed {
         let targets = bug_targets(core, uuid).await?;

@@ -293,3 +293,95 @@ async fn shutdown_during_ingest_stores_everything_and_ends_cleanly() {
     let stored = store.read(|v| v.recordings_in_progress()).await.unwrap();
     assert!(stored.is_empty(), "nothing left half-done: {stored:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_restarted_mid_call_takes_the_running_recording_back_and_stores_it() {
+    let bed = Bed::start(Setup::users(&[("1001", RecordingMode::AlwaysPausable)])).await;
+    bed.sim.place_call(
+        CallSpec::outbound("1001", "02079461111")
+            .ring(secs(1.0))
+            .talk(secs(8.0), Side::Caller),
+    );
+    bed.advance(secs(1.0));
+    bed.recording_on_switch(1).await;
+    let before = bed.handle.live_calls();
+    bed.advance(secs(2.0));
+    // A new process: nothing in memory, the call still up, the switch still recording.
+    let bed = bed.restart_daemon().await;
+    let adopted = eventually("the running recording to be taken back", || {
+        let calls = bed.handle.live_calls();
+        (calls.len() == 1 && calls[0].recording_id.is_some()).then_some(calls)
+    })
+    .await;
+    assert_eq!(
+        adopted[0].recording_id, before[0].recording_id,
+        "the same recording, not a second one"
+    );
+    assert_eq!(adopted[0].user, "1001");
+    // And it can be paused through the API, as before the restart.
+    let done = bed
+        .handle
+        .recording_action(
+            &adopted[0].call_uuid,
+            callrec_daemon::RecordingAction::Pause,
+            "admin",
+            callrec_store::SegmentSource::Api,
+        )
+        .await
+        .unwrap();
+    assert_eq!(Some(done.recording), before[0].recording_id);
+    bed.advance(secs(6.0));
+    let stored = bed.wait_recordings(RecordingState::Stored, 1).await;
+    assert_eq!(stored.len(), 1);
+    let detail = bed.detail(&stored[0].id).await;
+    let kinds: Vec<_> = detail.segments.iter().map(|s| (s.kind, s.source)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                callrec_store::SegmentKind::Start,
+                callrec_store::SegmentSource::Policy
+            ),
+            (
+                callrec_store::SegmentKind::Pause,
+                callrec_store::SegmentSource::Api
+            ),
+            (
+                callrec_store::SegmentKind::Stop,
+                callrec_store::SegmentSource::Policy
+            ),
+        ]
+    );
+    bed.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mode_changed_while_running_applies_to_the_next_call() {
+    let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Never)])).await;
+    bed.store
+        .write(|s| s.set_mode("default", "1001", RecordingMode::Always, "test"))
+        .await
+        .unwrap();
+    // The daemon follows the directory's version.
+    support::eventually_async("the new mode to reach the daemon", || async {
+        bed.sim.place_call(
+            CallSpec::inbound("02079460000", "1001")
+                .ring(secs(1.0))
+                .talk(secs(1.0), Side::Caller),
+        );
+        bed.advance(secs(1.0));
+        let recorded = support::eventually("the call to be decided", || {
+            let calls = bed.handle.live_calls();
+            calls.first().map(|c| c.recording.as_str() == "recording")
+        })
+        .await;
+        bed.advance(secs(1.0));
+        support::eventually("the call to end", || {
+            bed.handle.live_calls().is_empty().then_some(())
+        })
+        .await;
+        recorded.then_some(())
+    })
+    .await;
+    bed.stop().await.unwrap();
+}

@@ -308,6 +308,48 @@ impl Bed {
         (call, prompt)
     }
 
+    /// Stops the daemon and starts a fresh one (empty memory) on the same switch, index and
+    /// configuration, as a process restart would.
+    pub async fn restart_daemon(mut self) -> Bed {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(DEADLINE, task)
+            .await
+            .expect("the daemon stops")
+            .expect("no panic")
+            .expect("a clean stop");
+        let feature = TcpListener::bind(self.feature_addr).await.unwrap();
+        let clock_sim = self.sim.clone();
+        let daemon = Daemon::start(
+            self.config.clone(),
+            Listeners {
+                feature_codes: feature,
+            },
+            Options {
+                clock: Arc::new(move || clock_sim.now().timestamp_micros()),
+                reconnect_initial: Duration::from_millis(20),
+                store: Some(self.store.clone()),
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+        let handle = daemon.handle();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(daemon.run(async {
+            let _ = stopped.await;
+        }));
+        self.handle = handle;
+        self.task = Some(task);
+        self.stop = Some(stop);
+        tokio::time::timeout(DEADLINE, self.handle.wait_connected())
+            .await
+            .expect("the new daemon connects");
+        self
+    }
+
     /// Stops the daemon; returns how `run` ended.
     pub async fn stop(mut self) -> Result<(), DaemonError> {
         if let Some(stop) = self.stop.take() {
