@@ -239,17 +239,14 @@ impl CallTable {
 
     /// The channel, created (alone in a new call) if unknown.
     pub fn ensure(&mut self, uuid: &str) -> &mut Channel {
-        if !self.channels.contains_key(uuid) {
-            let group = self.next_group;
-            self.next_group += 1;
-            self.groups.insert(group, vec![uuid.to_owned()]);
-            self.channels
-                .insert(uuid.to_owned(), Channel::placeholder(uuid, group));
-        }
-        // Just inserted or already there.
-        self.channels
-            .get_mut(uuid)
-            .unwrap_or_else(|| unreachable!("channel {uuid} was just ensured"))
+        let next_group = &mut self.next_group;
+        let groups = &mut self.groups;
+        self.channels.entry(uuid.to_owned()).or_insert_with(|| {
+            let group = *next_group;
+            *next_group += 1;
+            groups.insert(group, vec![uuid.to_owned()]);
+            Channel::placeholder(uuid, group)
+        })
     }
 
     /// Ties two legs into one call (merging their calls).
