@@ -382,3 +382,24 @@ async fn an_unparseable_frame_is_counted_and_the_session_rebuilt() {
     shutdown.cancel();
     within("shutdown", task).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_silent_switch_is_declared_dead_and_reconnected() {
+    let server = MockEslServer::bind("127.0.0.1:0", "ClueCon").await.unwrap();
+    let (core, _store) = core();
+    let shutdown = CancellationToken::new();
+    let mut settings = esl_settings(server.port(), "ClueCon");
+    // No HEARTBEAT, no events: after this long the connection counts as dead.
+    settings.liveness_timeout = Some(Duration::from_millis(300));
+    let task = tokio::spawn(supervise(core.clone(), settings, shutdown.clone()));
+    let (_events, _commands) = accept_session(&server).await;
+    // The sockets stay open but silent; the daemon gives up on them and comes back.
+    let (_events2, _commands2) = accept_session(&server).await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while core.metrics.esl_connects.get() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no second session");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    shutdown.cancel();
+    within("shutdown", task).await.unwrap().unwrap();
+}
