@@ -103,9 +103,10 @@ impl Directory {
                 .push(i);
             if let Some(site) = sites.get(&user.site) {
                 for number in &user.numbers {
-                    by_number
-                        .entry((site.name.clone(), normalise(number, &site.plan)))
-                        .or_insert(i);
+                    // The store's normalisation, once, when the directory is built.
+                    let e164 = normalise(number, &site.plan);
+                    let key = e164.strip_prefix('+').unwrap_or(&e164).to_owned();
+                    by_number.entry((site.name.clone(), key)).or_insert(i);
                 }
             }
         }
@@ -144,15 +145,17 @@ impl Directory {
         if let Some(found) = self.first_enabled(self.by_extension.get(value)) {
             return Some(found);
         }
-        // A number is normalised with each site's plan: the same digits mean different
-        // numbers in different countries, and a site's users dial in its conventions.
+        // A number is read with each site's plan: the same digits mean different numbers in
+        // different countries, and a site's users dial in its conventions.
         self.sites
             .values()
             .filter(|site| site.enabled)
             .find_map(|site| {
-                self.by_number
-                    .get(&(site.name.clone(), normalise(value, &site.plan)))
-                    .map(|&i| &self.users[i])
+                number_keys(value, &site.plan).into_iter().find_map(|key| {
+                    self.by_number
+                        .get(&(site.name.clone(), key))
+                        .map(|&i| &self.users[i])
+                })
             })
     }
 
@@ -161,6 +164,52 @@ impl Directory {
             .map(|&i| &self.users[i])
             .find(|u| self.sites.get(&u.site).is_some_and(|site| site.enabled))
     }
+}
+
+/// The E.164 digits (no `+`) a number from the switch may stand for under a plan.
+///
+/// The same reading as the store's normalisation (SPEC §1.1: `+44…`, `0044…`, `44…` and the
+/// national `0…` form are one number; six digits or fewer without `+` is an extension), done
+/// with string operations only: it runs for every new channel, and most of those numbers are
+/// outside parties that match no user, so the numbering database the store consults when a
+/// number is saved is too slow for this path.
+pub fn number_keys(raw: &str, plan: &NumberPlan) -> Vec<String> {
+    let trimmed = raw.trim();
+    let plus = trimmed.starts_with('+');
+    if !trimmed
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+    {
+        // Not a number (`anonymous`, a SIP URI): the store keeps such text as it is.
+        return vec![trimmed.to_owned()];
+    }
+    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    if digits.is_empty() {
+        return Vec::new();
+    }
+    if plus {
+        return vec![digits];
+    }
+    if digits.len() <= callrec_store::numbers::EXTENSION_MAX_DIGITS {
+        return vec![digits];
+    }
+    let cc = plan.country_code.to_string();
+    let np = plan.national_prefix.as_str();
+    if let Some(rest) = digits.strip_prefix("00") {
+        return vec![rest.to_owned()];
+    }
+    if plan.country_code == 1
+        && let Some(rest) = digits.strip_prefix("011")
+    {
+        return vec![rest.to_owned()];
+    }
+    if !np.is_empty()
+        && let Some(rest) = digits.strip_prefix(np)
+    {
+        return vec![format!("{cc}{rest}")];
+    }
+    // Already international without the `+`, or a national number without its prefix.
+    vec![digits.clone(), format!("{cc}{digits}")]
 }
 
 /// The directory as the store keeps it, for the daemon's decisions.
@@ -234,6 +283,30 @@ mod tests {
         assert_eq!(dir.find("1000").map(|u| u.extension.as_str()), Some("1000"));
         assert!(dir.find("1002").is_none());
         assert!(dir.find("442920123123").is_none());
+    }
+
+    #[test]
+    fn the_fast_reading_of_a_number_agrees_with_the_stores_normalisation() {
+        let plan = NumberPlan::default();
+        for raw in [
+            "02077456456",
+            "442077456456",
+            "+442077456456",
+            "0044 20 7745 6456",
+            "(020) 7745 6456",
+            "+1 212 555 0100",
+            "0012125550100",
+            "1001",
+            "anonymous",
+        ] {
+            let e164 = normalise(raw, &plan);
+            let key = e164.strip_prefix('+').unwrap_or(&e164).to_owned();
+            assert!(
+                number_keys(raw, &plan).contains(&key),
+                "{raw}: store says {e164}, fast reading {:?}",
+                number_keys(raw, &plan)
+            );
+        }
     }
 
     #[test]
