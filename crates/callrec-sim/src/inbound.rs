@@ -21,41 +21,27 @@ use crate::sim::Shared;
 use crate::switch::{Outgoing, Switch};
 use crate::wire::{self, ClientCommand, CommandReader};
 
-/// Accepts connections while the switch is up; rebinds the same address after a restart.
-pub(crate) async fn accept_loop(shared: Arc<Shared>, mut listener: Option<TcpListener>) {
+/// Accepts connections while the Event Socket's port is open (see `Shared::close_port`);
+/// rebinds the address in the background when `boot` could not.
+pub(crate) async fn accept_loop(shared: Arc<Shared>) {
     let mut listening = shared.listening.subscribe();
     loop {
-        if listener.is_none() {
-            // Wait until the switch comes back, then listen on the same address again.
-            loop {
-                if *listening.borrow_and_update() {
-                    break;
-                }
-                tokio::select! {
-                    _ = shared.stop.cancelled() => return,
-                    r = listening.changed() => if r.is_err() { return },
-                }
+        listening.borrow_and_update();
+        if shared.port_missing() {
+            match bind_again(&shared).await {
+                Some(l) => shared.install_listener(l),
+                None => return,
             }
-            listener = bind_again(&shared).await;
-            if listener.is_none() {
+            continue;
+        }
+        tokio::select! {
+            _ = shared.stop.cancelled() => {
+                shared.close_port();
                 return;
             }
-        }
-        let Some(l) = listener.as_ref() else {
-            continue;
-        };
-        tokio::select! {
-            _ = shared.stop.cancelled() => return,
-            r = listening.changed() => {
-                if r.is_err() {
-                    return;
-                }
-                if !*listening.borrow_and_update() {
-                    listener = None;
-                }
-            }
-            accepted = l.accept() => {
-                if let Ok((stream, _)) = accepted {
+            r = listening.changed() => if r.is_err() { return },
+            accepted = std::future::poll_fn(|cx| shared.poll_accept(cx)) => {
+                if let Ok(stream) = accepted {
                     let s = Arc::clone(&shared);
                     shared.tasks.spawn(serve(s, stream));
                 }
@@ -103,7 +89,11 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let (mut reader, writer) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let kill = CancellationToken::new();
-    let id = shared.with(|sw| sw.add_listener(tx, kill.clone(), true));
+    // A connection accepted just before the switch died belongs to the dead process:
+    // it closes without a word (no `auth/request`), like every other socket of it.
+    let Some(id) = shared.with(|sw| sw.up.then(|| sw.add_listener(tx, kill.clone(), true))) else {
+        return;
+    };
     let mut conn = Conn {
         id,
         authed: false,

@@ -51,9 +51,18 @@ pub(crate) struct Shared {
     /// Cancelled when the simulator stops.
     pub stop: CancellationToken,
     pub tasks: TaskTracker,
-    /// `true` while the Event Socket accepts connections.
+    /// The Event Socket's listening socket while the switch is up. It lives here rather
+    /// than in the accept task so that a crash or shutdown closes the port before the call
+    /// returns: a dead switch's port refuses connections at once, as a killed process's
+    /// does, instead of completing handshakes until a task gets round to dropping it.
+    esl_listener: Mutex<Option<TcpListener>>,
+    /// `true` while the Event Socket should accept connections; every change of
+    /// `esl_listener` is announced here to wake the accept task.
     pub listening: watch::Sender<bool>,
     pub esl_addr: SocketAddr,
+    /// The runtime the simulator was started on, to register a listener bound from a
+    /// synchronous call ([`Simulator::boot`]).
+    runtime: tokio::runtime::Handle,
 }
 
 impl Shared {
@@ -74,6 +83,67 @@ impl Shared {
         }
         r
     }
+
+    fn listener_slot(&self) -> MutexGuard<'_, Option<TcpListener>> {
+        self.esl_listener.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Polls the Event Socket for a connection; pending while the port is closed (the
+    /// accept task is woken through `listening` when it opens again).
+    pub fn poll_accept(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<tokio::net::TcpStream>> {
+        match self.listener_slot().as_ref() {
+            Some(l) => l.poll_accept(cx).map_ok(|(stream, _)| stream),
+            None => std::task::Poll::Pending,
+        }
+    }
+
+    /// Closes the Event Socket's port now: connection attempts are refused from here on
+    /// and connections not yet accepted are reset.
+    pub fn close_port(&self) {
+        let closed = self.listener_slot().take();
+        drop(closed);
+        self.listening.send_replace(false);
+    }
+
+    /// Opens the Event Socket's port on the same address. It is bound before this returns
+    /// when the address is free; otherwise the accept task keeps trying.
+    pub fn open_port(&self) {
+        {
+            let mut slot = self.listener_slot();
+            if slot.is_none() {
+                match self.bind_now() {
+                    Ok(l) => *slot = Some(l),
+                    Err(e) => {
+                        tracing::debug!(addr = %self.esl_addr, error = %e, "cannot listen yet; retrying")
+                    }
+                }
+            }
+        }
+        self.listening.send_replace(true);
+    }
+
+    fn bind_now(&self) -> std::io::Result<TcpListener> {
+        let l = std::net::TcpListener::bind(self.esl_addr)?;
+        l.set_nonblocking(true)?;
+        let _runtime = self.runtime.enter();
+        TcpListener::from_std(l)
+    }
+
+    /// Whether the port should be open but is not (a rebind that has to be retried).
+    pub fn port_missing(&self) -> bool {
+        *self.listening.borrow() && self.listener_slot().is_none()
+    }
+
+    /// Installs a listener bound by the accept task, unless the port was closed meanwhile.
+    pub fn install_listener(&self, l: TcpListener) {
+        let mut slot = self.listener_slot();
+        if *self.listening.borrow() && slot.is_none() {
+            *slot = Some(l);
+        }
+    }
 }
 
 /// Runs timers due at or before `limit`, each at its own time on a manual clock.
@@ -92,6 +162,7 @@ pub struct Simulator {
 impl Drop for Simulator {
     fn drop(&mut self) {
         self.shared.stop.cancel();
+        self.shared.close_port();
     }
 }
 
@@ -137,13 +208,13 @@ impl Simulator {
             wake: Notify::new(),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            esl_listener: Mutex::new(Some(listener)),
             listening,
             esl_addr,
+            runtime: tokio::runtime::Handle::current(),
         });
         let s = Arc::clone(&shared);
-        shared
-            .tasks
-            .spawn(crate::inbound::accept_loop(s, Some(listener)));
+        shared.tasks.spawn(crate::inbound::accept_loop(s));
         let s = Arc::clone(&shared);
         shared.tasks.spawn(crate::outbound::spawner(s, out_rx));
         if !shared.clock.is_manual() {
@@ -316,26 +387,30 @@ impl Simulator {
         self.shared.with(|sw| sw.broadcast_raw(kind.bytes()));
     }
 
-    /// `kill -9`: every socket closes with no notice, the Event Socket stops accepting,
-    /// recordings in progress are left as their 44-byte header. Nothing more happens until
-    /// [`Simulator::boot`].
+    /// `kill -9`: every socket closes with no notice, recordings in progress are left as
+    /// their 44-byte header, and the Event Socket's port is closed before this returns:
+    /// connection attempts are refused (and connections not yet accepted reset) until
+    /// [`Simulator::boot`]. Nothing more happens until then.
     pub fn crash(&self) {
+        // The kernel closes a killed process's sockets, the listening one included.
+        self.shared.close_port();
         self.shared.with(|sw| sw.crash());
-        let _ = self.shared.listening.send(false);
     }
 
-    /// `fsctl shutdown`: calls hang up (recordings get RECORD_STOP), listeners get
-    /// `The system is being shut down.`, the Event Socket stops accepting.
+    /// `fsctl shutdown`: calls hang up (every recording, on any leg, gets its RECORD_STOP
+    /// with its file closed), listeners get `The system is being shut down.`, and the
+    /// Event Socket's port is closed before this returns.
     pub fn shutdown_switch(&self) {
         self.shared.with(|sw| sw.shutdown());
-        let _ = self.shared.listening.send(false);
+        self.shared.close_port();
     }
 
     /// Starts the switch again after a crash or shutdown: a new `Core-UUID`, no channels,
-    /// the Event Socket accepting on the same address.
+    /// the Event Socket listening on the same address (bound before this returns unless
+    /// something else holds the address; then it keeps trying).
     pub fn boot(&self) {
         self.shared.with(|sw| sw.boot());
-        let _ = self.shared.listening.send(true);
+        self.shared.open_port();
     }
 
     /// Restarts the switch. With `keep_channels` only the Event Socket restarts (every
@@ -343,9 +418,9 @@ impl Simulator {
     /// otherwise it is a crash followed by a boot.
     pub fn restart(&self, keep_channels: bool) {
         if keep_channels {
+            self.shared.close_port();
             self.shared.with(|sw| sw.kill_listeners());
-            let _ = self.shared.listening.send(false);
-            let _ = self.shared.listening.send(true);
+            self.shared.open_port();
         } else {
             self.crash();
             self.boot();

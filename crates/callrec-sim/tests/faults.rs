@@ -175,6 +175,61 @@ async fn kill_9_closes_without_notice_and_leaves_a_header_only_recording() {
     assert_eq!(exists.body(), Some("false"));
 }
 
+/// What a raw TCP peer reads from a socket until it ends: the bytes, and whether the end
+/// was a reset.
+async fn read_to_end(stream: std::net::TcpStream) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    stream.set_nonblocking(true).expect("nonblocking");
+    let mut stream = tokio::net::TcpStream::from_std(stream).expect("register");
+    let mut got = Vec::new();
+    let outcome = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut got))
+        .await
+        .expect("the socket ends");
+    (got, outcome.is_err())
+}
+
+// On the test's single thread nothing of the simulator runs between `crash()` returning
+// and the next line, so the port must already be closed when `crash()` returns.
+#[tokio::test(flavor = "current_thread")]
+async fn a_killed_switch_refuses_connections_until_it_boots() {
+    let (sim, _spool) = sim().await;
+    let addr = sim.esl_addr();
+    let (client, mut events) = connect(&sim).await.expect("connect");
+    // A client whose handshake the kernel completed but that nobody accepted yet.
+    let waiting = std::net::TcpStream::connect(addr).expect("handshake completes");
+    sim.crash();
+    let refused = std::net::TcpStream::connect(addr).expect_err("a dead switch's port refuses");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    let (got, _reset) = read_to_end(waiting).await;
+    assert!(
+        got.is_empty(),
+        "a dead switch greeted a client: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    ended(&client, &mut events).await;
+    assert!(connect(&sim).await.is_err(), "still dead");
+    assert!(connect(&sim).await.is_err(), "and still dead");
+    sim.boot();
+    let (client, _events) = connect(&sim)
+        .await
+        .expect("a booted switch accepts at once");
+    let v = client.api("version").await.expect("api");
+    assert!(v.body().unwrap_or("").starts_with("FreeSWITCH Version"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_shut_down_switch_refuses_connections_until_it_boots() {
+    let (sim, _spool) = sim().await;
+    let addr = sim.esl_addr();
+    sim.shutdown_switch();
+    let refused = std::net::TcpStream::connect(addr).expect_err("the port is closed");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    sim.boot();
+    connect(&sim)
+        .await
+        .expect("a booted switch accepts at once");
+}
+
 #[tokio::test]
 async fn shutdown_ends_the_session_with_the_notice() {
     let (sim, _spool) = sim().await;
