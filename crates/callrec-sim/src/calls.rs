@@ -871,7 +871,6 @@ impl Switch {
                     sw.with_channel(&a2, |ch| ch.hangup_cause = "NORMAL_CLEARING".into());
                     sw.play(&a2, LegId::LoopA, "hangup1", &none);
                 }
-                sw.stop_all_recordings(&a2, crate::recording::CompletionCause::SuccessSilence);
                 sw.play(&a2, LegId::LoopA, "hangup2", &none);
                 let b_template = sw
                     .channels
@@ -900,7 +899,6 @@ impl Switch {
         } else {
             self.play(b, template, "peer_hangup", &none);
         }
-        self.stop_all_recordings(b, crate::recording::CompletionCause::SuccessSilence);
     }
 
     fn sip_hangup(&mut self, uuid: &str, peer: Option<String>) {
@@ -935,14 +933,12 @@ impl Switch {
             self.play(&a, LegId::SipA, "unbridge", &none);
         }
         if b_exists {
-            self.stop_all_recordings(&b, crate::recording::CompletionCause::SuccessSilence);
             self.play_nth(&b, LegId::SipB, "destroy", 0, &none);
         }
         self.play(&a, LegId::SipA, "hangup_rest1", &none);
         if b_exists {
             self.play_nth(&b, LegId::SipB, "destroy", 1, &none);
         }
-        self.stop_all_recordings(&a, crate::recording::CompletionCause::SuccessSilence);
         self.play(&a, LegId::SipA, "hangup_rest2", &none);
         self.play(&a, LegId::SipA, "destroy", &none);
         self.remove_channel(&a);
@@ -952,7 +948,8 @@ impl Switch {
     /// Forgets a channel that has been destroyed.
     pub(crate) fn remove_channel(&mut self, uuid: &str) {
         if let Some(ch) = self.channels.remove(uuid) {
-            // A recording still attached (switch shutting down mid-flow) is left as is.
+            // A recording still attached here was never stopped (the switch was killed):
+            // its file is left as it is, a bare header.
             for r in ch.recordings {
                 self.recordings.push(crate::recording::RecordingInfo {
                     uuid: ch.uuid.clone(),
@@ -971,8 +968,9 @@ impl Switch {
 
     // ---- shutdown -----------------------------------------------------------------------
 
-    /// `fsctl shutdown`: every call hangs up (recordings get their RECORD_STOP), the modules
-    /// unload, and every listener gets the shutdown notice before its socket closes.
+    /// `fsctl shutdown`: every call hangs up (every recording, on any leg, is closed and gets
+    /// its RECORD_STOP as its leg enters CS_HANGUP), the modules unload, and every listener
+    /// gets the shutdown notice before its socket closes.
     pub(crate) fn shutdown(&mut self) {
         if !self.up || self.shutting_down {
             return;
@@ -1012,7 +1010,6 @@ impl Switch {
             match (kind, template) {
                 (LegKind::LoopA, _) => {
                     self.play(uuid, LegId::ShutA, "rest1", &none);
-                    self.stop_all_recordings_with(uuid, LegId::ShutA);
                     self.play(uuid, LegId::ShutA, "rest2", &none);
                 }
                 (LegKind::LoopB, LegId::LoopBTone) => {
@@ -1025,10 +1022,6 @@ impl Switch {
                 }
                 (LegKind::SipCaller | LegKind::SipFeature, _) => {
                     self.play(uuid, LegId::SipA, "hangup_rest1", &none);
-                    self.stop_all_recordings(
-                        uuid,
-                        crate::recording::CompletionCause::SuccessSilence,
-                    );
                     self.play(uuid, LegId::SipA, "hangup_rest2", &none);
                     self.play(uuid, LegId::SipA, "destroy", &none);
                 }
@@ -1044,6 +1037,10 @@ impl Switch {
             }
         }
         for (uuid, _, _) in &order {
+            // Each leg's recordings stopped when its teardown passed CS_HANGUP. Should a
+            // teardown ever lack that state, its recordings still stop here, before the
+            // notice, rather than being left behind as only a crash leaves them.
+            self.remove_media_bugs(uuid);
             self.end_outbound_session(uuid);
             self.remove_channel(uuid);
         }

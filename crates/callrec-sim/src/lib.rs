@@ -83,6 +83,11 @@
 //!   than call time.
 //! - Nothing is written while a recording is paused or the call is on hold (no media flows);
 //!   masked audio is written as silence. The file is complete on disk before RECORD_STOP.
+//! - A recording stops when its own leg enters CS_HANGUP, on either leg and whoever hangs
+//!   up: that leg's CHANNEL_HANGUP, then its CHANNEL_STATE `CS_HANGUP`, RECORD_STOP,
+//!   MEDIA_BUG_STOP, CHANNEL_CALLSTATE `HANGUP`, CHANNEL_STATE `CS_REPORTING`,
+//!   CHANNEL_HANGUP_COMPLETE, as in every capture. How the other leg's teardown interleaves
+//!   with it varies on the real switch; the simulator plays one captured interleaving.
 //! - `api originate` blocks until the A leg answers, as the switch's does.
 //!
 //! # What it does not model

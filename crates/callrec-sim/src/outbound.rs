@@ -671,7 +671,6 @@ impl Switch {
             f.info.hung_up = true;
             f.info.hangup_cause = self.channels.get(uuid).map(|c| c.hangup_cause.clone());
         }
-        self.stop_all_recordings(uuid, crate::recording::CompletionCause::SuccessSilence);
         self.end_outbound_session(uuid);
         self.play(uuid, LegId::SipF, "destroy", &Extras::default());
         self.remove_channel(uuid);

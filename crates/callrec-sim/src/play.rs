@@ -108,11 +108,16 @@ impl Switch {
     /// (catching up skipped steps first), renders the event and fires it.
     pub(crate) fn play_step(&mut self, uuid: &str, leg: LegId, i: usize, extras: &Extras) {
         if let Some(ev) = self.step_event(uuid, leg, i, extras) {
+            let enters_hangup =
+                ev.name() == "CHANNEL_STATE" && ev.header("Channel-State") == Some("CS_HANGUP");
             self.fire(ev);
             if let Ok(lib) = library() {
                 for step in &lib.leg(leg).step(i).after {
                     self.fire_for(uuid, step);
                 }
+            }
+            if enters_hangup {
+                self.remove_media_bugs(uuid);
             }
         }
     }

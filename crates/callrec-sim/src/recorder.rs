@@ -194,27 +194,22 @@ impl Switch {
         Ok(())
     }
 
-    /// Stops every recording on a channel (hangup, shutdown) with its captured events.
-    pub(crate) fn stop_all_recordings(&mut self, uuid: &str, cause: CompletionCause) {
-        let paths: Vec<String> = self
-            .channels
-            .get(uuid)
-            .map(|c| c.recordings.iter().map(|r| r.path.clone()).collect())
-            .unwrap_or_default();
+    /// A channel entering CS_HANGUP loses its media bugs: every recording on it is closed
+    /// and gets RECORD_STOP and MEDIA_BUG_STOP, on whichever leg it runs and whoever hung
+    /// up. `switch_core_session_hangup_state` calls `switch_core_media_bug_remove_all`
+    /// right after the CHANNEL_STATE of CS_HANGUP and before the channel's
+    /// CHANNEL_CALLSTATE HANGUP, CS_REPORTING and CHANNEL_HANGUP_COMPLETE, which is where
+    /// every capture shows them.
+    pub(crate) fn remove_media_bugs(&mut self, uuid: &str) {
+        let Some(ch) = self.channels.get(uuid) else {
+            return;
+        };
+        // During `fsctl shutdown` the loopback A leg's events are those of the `shutdown`
+        // capture.
+        let leg = (self.shutting_down && ch.kind == LegKind::LoopA).then_some(LegId::ShutA);
+        let paths: Vec<String> = ch.recordings.iter().map(|r| r.path.clone()).collect();
         for p in paths {
-            self.stop_recording(uuid, &p, cause, None);
-        }
-    }
-
-    /// Like `stop_all_recordings`, replaying the RECORD_STOP events of another capture.
-    pub(crate) fn stop_all_recordings_with(&mut self, uuid: &str, leg: LegId) {
-        let paths: Vec<String> = self
-            .channels
-            .get(uuid)
-            .map(|c| c.recordings.iter().map(|r| r.path.clone()).collect())
-            .unwrap_or_default();
-        for p in paths {
-            self.stop_recording(uuid, &p, CompletionCause::SuccessSilence, Some(leg));
+            self.stop_recording(uuid, &p, CompletionCause::SuccessSilence, leg);
         }
     }
 

@@ -1,6 +1,13 @@
 //! The scenarios of the captures, run on the simulator, give the same events as the real
-//! switch: per channel the same event names in the same order with the same header names,
-//! and the same non-channel events (API, BACKGROUND_JOB, SHUTDOWN, MODULE_UNLOAD).
+//! switch: per channel the same event names (a state change named with its state) in the
+//! same order with the same header names, and the same non-channel events (API,
+//! BACKGROUND_JOB, SHUTDOWN, MODULE_UNLOAD).
+//!
+//! The captures only ever record the caller's leg, so a per-channel comparison alone says
+//! nothing about a recorded callee. Every comparison therefore also checks that each leg's
+//! recordings stop between the two of its own events where the captures' recorded legs stop
+//! theirs, and some scenarios are run again with the other leg recorded too: without that
+//! recording, the run must still be the capture.
 //!
 //! Nothing here is copied from the captures by hand: each test reads the commands the
 //! capture's client sent and the times the switch stamped on their API events, replays them
@@ -14,7 +21,10 @@ use std::time::Duration;
 
 use callrec_sim::{ClockMode, SimConfig, Simulator};
 use chrono::TimeZone;
-use support::compare::{Ev, RACES, diff_sequence, diff_streams, per_channel};
+use support::compare::{
+    Ev, RACES, diff_sequence, diff_stop_places, diff_streams, per_channel, race_entry_matches,
+    stop_places, without_recording_of,
+};
 use support::{RawClient, RawFrame, fixture, split_commands, split_frames};
 
 const CAPTURE_RECORDINGS: &str = "/usr/local/freeswitch/var/lib/freeswitch/recordings/";
@@ -143,10 +153,31 @@ struct Run {
     uuids: HashMap<String, String>,
     notice: Option<RawFrame>,
     spool: tempfile::TempDir,
+    /// The leg the capture did not record but this run did (`run_recording_other_leg`).
+    other_leg: Option<String>,
 }
 
 /// Replays the capture's commands at the capture's times; `at_end` runs after the last.
 async fn run(cap: &Captured, format: &str, at_end: impl FnOnce(&Simulator)) -> Run {
+    run_inner(cap, format, false, at_end).await
+}
+
+/// Like `run`, and right after the capture's `uuid_record … start` also records the other
+/// leg of that call, which the capture did not.
+async fn run_recording_other_leg(
+    cap: &Captured,
+    format: &str,
+    at_end: impl FnOnce(&Simulator),
+) -> Run {
+    run_inner(cap, format, true, at_end).await
+}
+
+async fn run_inner(
+    cap: &Captured,
+    format: &str,
+    record_other_leg: bool,
+    at_end: impl FnOnce(&Simulator),
+) -> Run {
     let spool = tempfile::tempdir().expect("tempdir");
     let sim = simulator(cap.boot(), spool.path()).await;
     let mut tap = sim.subscribe();
@@ -161,6 +192,7 @@ async fn run(cap: &Captured, format: &str, at_end: impl FnOnce(&Simulator)) -> R
     let mut uuids: HashMap<String, String> = HashMap::new();
     let mut replies: Vec<Option<RawFrame>> = Vec::new();
     let mut pending: Option<usize> = None;
+    let mut other_leg = None;
     let spool_prefix = format!("{}/", spool.path().display());
     for (i, (line, t)) in cap.commands.iter().zip(&times).enumerate() {
         advance_to(&sim, *t);
@@ -179,6 +211,24 @@ async fn run(cap: &Captured, format: &str, at_end: impl FnOnce(&Simulator)) -> R
         }
         learn_uuid(cap, i, reply.as_ref(), &mut uuids);
         replies.push(reply);
+        if record_other_leg
+            && other_leg.is_none()
+            && let Some(recorded) = recorded_leg(&sent)
+        {
+            let other = sim
+                .channels()
+                .into_iter()
+                .find(|c| c.uuid == recorded)
+                .and_then(|c| c.peer)
+                .expect("the recorded leg has another leg");
+            let reply = commands
+                .command(&format!(
+                    "api uuid_record {other} start {spool_prefix}other-leg.wav"
+                ))
+                .await;
+            assert_eq!(reply.body, b"+OK Success\n", "recording the other leg");
+            other_leg = Some(other);
+        }
     }
     if let Some(k) = pending.take() {
         advance_to(&sim, cap.end());
@@ -221,7 +271,15 @@ async fn run(cap: &Captured, format: &str, at_end: impl FnOnce(&Simulator)) -> R
         uuids,
         notice,
         spool,
+        other_leg,
     }
+}
+
+/// The leg a `api uuid_record <uuid> start …` command records.
+fn recorded_leg(command: &str) -> Option<String> {
+    let mut words = command.strip_prefix("api uuid_record ")?.split(' ');
+    let uuid = words.next()?;
+    (words.next() == Some("start")).then(|| uuid.to_string())
 }
 
 /// Maps the capture's originate reply UUID to the simulator's.
@@ -254,6 +312,35 @@ fn assert_same_events(what: &str, run: &Run, cap: &Captured) {
         problems.join("\n")
     );
     assert_same_recordings(what, &sim, &cap.evs());
+}
+
+/// For a run that also recorded the leg the capture did not: that leg's recording stopped
+/// where the capture's recorded leg stopped its own, and without that recording the run is
+/// the capture (per channel: the same events in the same order with the same headers).
+fn assert_same_events_with_other_leg_recorded(what: &str, run: &Run, cap: &Captured) {
+    let sim: Vec<Ev> = run.events.iter().map(Ev::of).collect();
+    let other = run
+        .other_leg
+        .as_deref()
+        .expect("the other leg was recorded");
+    let (sc, cc) = (per_channel(&sim), per_channel(&cap.evs()));
+    let k = sc
+        .iter()
+        .position(|(u, _)| u == other)
+        .expect("the other leg fired events");
+    let stops = |evs: &[Ev]| evs.iter().filter(|e| e.label == "RECORD_STOP").count();
+    assert_eq!(stops(&sc[k].1), 1, "{what}: the other leg's RECORD_STOP");
+    let mut problems = diff_stop_places(&sim, &cap.evs());
+    let captured_other = &cc.get(k).expect("the capture has that leg").0;
+    problems.extend(diff_streams(
+        &without_recording_of(&sim, other),
+        &without_recording_of(&cap.evs(), captured_other),
+    ));
+    assert!(
+        problems.is_empty(),
+        "{what}: the simulator differs from the capture:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// Every RECORD_STOP says what the capture's said: the cause, whether the file was
@@ -407,6 +494,19 @@ async fn short_scenario_matches_the_capture() {
     assert_same_replies("short", &run, &cap);
 }
 
+/// The callee's leg recorded too: the capture's caller leg is killed, the recorded callee
+/// leg is torn down with it, and its recording must stop where a recorded leg's does.
+#[tokio::test]
+async fn short_scenario_with_the_other_leg_recorded_matches_the_capture() {
+    let cap = load(
+        "short.events-plain.received.esl",
+        "short.commands.sent.esl",
+        "short.commands.received.esl",
+    );
+    let run = run_recording_other_leg(&cap, "plain", |_| {}).await;
+    assert_same_events_with_other_leg_recorded("short, other leg recorded", &run, &cap);
+}
+
 #[tokio::test]
 async fn shortmin_scenario_matches_the_capture() {
     let cap = load(
@@ -489,8 +589,9 @@ fn races_are_observed_in_the_captures() {
         }
     }
     for (a, b) in RACES {
-        let ab = adjacent.iter().any(|(x, y)| x == a && y == b);
-        let ba = adjacent.iter().any(|(x, y)| x == b && y == a);
+        let m = race_entry_matches;
+        let ab = adjacent.iter().any(|(x, y)| m(a, x) && m(b, y));
+        let ba = adjacent.iter().any(|(x, y)| m(b, x) && m(a, y));
         assert!(ab && ba, "{a} / {b} is not seen in both orders");
     }
     // And the comparison is strict otherwise: a swapped pair that is not a race fails.
@@ -521,6 +622,21 @@ fn micros(d: i64) -> Duration {
 /// `*48` (the feature-code listener answers, plays a tone, hangs up), unholds, hangs up.
 #[tokio::test]
 async fn sip_hold_scenario_matches_the_capture() {
+    let (cap, run) = run_sip_hold(false).await;
+    assert_same_events("sip-hold", &run, &cap);
+    assert_same_replies("sip-hold", &run, &cap);
+}
+
+/// The same call with the callee's leg recorded too (from the bridge on): when the caller
+/// hangs up, the callee's leg is torn down by the bridge and its recording must stop where
+/// a recorded leg's does.
+#[tokio::test]
+async fn sip_hold_scenario_with_the_other_leg_recorded_matches_the_capture() {
+    let (cap, run) = run_sip_hold(true).await;
+    assert_same_events_with_other_leg_recorded("sip-hold, other leg recorded", &run, &cap);
+}
+
+async fn run_sip_hold(record_other_leg: bool) -> (Captured, Run) {
     let cap = load(
         "sip-hold.events-plain.received.esl",
         "sip-hold.commands.sent.esl",
@@ -582,6 +698,7 @@ async fn sip_hold_scenario_matches_the_capture() {
         Dial,
         Connect,
         Sendmsg(String, Vec<(String, String)>),
+        RecordOther,
     }
     let mut plan: Vec<(i64, Step)> = cap
         .command_times()
@@ -589,6 +706,10 @@ async fn sip_hold_scenario_matches_the_capture() {
         .enumerate()
         .map(|(i, t)| (t, Step::Command(i)))
         .collect();
+    if record_other_leg {
+        plan.push((time_of(&evs, &a, "CHANNEL_BRIDGE") + 1, Step::RecordOther));
+    }
+    let mut other_leg = None;
     plan.push((chans[1].1.first().map(timestamp).unwrap_or(0), Step::Dial));
     let mut session_commands = Vec::new();
     for (line, headers) in split_commands(&fixture("sip-hold-feature-code.sent.esl")) {
@@ -645,6 +766,16 @@ async fn sip_hold_scenario_matches_the_capture() {
                 let peer = session.as_mut().expect("connected before sendmsg");
                 peer.command(&line, &headers).await;
             }
+            Step::RecordOther => {
+                let callee = &call.callee_uuid;
+                let reply = commands
+                    .command(&format!(
+                        "api uuid_record {callee} start {spool_prefix}other-leg.wav"
+                    ))
+                    .await;
+                assert_eq!(reply.body, b"+OK Success\n", "recording the callee");
+                other_leg = Some(callee.clone());
+            }
         }
     }
     advance_to(&sim, cap.end());
@@ -671,7 +802,128 @@ async fn sip_hold_scenario_matches_the_capture() {
         uuids,
         notice: None,
         spool,
+        other_leg,
     };
-    assert_same_events("sip-hold", &run, &cap);
-    assert_same_replies("sip-hold", &run, &cap);
+    (cap, run)
+}
+
+/// Every capture with a recording, as one stream (their legs have distinct UUIDs).
+fn captured_recordings() -> Vec<Ev> {
+    [
+        "record.events-plain.received.esl",
+        "record.events-json.received.esl",
+        "short.events-plain.received.esl",
+        "shortmin.events-plain.received.esl",
+        "sip-hold.events-plain.received.esl",
+        "shutdown.events-plain.received.esl",
+    ]
+    .iter()
+    .flat_map(|f| split_frames(&fixture(f)))
+    .filter(RawFrame::is_event)
+    .map(|f| Ev::of(&f))
+    .collect()
+}
+
+/// The place where a leg's recording stops is one rule, not one capture's accident: every
+/// recorded leg of every capture (loopback and SIP, killed, hung up by the phone, shut
+/// down) stops its recordings between the same two of its own events.
+#[test]
+fn the_captures_agree_where_a_recording_stops() {
+    let evs = captured_recordings();
+    let places = stop_places(&evs);
+    assert_eq!(places.len(), 6, "one recorded leg per capture");
+    let distinct: std::collections::BTreeSet<_> = places
+        .iter()
+        .map(|(uuid, p)| p.clone().unwrap_or_else(|e| panic!("{uuid}: {e}")))
+        .collect();
+    assert_eq!(distinct.len(), 1, "{distinct:?}");
+    // And a stop anywhere else is reported.
+    let mut late = evs.clone();
+    let at = late
+        .iter()
+        .position(|e| e.label == "RECORD_STOP")
+        .expect("a RECORD_STOP");
+    let uuid = late[at].uuid.clone();
+    let stop = late.remove(at);
+    let complete = late
+        .iter()
+        .position(|e| e.uuid == uuid && e.label == "CHANNEL_HANGUP_COMPLETE")
+        .expect("the leg's CHANNEL_HANGUP_COMPLETE");
+    late.insert(complete + 1, stop);
+    assert!(!diff_stop_places(&late, &evs).is_empty());
+}
+
+/// Calls no capture shows: either leg recorded, either side hanging up, SIP and loopback
+/// (tone and park). Each recording stops where the captures' recorded legs stop theirs,
+/// once, with its file complete.
+#[tokio::test]
+async fn recordings_stop_where_the_captures_stop_them_on_any_leg_whoever_hangs_up() {
+    use callrec_sim::{CallSpec, EventFormat, Side};
+    let captured = captured_recordings();
+    let calls = [
+        ("SIP", CallSpec::internal("1001", "1000")),
+        (
+            "loopback tone",
+            CallSpec::outbound("1001", "9999").loopback("9999"),
+        ),
+        (
+            "loopback park",
+            CallSpec::outbound("1001", "9998").loopback("9998"),
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (kind, spec) in calls {
+        for recorded in [Side::Caller, Side::Callee] {
+            for hangs_up in [Side::Caller, Side::Callee] {
+                let what = format!("{kind}, {recorded:?} recorded, {hangs_up:?} hangs up");
+                let spool = tempfile::tempdir().expect("tempdir");
+                let sim = Simulator::start(SimConfig {
+                    spool_dir: spool.path().into(),
+                    ..SimConfig::default()
+                })
+                .await
+                .expect("simulator");
+                let mut tap = sim.subscribe();
+                let call = sim.place_call(spec.clone().ring(Duration::from_secs(1)));
+                sim.advance(Duration::from_secs(2)).expect("clock");
+                let leg = match recorded {
+                    Side::Caller => &call.caller_uuid,
+                    Side::Callee => &call.callee_uuid,
+                };
+                let path = spool.path().join("leg.wav");
+                let reply = sim.api(&format!("uuid_record {leg} start {}", path.display()));
+                assert_eq!(reply, "+OK Success\n", "{what}");
+                sim.advance(Duration::from_secs(3)).expect("clock");
+                sim.hangup_call(&call, hangs_up);
+                sim.advance(Duration::from_secs(1)).expect("clock");
+                let mut evs = Vec::new();
+                while let Ok(ev) = tap.try_recv() {
+                    evs.extend(
+                        split_frames(&ev.frame(EventFormat::Plain))
+                            .iter()
+                            .map(Ev::of),
+                    );
+                }
+                let stops: Vec<&Ev> = evs.iter().filter(|e| e.label == "RECORD_STOP").collect();
+                assert_eq!(stops.len(), 1, "{what}: RECORD_STOPs");
+                assert_eq!(stops[0].uuid.as_deref(), Some(leg.as_str()), "{what}");
+                let size: u64 = stops[0]
+                    .get("variable_record_file_size")
+                    .and_then(|v| v.parse().ok())
+                    .expect("record_file_size");
+                assert!(size > 44, "{what}: audio was recorded");
+                assert_eq!(
+                    std::fs::metadata(&path).expect("the file").len(),
+                    size,
+                    "{what}: the file is complete"
+                );
+                problems.extend(
+                    diff_stop_places(&evs, &captured)
+                        .into_iter()
+                        .map(|p| format!("{what}: {p}")),
+                );
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

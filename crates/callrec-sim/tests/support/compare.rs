@@ -20,11 +20,18 @@ pub fn is_ambient(label: &str) -> bool {
 }
 
 /// Pairs of events whose relative order the real switch does not fix (thread scheduling).
-/// `races_are_observed_in_the_captures` proves each pair occurs in both orders.
+/// `races_are_observed_in_the_captures` proves each pair occurs in both orders. An entry
+/// without a `:` stands for every label of that event (`CHANNEL_CALLSTATE` for
+/// `CHANNEL_CALLSTATE:ACTIVE`, ...).
 pub const RACES: &[(&str, &str)] = &[
     ("CHANNEL_CALLSTATE", "CALL_UPDATE"),
     ("CHANNEL_EXECUTE:hangup", "CHANNEL_HANGUP"),
 ];
+
+/// Whether `label` is the event a [`RACES`] entry names.
+pub fn race_entry_matches(entry: &str, label: &str) -> bool {
+    label == entry || (!entry.contains(':') && label.split(':').next() == Some(entry))
+}
 
 /// One event reduced to what is compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,11 +60,18 @@ impl Ev {
             .find(|(n, _)| n == "Event-Name")
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
+        // A state change is labelled with the state it enters: where a leg's recording
+        // stops is only meaningful against which CHANNEL_STATE it follows (CS_HANGUP, not
+        // CS_REPORTING).
         let label = match name.as_str() {
             "CHANNEL_EXECUTE" | "CHANNEL_EXECUTE_COMPLETE" => {
                 format!("{name}:{}", get("Application").unwrap_or_default())
             }
             "CUSTOM" => format!("{name}:{}", get("Event-Subclass").unwrap_or_default()),
+            "CHANNEL_STATE" => format!("{name}:{}", get("Channel-State").unwrap_or_default()),
+            "CHANNEL_CALLSTATE" => {
+                format!("{name}:{}", get("Channel-Call-State").unwrap_or_default())
+            }
             _ => name,
         };
         Ev {
@@ -162,9 +176,10 @@ pub fn global(events: &[Ev]) -> Vec<Ev> {
 }
 
 fn is_race(a: &str, b: &str) -> bool {
+    let m = race_entry_matches;
     RACES
         .iter()
-        .any(|(x, y)| (x == &a && y == &b) || (x == &b && y == &a))
+        .any(|(x, y)| (m(x, a) && m(y, b)) || (m(x, b) && m(y, a)))
 }
 
 /// Compares two sequences: same labels in the same order (allowing the known races) and
@@ -226,6 +241,125 @@ pub fn diff_sequence(what: &str, sim: &[Ev], cap: &[Ev]) -> Vec<String> {
     problems
 }
 
+/// Where a leg's recordings stopped: the leg's own events around its run of
+/// RECORD_STOP / MEDIA_BUG_STOP pairs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StopPlace {
+    /// The leg's event before the first RECORD_STOP.
+    pub before: String,
+    /// The leg's event after the last MEDIA_BUG_STOP.
+    pub after: String,
+}
+
+/// Per leg that has a RECORD_STOP: where its recordings stopped, or what is wrong with the
+/// run (a RECORD_STOP not followed by its MEDIA_BUG_STOP, stops in two places).
+pub fn stop_places(events: &[Ev]) -> Vec<(String, Result<StopPlace, String>)> {
+    let is_stop = |e: &Ev| e.label == "RECORD_STOP" || e.label == "MEDIA_BUG_STOP";
+    let mut out = Vec::new();
+    for (uuid, leg) in per_channel(events) {
+        let Some(first) = leg.iter().position(|e| e.label == "RECORD_STOP") else {
+            continue;
+        };
+        let end = leg[first..]
+            .iter()
+            .position(|e| !is_stop(e))
+            .map_or(leg.len(), |n| first + n);
+        let run: Vec<&str> = leg[first..end].iter().map(|e| e.label.as_str()).collect();
+        let paired = run.len().is_multiple_of(2)
+            && run
+                .chunks(2)
+                .all(|p| p == ["RECORD_STOP", "MEDIA_BUG_STOP"]);
+        let place = if !paired {
+            Err(format!(
+                "stop events {run:?} are not RECORD_STOP, MEDIA_BUG_STOP pairs"
+            ))
+        } else if leg[end..].iter().any(is_stop) {
+            Err("recordings stop in more than one place".to_string())
+        } else {
+            let label = |i: Option<usize>| {
+                i.and_then(|i| leg.get(i))
+                    .map_or("(none)".to_string(), |e| e.label.clone())
+            };
+            Ok(StopPlace {
+                before: label(first.checked_sub(1)),
+                after: label(Some(end)),
+            })
+        };
+        out.push((uuid, place));
+    }
+    out
+}
+
+/// Every leg of `sim` whose recordings stopped, stopped them where the capture's recorded
+/// legs did. This holds whichever leg is recorded and whoever hangs up, so it also judges
+/// legs the capture never recorded (the switch removes a leg's media bugs as that leg
+/// enters CS_HANGUP, whatever the other leg is doing).
+pub fn diff_stop_places(sim: &[Ev], cap: &[Ev]) -> Vec<String> {
+    let mut captured = std::collections::BTreeSet::new();
+    let mut problems = Vec::new();
+    for (uuid, place) in stop_places(cap) {
+        match place {
+            Ok(p) => {
+                captured.insert(p);
+            }
+            Err(e) => problems.push(format!("capture, leg {uuid}: {e}")),
+        }
+    }
+    for (uuid, place) in stop_places(sim) {
+        match place {
+            Ok(p) if captured.contains(&p) => {}
+            Ok(p) if captured.is_empty() => problems.push(format!(
+                "leg {uuid}: recordings stop between {} and {}; the capture stops none",
+                p.before, p.after
+            )),
+            Ok(p) => problems.push(format!(
+                "leg {uuid}: recordings stop between {} and {}, the capture's between {}",
+                p.before,
+                p.after,
+                captured
+                    .iter()
+                    .map(|c| format!("{} and {}", c.before, c.after))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            )),
+            Err(e) => problems.push(format!("leg {uuid}: {e}")),
+        }
+    }
+    problems
+}
+
+/// `sim` without one leg's recording: its RECORD_* and MEDIA_BUG_* events, the API event
+/// of the `uuid_record` that started it, and the `record_*` variables it left on the leg.
+/// What remains must match a capture in which that leg was not recorded.
+pub fn without_recording_of(sim: &[Ev], uuid: &str) -> Vec<Ev> {
+    const OWN: &[&str] = &[
+        "RECORD_START",
+        "MEDIA_BUG_START",
+        "RECORD_STOP",
+        "MEDIA_BUG_STOP",
+    ];
+    sim.iter()
+        .filter(|e| !(e.uuid.as_deref() == Some(uuid) && OWN.contains(&e.label.as_str())))
+        .filter(|e| {
+            !(e.label == "API"
+                && e.get("API-Command") == Some("uuid_record")
+                && e.get("API-Command-Argument")
+                    .is_some_and(|a| a.starts_with(uuid)))
+        })
+        .map(|e| {
+            let mut e = e.clone();
+            if e.uuid.as_deref() == Some(uuid) {
+                let left = |n: &String| {
+                    n.starts_with("variable_record_") || n.starts_with("variable_RECORD_")
+                };
+                e.names.retain(|n| !left(n));
+                e.headers.retain(|(n, _)| !left(n));
+            }
+            e
+        })
+        .collect()
+}
+
 /// Compares a whole simulated stream with a capture, channel by channel.
 pub fn diff_streams(sim: &[Ev], cap: &[Ev]) -> Vec<String> {
     let mut problems = Vec::new();
@@ -245,5 +379,6 @@ pub fn diff_streams(sim: &[Ev], cap: &[Ev]) -> Vec<String> {
         &global(sim),
         &global(cap),
     ));
+    problems.extend(diff_stop_places(sim, cap));
     problems
 }
