@@ -245,6 +245,88 @@ async fn shutdown_ends_the_session_with_the_notice() {
     );
 }
 
+/// `fsctl shutdown` with every leg of a SIP call and of a loopback call recorded: each
+/// recording is closed (a complete WAV of the size its RECORD_STOP reports) and its
+/// RECORD_STOP reaches the client before the notice that ends the session.
+#[tokio::test]
+async fn shutdown_stops_every_recording_on_every_leg_before_the_notice() {
+    let (sim, spool) = sim().await;
+    let (client, mut events) = connect(&sim).await.expect("connect");
+    client
+        .subscribe_all_events(EventFormat::Plain)
+        .await
+        .expect("subscribe");
+    let calls = [
+        sim.place_call(CallSpec::internal("1001", "1000").ring(Duration::from_secs(1))),
+        sim.place_call(
+            CallSpec::outbound("1002", "9999")
+                .loopback("9999")
+                .ring(Duration::from_secs(1)),
+        ),
+    ];
+    sim.advance(Duration::from_secs(2)).expect("clock");
+    let mut paths = Vec::new();
+    for (n, call) in calls.iter().enumerate() {
+        for (side, leg) in [("caller", &call.caller_uuid), ("callee", &call.callee_uuid)] {
+            let path = spool.path().join(format!("call{n}-{side}.wav"));
+            let reply = client
+                .api(&format!("uuid_record {leg} start {}", path.display()))
+                .await
+                .expect("api");
+            assert_eq!(reply.body(), Some("+OK Success\n"), "{side} of call {n}");
+            paths.push(path);
+        }
+    }
+    sim.advance(Duration::from_secs(3)).expect("clock");
+    sim.shutdown_switch();
+    let mut stopped = Vec::new();
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(item) = events.recv().await {
+            let ev = item.expect("parsed");
+            if ev.header_str("Event-Name") == Some("RECORD_STOP") {
+                let path = ev.header_str("Record-File-Path").expect("path").to_string();
+                let size: u64 = ev
+                    .header_str("variable_record_file_size")
+                    .and_then(|v| v.parse().ok())
+                    .expect("record_file_size");
+                stopped.push((path, size));
+            }
+        }
+    })
+    .await
+    .expect("the session ends");
+    assert_eq!(
+        client.status(),
+        ConnectionStatus::Disconnected(DisconnectReason::ServerNotice {
+            controlled_session_uuid: None,
+            body: Some("The system is being shut down.\n".into()),
+        }),
+        "the notice came after every event"
+    );
+    for path in &paths {
+        let shown = path.display().to_string();
+        let size = stopped
+            .iter()
+            .find(|(p, _)| *p == shown)
+            .map(|(_, s)| *s)
+            .unwrap_or_else(|| panic!("no RECORD_STOP for {shown}"));
+        assert!(size > 44, "{shown}: audio was recorded");
+        assert_eq!(
+            std::fs::metadata(path).expect("file").len(),
+            size,
+            "{shown}: closed at the size RECORD_STOP reports"
+        );
+    }
+    assert_eq!(stopped.len(), paths.len(), "one RECORD_STOP per recording");
+    let unstopped: Vec<_> = sim
+        .recordings()
+        .into_iter()
+        .filter(|r| r.stopped.is_none())
+        .map(|r| r.path)
+        .collect();
+    assert!(unstopped.is_empty(), "abandoned: {unstopped:?}");
+}
+
 #[tokio::test]
 async fn a_delayed_reply_outlasts_a_short_command_timeout() {
     let (sim, _spool) = sim().await;

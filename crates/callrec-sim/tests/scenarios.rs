@@ -246,6 +246,11 @@ async fn run_inner(
             break;
         };
         if f.is_event() {
+            assert!(
+                notice.is_none(),
+                "{} reached the listener after the disconnect notice",
+                Ev::of(&f).label
+            );
             got.push(f);
         } else if f.content_type() == "text/disconnect-notice" {
             notice = Some(f);
@@ -547,6 +552,27 @@ async fn shutdown_scenario_matches_the_capture() {
         .expect("captured notice");
     let notice = run.notice.as_ref().expect("the listener got a notice");
     assert_eq!(notice.bytes, captured_notice.bytes);
+}
+
+/// `fsctl shutdown` with the callee's leg recorded as well: its recording stops like the
+/// caller's, where a recorded leg's does, before the disconnect notice.
+#[tokio::test]
+async fn shutdown_scenario_with_the_other_leg_recorded_matches_the_capture() {
+    let cap = load(
+        "shutdown.events-plain.received.esl",
+        "shutdown.commands.sent.esl",
+        "shutdown.commands.received.esl",
+    );
+    let run = run_recording_other_leg(&cap, "plain", |_| {}).await;
+    assert_same_events_with_other_leg_recorded("shutdown, other leg recorded", &run, &cap);
+    let notice = run.notice.as_ref().expect("the listener got a notice");
+    assert_eq!(
+        String::from_utf8_lossy(&notice.body),
+        "The system is being shut down.\n"
+    );
+    let other = run.spool.path().join("other-leg.wav");
+    let wav = callrec_sim::wav::WavInfo::read(&other).expect("the other leg's file is a WAV");
+    assert!(wav.frames() > 0, "the other leg's audio was written");
 }
 
 #[tokio::test]
