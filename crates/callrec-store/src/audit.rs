@@ -52,15 +52,42 @@ pub(crate) fn entry_hash(prev_hash: &str, seq: i64, event: &Event<'_>) -> String
 
 /// Append an entry; call inside the transaction of the change it records.
 pub(crate) fn append(conn: &Connection, event: &Event<'_>) -> Result<i64, StoreError> {
+    let (seq, prev) = head(conn)?;
+    insert(conn, seq, event, &prev)?;
+    Ok(seq)
+}
+
+/// Append entries in order, reading the chain's head once (a sweep appends one per deletion,
+/// a thousand at a time); call inside the transaction of the changes they record.
+pub(crate) fn append_many(conn: &Connection, events: &[Event<'_>]) -> Result<(), StoreError> {
+    let (mut seq, mut prev) = head(conn)?;
+    for event in events {
+        prev = insert(conn, seq, event, &prev)?;
+        seq += 1;
+    }
+    Ok(())
+}
+
+/// The next entry's seq and the hash it chains from.
+fn head(conn: &Connection) -> Result<(i64, String), StoreError> {
     let last: Option<(i64, String)> = conn
         .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
         .map_err(StoreError::sql("read the audit log head"))?;
-    let (seq, prev) = match last {
+    Ok(match last {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_owned()),
-    };
-    let hash = entry_hash(&prev, seq, event);
+    })
+}
+
+/// Insert entry `seq` chained from `prev`; returns its hash.
+fn insert(
+    conn: &Connection,
+    seq: i64,
+    event: &Event<'_>,
+    prev: &str,
+) -> Result<String, StoreError> {
+    let hash = entry_hash(prev, seq, event);
     conn.prepare_cached(
         "INSERT INTO audit_log (seq, at, site_id, actor, action, target, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -79,7 +106,7 @@ pub(crate) fn append(conn: &Connection, event: &Event<'_>) -> Result<i64, StoreE
         ])
     })
     .map_err(StoreError::sql("append to the audit log"))?;
-    Ok(seq)
+    Ok(hash)
 }
 
 /// A break in the audit chain.

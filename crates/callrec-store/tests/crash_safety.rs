@@ -266,6 +266,10 @@ fn parent() {
                 child.kill().unwrap();
                 child.wait().unwrap();
                 kills += 1;
+                // Right after the kill, before anything repairs it: whatever the index says
+                // is stored has its file (the next sweep would hide a file removed too
+                // early by deleting its row anyway).
+                assert_no_live_row_lacks_its_file(&data_dir, kills);
                 break;
             }
             std::thread::sleep(Duration::from_micros(200));
@@ -293,6 +297,26 @@ fn parent() {
     );
     check_invariants(&data_dir, &spools, &expected);
     drop(tmpfs);
+}
+
+fn assert_no_live_row_lacks_its_file(data_dir: &Path, kill: u32) {
+    let conn = rusqlite::Connection::open(data_dir.join("index.db")).unwrap();
+    let live: Vec<(String, String, String)> = conn
+        .prepare("SELECT id, state, store_path FROM recordings WHERE state IN ('stored', 'failed')")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let store_root = data_dir.join("store");
+    for (id, state, store_path) in live {
+        let path = store_root.join(&store_path);
+        assert!(
+            path.exists(),
+            "after kill {kill}: {id} is {state} but {} is gone",
+            path.display()
+        );
+    }
 }
 
 fn check_invariants(
@@ -396,6 +420,43 @@ fn check_invariants(
     assert!(
         commits.iter().all(|(_, n)| *n == 1),
         "an ingest committed twice"
+    );
+
+    // Every deletion left its tombstone and exactly one audit entry, whatever was killed
+    // and redone; nothing alive has one.
+    let deletions: BTreeMap<String, i64> = conn
+        .prepare(
+            "SELECT target, COUNT(*) FROM audit_log WHERE action = 'recording.delete'
+             GROUP BY target",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let tombstones: BTreeSet<String> = conn
+        .prepare(
+            "SELECT 'recording:' || id FROM recordings
+             WHERE state = 'deleted' AND deleted_at IS NOT NULL AND state_reason IS NOT NULL",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        tombstones.len(),
+        deleted,
+        "every deleted row is a full tombstone"
+    );
+    assert_eq!(
+        deletions.keys().cloned().collect::<BTreeSet<_>>(),
+        tombstones,
+        "an audit entry for each deletion, none for anything alive"
+    );
+    assert!(
+        deletions.values().all(|n| *n == 1),
+        "a deletion was audited twice"
     );
 
     // Usage counters agree with the files.

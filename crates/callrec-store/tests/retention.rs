@@ -222,3 +222,90 @@ fn over_quota_users_are_flagged_under_alert_and_trimmed_oldest_first_under_evict
         .unwrap();
     assert!(reason.starts_with("quota:"), "{reason}");
 }
+
+#[test]
+fn a_sweep_of_many_batches_leaves_one_tombstone_and_one_audit_entry_per_recording() {
+    // Enough recordings, over several users and sizes, that a sweep in batches of 20 goes
+    // through every part of the batched path: the set statements, usage summed per user, the
+    // threaded removal of a batch's files, and pending removals forgotten a batch later.
+    let mut f = Fixture::new();
+    let users = [f.user("1001"), f.user("1002"), f.user("1003")];
+    let mut old = Vec::new();
+    for i in 0..45u32 {
+        let user = &users[i as usize % 3];
+        old.push(f.recording(user, &user.extension, "02077456456", 100 + 37 * i));
+    }
+    f.clock.advance(Duration::days(170));
+    let young: Vec<_> = (0..4u32)
+        .map(|i| {
+            let user = &users[i as usize % 3];
+            f.recording(user, &user.extension, "02077456456", 500 + i)
+        })
+        .collect();
+    let admin = Access::system("admin");
+    f.store.set_hold(&old[7].id, &admin, true).unwrap();
+    f.clock.advance(Duration::days(11)); // the 45 are 181 days old, the 4 are 11
+
+    let report = f
+        .store
+        .sweep(&SweepOptions {
+            batch: 20,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(report.deleted, 44);
+    assert_eq!(report.kept_on_hold, 1);
+    assert_eq!(report.files_not_removed, 0);
+    let expected_bytes: u64 = old
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 7)
+        .map(|(_, r)| r.size_bytes.unwrap())
+        .sum();
+    assert_eq!(report.deleted_bytes, expected_bytes);
+
+    let audit = f.store.view().audit(None, None, 1000).unwrap().entries;
+    for (i, rec) in old.iter().enumerate() {
+        let deletions = audit
+            .iter()
+            .filter(|e| {
+                e.action == "recording.delete" && e.target == format!("recording:{}", rec.id)
+            })
+            .count();
+        let now = f.store.view().recording(&rec.id, &admin).unwrap();
+        if i == 7 {
+            assert_eq!(now.state, RecordingState::Stored, "held");
+            assert_eq!(deletions, 0);
+        } else {
+            assert_eq!(now.state, RecordingState::Deleted, "recording {i}");
+            assert_eq!(now.state_reason.as_deref(), Some("retention: expired"));
+            assert_eq!(now.deleted_at, Some(f.clock.now_utc()));
+            assert_eq!(deletions, 1, "one audit entry for recording {i}");
+            assert!(!f.store_file(rec).exists(), "file of recording {i}");
+        }
+    }
+
+    // Usage is exactly what is left: the held one and the young ones.
+    let survivors: Vec<_> = young.iter().chain([&old[7]]).collect();
+    for user in &users {
+        let left: Vec<_> = survivors.iter().filter(|r| r.user_id == user.id).collect();
+        let usage = f.store.view().user_usage(user.id).unwrap();
+        assert_eq!(
+            (usage.files, usage.bytes),
+            (
+                left.len() as u64,
+                left.iter().map(|r| r.size_bytes.unwrap()).sum::<u64>()
+            ),
+            "usage of {}",
+            user.extension
+        );
+    }
+    assert_eq!(
+        files_under(&f.data_dir().join("store")).len(),
+        survivors.len()
+    );
+    // The chain of 44 entries appended a batch at a time verifies, and nothing is pending.
+    let verify = f.store.verify(&VerifyOptions::default()).unwrap();
+    assert!(verify.is_clean(), "{verify}");
+    assert_eq!(f.store.sweep(&SweepOptions::default()).unwrap().deleted, 0);
+}
