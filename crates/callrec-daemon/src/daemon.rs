@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callrec_config::{Config, EventFormat as ConfigEventFormat, Prompt as ConfigPrompt};
-use callrec_store::{IngestConfig, SegmentSource, StoreError, StoreHandle, SweepOptions};
+use callrec_store::{
+    IngestConfig, ReconcileOptions, SegmentSource, StoreError, StoreHandle, SweepOptions,
+};
 use freeswitch_esl_tokio::EventFormat;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -304,8 +306,8 @@ fn prompt_of(prompt: ConfigPrompt) -> Prompt {
 }
 
 impl Daemon {
-    /// Opens the index (applying migrations), creates the spool directory, loads the
-    /// directory. Nothing connects yet.
+    /// Opens the index (applying migrations), finishes what a crash of the last run left in
+    /// the store, creates the spool directory, loads the directory. Nothing connects yet.
     pub async fn start(
         config: Config,
         listeners: Listeners,
@@ -334,6 +336,8 @@ impl Daemon {
                     .map_err(store_err)?
             }
         };
+        let metrics = Arc::new(Metrics::default());
+        reconcile_store(&store, &metrics).await;
         let dir = store.read(|v| v.directory()).await.map_err(store_err)?;
         let settings = Settings {
             spool_dir: spool_dir.display().to_string(),
@@ -349,7 +353,6 @@ impl Daemon {
             .ids
             .unwrap_or_else(|| Box::new(callrec_store::RecordingId::new));
         let recorder = Recorder::new(settings, directory::from_store(&dir), ids);
-        let metrics = Arc::new(Metrics::default());
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         let (ops_tx, ops) = mpsc::unbounded_channel();
@@ -504,6 +507,47 @@ pub async fn run(
         .await?
         .run(shutdown)
         .await
+}
+
+/// Finishes what a crash of the last run left in the store ([`callrec_store::Store::reconcile`]):
+/// ingests cut short between the rename and the commit, files whose deletion committed but
+/// which are still on disk, temporary copies. It runs before the daemon takes new work, on
+/// the blocking pool (it walks the whole store). A failure is logged and counted, and the
+/// daemon starts anyway: recording new calls matters more than tidying up, and the next start
+/// tries again.
+async fn reconcile_store(store: &StoreHandle, metrics: &Metrics) {
+    let options = ReconcileOptions { walk_store: true };
+    match store.write(move |s| s.reconcile(&options)).await {
+        Ok(report) => {
+            metrics.store_reconciled(&report);
+            let repaired = report.ingests_finished.len() as u64
+                + report.files_removed
+                + report.temp_files_removed;
+            let problems = report.ingest_errors.len() + report.unindexed_files.len();
+            if repaired > 0 || problems > 0 {
+                tracing::info!(
+                    ingests_finished = report.ingests_finished.len(),
+                    files_removed = report.files_removed,
+                    temp_files_removed = report.temp_files_removed,
+                    unindexed_files = report.unindexed_files.len(),
+                    awaiting_daemon = report.awaiting_daemon,
+                    "store reconciled: finished what the last run left"
+                );
+            } else {
+                tracing::debug!(
+                    awaiting_daemon = report.awaiting_daemon,
+                    "store reconciled: nothing to repair"
+                );
+            }
+            for (id, error) in &report.ingest_errors {
+                tracing::warn!(%id, %error, "an interrupted ingest could not be finished yet; the daemon retries it once it has reconciled with the switch");
+            }
+        }
+        Err(err) => {
+            metrics.store_reconcile_failed();
+            tracing::error!(error = %err, "the store's reconcile pass failed; starting anyway, the next start tries again");
+        }
+    }
 }
 
 /// Reconciles when asked (connect, dropped events) and scans the spool periodically.

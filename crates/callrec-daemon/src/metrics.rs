@@ -51,6 +51,12 @@ pub struct Metrics {
     pub ingest_failures: Family<Labels, Counter>,
     /// Recordings stored, discarded or failed, by outcome.
     pub recordings_finished: Family<Labels, Counter>,
+    /// What the store's reconcile pass at start repaired, by kind (`ingest_finished`,
+    /// `file_removed`, `temp_file_removed`).
+    pub store_repairs: Family<Labels, Counter>,
+    /// What the store's reconcile pass at start found and could not repair, by kind
+    /// (`ingest_error`, `unindexed_file`, `pass_failed`).
+    pub store_reconcile_problems: Family<Labels, Counter>,
     dropped_seen: AtomicU64,
     by_kind: Vec<(EventKind, Counter)>,
     ingest_seen: std::sync::Mutex<std::collections::HashMap<&'static str, u64>>,
@@ -73,6 +79,8 @@ impl Default for Metrics {
             ingest_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             ingest_failures: Family::default(),
             recordings_finished: Family::default(),
+            store_repairs: Family::default(),
+            store_reconcile_problems: Family::default(),
             dropped_seen: AtomicU64::new(0),
             by_kind: Vec::new(),
             ingest_seen: std::sync::Mutex::default(),
@@ -185,6 +193,16 @@ impl Metrics {
             "Recordings that ended, by outcome",
             self.recordings_finished.clone(),
         );
+        r.register(
+            "store_repairs",
+            "Repairs made at start by the store's reconcile pass (what a crash left)",
+            self.store_repairs.clone(),
+        );
+        r.register(
+            "store_reconcile_problems",
+            "What the store's reconcile pass at start found and could not repair",
+            self.store_reconcile_problems.clone(),
+        );
     }
 
     /// Counts one received event.
@@ -239,6 +257,44 @@ impl Metrics {
     pub fn finished(&self, outcome: &str) {
         self.recordings_finished
             .get_or_create(&label("outcome", outcome))
+            .inc();
+    }
+
+    /// Counts what the store's reconcile pass repaired and what it could not.
+    pub fn store_reconciled(&self, report: &callrec_store::ReconcileReport) {
+        let count = |family: &Family<Labels, Counter>, kind: &str, n: u64| {
+            if n > 0 {
+                family.get_or_create(&label("kind", kind)).inc_by(n);
+            }
+        };
+        let finished = report
+            .ingests_finished
+            .iter()
+            .filter(|o| !matches!(o, callrec_store::IngestOutcome::AlreadyDone { .. }))
+            .count() as u64;
+        count(&self.store_repairs, "ingest_finished", finished);
+        count(&self.store_repairs, "file_removed", report.files_removed);
+        count(
+            &self.store_repairs,
+            "temp_file_removed",
+            report.temp_files_removed,
+        );
+        count(
+            &self.store_reconcile_problems,
+            "ingest_error",
+            report.ingest_errors.len() as u64,
+        );
+        count(
+            &self.store_reconcile_problems,
+            "unindexed_file",
+            report.unindexed_files.len() as u64,
+        );
+    }
+
+    /// Counts a reconcile pass of the store that failed as a whole.
+    pub fn store_reconcile_failed(&self) {
+        self.store_reconcile_problems
+            .get_or_create(&label("kind", "pass_failed"))
             .inc();
     }
 
