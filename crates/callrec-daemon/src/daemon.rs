@@ -617,9 +617,155 @@ async fn sweep_loop(store: StoreHandle, every: Duration, shutdown: CancellationT
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match store.write(|s| s.sweep(&SweepOptions::default())).await {
-            Ok(report) => tracing::debug!(?report, "retention sweep"),
-            Err(err) => tracing::warn!(error = %err, "retention sweep failed"),
+        match sweep_in_steps(&store, SWEEP_STEP, &shutdown).await {
+            Ok(done) if done.deleted > 0 || done.files_not_removed > 0 => tracing::info!(
+                deleted = done.deleted,
+                deleted_bytes = done.deleted_bytes,
+                kept_on_hold = done.kept_on_hold,
+                files_not_removed = done.files_not_removed,
+                steps = done.steps,
+                "retention sweep"
+            ),
+            Ok(done) => tracing::debug!(?done, "retention sweep: nothing expired"),
+            Err(err) => {
+                tracing::warn!(error = %err, "retention sweep failed; it runs again at the next interval")
+            }
         }
+    }
+}
+
+/// Deletions per sweep step: one store batch, a fraction of a second of writer time.
+const SWEEP_STEP: u64 = 1000;
+
+/// What a whole sweep did, over all its steps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SweepTotals {
+    /// Recordings deleted.
+    pub deleted: u64,
+    /// Their bytes.
+    pub deleted_bytes: u64,
+    /// Expired recordings kept because they are on hold (as of the last step).
+    pub kept_on_hold: u64,
+    /// Deleted recordings whose file is left for the next reconcile.
+    pub files_not_removed: u64,
+    /// Steps taken (each one a hold of the store writer).
+    pub steps: u64,
+}
+
+/// Sweeps in steps of at most `step` deletions, releasing the store writer between them:
+/// a sweep after a retention change can delete hundreds of thousands of recordings, and the
+/// ingest of calls ending meanwhile must not wait for all of it. Stops early at shutdown
+/// (what is left expires again at the next sweep).
+pub(crate) async fn sweep_in_steps(
+    store: &StoreHandle,
+    step: u64,
+    shutdown: &CancellationToken,
+) -> Result<SweepTotals, StoreError> {
+    let options = SweepOptions {
+        max_deletions: Some(step),
+        batch: usize::try_from(step).unwrap_or(usize::MAX).max(1),
+        // The deletions are in the audit log; the report only needs the counts.
+        list_limit: 0,
+        ..SweepOptions::default()
+    };
+    let mut totals = SweepTotals::default();
+    loop {
+        let opts = options.clone();
+        let report = store.write(move |s| s.sweep(&opts)).await?;
+        totals.steps += 1;
+        totals.deleted += report.deleted;
+        totals.deleted_bytes += report.deleted_bytes;
+        totals.kept_on_hold = report.kept_on_hold;
+        totals.files_not_removed += report.files_not_removed;
+        if !report.more || shutdown.is_cancelled() {
+            return Ok(totals);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use callrec_store::{
+        Clock as _, Direction, IngestJob, ManualClock, NewRecording, NewUser, RecordingId, Store,
+        StoreHandle,
+    };
+    use chrono::{Duration as Span, Utc};
+    use tokio_util::sync::CancellationToken;
+
+    use super::sweep_in_steps;
+
+    /// A store holding `n` stored recordings, and the clock it reads.
+    fn store_with_recordings(dir: &std::path::Path, n: usize) -> (StoreHandle, ManualClock) {
+        let clock = ManualClock::new(Utc::now());
+        let mut store = Store::open_with_clock(dir.join("data"), Arc::new(clock.clone())).unwrap();
+        let user = store
+            .add_user(&NewUser::new("default", "1001"), "test")
+            .unwrap();
+        let spool = dir.join("spool");
+        std::fs::create_dir_all(&spool).unwrap();
+        for i in 0..n {
+            let id = RecordingId::new();
+            let path = spool.join(format!("{id}.wav"));
+            let mut bytes = callrec_store::wav::pcm_header(8_000, 1, 16_000).to_vec();
+            bytes.extend(vec![0u8; 16_000]);
+            std::fs::write(&path, bytes).unwrap();
+            let new = NewRecording {
+                id: id.clone(),
+                user: user.id,
+                call_uuid: format!("call-{i}"),
+                direction: Direction::Inbound,
+                from: "02079460000".into(),
+                to: "1001".into(),
+                started_at: clock.now() - Span::seconds(10),
+                format: "wav".into(),
+                spool_path: path,
+            };
+            store.create_recording(&new, "test").unwrap();
+            store.ingest(&IngestJob::new(id)).unwrap();
+        }
+        (StoreHandle::new(store), clock)
+    }
+
+    #[tokio::test]
+    async fn a_long_sweep_deletes_everything_expired_one_step_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, clock) = store_with_recordings(dir.path(), 25);
+        clock.advance(Span::days(200));
+
+        let done = sweep_in_steps(&store, 10, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(done.deleted, 25);
+        assert_eq!(
+            done.steps, 3,
+            "10 + 10 + 5, the writer released between them"
+        );
+        let left = store
+            .read(|v| v.state_counts())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(s, _)| *s == callrec_store::RecordingState::Stored)
+            .map_or(0, |(_, n)| n);
+        assert_eq!(left, 0);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_stops_between_steps_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, clock) = store_with_recordings(dir.path(), 25);
+        clock.advance(Span::days(200));
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+
+        let done = sweep_in_steps(&store, 10, &shutdown).await.unwrap();
+        assert_eq!((done.deleted, done.steps), (10, 1));
+        // What is left is swept next time.
+        let rest = sweep_in_steps(&store, 10, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(rest.deleted, 15);
     }
 }
