@@ -31,6 +31,13 @@ pub struct Owner {
     pub from: String,
     /// The called party, as presented by the switch.
     pub to: String,
+    /// How strongly the leg is the user's: the place in `[match] headers` of the header that
+    /// named them (0 is the strongest). The user's own leg (`callrec_user`, `user_name`,
+    /// `dialed_user`) outranks the leg of the other party that only carries their number.
+    pub rank: usize,
+    /// The header was a number (`Caller-Caller-ID-Number`, `Caller-Destination-Number`),
+    /// which the other party's leg carries too, not a channel variable naming the user.
+    pub by_number: bool,
 }
 
 /// A recording's state as the API shows it.
@@ -369,8 +376,23 @@ impl CallTable {
             .find(|ch| ch.recording.as_ref().is_some_and(|r| &r.user == user))
     }
 
+    /// The user's own answered leg of a call: the strongest ownership match, the first
+    /// answered among equals.
+    pub fn user_leg(&self, group: GroupId, user: &UserKey) -> Option<&Channel> {
+        self.group_members(group)
+            .filter(|c| c.seen && !c.feature_call && c.answered_at.is_some())
+            .filter(|c| c.user() == Some(user))
+            .min_by_key(|c| {
+                (
+                    c.owner.as_ref().map_or(usize::MAX, |o| o.rank),
+                    c.answered_at,
+                )
+            })
+    }
+
     /// Every user's view of every answered call: one entry per user per call, on the leg
-    /// that carries the user's recording, or else the user's first answered leg.
+    /// that carries the user's recording, or else the user's own leg (the strongest
+    /// ownership match), or else their first answered leg.
     pub fn live_calls(&self) -> Vec<LiveCall> {
         let mut out = Vec::new();
         for (group, members) in &self.groups {
@@ -385,9 +407,14 @@ impl CallTable {
                 match users.iter_mut().find(|(u, _, _)| *u == &owner.user) {
                     Some(entry) => {
                         entry.2 = entry.2.max(ch.held_since);
-                        let better = ch.recording.is_some() && entry.1.recording.is_none()
-                            || (ch.recording.is_some() == entry.1.recording.is_some()
-                                && ch.answered_at < entry.1.answered_at);
+                        let key = |c: &Channel| {
+                            (
+                                c.recording.is_none(),
+                                c.owner.as_ref().map_or(usize::MAX, |o| o.rank),
+                                c.answered_at,
+                            )
+                        };
+                        let better = key(ch) < key(entry.1);
                         if better {
                             entry.1 = ch;
                         }

@@ -6,6 +6,8 @@
 //! for whoever asked. Nothing here does I/O or reads a clock; event timestamps give every
 //! time, so tests drive it with events parsed from real captures and check the effects.
 
+use std::collections::HashSet;
+
 use callrec_store::{
     Direction, PauseBehavior, RecordingId, RecordingMode, SegmentKind, SegmentSource,
 };
@@ -451,6 +453,8 @@ pub struct Recorder {
     next_id: IdSource,
     next_ticket: Ticket,
     event_seq: u64,
+    /// Answered legs waiting for their user's own leg ([`Recorder::waits_for_own_leg`]).
+    waiting: HashSet<String>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -488,6 +492,7 @@ impl Recorder {
             next_id,
             next_ticket: 1,
             event_seq: 0,
+            waiting: HashSet::new(),
         }
     }
 
@@ -536,6 +541,15 @@ impl Recorder {
             };
         }
         self.observe(ev);
+        let mut effects = self.apply_event(ev);
+        if !self.waiting.is_empty() {
+            effects.extend(self.settle_waits(ev.at));
+        }
+        effects
+    }
+
+    /// What one event does to the table, and the decisions it calls for.
+    fn apply_event(&mut self, ev: &ChannelEvent) -> Vec<Effect> {
         match ev.kind {
             EventKind::Answer => self.on_answer(ev),
             EventKind::Hold => {
@@ -659,6 +673,8 @@ impl Recorder {
             direction,
             from,
             to,
+            rank: index,
+            by_number: !header.to_ascii_lowercase().starts_with("variable_"),
         })
     }
 
@@ -694,7 +710,99 @@ impl Recorder {
         if self.table.user_recording_in_group(group, &user).is_some() {
             return Vec::new();
         }
+        if self.waits_for_own_leg(uuid) {
+            self.waiting.insert(uuid.to_owned());
+            return Vec::new();
+        }
+        if self.earlier_leg_waits(uuid) {
+            // That leg is as much the user's and answered first: it is recorded now
+            // ([`Recorder::settle_waits`]), this one is not.
+            return Vec::new();
+        }
         self.start_recording(uuid, at, SegmentSource::Policy, POLICY_ACTOR, None)
+    }
+
+    /// Whether a leg of the same user in the same call, matched at least as strongly,
+    /// answered before this one and waits.
+    fn earlier_leg_waits(&self, uuid: &str) -> bool {
+        let Some(ch) = self.table.channel(uuid) else {
+            return false;
+        };
+        let Some(owner) = ch.owner.as_ref() else {
+            return false;
+        };
+        self.waiting.iter().any(|w| {
+            w != uuid
+                && self.table.channel(w).is_some_and(|other| {
+                    other.group == ch.group
+                        && other
+                            .owner
+                            .as_ref()
+                            .is_some_and(|o| o.user == owner.user && o.rank <= owner.rank)
+                })
+        })
+    }
+
+    /// Which leg of a call carries the user's recording (one per user per call, SPEC §3.2)?
+    /// Their own leg: the one a channel variable names them on (`callrec_user`, `user_name`,
+    /// `dialed_user`), rather than the other party's leg that only carries their number. In a
+    /// bridged call the far leg answers first, and on an outgoing call it carries the user's
+    /// number as its caller ID (sofia's B leg of 1001's call in the `sip-hold` capture); the
+    /// user's own leg answers a moment later (the same microsecond in the capture). So an
+    /// answered leg waits, unrecorded, while its call has a leg that may still prove to be
+    /// the user's own:
+    ///
+    /// - a leg of the same user matched by a stronger header (earlier in `[match] headers`)
+    ///   that has not answered yet; or,
+    /// - when this leg is the user's only by a number (`Caller-*` headers), a peer leg the
+    ///   switch has told nothing about yet (the daemon does not subscribe to
+    ///   CHANNEL_CREATE, so the user's own leg is first heard of at its answer).
+    ///
+    /// The wait ends at the next event that settles it ([`Recorder::settle_waits`]): the own
+    /// leg answers and is recorded (the waiting leg then stays unrecorded), or it turns out
+    /// to be someone else's, or it hangs up unanswered; either of the last two records the
+    /// waiting leg. A recording already running on a weaker leg is kept: never two
+    /// recordings of one user in one call, never a stop and restart.
+    fn waits_for_own_leg(&self, uuid: &str) -> bool {
+        let Some(ch) = self.table.channel(uuid) else {
+            return false;
+        };
+        let Some(owner) = ch.owner.as_ref() else {
+            return false;
+        };
+        self.table.group_members(ch.group).any(|other| {
+            if other.uuid == uuid || other.feature_call || other.answered_at.is_some() {
+                return false;
+            }
+            match &other.owner {
+                _ if !other.seen => owner.by_number,
+                Some(o) => o.user == owner.user && o.rank < owner.rank,
+                None => false,
+            }
+        })
+    }
+
+    /// Re-decides the legs waiting for their user's own leg ([`Recorder::waits_for_own_leg`])
+    /// after an event: a leg whose wait is over is recorded, unless its user's recording now
+    /// runs on another leg of the call.
+    fn settle_waits(&mut self, at: Micros) -> Vec<Effect> {
+        let waiting: Vec<String> = self.waiting.drain().collect();
+        let mut effects = Vec::new();
+        for uuid in waiting {
+            let Some(ch) = self.table.channel(&uuid) else {
+                continue;
+            };
+            let recorded = ch.recording.is_some()
+                || ch
+                    .user()
+                    .is_some_and(|u| self.table.user_recording_in_group(ch.group, u).is_some());
+            if recorded {
+                continue;
+            }
+            // Waits again (and is put back) if the call still has an undecided leg.
+            effects.extend(self.on_answer_decision(&uuid, at));
+        }
+        effects
     }
 
     /// Starts a recording on a leg whose owner is known; returns the effects.
@@ -1008,10 +1116,11 @@ impl Recorder {
             .user(&user)
             .map(|u| u.mode)
             .ok_or_else(|| ActionError::NoOwner(call_uuid.to_owned()))?;
+        let group = ch.group;
         // The user's recording may be on another leg of the same call (a loopback pair).
         let recorded_leg = self
             .table
-            .user_recording_in_group(ch.group, &user)
+            .user_recording_in_group(group, &user)
             .map(|c| c.uuid.clone());
         let name = action.as_str();
         let refused = || ActionError::Refused { action: name, mode };
@@ -1027,8 +1136,13 @@ impl Recorder {
                 if recorded_leg.is_some() {
                     return Err(conflict("already recording"));
                 }
+                // Whichever leg the caller named, the recording goes on the user's own leg.
+                let leg = self
+                    .table
+                    .user_leg(group, &user)
+                    .map_or_else(|| call_uuid.to_owned(), |c| c.uuid.clone());
                 let ticket = self.ticket();
-                let effects = self.start_recording(call_uuid, at, source, actor, Some(ticket));
+                let effects = self.start_recording(&leg, at, source, actor, Some(ticket));
                 Ok(ActionPlan { effects, ticket })
             }
             RecordingAction::Stop | RecordingAction::Pause | RecordingAction::Resume => {
@@ -1212,7 +1326,7 @@ impl Recorder {
             .and_then(|c| c.recording.as_ref())
             .map(|r| r.id.clone());
         self.table.remove(uuid, at);
-        match id.and_then(|id| self.table.take_closing(&id)) {
+        let mut effects = match id.and_then(|id| self.table.take_closing(&id)) {
             Some(closing) => {
                 let ev = ChannelEvent {
                     kind: EventKind::RecordStop,
@@ -1223,7 +1337,11 @@ impl Recorder {
                 self.finished(closing.recording, &ev)
             }
             None => Vec::new(),
+        };
+        if !self.waiting.is_empty() {
+            effects.extend(self.settle_waits(at));
         }
+        effects
     }
 
     /// Takes in a channel that was answered while we were away. `ev` carries what the switch
@@ -1283,7 +1401,11 @@ impl Recorder {
             );
             return Vec::new();
         }
-        self.on_answer_decision(&ev.uuid, ev.at)
+        let mut effects = self.on_answer_decision(&ev.uuid, ev.at);
+        if !self.waiting.is_empty() {
+            effects.extend(self.settle_waits(ev.at));
+        }
+        effects
     }
 
     /// The switch's media bugs on a channel whose recording start was never confirmed: if

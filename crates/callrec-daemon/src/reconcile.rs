@@ -185,9 +185,20 @@ pub(crate) async fn reconcile(
         described.push((sc, ev, targets));
     }
     // Legs that carry a recording of ours first: a call whose recording runs on one leg must
-    // not get a second one started on its other leg just because that leg came first.
-    described.sort_by_key(|(_, _, targets)| targets.is_empty());
-    for (sc, ev, targets) in &described {
+    // not get a second one started on its other leg just because that leg came first. Then
+    // the users' own legs before legs that only carry a user's number, so a recording started
+    // now goes on the user's own leg (see `Recorder::waits_for_own_leg`).
+    let rank = |ev: &ChannelEvent| {
+        core.recorder()
+            .owner_of(ev)
+            .map_or(usize::MAX, |owner| owner.rank)
+    };
+    let mut described: Vec<_> = described
+        .into_iter()
+        .map(|(sc, ev, targets)| ((targets.is_empty(), rank(&ev)), sc, ev, targets))
+        .collect();
+    described.sort_by_key(|(key, ..)| *key);
+    for (_, sc, ev, targets) in &described {
         report.adopted += 1;
         core.decide(|rec| rec.adopt_channel(ev, sc.held, targets, rows));
     }

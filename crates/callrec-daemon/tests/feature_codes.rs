@@ -16,7 +16,7 @@ fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
-/// The longest run of zero samples in a stored recording, in seconds.
+/// The longest run of silent frames in a stored recording, in seconds.
 async fn longest_silence(bed: &Bed, id: &callrec_store::RecordingId) -> f64 {
     let id = id.clone();
     let file = bed
@@ -25,12 +25,17 @@ async fn longest_silence(bed: &Bed, id: &callrec_store::RecordingId) -> f64 {
         .await
         .unwrap();
     let wav = callrec_sim::wav::WavInfo::read(&file.path).unwrap();
+    // A frame is silent when every channel is (the caller's own leg records in stereo).
     let (mut best, mut run) = (0usize, 0usize);
-    for s in &wav.samples {
-        run = if *s == 0 { run + 1 } else { 0 };
+    for frame in wav.samples.chunks(usize::from(wav.channels.max(1))) {
+        run = if frame.iter().all(|s| *s == 0) {
+            run + 1
+        } else {
+            0
+        };
         best = best.max(run);
     }
-    best as f64 / 8000.0
+    best as f64 / f64::from(wav.sample_rate)
 }
 
 /// The seed procedure on one call: answered at 1 s; on hold 3–5 s, *48 at 3.5 s; on hold

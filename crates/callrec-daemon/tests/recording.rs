@@ -110,6 +110,39 @@ async fn internal_call_between_two_recorded_users_gives_one_recording_each() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_call_is_recorded_on_the_users_own_leg_whichever_leg_answers_first() {
+    // Outbound: the far leg answers first and carries 1001's number as its caller ID; the
+    // recording still goes on 1001's own leg (`user_name`). Inbound: on the leg to 1002's
+    // phone (`dialed_user`), not the outside leg that only dialled 1002's number.
+    let bed = Bed::start(Setup::users(&[
+        ("1001", RecordingMode::Always),
+        ("1002", RecordingMode::Always),
+    ]))
+    .await;
+    let out = bed.sim.place_call(
+        CallSpec::outbound("1001", "02079461111")
+            .ring(S(1))
+            .talk(S(5), Side::Caller),
+    );
+    let inb = bed.sim.place_call(
+        CallSpec::inbound("02079460000", "1002")
+            .ring(S(1))
+            .talk(S(5), Side::Caller),
+    );
+    bed.advance(S(1));
+    bed.recording_on_switch(2).await;
+    bed.advance(S(5));
+    let stored = bed.wait_recordings(RecordingState::Stored, 2).await;
+    let by_user: HashMap<&str, &callrec_store::Recording> =
+        stored.iter().map(|r| (r.user.as_str(), r)).collect();
+    assert_eq!(by_user["1001"].call_uuid, out.caller_uuid);
+    assert_eq!(by_user["1001"].direction, Direction::Outbound);
+    assert_eq!(by_user["1002"].call_uuid, inb.callee_uuid);
+    assert_eq!(by_user["1002"].direction, Direction::Inbound);
+    bed.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loopback_call_is_one_recording_for_its_user() {
     let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
     bed.sim.place_call(
@@ -184,14 +217,18 @@ async fn metrics_show_the_session_the_calls_and_the_outcomes() {
     );
     bed.advance(S(1));
     bed.recording_on_switch(1).await;
-    let text = bed.handle.metrics_text();
+    // The recording starts at the first leg's answer; the second leg's may still be on its
+    // way.
     for line in [
         "callrec_esl_connected 1",
         "callrec_live_calls 1",
         "callrec_esl_events_received_total{event=\"CHANNEL_ANSWER\"} 2",
         "callrec_esl_events_dropped_total 0",
     ] {
-        assert!(text.contains(line), "{line} missing from:\n{text}");
+        support::eventually(line, || {
+            bed.handle.metrics_text().contains(line).then_some(())
+        })
+        .await;
     }
     bed.advance(S(4));
     bed.wait_recordings(RecordingState::Stored, 1).await;
