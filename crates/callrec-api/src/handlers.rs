@@ -236,6 +236,11 @@ pub async fn list_calls(state: ApiState, caller: Caller) -> Handled {
 }
 
 /// `POST /api/v1/calls/{uuid}/recording/{action}`
+///
+/// The audit entry of the action is the daemon's: the recording's segment (`recording.start`,
+/// `.pause`, `.resume`, `.stop`) names the caller as actor, with source `api`. The API adds
+/// none of its own, so each action is in the log exactly once, next to the handset's and the
+/// policy's.
 pub async fn call_action(
     state: ApiState,
     caller: Caller,
@@ -253,27 +258,13 @@ pub async fn call_action(
         ))));
     }
     let request = ActionRequest {
-        call_uuid: call_uuid.clone(),
+        call_uuid,
         action,
         actor: caller.actor(),
     };
     let call = state
         .daemon()
         .recording_action(request)
-        .await
-        .map_err(reject)?;
-    state
-        .audit(
-            &caller,
-            match action {
-                RecordingAction::Start => "call.recording.start",
-                RecordingAction::Stop => "call.recording.stop",
-                RecordingAction::Pause => "call.recording.pause",
-                RecordingAction::Resume => "call.recording.resume",
-            },
-            format!("call:{call_uuid}"),
-            json!({"recording": call.recording, "recording_id": call.recording_id}),
-        )
         .await
         .map_err(reject)?;
     ok(&call)

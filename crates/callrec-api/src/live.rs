@@ -172,7 +172,9 @@ pub trait LiveCalls: Send + Sync + 'static {
     fn calls(&self) -> Vec<LiveCall>;
 
     /// Carry out a recording action on a call, with the mode rules of the feature codes.
-    /// Returns the call as it is after the action.
+    /// Returns the call as it is after the action. The implementation writes the action's
+    /// audit entry, naming `request.actor` (the daemon does it with the recording's segment);
+    /// the API writes none for it.
     fn recording_action(
         &self,
         request: ActionRequest,

@@ -72,12 +72,26 @@ pub enum QueryError {
     },
 }
 
+/// What the store writer applies, in the order it was decided.
+#[derive(Debug)]
+pub(crate) enum StoreWork {
+    /// A change to the index.
+    Op(StoreOp),
+    /// An answer for whoever waits on an action, given once every store operation decided
+    /// before it is applied: "paused" means the pause segment, and its audit entry naming
+    /// who paused, are in the index.
+    Resolve {
+        ticket: Ticket,
+        outcome: Result<ActionDone, ActionError>,
+    },
+}
+
 /// Shared by every task of a running daemon.
 pub(crate) struct Core {
     recorder: Mutex<Recorder>,
     pub(crate) metrics: Arc<Metrics>,
     commands: Mutex<Option<mpsc::UnboundedSender<Job>>>,
-    store: Mutex<Option<mpsc::UnboundedSender<StoreOp>>>,
+    store: Mutex<Option<mpsc::UnboundedSender<StoreWork>>>,
     waiters: Mutex<HashMap<Ticket, oneshot::Sender<Result<ActionDone, ActionError>>>>,
     /// Wakes the reconciliation task.
     pub(crate) reconcile: Notify,
@@ -93,7 +107,7 @@ impl Core {
     pub(crate) fn new(
         recorder: Recorder,
         metrics: Arc<Metrics>,
-        store: mpsc::UnboundedSender<StoreOp>,
+        store: mpsc::UnboundedSender<StoreWork>,
         clock: Clock,
         query_timeout: Duration,
     ) -> Core {
@@ -145,30 +159,48 @@ impl Core {
             match effect {
                 Effect::Command(cmd) => self.send(Job::Record(cmd)),
                 Effect::Store(op) => {
-                    let sent = self
-                        .store
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .as_ref()
-                        .is_some_and(|tx| tx.send(op).is_ok());
-                    if !sent {
+                    if self.to_store(StoreWork::Op(op)).is_some() {
                         tracing::error!(
                             "the store writer has stopped; a store operation is left for the next start's reconciliation"
                         );
                     }
                 }
                 Effect::Resolve { ticket, outcome } => {
-                    let waiter = self
-                        .waiters
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&ticket);
-                    if let Some(tx) = waiter {
-                        // The caller may have given up waiting; nothing to do then.
-                        let _ = tx.send(outcome);
+                    // Through the store writer, behind the segments decided before it; at
+                    // shutdown, when the writer is gone, at once.
+                    if let Some(StoreWork::Resolve { ticket, outcome }) =
+                        self.to_store(StoreWork::Resolve { ticket, outcome })
+                    {
+                        self.resolve(ticket, outcome);
                     }
                 }
             }
+        }
+    }
+
+    /// Hands work to the store writer; gives it back when the writer has stopped.
+    fn to_store(&self, work: StoreWork) -> Option<StoreWork> {
+        match self
+            .store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(tx) => tx.send(work).err().map(|mpsc::error::SendError(work)| work),
+            None => Some(work),
+        }
+    }
+
+    /// Tells whoever waits on `ticket` how their action ended.
+    pub(crate) fn resolve(&self, ticket: Ticket, outcome: Result<ActionDone, ActionError>) {
+        let waiter = self
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ticket);
+        if let Some(tx) = waiter {
+            // The caller may have given up waiting; nothing to do then.
+            let _ = tx.send(outcome);
         }
     }
 

@@ -258,7 +258,7 @@ pub struct Daemon {
     listeners: Listeners,
     options_reconnect: Duration,
     sweep_interval: Duration,
-    ops: mpsc::UnboundedReceiver<crate::decide::StoreOp>,
+    ops: mpsc::UnboundedReceiver<crate::core::StoreWork>,
     directory_version: u64,
 }
 

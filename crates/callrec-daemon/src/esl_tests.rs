@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::core::{Core, system_clock};
+use crate::core::{Core, StoreWork, system_clock};
 use crate::decide::{FeatureCodes, Recorder, Settings, StoreOp};
 use crate::directory::{Directory, DirectoryUser, SiteRules};
 use crate::fixtures;
@@ -65,7 +65,7 @@ fn core() -> (Arc<Core>, mpsc::UnboundedReceiver<StoreOp>) {
                 .expect("id")
         }),
     );
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, mut work) = mpsc::unbounded_channel();
     let core = Arc::new(Core::new(
         recorder,
         Arc::new(Metrics::default()),
@@ -73,7 +73,20 @@ fn core() -> (Arc<Core>, mpsc::UnboundedReceiver<StoreOp>) {
         system_clock(),
         Duration::from_secs(2),
     ));
-    (core, rx)
+    // Stands in for the store writer: hands the operations to the test, answers at once.
+    let (ops_tx, ops) = mpsc::unbounded_channel();
+    let writer = core.clone();
+    tokio::spawn(async move {
+        while let Some(next) = work.recv().await {
+            match next {
+                StoreWork::Op(op) => {
+                    let _ = ops_tx.send(op);
+                }
+                StoreWork::Resolve { ticket, outcome } => writer.resolve(ticket, outcome),
+            }
+        }
+    });
+    (core, ops)
 }
 
 async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {

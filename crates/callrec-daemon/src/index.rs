@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::core::Core;
+use crate::core::{Core, StoreWork};
 use crate::decide::{InProgressRow, POLICY_ACTOR, StoreOp};
 use crate::directory::{self, UserKey};
 use crate::event::Micros;
@@ -30,16 +30,22 @@ pub(crate) fn utc(at: Micros) -> DateTime<Utc> {
 }
 
 /// Applies store operations until the channel closes (every sender dropped), then returns:
-/// at shutdown every operation already decided is applied before the index closes.
+/// at shutdown every operation already decided is applied before the index closes. Answers
+/// to actions come through here too, so they are given once the action's segment is in.
 pub(crate) async fn apply_store_ops(
     core: Arc<Core>,
     store: StoreHandle,
     ingest: IngestQueue,
-    mut ops: mpsc::UnboundedReceiver<StoreOp>,
+    mut work: mpsc::UnboundedReceiver<StoreWork>,
 ) {
-    while let Some(op) = ops.recv().await {
-        if let Err(err) = apply_one(&core, &store, &ingest, op).await {
-            tracing::error!(error = %err, "a store operation failed");
+    while let Some(next) = work.recv().await {
+        match next {
+            StoreWork::Op(op) => {
+                if let Err(err) = apply_one(&core, &store, &ingest, op).await {
+                    tracing::error!(error = %err, "a store operation failed");
+                }
+            }
+            StoreWork::Resolve { ticket, outcome } => core.resolve(ticket, outcome),
         }
     }
 }
