@@ -13,9 +13,10 @@
 //!
 //! A crash after 1 leaves a tombstone whose file still exists and a pending entry, which
 //! [`Store::reconcile`] finishes. The index never says `stored` for a file that is gone.
-//! A dry run selects the same victims and writes nothing.
+//! A dry run selects the same victims and writes nothing; given other settings for a site
+//! (`SweepOptions::site_overrides`), it computes the expiry they would give instead.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::path::PathBuf;
 use std::sync::mpsc;
 
@@ -29,7 +30,7 @@ use crate::error::StoreError;
 use crate::files;
 use crate::model::RecordingId;
 use crate::records::{SiteId, SiteSettings, UserId};
-use crate::store::{Paths, Store};
+use crate::store::{Paths, Store, expires_at};
 use crate::view::{self, ms};
 
 /// A recording about to be deleted.
@@ -300,6 +301,12 @@ pub struct SweepOptions {
     /// Stop after about this many deletions (whole batches) and say whether more remain, so
     /// a daemon can release the store between steps and let ingest through. `None`: all.
     pub max_deletions: Option<u64>,
+    /// Dry run only: evaluate these sites (by name) as if they had these settings, e.g. the
+    /// settings a config file would apply before a real sweep, so the preview shows what
+    /// that sweep would delete. Recordings of a site whose retention or legal hold differ get
+    /// their expiry computed from the given settings (as [`Store::update_site`] would);
+    /// nothing is written. A real sweep refuses overrides: apply them with `update_site`.
+    pub site_overrides: BTreeMap<String, SiteSettings>,
 }
 
 impl Default for SweepOptions {
@@ -310,6 +317,7 @@ impl Default for SweepOptions {
             batch: 5000,
             list_limit: 10_000,
             max_deletions: None,
+            site_overrides: BTreeMap::new(),
         }
     }
 }
@@ -355,10 +363,86 @@ pub struct SweepReport {
     pub more: bool,
 }
 
+/// Where a page of victims starts: after this (time, seq).
+type Keyset = (i64, i64);
+
+/// No site, as a JSON array of site ids.
+const NO_SITES: &str = "[]";
+
+/// The first `limit` victims by (expiry, seq) of those offered in any order, holding no more
+/// than `limit` at a time.
+struct Shortlist {
+    limit: usize,
+    heap: BinaryHeap<ByExpiry>,
+}
+
+/// A victim ordered by (expiry, seq).
+struct ByExpiry(Victim);
+
+impl ByExpiry {
+    fn key(&self) -> (i64, i64) {
+        (self.0.expires_at.unwrap_or(i64::MIN), self.0.seq)
+    }
+}
+
+impl PartialEq for ByExpiry {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for ByExpiry {}
+
+impl PartialOrd for ByExpiry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByExpiry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl Shortlist {
+    fn new(limit: usize) -> Shortlist {
+        Shortlist {
+            limit,
+            heap: BinaryHeap::new(),
+        }
+    }
+
+    fn offer(&mut self, v: Victim) {
+        if self.limit == 0 {
+            return;
+        }
+        // A max-heap of the kept ones: a newcomer earlier than the latest kept replaces it.
+        if self.heap.len() < self.limit {
+            self.heap.push(ByExpiry(v));
+        } else if let Some(mut latest) = self.heap.peek_mut() {
+            let v = ByExpiry(v);
+            if v < *latest {
+                *latest = v;
+            }
+        }
+    }
+
+    fn into_sorted(self) -> Vec<Victim> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|b| b.0)
+            .collect()
+    }
+}
+
 impl Store {
     /// Apply retention now (SPEC §4.3): delete every `stored` or `failed` recording whose
     /// `expires_at` has passed and that is not on hold, leaving tombstones and audit entries.
-    /// With `dry_run`, change nothing and report what would be deleted.
+    /// With `dry_run`, change nothing and report what would be deleted, under the sites'
+    /// current settings or, for the sites in `site_overrides`, under the settings given there
+    /// (what a sweep after `update_site` would delete).
     ///
     /// Crash-safe: each batch's rows become tombstones (with usage, audit entries and a
     /// `pending_removals` entry per file) in one transaction before any file is removed; a
@@ -367,36 +451,30 @@ impl Store {
     pub fn sweep(&mut self, options: &SweepOptions) -> Result<SweepReport, StoreError> {
         let now = self.now();
         let batch = options.batch.max(1);
+        if options.dry_run {
+            return self.dry_run(options, now, batch);
+        }
+        if !options.site_overrides.is_empty() {
+            let names: Vec<&str> = options.site_overrides.keys().map(String::as_str).collect();
+            return Err(StoreError::invalid(
+                "site_overrides",
+                names.join(", "),
+                "only a dry run can use settings that are not in force; apply them with \
+                 update_site first",
+            ));
+        }
         let mut report = SweepReport {
             now,
-            dry_run: options.dry_run,
+            dry_run: false,
             deleted: 0,
             deleted_bytes: 0,
             listed: Vec::new(),
-            kept_on_hold: self.count_held_expired(now)?,
+            kept_on_hold: self.count_held_expired(now, NO_SITES)?,
             files_not_removed: 0,
             more: false,
         };
         let limit_reached =
             |report: &SweepReport| options.max_deletions.is_some_and(|m| report.deleted >= m);
-        if options.dry_run {
-            // Nothing is written: page through the victims (they stay put) and list them.
-            let mut after = (i64::MIN, i64::MIN);
-            loop {
-                let victims = self.select_victims(&self.conn, now, after, batch)?;
-                self.note_victims(&mut report, &victims, options.list_limit)?;
-                match victims.last() {
-                    Some(_) if victims.len() == batch && limit_reached(&report) => {
-                        report.more = true;
-                        return Ok(report);
-                    }
-                    Some(last) if victims.len() == batch => {
-                        after = (last.expires_at.unwrap_or(i64::MIN), last.seq)
-                    }
-                    _ => return Ok(report),
-                }
-            }
-        }
 
         // Rows and files are pipelined: while a helper thread removes the files of one
         // committed batch (never before its commit), the next batch's tombstones are
@@ -500,30 +578,235 @@ impl Store {
             report.deleted += 1;
             report.deleted_bytes += u64::try_from(v.size).unwrap_or(0);
             if report.listed.len() < list_limit {
-                report.listed.push(Swept {
-                    id: v.id.clone(),
-                    site_id: v.site,
-                    user_id: v.user,
-                    started_at: view::from_ms(v.started_at)?,
-                    expires_at: view::from_ms(v.expires_at.unwrap_or(v.started_at))?,
-                    size_bytes: u64::try_from(v.size).unwrap_or(0),
-                    path: self.paths.store_file(&v.store_path),
-                });
+                report.listed.push(self.swept(v)?);
             }
         }
         Ok(())
     }
 
-    fn count_held_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    /// Expired recordings on hold, outside the sites listed in `excluded` (a JSON array of
+    /// site ids).
+    fn count_held_expired(&self, now: DateTime<Utc>, excluded: &str) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
             .prepare_cached(
                 "SELECT COUNT(*) FROM recordings
-                 WHERE hold = 1 AND state IN ('stored', 'failed') AND expires_at <= ?1",
+                 WHERE hold = 1 AND state IN ('stored', 'failed') AND expires_at <= ?1
+                   AND site_id NOT IN (SELECT value FROM json_each(?2))",
             )
-            .and_then(|mut s| s.query_row([ms(now)], |r| r.get(0)))
+            .and_then(|mut s| s.query_row(params![ms(now), excluded], |r| r.get(0)))
             .map_err(StoreError::sql("count held recordings"))?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// A sweep that writes nothing: page through the victims (they stay put), count them and
+    /// list the first `list_limit` by expiry. Sites in `site_overrides` whose retention or
+    /// legal hold would change are read by start time and their expiry computed from the
+    /// given settings; every other site by its stored expiry.
+    fn dry_run(
+        &self,
+        options: &SweepOptions,
+        now: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<SweepReport, StoreError> {
+        let view = self.view();
+        let mut recomputed = Vec::new();
+        for (name, settings) in &options.site_overrides {
+            settings.validate()?;
+            let site = view.site(name)?;
+            if settings.retention_days != site.settings.retention_days
+                || settings.legal_hold != site.settings.legal_hold
+            {
+                recomputed.push((site.id, settings));
+            }
+        }
+        let excluded = format!(
+            "[{}]",
+            recomputed
+                .iter()
+                .map(|(site, _)| site.0.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut report = SweepReport {
+            now,
+            dry_run: true,
+            deleted: 0,
+            deleted_bytes: 0,
+            listed: Vec::new(),
+            kept_on_hold: self.count_held_expired(now, &excluded)?,
+            files_not_removed: 0,
+            more: false,
+        };
+        let mut listed = Shortlist::new(options.list_limit);
+        let mut count = |victims: Vec<Victim>, report: &mut SweepReport| {
+            for v in victims {
+                report.deleted += 1;
+                report.deleted_bytes += u64::try_from(v.size).unwrap_or(0);
+                listed.offer(v);
+            }
+        };
+        let limit_reached =
+            |report: &SweepReport| options.max_deletions.is_some_and(|m| report.deleted >= m);
+
+        // Sites evaluated as they are.
+        let mut after = (i64::MIN, i64::MIN);
+        loop {
+            let victims = self.select_dry_victims(now, after, batch, &excluded)?;
+            let full = victims.len() == batch;
+            if let Some(last) = victims.last() {
+                after = (last.expires_at.unwrap_or(i64::MIN), last.seq);
+            }
+            count(victims, &mut report);
+            if !full {
+                break;
+            }
+            if limit_reached(&report) {
+                report.more = true;
+                break;
+            }
+        }
+        // Sites evaluated with other settings.
+        for (site, settings) in &recomputed {
+            report.kept_on_hold += self.count_expiring_with(*site, settings, now, true)?;
+            let mut after = (i64::MIN, i64::MIN);
+            while !report.more {
+                let (victims, next) =
+                    self.expiring_with(*site, settings, now, false, after, batch)?;
+                count(victims, &mut report);
+                match next {
+                    Some(_) if limit_reached(&report) => report.more = true,
+                    Some(next) => after = next,
+                    None => break,
+                }
+            }
+        }
+        for v in listed.into_sorted() {
+            report.listed.push(self.swept(&v)?);
+        }
+        Ok(report)
+    }
+
+    /// [`Store::select_victims`] outside the sites in `excluded` (a JSON array of site ids),
+    /// on the write connection outside any transaction (a dry run).
+    fn select_dry_victims(
+        &self,
+        now: DateTime<Utc>,
+        after: (i64, i64),
+        batch: usize,
+        excluded: &str,
+    ) -> Result<Vec<Victim>, StoreError> {
+        let select = format!(
+            "SELECT {VICTIM_COLUMNS} FROM recordings
+             WHERE state IN ('stored', 'failed') AND hold = 0 AND expires_at <= ?1
+               AND (expires_at, seq) > (?2, ?3)
+               AND site_id NOT IN (SELECT value FROM json_each(?5))
+             ORDER BY expires_at, seq LIMIT ?4"
+        );
+        self.conn
+            .prepare_cached(&select)
+            .and_then(|mut s| {
+                s.query_map(
+                    params![ms(now), after.0, after.1, batch as i64, excluded],
+                    victim_from_row,
+                )?
+                .collect()
+            })
+            .map_err(StoreError::sql("select expired recordings"))
+    }
+
+    /// One page of `site`'s recordings (on hold or not) that would have expired by `now`
+    /// under `settings`, read by start time after `after` (started_at, seq), with the expiry
+    /// they would have. Returns where the next page starts, or `None` after the last.
+    fn expiring_with(
+        &self,
+        site: SiteId,
+        settings: &SiteSettings,
+        now: DateTime<Utc>,
+        hold: bool,
+        after: (i64, i64),
+        batch: usize,
+    ) -> Result<(Vec<Victim>, Option<Keyset>), StoreError> {
+        // Only recordings that started this long ago can have expired: `retention_days`
+        // ago, and under a legal hold also seven calendar years ago (a few days' slack for
+        // months of different lengths; the exact test is `expires_at` below).
+        let mut latest_start = now - chrono::TimeDelta::days(i64::from(settings.retention_days));
+        if settings.legal_hold {
+            let seven_years = now
+                .checked_sub_months(chrono::Months::new(7 * 12))
+                .map_or(DateTime::<Utc>::MIN_UTC, |t| t + chrono::TimeDelta::days(4));
+            latest_start = latest_start.min(seven_years);
+        }
+        let select = format!(
+            "SELECT {VICTIM_COLUMNS} FROM recordings
+             WHERE site_id = ?1 AND state IN ('stored', 'failed') AND hold = ?2
+               AND started_at <= ?3 AND (started_at, seq) > (?4, ?5)
+             ORDER BY started_at, seq LIMIT ?6"
+        );
+        let page: Vec<Victim> = self
+            .conn
+            .prepare_cached(&select)
+            .and_then(|mut s| {
+                s.query_map(
+                    params![
+                        site.0,
+                        hold,
+                        ms(latest_start),
+                        after.0,
+                        after.1,
+                        batch as i64
+                    ],
+                    victim_from_row,
+                )?
+                .collect()
+            })
+            .map_err(StoreError::sql("select recordings to preview"))?;
+        let next = match page.last() {
+            Some(last) if page.len() == batch => Some((last.started_at, last.seq)),
+            _ => None,
+        };
+        let mut expiring = Vec::with_capacity(page.len());
+        for mut v in page {
+            let expires = ms(expires_at(view::from_ms(v.started_at)?, settings));
+            if expires <= ms(now) {
+                v.expires_at = Some(expires);
+                expiring.push(v);
+            }
+        }
+        Ok((expiring, next))
+    }
+
+    /// How many of `site`'s recordings on hold (`hold`) would have expired under `settings`.
+    fn count_expiring_with(
+        &self,
+        site: SiteId,
+        settings: &SiteSettings,
+        now: DateTime<Utc>,
+        hold: bool,
+    ) -> Result<u64, StoreError> {
+        let mut n = 0u64;
+        let mut after = (i64::MIN, i64::MIN);
+        loop {
+            let (page, next) = self.expiring_with(site, settings, now, hold, after, 1000)?;
+            n += page.len() as u64;
+            match next {
+                Some(next) => after = next,
+                None => return Ok(n),
+            }
+        }
+    }
+
+    /// A victim as the report lists it.
+    fn swept(&self, v: &Victim) -> Result<Swept, StoreError> {
+        Ok(Swept {
+            id: v.id.clone(),
+            site_id: v.site,
+            user_id: v.user,
+            started_at: view::from_ms(v.started_at)?,
+            expires_at: view::from_ms(v.expires_at.unwrap_or(v.started_at))?,
+            size_bytes: u64::try_from(v.size).unwrap_or(0),
+            path: self.paths.store_file(&v.store_path),
+        })
     }
 }
 

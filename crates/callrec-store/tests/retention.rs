@@ -3,7 +3,10 @@
 
 mod support;
 
-use callrec_store::{Access, QuotaPolicy, RecordingState, SiteUpdate, SweepOptions, VerifyOptions};
+use callrec_store::{
+    Access, NewUser, QuotaPolicy, RecordingState, SiteSettings, SiteUpdate, StoreError,
+    SweepOptions, SweepReport, VerifyOptions,
+};
 use chrono::{Duration, Months};
 use support::{Fixture, NowUtc, files_under};
 
@@ -308,4 +311,175 @@ fn a_sweep_of_many_batches_leaves_one_tombstone_and_one_audit_entry_per_recordin
     let verify = f.store.verify(&VerifyOptions::default()).unwrap();
     assert!(verify.is_clean(), "{verify}");
     assert_eq!(f.store.sweep(&SweepOptions::default()).unwrap().deleted, 0);
+}
+
+#[test]
+fn a_dry_run_previews_settings_not_yet_in_force_and_the_real_sweep_then_agrees() {
+    let mut f = Fixture::new();
+    let branch = SiteSettings {
+        retention_days: 30,
+        ..SiteSettings::default()
+    };
+    f.store.create_site("branch", &branch, "t").unwrap();
+    let alice = f.user("1001");
+    let bob = f
+        .store
+        .add_user(&NewUser::new("branch", "2001"), "t")
+        .unwrap();
+    let a = f.recording(&alice, "1001", "02077456456", 300);
+    let held = f.recording(&alice, "1001", "02077456456", 300);
+    let d = f.recording(&bob, "2001", "02077456456", 300);
+    f.clock.advance(Duration::days(30));
+    let b = f.recording(&alice, "1001", "02077456456", 300);
+    f.clock.advance(Duration::days(10));
+    let admin = Access::system("admin");
+    f.store.set_hold(&held.id, &admin, true).unwrap();
+    // a, held and d are 40 days old, b 10. Site default keeps 180 days, branch 30.
+    let audit_before = f.store.view().audit(None, None, 500).unwrap().entries;
+    let dry = |f: &mut Fixture, overrides: &[(&str, SiteSettings)]| {
+        f.store
+            .sweep(&SweepOptions {
+                dry_run: true,
+                site_overrides: overrides
+                    .iter()
+                    .map(|(n, s)| (n.to_string(), s.clone()))
+                    .collect(),
+                ..Default::default()
+            })
+            .unwrap()
+    };
+    let ids = |r: &SweepReport| r.listed.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+
+    let as_is = dry(&mut f, &[]);
+    assert_eq!(
+        ids(&as_is),
+        std::slice::from_ref(&d.id),
+        "only branch's 30 days have passed"
+    );
+    assert_eq!(as_is.kept_on_hold, 0);
+
+    // Default at 7 days: a, b and the held one expire there too, merged with branch's by
+    // expiry: a (33 days ago), d (10 days ago), b (3 days ago).
+    let seven = SiteSettings {
+        retention_days: 7,
+        ..SiteSettings::default()
+    };
+    let preview = dry(&mut f, &[("default", seven.clone())]);
+    assert_eq!(ids(&preview), [a.id.clone(), d.id.clone(), b.id.clone()]);
+    assert_eq!(preview.deleted, 3);
+    assert_eq!(
+        preview.deleted_bytes,
+        [&a, &b, &d]
+            .iter()
+            .map(|r| r.size_bytes.unwrap())
+            .sum::<u64>()
+    );
+    assert_eq!(preview.kept_on_hold, 1);
+    let first_two = f
+        .store
+        .sweep(&SweepOptions {
+            dry_run: true,
+            list_limit: 2,
+            site_overrides: [("default".to_string(), seven.clone())].into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        ids(&first_two),
+        [a.id.clone(), d.id.clone()],
+        "the earliest two"
+    );
+    assert_eq!(first_two.deleted, 3, "all counted");
+    assert_eq!(
+        preview.listed[0].expires_at,
+        a.started_at + Duration::days(7),
+        "the expiry the new settings give"
+    );
+    // A legal hold keeps everything of default for seven years, whatever the retention.
+    let legal = SiteSettings {
+        legal_hold: true,
+        ..seven.clone()
+    };
+    assert_eq!(
+        ids(&dry(&mut f, &[("default", legal)])),
+        std::slice::from_ref(&d.id)
+    );
+    // Settings that leave retention alone change nothing in the preview.
+    let other_quota = SiteSettings {
+        quota_bytes: 1,
+        ..SiteSettings::default()
+    };
+    assert_eq!(dry(&mut f, &[("default", other_quota)]), as_is);
+
+    // None of that wrote anything.
+    assert_eq!(
+        f.store.view().audit(None, None, 500).unwrap().entries,
+        audit_before
+    );
+    assert_eq!(
+        f.store
+            .view()
+            .site("default")
+            .unwrap()
+            .settings
+            .retention_days,
+        180
+    );
+    let stored = f.store.view().recording(&a.id, &admin).unwrap();
+    assert_eq!(stored.state, RecordingState::Stored);
+    assert_eq!(stored.expires_at, Some(a.started_at + Duration::days(180)));
+
+    // Overrides are for previews only, and must name a real site with valid settings.
+    let real_with_overrides = f.store.sweep(&SweepOptions {
+        site_overrides: [("default".to_string(), seven.clone())].into(),
+        ..Default::default()
+    });
+    assert!(
+        matches!(
+            real_with_overrides,
+            Err(StoreError::Invalid {
+                field: "site_overrides",
+                ..
+            })
+        ),
+        "{real_with_overrides:?}"
+    );
+    assert_eq!(state(&f, &a.id), RecordingState::Stored);
+    let bad = SweepOptions {
+        dry_run: true,
+        site_overrides: [(
+            "default".to_string(),
+            SiteSettings {
+                retention_days: 0,
+                ..SiteSettings::default()
+            },
+        )]
+        .into(),
+        ..Default::default()
+    };
+    assert!(f.store.sweep(&bad).is_err());
+    let unknown = SweepOptions {
+        dry_run: true,
+        site_overrides: [("nowhere".to_string(), seven.clone())].into(),
+        ..Default::default()
+    };
+    assert!(f.store.sweep(&unknown).is_err());
+
+    // Put the settings in force: the real sweep deletes exactly what the preview listed.
+    f.store
+        .update_site(
+            "default",
+            &SiteUpdate {
+                retention_days: Some(7),
+                ..Default::default()
+            },
+            "admin",
+        )
+        .unwrap();
+    let real = f.store.sweep(&SweepOptions::default()).unwrap();
+    assert_eq!(ids(&real), ids(&preview));
+    assert_eq!(
+        (real.deleted, real.deleted_bytes, real.kept_on_hold),
+        (preview.deleted, preview.deleted_bytes, preview.kept_on_hold)
+    );
 }
