@@ -483,24 +483,59 @@ fn a_sweep_applies_the_retention_the_config_sets_first() {
     install.callrec(["user", "add", "1001"]).run().success();
     let (id, file) = stored_recording(&install, "1001", Utc::now() - Duration::days(10), 1);
 
-    // Under the default 180 days nothing has expired; the config's 7 days must win.
+    // Under the default 180 days nothing has expired; the config's 7 days must win. The dry
+    // run previews the sweep under them without putting them in force.
     let dry = install
         .callrec(["sweep", "--dry-run"])
         .env("CALLREC_SITE_RETENTION_DAYS", "7")
         .run()
         .success();
     assert!(
-        dry.stdout.starts_with("dry run: 0 recordings"),
+        dry.stdout
+            .starts_with("dry run: 1 recording would be deleted"),
         "{}",
         dry.stdout
     );
     assert!(
+        dry.stdout.contains(id.as_str()),
+        "the dry run lists it:\n{}",
+        dry.stdout
+    );
+    assert!(
         dry.stderr
-            .contains("note: the config changes settings of site default"),
+            .contains("note: the config changes settings of site default")
+            && dry.stderr.contains("previews the sweep under them"),
         "{}",
         dry.stderr
     );
     assert!(file.is_file());
+    let untouched = open_store(&install);
+    assert_eq!(
+        untouched
+            .view()
+            .site("default")
+            .unwrap()
+            .settings
+            .retention_days,
+        180,
+        "a dry run puts no setting in force"
+    );
+    assert_eq!(
+        untouched
+            .view()
+            .recording(&id, &Access::system("test"))
+            .unwrap()
+            .state,
+        RecordingState::Stored
+    );
+    drop(untouched);
+    let plain = install.callrec(["sweep", "--dry-run"]).run().success();
+    assert!(
+        plain.stdout.starts_with("dry run: 0 recordings") && !plain.stderr.contains("note:"),
+        "without the setting nothing has expired:\n{}{}",
+        plain.stdout,
+        plain.stderr
+    );
 
     let json = install
         .callrec(["sweep", "--json"])

@@ -9,24 +9,31 @@ use crate::exit::Outcome;
 /// Sweeps (or, dry, lists what a sweep would delete) and reports it.
 pub fn run(session: &Session, dry_run: bool, json: bool) -> anyhow::Result<Outcome> {
     let mut store = session.open_store()?;
+    let mut options = SweepOptions {
+        dry_run,
+        actor: session.actor.clone(),
+        ..SweepOptions::default()
+    };
     // Retention is a site setting; a config that names it must be in force before sweeping.
-    // A dry run changes nothing, not even that, so it says when its preview is of the site's
-    // current settings rather than of the config's.
+    // A dry run changes nothing, not even that: it previews the sweep under the settings the
+    // config would apply, and says so.
     if dry_run {
         if session.site_config_pending(&store)? {
+            let site = store
+                .view()
+                .site("default")
+                .context("cannot read the default site")?;
+            let pending = session.config.site_update().apply_to(&site.settings);
+            options.site_overrides.insert(site.name, pending);
             eprintln!(
                 "note: the config changes settings of site default that a real sweep applies \
-                 first (see `callrec config check`); this dry run uses the site's current settings"
+                 first (see `callrec config check`); this dry run previews the sweep under \
+                 them and changes nothing"
             );
         }
     } else {
         session.apply_site_config(&mut store)?;
     }
-    let options = SweepOptions {
-        dry_run,
-        actor: session.actor.clone(),
-        ..SweepOptions::default()
-    };
     let report = store.sweep(&options).context("sweep failed")?;
     if json {
         out::json(&report)?;
