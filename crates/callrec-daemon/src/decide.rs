@@ -12,7 +12,9 @@ use callrec_store::{
     Direction, PauseBehavior, RecordingId, RecordingMode, SegmentKind, SegmentSource,
 };
 
-use crate::calls::{CallTable, LiveCall, LiveRecording, Owner, RecordingStatus, StopRequest};
+use crate::calls::{
+    CallTable, GroupId, LiveCall, LiveRecording, Owner, RecordingStatus, StopRequest,
+};
 use crate::directory::{Directory, UserKey};
 use crate::event::{ChannelEvent, EventKind, Micros};
 
@@ -541,9 +543,12 @@ impl Recorder {
             };
         }
         self.observe(ev);
+        let group = self.table.channel(&ev.uuid).map(|c| c.group);
         let mut effects = self.apply_event(ev);
-        if !self.waiting.is_empty() {
-            effects.extend(self.settle_waits(ev.at));
+        if let Some(group) = group
+            && !self.waiting.is_empty()
+        {
+            effects.extend(self.settle_waits(group, ev.at));
         }
         effects
     }
@@ -583,6 +588,7 @@ impl Recorder {
                 // comes first, the recording waits for it, since only RECORD_STOP says
                 // whether the switch kept or discarded the file.
                 self.table.remove(&ev.uuid, ev.at);
+                self.waiting.remove(&ev.uuid);
                 Vec::new()
             }
             EventKind::Bridge
@@ -731,15 +737,13 @@ impl Recorder {
         let Some(owner) = ch.owner.as_ref() else {
             return false;
         };
-        self.waiting.iter().any(|w| {
-            w != uuid
-                && self.table.channel(w).is_some_and(|other| {
-                    other.group == ch.group
-                        && other
-                            .owner
-                            .as_ref()
-                            .is_some_and(|o| o.user == owner.user && o.rank <= owner.rank)
-                })
+        self.table.group_members(ch.group).any(|other| {
+            other.uuid != uuid
+                && self.waiting.contains(&other.uuid)
+                && other
+                    .owner
+                    .as_ref()
+                    .is_some_and(|o| o.user == owner.user && o.rank <= owner.rank)
         })
     }
 
@@ -782,11 +786,19 @@ impl Recorder {
         })
     }
 
-    /// Re-decides the legs waiting for their user's own leg ([`Recorder::waits_for_own_leg`])
-    /// after an event: a leg whose wait is over is recorded, unless its user's recording now
-    /// runs on another leg of the call.
-    fn settle_waits(&mut self, at: Micros) -> Vec<Effect> {
-        let waiting: Vec<String> = self.waiting.drain().collect();
+    /// Re-decides the legs of a call waiting for their user's own leg
+    /// ([`Recorder::waits_for_own_leg`]) after an event about the call: a leg whose wait is
+    /// over is recorded, unless its user's recording now runs on another leg of the call.
+    fn settle_waits(&mut self, group: GroupId, at: Micros) -> Vec<Effect> {
+        let waiting: Vec<String> = self
+            .table
+            .group_members(group)
+            .filter(|c| self.waiting.contains(&c.uuid))
+            .map(|c| c.uuid.clone())
+            .collect();
+        for uuid in &waiting {
+            self.waiting.remove(uuid);
+        }
         let mut effects = Vec::new();
         for uuid in waiting {
             let Some(ch) = self.table.channel(&uuid) else {
@@ -1325,7 +1337,9 @@ impl Recorder {
             .channel(uuid)
             .and_then(|c| c.recording.as_ref())
             .map(|r| r.id.clone());
+        let group = self.table.channel(uuid).map(|c| c.group);
         self.table.remove(uuid, at);
+        self.waiting.remove(uuid);
         let mut effects = match id.and_then(|id| self.table.take_closing(&id)) {
             Some(closing) => {
                 let ev = ChannelEvent {
@@ -1338,8 +1352,10 @@ impl Recorder {
             }
             None => Vec::new(),
         };
-        if !self.waiting.is_empty() {
-            effects.extend(self.settle_waits(at));
+        if let Some(group) = group
+            && !self.waiting.is_empty()
+        {
+            effects.extend(self.settle_waits(group, at));
         }
         effects
     }
@@ -1402,8 +1418,10 @@ impl Recorder {
             return Vec::new();
         }
         let mut effects = self.on_answer_decision(&ev.uuid, ev.at);
-        if !self.waiting.is_empty() {
-            effects.extend(self.settle_waits(ev.at));
+        if let Some(group) = self.table.channel(&ev.uuid).map(|c| c.group)
+            && !self.waiting.is_empty()
+        {
+            effects.extend(self.settle_waits(group, ev.at));
         }
         effects
     }
