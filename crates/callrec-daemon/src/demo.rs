@@ -171,6 +171,7 @@ pub async fn demo(
     say(format!("  data:  {}", data_dir.display()));
     say(format!("  API:   http://{api_addr}/api/v1"));
     say("  users: 1001 always_pausable (admin), 1002 on_demand, 1003 always, 1004 never");
+    say("  (log lines: set CALLREC_LOG_LEVEL=info to see what the daemon logs)");
     tokio::time::timeout(Duration::from_secs(10), handle.wait_connected())
         .await
         .map_err(|_| {
@@ -183,10 +184,14 @@ pub async fn demo(
     let outcome = match script {
         Ok(()) => {
             summary(&store, &api_addr, token.as_ref().map(|t| t.secret.as_str())).await;
-            if !options.exit_when_done {
-                say("");
+            say("");
+            if options.exit_when_done {
                 say(
-                    "Running until Ctrl-C: query the API above, or dial more calls with `callrec-sim`.",
+                    "The demo stops now (--exit), and the API with it: run `callrec demo` without --exit to try the commands above.",
+                );
+            } else {
+                say(
+                    "The API keeps answering until Ctrl-C: try the commands above in another terminal.",
                 );
                 shutdown.await;
             }
@@ -323,40 +328,86 @@ async fn summary(store: &StoreHandle, api: &str, token: Option<&str>) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let root = store.paths().store.clone();
+    let files = {
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || files_under(&root))
+            .await
+            .unwrap_or_default()
+    };
     say("");
     say("Recordings (GET /api/v1/recordings):");
     for r in &rows {
         let mut line = String::new();
         let _ = write!(
             line,
-            "  {} {:<5} {:<9} {:>6.1} s  paused {:>4.1} s  {}",
+            "  {} {:<5} {:<9} {:>5.1} s of audio, paused {:>4.1} s",
             r.state.as_str(),
             r.user,
             r.direction.as_str(),
             r.duration_ms.unwrap_or(0) as f64 / 1000.0,
             r.paused_ms as f64 / 1000.0,
-            r.file_name
         );
         if r.state != RecordingState::Stored {
             let _ = write!(line, "  ({})", r.state_reason.as_deref().unwrap_or(""));
         }
         say(line);
+        let path = files
+            .iter()
+            .find(|p| p.file_name().is_some_and(|n| n == r.file_name.as_str()))
+            .map_or_else(|| root.join("…").join(&r.file_name), Clone::clone);
+        say(format!("      {}", path.display()));
     }
+    say("  Audio is what the file holds: a call on hold sends none, so hold time is not in it.");
+    say("  Paused is the time from *48 to *49; off hold it is in the file as silence (the site's");
+    say("  pause_behavior; \"skip\" would leave it out).");
+    say(format!("  Index: {}", store.paths().index.display()));
     say("");
-    say("Query them:");
+    say("Query them with the REST API (1001 is the site's admin: its token sees every recording):");
     let token = token.unwrap_or("<token>");
     say(format!("  export CALLREC_TOKEN={token}"));
-    say(format!(
-        "  curl -s -H \"Authorization: Bearer $CALLREC_TOKEN\" http://{api}/api/v1/recordings"
-    ));
-    if let Some(first) = rows.first() {
+    let auth = "-H \"Authorization: Bearer $CALLREC_TOKEN\"";
+    say(format!("  curl -s {auth} http://{api}/api/v1/recordings"));
+    // The paused one shows the most: its segments say who paused and resumed, and when.
+    let example = rows
+        .iter()
+        .find(|r| r.paused_ms > 0 && r.state == RecordingState::Stored)
+        .or_else(|| rows.iter().find(|r| r.state == RecordingState::Stored));
+    if let Some(r) = example {
         say(format!(
-            "  curl -s -H \"Authorization: Bearer $CALLREC_TOKEN\" http://{api}/api/v1/recordings/{}",
-            first.id
+            "  curl -s {auth} http://{api}/api/v1/recordings/{}        # with its segments",
+            r.id
         ));
         say(format!(
-            "  curl -s -H \"Authorization: Bearer $CALLREC_TOKEN\" -o call.wav http://{api}/api/v1/recordings/{}/audio",
-            first.id
+            "  curl -s {auth} -o call.wav http://{api}/api/v1/recordings/{}/audio",
+            r.id
         ));
     }
+    say(format!(
+        "  curl -s {auth} --get --data-urlencode \"number=+44 20 7946 0000\" http://{api}/api/v1/recordings   # a number in any form"
+    ));
+    say(format!(
+        "  curl -s {auth} http://{api}/api/v1/audit        # who did what, newest first"
+    ));
+    say("  (the answers are JSON: pipe them into `jq` or `python3 -m json.tool` to read them)");
+}
+
+/// Every file under `dir`, recursively (the demo's store is small).
+fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
 }

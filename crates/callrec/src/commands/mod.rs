@@ -37,7 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             config::check(&load_config(&global)?, global.config.as_deref())
         }
         Command::Serve => daemon::serve(&Session::start(&global)?),
-        Command::Demo { exit, dir } => daemon::demo(&Session::start(&global)?, exit, dir),
+        Command::Demo { exit, dir } => daemon::demo(&Session::start_demo(&global)?, exit, dir),
         Command::Migrate => migrate::run(&Session::start(&global)?),
         Command::User(command) => users::run(&Session::start(&global)?, command),
         Command::Token(command) => tokens::run(&Session::start(&global)?, command),
@@ -73,6 +73,20 @@ pub struct Session {
 impl Session {
     fn start(global: &GlobalArgs) -> anyhow::Result<Session> {
         let config = load_config(global)?;
+        logging::init(&config.log)?;
+        let actor = actor_name(|name| std::env::var(name).ok());
+        Ok(Session { config, actor })
+    }
+
+    /// For `callrec demo`: its story goes to stdout, so unless a log level was set, only
+    /// warnings and errors are logged beside it.
+    fn start_demo(global: &GlobalArgs) -> anyhow::Result<Session> {
+        let mut config = load_config(global)?;
+        if !config.explicit_keys("log").contains(&"level")
+            && let Ok(quiet) = "warn".parse()
+        {
+            config.log.level = quiet;
+        }
         logging::init(&config.log)?;
         let actor = actor_name(|name| std::env::var(name).ok());
         Ok(Session { config, actor })

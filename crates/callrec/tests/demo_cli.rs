@@ -1,0 +1,82 @@
+//! A newcomer runs `callrec demo --exit`: the story on stdout (no log lines beside it unless
+//! asked for), the recordings it names are on disk and in the index, and the admin token it
+//! prints is a working token.
+
+mod support;
+
+use callrec_store::{RecordingId, Role, Store};
+use support::{Callrec, Install};
+
+#[test]
+fn the_demo_tells_where_the_recordings_are_and_how_to_query_them() {
+    let install = Install::new();
+    let dir = install.root().join("demo");
+    let run = Callrec::new([
+        "demo".as_ref(),
+        "--exit".as_ref(),
+        "--dir".as_ref(),
+        dir.as_os_str(),
+    ])
+    .current_dir(install.root())
+    .run()
+    .success();
+    let out = &run.stdout;
+
+    // Only the story: the daemon's info lines are not printed unless asked for.
+    assert!(!run.stderr.contains("INFO"), "{}", run.stderr);
+    assert!(
+        out.contains("the daemon is connected to the switch"),
+        "{out}"
+    );
+
+    // Every recording is listed with the file's full path, and the file is there.
+    let paths: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('/') && l.ends_with(".wav"))
+        .collect();
+    assert_eq!(paths.len(), 3, "{out}");
+    for path in &paths {
+        assert!(std::path::Path::new(path).is_file(), "{path} is not a file");
+        assert!(path.starts_with(dir.to_str().unwrap()), "{path}");
+    }
+    let stored = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("stored "))
+        .count();
+    assert_eq!(stored, 3, "{out}");
+
+    // The token works, as the admin of the site.
+    let token = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("export CALLREC_TOKEN="))
+        .expect("a token line");
+    let store = Store::open(dir.join("data")).unwrap();
+    let caller = store
+        .view()
+        .authenticate(token)
+        .unwrap()
+        .expect("the printed token authenticates");
+    assert_eq!(
+        (caller.extension.as_str(), caller.role),
+        ("1001", Role::Admin)
+    );
+
+    // The example recording is the paused one, so its segments show *48 and *49.
+    let example: RecordingId = out
+        .lines()
+        .find(|l| l.contains("# with its segments"))
+        .and_then(|l| l.split("/api/v1/recordings/").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a curl line for one recording")
+        .parse()
+        .unwrap();
+    let rec = store
+        .view()
+        .recording(&example, &callrec_store::Access::system("test"))
+        .unwrap();
+    assert!(rec.paused_ms > 0, "{rec:?}");
+
+    // With --exit the API is gone by the end, and the demo says so.
+    assert!(out.contains("without --exit"), "{out}");
+}
