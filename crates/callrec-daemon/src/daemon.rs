@@ -588,6 +588,15 @@ async fn reconcile_loop(
         if reason == "spool_scan" && authoritative {
             let now = (core.clock)();
             core.decide(|rec| rec.expire_closing(now, reconcile::CLOSING_GRACE));
+            core.decide(|rec| {
+                let late = rec.expire_waits(now, reconcile::WAIT_GRACE);
+                if !late.is_empty() {
+                    tracing::warn!(
+                        "a call leg waited too long for its user's own leg to answer; recording it"
+                    );
+                }
+                late
+            });
             let orphans = core.recorder().orphaned_rows(&rows, now);
             if !orphans.is_empty() {
                 tracing::info!(count = orphans.len(), "spool scan found closed recordings");

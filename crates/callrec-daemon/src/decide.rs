@@ -697,23 +697,7 @@ impl Recorder {
 
     /// Whether an answered leg is recorded from now on (modes `always`, `always_pausable`).
     fn on_answer_decision(&mut self, uuid: &str, at: Micros) -> Vec<Effect> {
-        let Some(ch) = self.table.channel(uuid) else {
-            return Vec::new();
-        };
-        if ch.feature_call {
-            return Vec::new();
-        }
-        let Some(user) = ch.user().cloned() else {
-            return Vec::new();
-        };
-        let group = ch.group;
-        let Some(dir_user) = self.directory.user(&user) else {
-            return Vec::new();
-        };
-        if !dir_user.mode.records_on_answer() {
-            return Vec::new();
-        }
-        if self.table.user_recording_in_group(group, &user).is_some() {
+        if !self.records_on_answer(uuid) {
             return Vec::new();
         }
         if self.waits_for_own_leg(uuid) {
@@ -726,6 +710,52 @@ impl Recorder {
             return Vec::new();
         }
         self.start_recording(uuid, at, SegmentSource::Policy, POLICY_ACTOR, None)
+    }
+
+    /// Whether the owner's mode records this answered leg, their recording not yet running
+    /// on another leg of the call.
+    fn records_on_answer(&self, uuid: &str) -> bool {
+        let Some(ch) = self.table.channel(uuid) else {
+            return false;
+        };
+        let Some(user) = ch.user().filter(|_| !ch.feature_call) else {
+            return false;
+        };
+        self.directory
+            .user(user)
+            .is_some_and(|u| u.mode.records_on_answer())
+            && self.table.user_recording_in_group(ch.group, user).is_none()
+    }
+
+    /// Legs that have waited more than `grace` for their user's own leg are recorded now: the
+    /// bound on a wait, should the leg waited for never answer nor hang up (or its events be
+    /// lost). The periodic spool scan calls it.
+    pub fn expire_waits(&mut self, now: Micros, grace: Micros) -> Vec<Effect> {
+        let due: Vec<String> = self
+            .waiting
+            .iter()
+            .filter(|uuid| {
+                self.table
+                    .channel(uuid)
+                    .and_then(|c| c.answered_at)
+                    .is_none_or(|answered| answered + grace <= now)
+            })
+            .cloned()
+            .collect();
+        let mut effects = Vec::new();
+        for uuid in due {
+            self.waiting.remove(&uuid);
+            if self.records_on_answer(&uuid) {
+                effects.extend(self.start_recording(
+                    &uuid,
+                    now,
+                    SegmentSource::Policy,
+                    POLICY_ACTOR,
+                    None,
+                ));
+            }
+        }
+        effects
     }
 
     /// Whether a leg of the same user in the same call, matched at least as strongly,
@@ -765,7 +795,8 @@ impl Recorder {
     /// The wait ends at the next event that settles it ([`Recorder::settle_waits`]): the own
     /// leg answers and is recorded (the waiting leg then stays unrecorded), or it turns out
     /// to be someone else's, or it hangs up unanswered; either of the last two records the
-    /// waiting leg. A recording already running on a weaker leg is kept: never two
+    /// waiting leg. Should none of that come, the periodic spool scan records it
+    /// ([`Recorder::expire_waits`]). A recording already running on a weaker leg is kept: never two
     /// recordings of one user in one call, never a stop and restart.
     fn waits_for_own_leg(&self, uuid: &str) -> bool {
         let Some(ch) = self.table.channel(uuid) else {

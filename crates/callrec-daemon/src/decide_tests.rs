@@ -528,6 +528,37 @@ fn a_waiting_leg_is_recorded_when_the_users_own_leg_leaves_unanswered() {
 }
 
 #[test]
+fn a_wait_for_a_leg_the_switch_never_mentions_again_ends_at_the_spool_scan() {
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let events = subscribed(&fixtures::plain_events(
+        "sip-hold.events-plain.received.esl",
+    ));
+    let b_answer = events
+        .iter()
+        .position(|h| is(h, "CHANNEL_ANSWER", SIP_B_LEG))
+        .unwrap();
+    let mut effects = Vec::new();
+    for h in &events[..=b_answer] {
+        effects.extend(feed(&mut rec, h));
+    }
+    assert!(creates(&effects).is_empty(), "B waits for 1001's own leg");
+    let answered = 1795534439406568;
+    assert!(rec.expire_waits(answered + 1_000_000, 2_000_000).is_empty());
+    let late = rec.expire_waits(answered + 2_500_000, 2_000_000);
+    let rows = creates(&late);
+    assert_eq!(rows.len(), 1, "{late:?}");
+    assert_eq!(
+        (rows[0].call_uuid.as_str(), rows[0].started_at),
+        (SIP_B_LEG, answered + 2_500_000)
+    );
+    assert!(
+        rec.expire_waits(answered + 10_000_000, 2_000_000)
+            .is_empty(),
+        "once"
+    );
+}
+
+#[test]
 fn a_waiting_leg_is_recorded_when_the_other_leg_proves_to_be_someone_elses() {
     // The same call, but the A leg authenticated as 1009 (mode never) while presenting 1001 as
     // its caller ID: the B leg is 1001's only leg after all, and is recorded when A answers.

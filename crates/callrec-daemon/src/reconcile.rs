@@ -17,6 +17,11 @@ use crate::event::{ChannelEvent, EventKind};
 /// before reconciliation or the spool scan takes its file as closed.
 pub const CLOSING_GRACE: i64 = 5_000_000;
 
+/// How long an answered leg may wait for its user's own leg to answer (µs of switch time)
+/// before the spool scan records it anyway (see `Recorder::expire_waits`). The own leg of a
+/// bridged call answers within milliseconds of the far leg.
+pub const WAIT_GRACE: i64 = 2_000_000;
+
 /// What a pass found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
