@@ -1267,7 +1267,9 @@ impl Recorder {
             (RecordingAction::Start, RecordingStatus::Paused) => RecordingAction::Resume,
             (action, _) => action,
         };
-        let actor = user.extension.clone();
+        // The same spelling as an API caller (`1001@default`), so one person reads one way in
+        // the audit log whichever way they acted.
+        let actor = user.key().to_string();
         match self.recording_action(
             &target.call_uuid,
             action,

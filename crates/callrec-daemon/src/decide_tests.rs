@@ -672,7 +672,7 @@ fn pause_code_on_a_held_call_masks_its_recording() {
                 kind: SegmentKind::Pause,
                 at: call.at,
                 source: SegmentSource::Handset,
-                actor: "1001".into(),
+                actor: "1001@default".into(),
             }),
             Effect::Resolve {
                 ticket: plan.ticket,

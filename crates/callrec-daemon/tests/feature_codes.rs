@@ -93,12 +93,12 @@ async fn pause_as_silence_keeps_the_timeline_and_skip_drops_the_paused_audio() {
         (
             SegmentKind::Pause,
             SegmentSource::Handset,
-            "1001".to_owned(),
+            "1001@default".to_owned(),
         ),
         (
             SegmentKind::Resume,
             SegmentSource::Handset,
-            "1001".to_owned(),
+            "1001@default".to_owned(),
         ),
         (
             SegmentKind::Stop,
@@ -248,7 +248,7 @@ async fn start_on_demand_records_the_held_call_for_the_rest_of_it() {
     let detail = bed.detail(&stored[0].id).await;
     assert_eq!(detail.segments[0].kind, SegmentKind::Start);
     assert_eq!(detail.segments[0].source, SegmentSource::Handset);
-    assert_eq!(detail.segments[0].actor, "1001");
+    assert_eq!(detail.segments[0].actor, "1001@default");
     bed.stop().await.unwrap();
 }
 
