@@ -9,11 +9,10 @@
 //! Who may see or act on which call is decided here in the API ([`LiveCall::visible_to`]),
 //! from the owner the daemon reports, so the daemon never needs to know about tokens.
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::str::FromStr;
 
+pub use callrec_store::RecordingAction;
 use callrec_store::{Caller, Direction, RecordingId, Role};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -66,63 +65,6 @@ impl LiveCall {
                 Role::Admin => true,
                 Role::User => self.user == caller.extension,
             }
-    }
-}
-
-/// What `POST /calls/{uuid}/recording/{action}` asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordingAction {
-    /// Start recording (the *44 of the API).
-    Start,
-    /// Stop recording; the file is stored as usual.
-    Stop,
-    /// Pause (*48).
-    Pause,
-    /// Resume (*49).
-    Resume,
-}
-
-impl RecordingAction {
-    /// Every action.
-    pub const ALL: &'static [RecordingAction] = &[
-        RecordingAction::Start,
-        RecordingAction::Stop,
-        RecordingAction::Pause,
-        RecordingAction::Resume,
-    ];
-
-    /// The spelling in the URL.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordingAction::Start => "start",
-            RecordingAction::Stop => "stop",
-            RecordingAction::Pause => "pause",
-            RecordingAction::Resume => "resume",
-        }
-    }
-}
-
-impl fmt::Display for RecordingAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Text that is not a recording action.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown action `{0}` (expected one of: start, stop, pause, resume)")]
-pub struct UnknownAction(pub String);
-
-impl FromStr for RecordingAction {
-    type Err = UnknownAction;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RecordingAction::ALL
-            .iter()
-            .copied()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| UnknownAction(s.chars().take(64).collect()))
     }
 }
 

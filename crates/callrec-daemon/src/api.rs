@@ -10,7 +10,9 @@ use chrono::DateTime;
 
 use crate::calls::{LiveCall, RecordingStatus};
 use crate::daemon::DaemonHandle;
-use crate::decide::{ActionError, RecordingAction};
+use callrec_store::RecordingAction;
+
+use crate::decide::ActionError;
 
 /// The API's view of a call.
 pub fn to_api_call(call: &LiveCall) -> callrec_api::LiveCall {
@@ -33,15 +35,6 @@ pub fn to_api_call(call: &LiveCall) -> callrec_api::LiveCall {
     }
 }
 
-fn to_daemon_action(action: callrec_api::RecordingAction) -> RecordingAction {
-    match action {
-        callrec_api::RecordingAction::Start => RecordingAction::Start,
-        callrec_api::RecordingAction::Stop => RecordingAction::Stop,
-        callrec_api::RecordingAction::Pause => RecordingAction::Pause,
-        callrec_api::RecordingAction::Resume => RecordingAction::Resume,
-    }
-}
-
 /// The API's error for a daemon's refusal.
 pub fn to_api_error(e: ActionError) -> callrec_api::ActionError {
     let message = e.to_string();
@@ -50,25 +43,18 @@ pub fn to_api_error(e: ActionError) -> callrec_api::ActionError {
         ActionError::NoOwner(_) | ActionError::Refused { .. } => {
             callrec_api::ActionError::NotAllowed(message)
         }
-        ActionError::UnknownAction(_) | ActionError::Conflict { .. } => {
-            callrec_api::ActionError::WrongState(message)
-        }
+        ActionError::Conflict { .. } => callrec_api::ActionError::WrongState(message),
         ActionError::SwitchRefused { .. } => callrec_api::ActionError::Switch(message),
         ActionError::SwitchUnavailable { .. } => callrec_api::ActionError::Unavailable(message),
     }
 }
 
 /// What a call looks like once `action` took effect, for when it ended meanwhile.
-fn after(
-    mut call: callrec_api::LiveCall,
-    action: callrec_api::RecordingAction,
-) -> callrec_api::LiveCall {
+fn after(mut call: callrec_api::LiveCall, action: RecordingAction) -> callrec_api::LiveCall {
     call.recording = match action {
-        callrec_api::RecordingAction::Start | callrec_api::RecordingAction::Resume => {
-            CallRecording::Recording
-        }
-        callrec_api::RecordingAction::Pause => CallRecording::Paused,
-        callrec_api::RecordingAction::Stop => CallRecording::Off,
+        RecordingAction::Start | RecordingAction::Resume => CallRecording::Recording,
+        RecordingAction::Pause => CallRecording::Paused,
+        RecordingAction::Stop => CallRecording::Off,
     };
     call
 }
@@ -93,7 +79,7 @@ impl LiveCalls for DaemonHandle {
             let done = DaemonHandle::recording_action(
                 self,
                 &request.call_uuid,
-                to_daemon_action(request.action),
+                request.action,
                 &request.actor,
                 SegmentSource::Api,
             )

@@ -14,9 +14,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use callrec_config::{Config, EventFormat as ConfigEventFormat, Prompt as ConfigPrompt};
+use callrec_config::{Config, EventFormat as ConfigEventFormat};
 use callrec_store::{
-    IngestConfig, ReconcileOptions, SegmentSource, StoreError, StoreHandle, SweepOptions,
+    IngestConfig, ReconcileOptions, RecordingAction, SegmentSource, StoreError, StoreHandle,
+    SweepOptions,
 };
 use freeswitch_esl_tokio::EventFormat;
 use prometheus_client::registry::Registry;
@@ -27,9 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::calls::LiveCall;
 use crate::core::{Clock, Core, system_clock};
-use crate::decide::{
-    ActionDone, ActionError, FeatureCodes, IdSource, Prompt, Recorder, RecordingAction, Settings,
-};
+use crate::decide::{ActionDone, ActionError, FeatureCodes, IdSource, Prompt, Recorder, Settings};
 use crate::directory;
 use crate::esl::{self, EslConfigError, EslSettings};
 use crate::feature::{self, FeatureSettings, Prompts};
@@ -295,16 +294,6 @@ fn event_format(format: ConfigEventFormat) -> EventFormat {
     }
 }
 
-fn prompt_of(prompt: ConfigPrompt) -> Prompt {
-    match prompt {
-        ConfigPrompt::Paused => Prompt::Paused,
-        ConfigPrompt::Resumed => Prompt::Resumed,
-        ConfigPrompt::Started => Prompt::Started,
-        ConfigPrompt::NotAllowed => Prompt::NotAllowed,
-        ConfigPrompt::NoCall => Prompt::NoCall,
-    }
-}
-
 impl Daemon {
     /// Opens the index (applying migrations), finishes what a crash of the last run left in
     /// the store, creates the spool directory, loads the directory. Nothing connects yet.
@@ -435,10 +424,10 @@ impl Daemon {
         let prompts_dir = index::absolute(&config.prompts.dir);
         let prompts = Prompts::new(
             prompts_dir.clone(),
-            ConfigPrompt::ALL.iter().map(|p| {
+            Prompt::ALL.iter().map(|p| {
                 let path = config.prompts.path(*p);
                 (
-                    prompt_of(*p),
+                    *p,
                     path.strip_prefix(&config.prompts.dir)
                         .unwrap_or(&path)
                         .display()

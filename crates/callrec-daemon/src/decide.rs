@@ -8,8 +8,10 @@
 
 use std::collections::HashSet;
 
+pub use callrec_config::Prompt;
 use callrec_store::{
-    Direction, PauseBehavior, RecordingId, RecordingMode, SegmentKind, SegmentSource,
+    Direction, PauseBehavior, RecordingAction, RecordingId, RecordingMode, SegmentKind,
+    SegmentSource,
 };
 
 use crate::calls::{
@@ -103,54 +105,12 @@ impl Settings {
     }
 }
 
-/// A recording action asked for by the API or a feature code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RecordingAction {
-    /// Start recording now (on demand).
-    Start,
-    /// Stop the recording; the file is stored.
-    Stop,
-    /// Pause (mask or skip).
-    Pause,
-    /// Resume after a pause.
-    Resume,
-}
-
-impl RecordingAction {
-    /// `start`, `stop`, `pause` or `resume`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordingAction::Start => "start",
-            RecordingAction::Stop => "stop",
-            RecordingAction::Pause => "pause",
-            RecordingAction::Resume => "resume",
-        }
-    }
-}
-
-impl std::str::FromStr for RecordingAction {
-    type Err = ActionError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "start" => Ok(RecordingAction::Start),
-            "stop" => Ok(RecordingAction::Stop),
-            "pause" => Ok(RecordingAction::Pause),
-            "resume" => Ok(RecordingAction::Resume),
-            other => Err(ActionError::UnknownAction(other.to_owned())),
-        }
-    }
-}
-
 /// Why an action was not carried out. The API maps these to HTTP statuses (in brackets).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActionError {
     /// No call in progress has this id (404).
     #[error("no call in progress with id {0}")]
     UnknownCall(String),
-    /// Not one of `start|stop|pause|resume` (422).
-    #[error("unknown recording action `{0}` (expected start, stop, pause or resume)")]
-    UnknownAction(String),
     /// The call belongs to no known user of an enabled site, or is a feature-code call (422).
     #[error("call {0} belongs to no recorded user")]
     NoOwner(String),
@@ -391,42 +351,14 @@ pub struct ActionPlan {
     pub ticket: Ticket,
 }
 
-/// The voice prompts of SPEC §3.5.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Prompt {
-    /// "Recording paused."
-    Paused,
-    /// "Recording resumed."
-    Resumed,
-    /// "Recording started."
-    Started,
-    /// "Not allowed."
-    NotAllowed,
-    /// "No call found."
-    NoCall,
-}
-
-impl Prompt {
-    /// The prompt's name (and config key).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Prompt::Paused => "paused",
-            Prompt::Resumed => "resumed",
-            Prompt::Started => "started",
-            Prompt::NotAllowed => "not_allowed",
-            Prompt::NoCall => "no_call",
-        }
-    }
-
-    /// The prompt confirming an action.
-    pub fn confirming(action: RecordingAction) -> Prompt {
-        match action {
-            RecordingAction::Start => Prompt::Started,
-            RecordingAction::Pause => Prompt::Paused,
-            RecordingAction::Resume => Prompt::Resumed,
-            // The handset has no stop code; a stop is confirmed like a pause would be.
-            RecordingAction::Stop => Prompt::Paused,
-        }
+/// The prompt confirming an action carried out from the handset.
+pub fn confirming(action: RecordingAction) -> Prompt {
+    match action {
+        RecordingAction::Start => Prompt::Started,
+        RecordingAction::Pause => Prompt::Paused,
+        RecordingAction::Resume => Prompt::Resumed,
+        // The handset has no stop code; a stop is confirmed like a pause would be.
+        RecordingAction::Stop => Prompt::Paused,
     }
 }
 
@@ -1279,7 +1211,7 @@ impl Recorder {
         ) {
             Ok(plan) => FeatureDecision::Act {
                 plan,
-                on_success: Prompt::confirming(action),
+                on_success: confirming(action),
             },
             Err(err) => FeatureDecision::Play(prompt_for_refusal(action, &err)),
         }
@@ -1542,7 +1474,7 @@ fn prompt_for_refusal(action: RecordingAction, err: &ActionError) -> Prompt {
                     | (RecordingAction::Start, "already recording")
             ) =>
         {
-            Prompt::confirming(action)
+            confirming(action)
         }
         ActionError::UnknownCall(_) => Prompt::NoCall,
         _ => Prompt::NotAllowed,

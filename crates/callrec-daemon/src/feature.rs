@@ -41,7 +41,7 @@ impl Prompts {
         Prompts {
             files: files
                 .into_iter()
-                .map(|(prompt, file)| (prompt.as_str(), dir.join(file)))
+                .map(|(prompt, file)| (prompt.key(), dir.join(file)))
                 .collect(),
         }
     }
@@ -50,9 +50,9 @@ impl Prompts {
     /// which the switch reports and the caller hears as silence.
     pub fn path(&self, prompt: Prompt) -> String {
         self.files
-            .get(prompt.as_str())
+            .get(prompt.key())
             .map(|p| p.display().to_string())
-            .unwrap_or_else(|| format!("{}.wav", prompt.as_str()))
+            .unwrap_or_else(|| format!("{}.wav", prompt.key()))
     }
 }
 
@@ -130,11 +130,11 @@ async fn answer_call(
             Prompt::NotAllowed
         }
     };
-    core.metrics.feature_code(prompt.as_str());
+    core.metrics.feature_code(prompt.key());
     tracing::info!(
         caller = data.caller_id_number().unwrap_or("?"),
         code = data.destination_number().unwrap_or("?"),
-        prompt = prompt.as_str(),
+        prompt = prompt.key(),
         "feature code answered"
     );
 

@@ -66,8 +66,8 @@ pub use handle::StoreHandle;
 pub use ingest::{IngestJob, IngestOutcome};
 pub use migrate::{Migration, SCHEMA_VERSION};
 pub use model::{
-    BadRecordingId, Direction, PauseBehavior, QuotaPolicy, RecordingId, RecordingMode,
-    RecordingState, Role, SegmentKind, SegmentSource, UnknownName,
+    BadRecordingId, Direction, PauseBehavior, QuotaPolicy, RecordingAction, RecordingId,
+    RecordingMode, RecordingState, Role, SegmentKind, SegmentSource, UnknownName,
 };
 pub use naming::{validate_extension, validate_format, validate_site_name};
 pub use reconcile::{ReconcileOptions, ReconcileReport};

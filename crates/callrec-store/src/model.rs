@@ -61,7 +61,8 @@ macro_rules! named_enum {
                     $($text => Ok($name::$variant),)+
                     _ => Err(UnknownName {
                         what: $what,
-                        given: s.to_owned(),
+                        // Bounded: the text may come from a URL or a config file.
+                        given: s.chars().take(64).collect(),
                         allowed: &[$($text),+],
                     }),
                 }
@@ -185,6 +186,20 @@ named_enum! {
         Api => "api",
         /// The user's recording mode or the switch (answer, hangup).
         Policy => "policy",
+    }
+}
+
+named_enum! {
+    /// What a user, an admin or a feature code asks of a call's recording (SPEC §3.5, §5).
+    RecordingAction, "recording action" {
+        /// Start recording now (*44; on demand).
+        Start => "start",
+        /// Stop recording; the file is stored as usual.
+        Stop => "stop",
+        /// Pause (*48): mask or skip, by the site's pause behavior.
+        Pause => "pause",
+        /// Resume after a pause (*49).
+        Resume => "resume",
     }
 }
 
