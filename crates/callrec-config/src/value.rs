@@ -173,54 +173,7 @@ named_value!(
     AudioFormat
 );
 
-/// Declares a small enum of config-only names with the same spelling rules as the domain
-/// enums of `callrec_store::model` (one `snake_case` spelling, no fallback).
-macro_rules! config_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident, $what:literal {
-            $( $(#[$vmeta:meta])* $variant:ident => $text:literal ),+ $(,)?
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $( $(#[$vmeta])* $variant ),+
-        }
-
-        impl $name {
-            /// The one spelling used in config files.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = callrec_store::model::UnknownName;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(callrec_store::model::UnknownName {
-                        what: $what,
-                        given: s.to_owned(),
-                        allowed: &[$($text),+],
-                    }),
-                }
-            }
-        }
-    };
-}
-
-config_enum! {
+callrec_store::named_enum! {
     /// How FreeSWITCH encodes the events it sends over the Event Socket.
     EventFormat, "event format" {
         /// `text/event-plain`: header lines.
@@ -230,7 +183,7 @@ config_enum! {
     }
 }
 
-config_enum! {
+callrec_store::named_enum! {
     /// How log lines are written to stderr.
     LogFormat, "log format" {
         /// One readable line per event, for people.
@@ -240,7 +193,7 @@ config_enum! {
     }
 }
 
-config_enum! {
+callrec_store::named_enum! {
     /// The audio container FreeSWITCH writes recordings in (the file extension).
     AudioFormat, "audio format" {
         /// RIFF WAV, written by mod_sndfile, always available.

@@ -21,6 +21,12 @@ pub struct UnknownName {
     pub allowed: &'static [&'static str],
 }
 
+/// Declares an enum whose values each have one `snake_case` spelling, used on the wire, in the
+/// index and in config files: `as_str`, `Display`, `FromStr` (an unknown name is an
+/// [`UnknownName`] listing the allowed ones, never a fallback), serde, and `ALL`.
+///
+/// The crate using it must depend on `serde` (with `derive`).
+#[macro_export]
 macro_rules! named_enum {
     (
         $(#[$meta:meta])*
@@ -29,10 +35,9 @@ macro_rules! named_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub enum $name {
-            $( $(#[$vmeta])* $variant ),+
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant ),+
         }
 
         impl $name {
@@ -47,19 +52,19 @@ macro_rules! named_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = UnknownName;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::model::UnknownName;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(UnknownName {
+                    _ => Err($crate::model::UnknownName {
                         what: $what,
                         // Bounded: the text may come from a URL or a config file.
                         given: s.chars().take(64).collect(),
