@@ -256,3 +256,12 @@ impl Latencies {
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
+
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), to print beside a figure: the
+/// benchmark machines are shared, and a figure means little without how busy they were.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
