@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -203,9 +202,28 @@ impl Arrivals {
 }
 
 /// The command connection: every `bgapi` answered at once, its job result right after.
+/// HEARTBEAT every 20 s, as FreeSWITCH sends it, until the connection closes: without it
+/// the daemon rightly declares an idle command connection dead after its liveness timeout
+/// (60 s), which a long run (a loaded machine, callgrind) would reach.
+fn heartbeats(w: Arc<Mutex<TcpStream>>) {
+    let inner = "Event-Name: HEARTBEAT\nEvent-Date-Timestamp: 1764000000000000\n\n";
+    let frame = format!(
+        "Content-Length: {}\nContent-Type: text/event-plain\n\n{inner}",
+        inner.len()
+    );
+    loop {
+        std::thread::sleep(Duration::from_secs(20));
+        if w.lock().unwrap().write_all(frame.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
 fn serve_commands(stream: TcpStream, arrivals: Arrivals) {
     let mut r = handshake(&stream);
-    let mut w = stream;
+    let w = Arc::new(Mutex::new(stream));
+    let beat = w.clone();
+    std::thread::spawn(move || heartbeats(beat));
     let mut job = 0u64;
     while let Some(command) = read_command(&mut r) {
         let now = Instant::now();
@@ -234,11 +252,11 @@ fn serve_commands(stream: TcpStream, arrivals: Arrivals) {
                 "Content-Type: command/reply\nReply-Text: +OK Job-UUID: {id}\nJob-UUID: {id}\n\nContent-Length: {}\nContent-Type: text/event-plain\n\n{inner}",
                 inner.len()
             );
-            if w.write_all(frame.as_bytes()).is_err() {
+            if w.lock().unwrap().write_all(frame.as_bytes()).is_err() {
                 return;
             }
         } else {
-            reply(&mut w, "+OK event listener enabled");
+            reply(&mut w.lock().unwrap(), "+OK event listener enabled");
         }
     }
 }
@@ -302,7 +320,12 @@ struct Running {
     _dir: tempfile::TempDir,
 }
 
-async fn start_daemon(port: u16, format: EventFormat, users: &[(&str, RecordingMode)]) -> Running {
+async fn start_daemon(
+    port: u16,
+    format: EventFormat,
+    queue: usize,
+    users: &[(&str, RecordingMode)],
+) -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let store = StoreHandle::open(&data).expect("index");
@@ -323,6 +346,7 @@ async fn start_daemon(port: u16, format: EventFormat, users: &[(&str, RecordingM
     config.esl.host = "127.0.0.1".into();
     config.esl.port = port;
     config.esl.event_format = format;
+    config.esl.event_queue_size = queue;
     config.storage.data_dir = data;
     config.storage.spool_dir = dir.path().join("spool");
     let feature = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -364,6 +388,134 @@ fn received(handle: &DaemonHandle) -> u64 {
         .sum()
 }
 
+/// CPU time of the whole process so far (every thread, live or ended), from /proc.
+fn process_cpu() -> Duration {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which may hold spaces: state is field 3,
+            // utime and stime fields 14 and 15.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    // USER_HZ is 100 on every Linux this runs on (`getconf CLK_TCK`).
+    Duration::from_millis(ticks * 10)
+}
+
+/// CPU time of the calling thread so far, in nanoseconds (scheduler accounting).
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
+}
+
+/// What one isolated run of the ESL crate measured.
+struct Isolated {
+    events: u64,
+    wall: Duration,
+    /// CPU time of the thread that ran the crate's reader and counted the events.
+    parser_cpu: Duration,
+    /// CPU time of the whole process (the writer thread included).
+    process_cpu: Duration,
+    dropped: u64,
+}
+
+/// The ESL crate alone, isolated the way a parse rate is usually taken: one thread runs a
+/// single-threaded runtime holding the crate's reader task and a loop that only counts
+/// events; a plain thread writes the pre-rendered stream into a loopback socket whose other
+/// end the crate adopts (no handshake, nothing else in the process). Queue settings as the
+/// daemon's event connection.
+fn crate_isolated(bytes: Arc<Vec<u8>>, block_events: u64, repeat: u64, queue: usize) -> Isolated {
+    let events = block_events * repeat;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    client.set_nonblocking(true).expect("nonblocking");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let stream = tokio::net::TcpStream::from_std(client).expect("tokio stream");
+        let (client, mut stream) = EslClient::adopt_stream_with_options(
+            stream,
+            &[],
+            EslConnectOptions::new()
+                .with_event_queue_size(queue)
+                .with_event_overflow(EventOverflow::BlockFor(Duration::from_secs(1))),
+        )
+        .expect("adopt");
+        let cpu_before = (thread_cpu(), process_cpu());
+        let started = Instant::now();
+        let writer = std::thread::spawn(move || {
+            for _ in 0..repeat {
+                if server.write_all(&bytes).is_err() {
+                    break;
+                }
+            }
+            server
+        });
+        let mut n = 0u64;
+        while n < events {
+            match stream.recv().await {
+                Some(Ok(_)) => n += 1,
+                Some(Err(_)) => {}
+                None => break,
+            }
+        }
+        let wall = started.elapsed();
+        let _server = writer.join();
+        Isolated {
+            events: n,
+            wall,
+            parser_cpu: thread_cpu() - cpu_before.0,
+            process_cpu: process_cpu() - cpu_before.1,
+            dropped: client.dropped_event_count(),
+        }
+    })
+}
+
+/// What one throughput run measured.
+struct Run {
+    events: u64,
+    wall: Duration,
+    /// CPU time of the whole process during the run (every thread: the crate's reader, the
+    /// daemon's tasks, the fake switch's writer), which other processes' load inflates far
+    /// less than wall time.
+    cpu: Duration,
+    dropped: u64,
+    /// Peak RSS of the process during the run.
+    peak_rss_kib: u64,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.wall.as_secs_f64()
+    }
+
+    fn cpu_rate(&self) -> f64 {
+        self.events as f64 / self.cpu.as_secs_f64()
+    }
+}
+
+/// Forgets the process's peak RSS so far, so the next reading is the peak of what follows.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 /// Events per second through the daemon for one pre-rendered block sent `repeat` times (the
 /// block holds more channels than the daemon remembers as hung up, so a repeat is new work).
 async fn through_daemon(
@@ -371,13 +523,22 @@ async fn through_daemon(
     block_events: u64,
     repeat: u64,
     format: EventFormat,
-) -> (f64, u64) {
+    queue: usize,
+) -> Run {
     let events = block_events * repeat;
     let switch = FakeSwitch::start();
-    let running = start_daemon(switch.port, format, &[("1001", RecordingMode::Never)]).await;
+    let running = start_daemon(
+        switch.port,
+        format,
+        queue,
+        &[("1001", RecordingMode::Never)],
+    )
+    .await;
     running.handle.wait_connected().await;
     let mut socket = switch.event_socket();
     let before = received(&running.handle);
+    reset_peak_rss();
+    let cpu = process_cpu();
     let started = Instant::now();
     let writer = std::thread::spawn(move || {
         for _ in 0..repeat {
@@ -385,27 +546,38 @@ async fn through_daemon(
         }
         Ok::<_, std::io::Error>(socket)
     });
-    while received(&running.handle) - before < events {
+    // Stalled means no progress for a while (not a slow run: under callgrind it is slow).
+    let (mut seen, mut progressed) = (0, Instant::now());
+    while seen < events {
         tokio::time::sleep(Duration::from_millis(5)).await;
+        let now = received(&running.handle) - before;
+        if now > seen {
+            (seen, progressed) = (now, Instant::now());
+        }
         assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "daemon stalled"
+            progressed.elapsed() < Duration::from_secs(60),
+            "daemon stalled at {seen} of {events} events"
         );
     }
-    let elapsed = started.elapsed();
+    let wall = started.elapsed();
     let _socket = writer.join().expect("writer").expect("write");
-    let dropped = running.handle.metrics().events_dropped.get();
+    let run = Run {
+        events,
+        wall,
+        cpu: process_cpu() - cpu,
+        dropped: running.handle.metrics().events_dropped.get(),
+        peak_rss_kib: peak_rss_kib(),
+    };
     running.handle.shutdown();
-    (events as f64 / elapsed.as_secs_f64(), dropped)
+    run
 }
 
 /// Events per second the ESL crate alone parses from the same stream (a client that only
-/// counts them), with the same queue settings as the daemon.
-async fn through_crate(bytes: Arc<Vec<u8>>, block_events: u64, repeat: u64) -> (f64, u64) {
+/// counts them), in the same runtime and with the same queue settings as the daemon.
+async fn through_crate(bytes: Arc<Vec<u8>>, block_events: u64, repeat: u64, queue: usize) -> Run {
     let events = block_events * repeat;
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let done = Arc::new(AtomicBool::new(false));
     let server = std::thread::spawn(move || {
         let (stream, _) = listener.accept().expect("accept");
         let _ = stream.set_nodelay(true);
@@ -420,7 +592,7 @@ async fn through_crate(bytes: Arc<Vec<u8>>, block_events: u64, repeat: u64) -> (
         port,
         "ClueCon",
         EslConnectOptions::new()
-            .with_event_queue_size(16_384)
+            .with_event_queue_size(queue)
             .with_event_overflow(EventOverflow::BlockFor(Duration::from_secs(1))),
     )
     .await
@@ -430,15 +602,15 @@ async fn through_crate(bytes: Arc<Vec<u8>>, block_events: u64, repeat: u64) -> (
         .await
         .expect("subscribe");
     let (mut socket, _r) = server.join().expect("server");
+    reset_peak_rss();
+    let cpu = process_cpu();
     let started = Instant::now();
-    let d = done.clone();
     let writer = std::thread::spawn(move || {
         for _ in 0..repeat {
             if socket.write_all(&bytes).is_err() {
                 break;
             }
         }
-        d.store(true, Ordering::Relaxed);
         socket
     });
     let mut n = 0u64;
@@ -449,23 +621,30 @@ async fn through_crate(bytes: Arc<Vec<u8>>, block_events: u64, repeat: u64) -> (
             None => break,
         }
     }
-    let elapsed = started.elapsed();
+    let wall = started.elapsed();
     let _ = writer.join();
-    (
-        n as f64 / elapsed.as_secs_f64(),
-        client.dropped_event_count(),
-    )
+    Run {
+        events: n,
+        wall,
+        cpu: process_cpu() - cpu,
+        dropped: client.dropped_event_count(),
+        peak_rss_kib: peak_rss_kib(),
+    }
 }
 
-fn rss_kib() -> u64 {
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
 }
 
 /// ANSWER sent → `uuid_record … start` received, with `live` calls already recorded.
@@ -473,12 +652,14 @@ async fn answer_latency(
     template: &Headers,
     live: usize,
     samples: usize,
+    queue: usize,
 ) -> (Vec<Duration>, u64, u64) {
     let switch = FakeSwitch::start();
     let rss_before = rss_kib();
     let running = start_daemon(
         switch.port,
         EventFormat::Plain,
+        queue,
         &[("1002", RecordingMode::Always)],
     )
     .await;
@@ -557,30 +738,236 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn main() {
-    if std::env::var_os("RUST_BACKTRACE").is_some() {
-        eprintln!(
-            "note: RUST_BACKTRACE is set; it slows ESL parsing. Figures are meant with it unset."
+/// The shipped default of `esl.event_queue_size`, which every run uses unless told otherwise.
+fn default_queue() -> usize {
+    Config::default().esl.event_queue_size
+}
+
+/// One measurement alone, named on the command line (for `taskset`, callgrind, repeats):
+/// `<isolated|crate|daemon> <plain|json> <194|76> <channels per block> <repeats> [queue]`.
+fn single(args: &[String]) {
+    let usage =
+        "usage: daemon <isolated|crate|daemon> <plain|json> <194|76> <channels> <repeats> [queue]";
+    let (what, format, size, channels, repeat, queue) = match args {
+        [w, f, s, c, r] => (w, f, s, c, r, default_queue()),
+        [w, f, s, c, r, q] => (w, f, s, c, r, q.parse().expect("queue")),
+        _ => panic!("{usage}"),
+    };
+    let format = match format.as_str() {
+        "plain" => EventFormat::Plain,
+        "json" => EventFormat::Json,
+        _ => panic!("{usage}"),
+    };
+    let capture = match size.as_str() {
+        "194" => "sip-hold.events-plain.received.esl",
+        "76" => "record.events-plain.received.esl",
+        _ => panic!("{usage}"),
+    };
+    let channels: usize = channels.parse().expect("channels");
+    let repeat: u64 = repeat.parse().expect("repeats");
+    let template = answer_template(capture);
+    let bytes = Arc::new(stream(&template, channels, format));
+    let block_events = channels as u64 * 4;
+    println!(
+        "{what}: {}-header {} stream, {} events ({:.0} bytes per event), queue {queue}, load {}",
+        template.len(),
+        format.as_str(),
+        block_events * repeat,
+        bytes.len() as f64 / block_events as f64,
+        load_average()
+    );
+    if what == "hold" {
+        // What a full event queue costs in memory: the stream's events parsed and kept.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let events = block_events * repeat;
+        let kept = runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+            let (mut server, _) = listener.accept().expect("accept");
+            client.set_nonblocking(true).expect("nonblocking");
+            let (_client, mut stream) = EslClient::adopt_stream_with_options(
+                tokio::net::TcpStream::from_std(client).expect("tokio stream"),
+                &[],
+                EslConnectOptions::new().with_event_queue_size(queue),
+            )
+            .expect("adopt");
+            let writer = std::thread::spawn(move || {
+                for _ in 0..repeat {
+                    let _ = server.write_all(&bytes);
+                }
+                server
+            });
+            let before = rss_kib();
+            let mut kept = Vec::new();
+            while (kept.len() as u64) < events {
+                match stream.recv().await {
+                    Some(Ok(e)) => kept.push(e),
+                    Some(Err(_)) => {}
+                    None => break,
+                }
+            }
+            let _ = writer.join();
+            (kept.len(), rss_kib().saturating_sub(before))
+        });
+        println!(
+            "  {} parsed events kept: {:.1} MiB, {:.1} KiB each",
+            kept.0,
+            kept.1 as f64 / 1024.0,
+            kept.1 as f64 / kept.0 as f64
         );
+        return;
+    }
+    if what == "isolated" {
+        print_isolated(&crate_isolated(bytes, block_events, repeat, queue));
+        return;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(async {
-        let template = answer_template("sip-hold.events-plain.received.esl");
-        println!("template: CHANNEL_ANSWER with {} headers", template.len());
+    let run = runtime.block_on(async {
+        match what.as_str() {
+            "crate" => through_crate(bytes, block_events, repeat, queue).await,
+            "daemon" => through_daemon(bytes, block_events, repeat, format, queue).await,
+            _ => panic!("{usage}"),
+        }
+    });
+    print_run(what, &run);
+    if std::env::var_os("DAEMON_BENCH_THREADS").is_some() {
+        print_threads();
+    }
+}
 
-        // Latency and memory first, before the throughput blocks are allocated.
-        let (mut lat, rss_before, rss_live) = answer_latency(&template, 5_000, 2_000).await;
+/// CPU time of each live thread of the process, by name (`DAEMON_BENCH_THREADS=1`): where
+/// the CPU of a run went.
+fn print_threads() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    let mut by_name: HashMap<String, (u32, u64)> = HashMap::new();
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let ns: u64 = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        let e = by_name.entry(name.trim().to_owned()).or_default();
+        e.0 += 1;
+        e.1 += ns;
+    }
+    let mut rows: Vec<_> = by_name.into_iter().collect();
+    rows.sort_by_key(|(_, (_, ns))| std::cmp::Reverse(*ns));
+    for (name, (n, ns)) in rows {
+        println!("    {name:<20} x{n:<3} {:>8.2} s CPU", ns as f64 / 1e9);
+    }
+}
+
+fn print_isolated(r: &Isolated) {
+    println!(
+        "  ESL crate isolated: {:>6.0} events/s wall, {:>6.0} per CPU-second of its thread, {:>6.0} per CPU-second of the process (writer included), dropped {}",
+        r.events as f64 / r.wall.as_secs_f64(),
+        r.events as f64 / r.parser_cpu.as_secs_f64(),
+        r.events as f64 / r.process_cpu.as_secs_f64(),
+        r.dropped
+    );
+}
+
+fn print_run(label: &str, r: &Run) {
+    println!(
+        "  {label:<6} {:>6.0} events/s wall, {:>6.0} per CPU-second of the process, dropped {}, peak RSS {:.1} MiB",
+        r.rate(),
+        r.cpu_rate(),
+        r.dropped,
+        r.peak_rss_kib as f64 / 1024.0
+    );
+}
+
+/// Median, lowest and highest.
+fn spread(mut v: Vec<f64>) -> String {
+    v.sort_by(f64::total_cmp);
+    let fmt = |x: f64| {
+        if x < 10.0 {
+            format!("{x:.2}")
+        } else {
+            format!("{x:.0}")
+        }
+    };
+    format!(
+        "{} ({}–{})",
+        fmt(v[v.len() / 2]),
+        fmt(v[0]),
+        fmt(v[v.len() - 1])
+    )
+}
+
+fn main() {
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        eprintln!(
+            "note: RUST_BACKTRACE is set; it slows ESL parsing. Figures are meant with it unset."
+        );
+    }
+    // `cargo bench` passes `--bench`; anything else names one measurement.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if !args.is_empty() {
+        single(&args);
+        return;
+    }
+    let queue = default_queue();
+    println!(
+        "RUST_BACKTRACE {}, {} CPUs, load average {}, event queue {queue} slots with BlockFor(1 s)",
+        if std::env::var_os("RUST_BACKTRACE").is_some() {
+            "set"
+        } else {
+            "unset"
+        },
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average()
+    );
+    let template = answer_template("sip-hold.events-plain.received.esl");
+    let medium = answer_template("record.events-plain.received.esl");
+    // 5,000 channels per block: more than the daemon remembers as hung up (4,096).
+    let channels = 5_000;
+    let block_events = channels as u64 * 4;
+    let streams = [
+        (&template, EventFormat::Plain, 5),
+        (&template, EventFormat::Json, 5),
+        (&medium, EventFormat::Plain, 10),
+        (&medium, EventFormat::Json, 10),
+    ];
+
+    // The crate alone the way a parse rate is usually quoted: one thread, nothing else.
+    println!("ESL crate isolated (one thread, loopback socket, writer on its own thread):");
+    for (template, format, repeat) in streams {
+        let bytes = Arc::new(stream(template, channels, format));
+        print!("  {}-header {}: ", template.len(), format.as_str());
+        print_isolated(&crate_isolated(bytes, block_events, repeat, queue));
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        println!("template: CHANNEL_ANSWER with {} headers, load {}", template.len(), load_average());
+        let (mut lat, rss_before, rss_live) =
+            answer_latency(&template, 5_000, 2_000, queue).await;
         lat.sort();
         println!(
-            "CHANNEL_ANSWER -> uuid_record written, 5000 live calls, {} answers: p50 {:?} p99 {:?} max {:?}",
+            "CHANNEL_ANSWER -> uuid_record written, 5000 live calls, {} answers: p50 {:?} p99 {:?} max {:?}, load {}",
             lat.len(),
             pct(&lat, 0.5),
             pct(&lat, 0.99),
-            lat[lat.len() - 1]
+            lat[lat.len() - 1],
+            load_average()
         );
         println!(
             "RSS of the whole bench process (daemon, index, fake switch): {:.1} MiB before the calls, {:.1} MiB with 5000 live calls",
@@ -588,36 +975,46 @@ fn main() {
             rss_live as f64 / 1024.0
         );
 
-        // 5,000 channels per block: more than the daemon remembers as hung up (4,096).
-        let channels = 5_000;
-        let block_events = channels as u64 * 4;
-        let repeat = 10;
-        let medium = answer_template("record.events-plain.received.esl");
-        for (label, template, format) in [
-            ("194-header", &template, EventFormat::Plain),
-            ("194-header", &template, EventFormat::Json),
-            ("76-header", &medium, EventFormat::Plain),
-            ("76-header", &medium, EventFormat::Json),
-        ] {
+        // The crate and the daemon on the same stream, in the same runtime, alternately, a few
+        // rounds each: neighbours' load comes and goes, a paired ratio is steadier than either.
+        let rounds = 3;
+        for (template, format, repeat) in streams {
             let bytes = Arc::new(stream(template, channels, format));
-            print!("{label} ");
             println!(
-                "{} stream: {} events ({:.0} bytes per event)",
+                "{}-header {} stream: {} events ({:.0} bytes per event), {rounds} rounds, load {}",
+                template.len(),
                 format.as_str(),
                 block_events * repeat,
-                bytes.len() as f64 / block_events as f64
+                bytes.len() as f64 / block_events as f64,
+                load_average()
             );
-            let (crate_rate, crate_dropped) = through_crate(bytes.clone(), block_events, repeat).await;
-            let (daemon_rate, daemon_dropped) =
-                through_daemon(bytes.clone(), block_events, repeat, format).await;
+            let (mut crate_rates, mut daemon_rates, mut ratios, mut cpu_ratios) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut dropped = 0;
+            for _ in 0..rounds {
+                let c = through_crate(bytes.clone(), block_events, repeat, queue).await;
+                let d = through_daemon(bytes.clone(), block_events, repeat, format, queue).await;
+                print_run("crate", &c);
+                print_run("daemon", &d);
+                crate_rates.push(c.rate());
+                daemon_rates.push(d.rate());
+                ratios.push(d.rate() / c.rate());
+                cpu_ratios.push(d.cpu_rate() / c.cpu_rate());
+                dropped += c.dropped + d.dropped;
+            }
             println!(
-                "  ESL crate alone: {crate_rate:>9.0} events/s (dropped {crate_dropped})\n  daemon:          {daemon_rate:>9.0} events/s (dropped {daemon_dropped}), {:.2} x the crate",
-                daemon_rate / crate_rate
+                "  median (lowest–highest): crate {} events/s, daemon {} events/s, daemon/crate {} wall, {} per CPU-second; dropped {dropped}; load {}",
+                spread(crate_rates),
+                spread(daemon_rates),
+                spread(ratios),
+                spread(cpu_ratios),
+                load_average()
             );
         }
         // A burst of 100,000 events written at once.
         let bytes = Arc::new(stream(&template, channels, EventFormat::Plain));
-        let (rate, dropped) = through_daemon(bytes, block_events, 5, EventFormat::Plain).await;
-        println!("burst: 100000 events written at once: {rate:.0} events/s, dropped {dropped}");
+        let run = through_daemon(bytes, block_events, 5, EventFormat::Plain, queue).await;
+        print!("burst: 100000 events written at once: ");
+        print_run("daemon", &run);
     });
 }
