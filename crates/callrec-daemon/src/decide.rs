@@ -1242,7 +1242,7 @@ pub struct SwitchChannel {
 pub struct ReconcilePlan {
     /// Tracked channels the switch no longer has: they hung up while we were away.
     pub gone: Vec<String>,
-    /// Answered channels we do not know: fetch their variables and media bugs.
+    /// Answered channels we never saw answered: fetch their variables and media bugs.
     pub unknown: Vec<SwitchChannel>,
     /// Recordings whose start the switch never confirmed: check their media bugs.
     pub unconfirmed: Vec<String>,
@@ -1285,7 +1285,14 @@ impl Recorder {
             }
         }
         for sc in switch {
-            let known = self.table.channel(&sc.uuid).is_some_and(|c| c.seen);
+            // A channel heard of but never seen answered (its CHANNEL_ANSWER was dropped, or
+            // came before a restart) is taken in like an unknown one: otherwise its call goes
+            // unrecorded, or its running recording is taken for an orphan and ingested while
+            // the switch still writes it.
+            let known = self
+                .table
+                .channel(&sc.uuid)
+                .is_some_and(|c| c.seen && c.answered_at.is_some());
             if sc.answered && !known && !self.table.is_gone(&sc.uuid) {
                 plan.unknown.push(sc.clone());
             }
@@ -1336,7 +1343,14 @@ impl Recorder {
         bug_targets: &[String],
         rows: &[InProgressRow],
     ) -> Vec<Effect> {
-        if self.table.is_gone(&ev.uuid) || self.table.channel(&ev.uuid).is_some_and(|c| c.seen) {
+        // A channel seen answered was decided by its own events; one only heard of (an event
+        // other than its answer) is taken in here.
+        if self.table.is_gone(&ev.uuid)
+            || self
+                .table
+                .channel(&ev.uuid)
+                .is_some_and(|c| c.seen && c.answered_at.is_some())
+        {
             return Vec::new();
         }
         self.observe(ev);

@@ -1116,3 +1116,81 @@ fn a_row_no_channel_carries_is_ingested() {
     let effects = rec.orphaned_rows(std::slice::from_ref(&row), 9);
     assert!(matches!(&effects[..], [Effect::Store(StoreOp::Ingest { id, .. })] if *id == row.id));
 }
+
+/// An event about `uuid` of 1001's call that is not its answer (a hold), as the first thing
+/// the daemon hears of the channel.
+fn hold_of_1001(uuid: &str, at: Micros) -> ChannelEvent {
+    ChannelEvent {
+        kind: EventKind::Hold,
+        uuid: uuid.into(),
+        at,
+        owner_headers: vec![Some("1001".into()), None, None, None, None],
+        ..ChannelEvent::empty()
+    }
+}
+
+fn answer_of_1001(uuid: &str, at: Micros) -> ChannelEvent {
+    ChannelEvent {
+        kind: EventKind::Answer,
+        ..hold_of_1001(uuid, at)
+    }
+}
+
+#[test]
+fn a_restart_does_not_ingest_a_recording_whose_channel_spoke_before_reconciliation() {
+    // The daemon restarts during 1001's recorded call. Before the first reconciliation asks
+    // the switch, the user puts the call on hold: the channel is heard of, never answered.
+    let mut rec = recorder(&[("1001", RecordingMode::AlwaysPausable)]);
+    rec.on_event(&hold_of_1001("live-leg", 10));
+    let asked = rec.event_seq();
+    let id: RecordingId = "01900000-0000-7000-8000-000000000042".parse().unwrap();
+    let theirs = format!("{SPOOL}/{id}.wav");
+    let rows = [InProgressRow {
+        id: id.clone(),
+        user: None,
+        call_uuid: "live-leg".into(),
+        spool_path: theirs.clone(),
+    }];
+    let plan = rec.reconcile_plan(&[switch_channel("live-leg", true)], asked);
+    assert_eq!(
+        plan.unknown.len(),
+        1,
+        "an answered channel the daemon never saw answered is taken in"
+    );
+    let effects = rec.adopt_channel(
+        &answer_of_1001("live-leg", 20),
+        true,
+        std::slice::from_ref(&theirs),
+        &rows,
+    );
+    assert!(effects.is_empty(), "tracked again, not started twice");
+    assert!(
+        rec.orphaned_rows(&rows, 30).is_empty(),
+        "the switch still writes this file: it must not be ingested"
+    );
+    let calls = rec.live_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].recording, RecordingStatus::Recording);
+    assert_eq!(calls[0].recording_id.as_ref(), Some(&id));
+}
+
+#[test]
+fn a_call_whose_answer_was_dropped_is_recorded_at_reconciliation() {
+    // The event queue overflowed and CHANNEL_ANSWER was lost; a later hold came through.
+    // The drop triggers a reconciliation, which must record the call (mode always).
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    rec.on_event(&hold_of_1001("leg", 10));
+    let asked = rec.event_seq();
+    let plan = rec.reconcile_plan(&[switch_channel("leg", true)], asked);
+    assert_eq!(plan.unknown.len(), 1);
+    let started = rec.adopt_channel(&answer_of_1001("leg", 20), true, &[], &[]);
+    assert_eq!(creates(&started).len(), 1);
+    // A second pass finds it answered and recorded: nothing more.
+    let asked = rec.event_seq();
+    let plan = rec.reconcile_plan(&[switch_channel("leg", true)], asked);
+    assert!(plan.unknown.is_empty());
+    assert!(
+        rec.adopt_channel(&answer_of_1001("leg", 30), true, &[], &[])
+            .is_empty()
+    );
+}
