@@ -90,7 +90,11 @@ pub(crate) fn configure(conn: &Connection) -> Result<(), StoreError> {
 /// `retention_days`, or after 7 calendar years under `legal_hold` (whichever is later: a
 /// legal hold never shortens a retention).
 pub fn expires_at(started_at: DateTime<Utc>, settings: &SiteSettings) -> DateTime<Utc> {
-    let by_days = started_at + TimeDelta::days(i64::from(settings.retention_days));
+    // The start time comes from the switch's event: one at the end of the calendar must keep
+    // the recording for ever, not panic the ingest thread.
+    let by_days = started_at
+        .checked_add_signed(TimeDelta::days(i64::from(settings.retention_days)))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
     if settings.legal_hold {
         let seven_years = started_at
             .checked_add_months(Months::new(7 * 12))

@@ -607,3 +607,39 @@ fn an_unwritable_data_dir_is_a_clear_error_and_nothing_is_created() {
     assert!(!data.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn a_start_time_at_the_end_of_the_calendar_is_stored_not_a_panic() {
+    // The start time comes from the switch's Event-Date-Timestamp: a corrupt or hostile one
+    // can name the last days chrono can represent. Ingest adds the retention to it; that
+    // must not panic the ingest thread (which would stop every later ingest).
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let id = callrec_store::RecordingId::new();
+    let started_at = chrono::DateTime::<chrono::Utc>::MAX_UTC - Duration::days(1);
+    let new = callrec_store::NewRecording {
+        id: id.clone(),
+        user: alice.id,
+        call_uuid: "call-far-future".to_owned(),
+        direction: callrec_store::Direction::Outbound,
+        from: "1001".to_owned(),
+        to: "02077456456".to_owned(),
+        started_at,
+        format: "wav".to_owned(),
+        spool_path: f.spool_path(&id),
+    };
+    f.store.create_recording(&new, "daemon").unwrap();
+    f.write_spool(&id, 1000);
+    let outcome = f.store.ingest(&IngestJob::new(id.clone())).unwrap();
+    assert!(
+        matches!(outcome, IngestOutcome::Stored { .. }),
+        "{outcome:?}"
+    );
+    let rec = f
+        .store
+        .view()
+        .recording(&id, &Access::system("test"))
+        .unwrap();
+    assert_eq!(rec.state, RecordingState::Stored);
+    assert!(rec.expires_at.is_some_and(|e| e >= started_at));
+}
