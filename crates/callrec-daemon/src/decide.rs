@@ -670,7 +670,7 @@ impl Recorder {
                 self.table
                     .channel(uuid)
                     .and_then(|c| c.answered_at)
-                    .is_none_or(|answered| answered + grace <= now)
+                    .is_none_or(|answered| answered.saturating_add(grace) <= now)
             })
             .cloned()
             .collect();
@@ -885,7 +885,7 @@ impl Recorder {
         let due: Vec<RecordingId> = self
             .table
             .closing()
-            .filter(|c| c.since + grace <= now)
+            .filter(|c| c.since.saturating_add(grace) <= now)
             .map(|c| c.recording.id.clone())
             .collect();
         let mut effects = Vec::new();

@@ -1194,3 +1194,37 @@ fn a_call_whose_answer_was_dropped_is_recorded_at_reconciliation() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_timestamp_at_the_end_of_time_neither_panics_nor_ends_a_wait_or_a_recording_early() {
+    // Event-Date-Timestamp is whatever the wire says. A leg answered, and a recorded leg
+    // hung up, "at" i64::MAX must not overflow the grace arithmetic of the spool scan
+    // (a panic there ends the reconciliation task for good) nor wrap into the past.
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let started = rec.on_event(&answer_of_1001("recorded-leg", 10));
+    assert_eq!(creates(&started).len(), 1);
+    confirm_commands(&mut rec, started);
+    let mut hangup = answer_of_1001("recorded-leg", i64::MAX);
+    hangup.kind = EventKind::HangupComplete;
+    rec.on_event(&hangup);
+    assert_eq!(rec.table().closing().count(), 1);
+    assert!(rec.expire_closing(1_000, 5_000_000).is_empty());
+    assert_eq!(
+        rec.table().closing().count(),
+        1,
+        "still waits for RECORD_STOP"
+    );
+
+    // A leg waiting for its user's own leg (a peer not yet heard of), answered at i64::MAX.
+    let waiting = ChannelEvent {
+        kind: EventKind::Answer,
+        uuid: "far-leg".into(),
+        at: i64::MAX,
+        other_leg: Some("own-leg".into()),
+        caller_number: Some("1001".into()),
+        owner_headers: vec![None, None, None, Some("1001".into()), None],
+        ..ChannelEvent::empty()
+    };
+    assert!(rec.on_event(&waiting).is_empty(), "it waits");
+    assert!(rec.expire_waits(1_000, 2_000_000).is_empty());
+}
