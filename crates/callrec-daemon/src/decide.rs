@@ -1005,8 +1005,21 @@ impl Recorder {
                 }
             }
             // Whether it ran is unknown: reconciliation after the reconnect asks the switch
-            // which recordings run, rather than guessing here.
+            // which recordings run, rather than guessing here. A pause nobody confirmed is
+            // not taken as done, though: the recording is held as not paused, so the next
+            // pause (*48 again, say before a card number) is sent to the switch again
+            // (masking twice is harmless) instead of being confirmed on the strength of this
+            // one. A resume is already held as done, so a later pause is sent too.
             CommandOutcome::Lost => {
+                if still_ours
+                    && matches!(cmd.op, RecordOp::Mask | RecordOp::Pause)
+                    && let Some(rec) = self
+                        .table
+                        .channel_mut(&cmd.channel)
+                        .and_then(|c| c.recording.as_mut())
+                {
+                    rec.paused_since = None;
+                }
                 if let Some(ticket) = cmd.ticket {
                     effects.push(Effect::Resolve {
                         ticket,

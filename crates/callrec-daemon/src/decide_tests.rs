@@ -1228,3 +1228,79 @@ fn a_timestamp_at_the_end_of_time_neither_panics_nor_ends_a_wait_or_a_recording_
     assert!(rec.on_event(&waiting).is_empty(), "it waits");
     assert!(rec.expire_waits(1_000, 2_000_000).is_empty());
 }
+
+#[test]
+fn a_pause_the_switch_never_answered_is_sent_again_not_confirmed() {
+    // *48 while a card number is about to be read: the mask command gets no answer (the
+    // command timed out), so the caller hears `not_allowed` and dials *48 again. Whether the
+    // switch masked is unknown: the second *48 must send the mask again, never play
+    // `paused` on the strength of the first, unconfirmed one.
+    let (mut rec, call) = sip_call_on_hold(
+        &[("1001", RecordingMode::AlwaysPausable)],
+        PauseBehavior::Silence,
+    );
+    let FeatureDecision::Act { plan, .. } = rec.feature_code(&call) else {
+        panic!("expected an action");
+    };
+    let Effect::Command(cmd) = &plan.effects[0] else {
+        panic!("expected the mask command");
+    };
+    let lost = rec.on_command_result(cmd, CommandOutcome::Lost);
+    assert!(matches!(
+        lost.as_slice(),
+        [Effect::Resolve {
+            outcome: Err(ActionError::SwitchUnavailable { .. }),
+            ..
+        }]
+    ));
+    let again = ChannelEvent {
+        at: call.at + 1_000_000,
+        ..call.clone()
+    };
+    match rec.feature_code(&again) {
+        FeatureDecision::Act { plan, on_success } => {
+            assert_eq!(on_success, Prompt::Paused);
+            assert!(commands(&plan.effects)[0].contains(" mask "));
+        }
+        FeatureDecision::Play(prompt) => {
+            panic!("{prompt:?} played with no mask confirmed by the switch")
+        }
+    }
+}
+
+#[test]
+fn after_a_resume_the_switch_never_answered_a_pause_is_sent_again() {
+    // Paused, then *49 gets no answer: the switch may have unmasked. A later *48 must mask
+    // again rather than answer "already paused".
+    let (mut rec, call) = sip_call_on_hold(
+        &[("1001", RecordingMode::AlwaysPausable)],
+        PauseBehavior::Silence,
+    );
+    let FeatureDecision::Act { plan, .. } = rec.feature_code(&call) else {
+        panic!("expected an action");
+    };
+    confirm_commands(&mut rec, plan.effects);
+    let mut resume = call.clone();
+    resume.destination = Some("*49".into());
+    resume.at += 1_000_000;
+    let FeatureDecision::Act { plan, .. } = rec.feature_code(&resume) else {
+        panic!("expected an action");
+    };
+    let Effect::Command(cmd) = &plan.effects[0] else {
+        panic!("expected the unmask command");
+    };
+    assert!(cmd.api_text().contains(" unmask "));
+    rec.on_command_result(cmd, CommandOutcome::Lost);
+    let again = ChannelEvent {
+        at: call.at + 2_000_000,
+        ..call.clone()
+    };
+    match rec.feature_code(&again) {
+        FeatureDecision::Act { plan, .. } => {
+            assert!(commands(&plan.effects)[0].contains(" mask "));
+        }
+        FeatureDecision::Play(prompt) => {
+            panic!("{prompt:?} played although the switch may be recording")
+        }
+    }
+}
