@@ -1009,16 +1009,21 @@ impl Recorder {
             // not taken as done, though: the recording is held as not paused, so the next
             // pause (*48 again, say before a card number) is sent to the switch again
             // (masking twice is harmless) instead of being confirmed on the strength of this
-            // one. A resume is already held as done, so a later pause is sent too.
+            // one. A resume is already held as done, so a later pause is sent too. A stop
+            // nobody confirmed no longer blocks every later action as "stopping": if the
+            // switch still records, a pause must still reach it.
             CommandOutcome::Lost => {
                 if still_ours
-                    && matches!(cmd.op, RecordOp::Mask | RecordOp::Pause)
                     && let Some(rec) = self
                         .table
                         .channel_mut(&cmd.channel)
                         .and_then(|c| c.recording.as_mut())
                 {
-                    rec.paused_since = None;
+                    match cmd.op {
+                        RecordOp::Mask | RecordOp::Pause => rec.paused_since = None,
+                        RecordOp::Stop => rec.stop_requested = None,
+                        _ => {}
+                    }
                 }
                 if let Some(ticket) = cmd.ticket {
                     effects.push(Effect::Resolve {

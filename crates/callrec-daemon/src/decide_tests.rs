@@ -1304,3 +1304,35 @@ fn after_a_resume_the_switch_never_answered_a_pause_is_sent_again() {
         }
     }
 }
+
+#[test]
+fn a_stop_the_switch_never_answered_does_not_forbid_pausing_for_the_rest_of_the_call() {
+    // An API stop gets no answer (timed out): the switch may still be recording. The user
+    // then dials *48 before reading a card number: the mask must be sent, not refused as
+    // "the recording is stopping" for as long as the call lasts.
+    let (mut rec, call) = sip_call_on_hold(
+        &[("1001", RecordingMode::AlwaysPausable)],
+        PauseBehavior::Silence,
+    );
+    let plan = rec
+        .recording_action(
+            SIP_A_LEG,
+            RecordingAction::Stop,
+            SegmentSource::Api,
+            "admin",
+            5,
+        )
+        .unwrap();
+    let Effect::Command(cmd) = &plan.effects[0] else {
+        panic!("expected the stop command");
+    };
+    rec.on_command_result(cmd, CommandOutcome::Lost);
+    match rec.feature_code(&call) {
+        FeatureDecision::Act { plan, .. } => {
+            assert!(commands(&plan.effects)[0].contains(" mask "));
+        }
+        FeatureDecision::Play(prompt) => {
+            panic!("{prompt:?} played although the switch may be recording")
+        }
+    }
+}
