@@ -107,7 +107,7 @@ impl ApiMetrics {
     pub fn observe_request(&self, method: &str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&vec![
-                ("method".to_owned(), method.to_owned()),
+                ("method".to_owned(), method_label(method).to_owned()),
                 ("status".to_owned(), status.to_string()),
             ])
             .inc();
@@ -149,6 +149,20 @@ impl ApiMetrics {
         let _ = encode(&mut own, &self.registry);
         merge(&[&own, daemon])
     }
+}
+
+/// The `method` label of a request: a standard method by name, anything else `other`. A
+/// client may send any token as a method (each a 405), and one series per invented name
+/// would let anyone grow the metrics without bound.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
 }
 
 fn saturating_i64(n: u64) -> i64 {

@@ -142,6 +142,26 @@ async fn metrics_show_the_store_the_daemon_and_the_api_in_one_document() {
     assert!(text.ends_with("# EOF\n"));
 }
 
+/// The request counter's `method` label takes a few known values only: an unauthenticated
+/// client inventing method names must not grow the metrics without bound.
+#[tokio::test]
+async fn invented_methods_are_counted_together_not_one_series_each() {
+    let w = World::new();
+    for i in 0..20 {
+        let resp = w.send(w.anon(&format!("INVENTED{i}"), "/healthz")).await;
+        assert!(resp.status().is_client_error(), "{}", resp.status());
+    }
+    let resp = w.send(w.anon("GET", "/metrics")).await;
+    let text = String::from_utf8(resp.body().to_vec()).unwrap();
+    assert!(!text.contains("INVENTED"), "{text}");
+    let other: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("callrec_api_requests_total{") && l.contains("method=\"other\""))
+        .collect();
+    assert_eq!(other.len(), 1, "{text}");
+    assert!(other[0].ends_with(" 20"), "{}", other[0]);
+}
+
 #[tokio::test]
 async fn notes_holds_and_deletion_behave_as_an_archive_should() {
     let mut w = World::new();
