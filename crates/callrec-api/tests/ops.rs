@@ -255,3 +255,22 @@ async fn an_admin_changes_a_users_mode_and_the_sites_settings() {
     let (_, other) = w.json(w.req(&w.stranger, "GET", "/api/v1/site")).await;
     assert_eq!(other["retention_days"], 180);
 }
+
+/// `display_name` is a string or null (the OpenAPI document says so): a name sets it, null
+/// clears it, and leaving it out keeps it.
+#[tokio::test]
+async fn an_admin_names_a_user_and_clears_the_name_with_null() {
+    let w = World::new();
+    let put = |body: serde_json::Value| w.req(&w.admin, "PUT", "/api/v1/users/1002").json(&body);
+    let (s, user) = w.json(put(json!({"display_name": "Bob Jones"}))).await;
+    assert_eq!(s, 200, "{user}");
+    assert_eq!(user["display_name"], "Bob Jones");
+    let (s, user) = w.json(put(json!({"mode": "never"}))).await;
+    assert_eq!(s, 200, "{user}");
+    assert_eq!(user["display_name"], "Bob Jones");
+    let (s, user) = w.json(put(json!({"display_name": null}))).await;
+    assert_eq!(s, 200, "{user}");
+    assert_eq!(user["display_name"], serde_json::Value::Null, "{user}");
+    let (_, me) = w.json(w.req(&w.bob, "GET", "/api/v1/me")).await;
+    assert_eq!(me["user"]["display_name"], serde_json::Value::Null, "{me}");
+}

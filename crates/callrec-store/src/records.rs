@@ -285,10 +285,22 @@ pub struct UserUpdate {
     pub mode: Option<RecordingMode>,
     /// A new role.
     pub role: Option<Role>,
-    /// A new display name (`Some(None)` clears it).
+    /// A new display name (`Some(None)` clears it). In JSON, absent leaves it, `null`
+    /// clears it.
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub display_name: Option<Option<String>>,
     /// A new set of extra numbers, replacing the old one.
     pub numbers: Option<Vec<String>>,
+}
+
+/// A field that is present, `null` included (`Some(None)`); an absent one is `None` through
+/// `#[serde(default)]`. Plain `Option<Option<T>>` reads `null` as absent.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Everything the daemon needs to decide who owns a channel, in memory (SPEC §3.2).
