@@ -148,6 +148,14 @@ impl Core {
         self.store.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
+    /// Whether [`Core::close_store`] was called (the daemon is shutting down).
+    pub(crate) fn store_closed(&self) -> bool {
+        self.store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+
     /// Connects (or disconnects, with `None`) the command connection.
     pub(crate) fn set_command_sender(&self, tx: Option<mpsc::UnboundedSender<Job>>) {
         *self.commands.lock().unwrap_or_else(|p| p.into_inner()) = tx;

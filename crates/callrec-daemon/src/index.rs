@@ -40,12 +40,43 @@ pub(crate) async fn apply_store_ops(
 ) {
     while let Some(next) = work.recv().await {
         match next {
-            StoreWork::Op(op) => {
-                if let Err(err) = apply_one(&core, &store, &ingest, op).await {
-                    tracing::error!(error = %err, "a store operation failed");
-                }
-            }
+            StoreWork::Op(op) => apply_until_done(&core, &store, &ingest, op).await,
             StoreWork::Resolve { ticket, outcome } => core.resolve(ticket, outcome),
+        }
+    }
+}
+
+/// First wait before a store operation that failed for a passing cause is tried again.
+const RETRY_INITIAL: Duration = Duration::from_millis(100);
+
+/// Longest wait between two tries of a store operation.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Applies one operation, trying again while it fails for a cause that passes (a full disk,
+/// a busy index, an I/O error): a recording's row that is never created loses the recording,
+/// since its ingest then finds no row. The operations decided after it wait, so a row still
+/// exists before its segments and its ingest. Once the store is closing (shutdown) a failure
+/// is final: the next start's reconciliation has the rest.
+async fn apply_until_done(
+    core: &Arc<Core>,
+    store: &StoreHandle,
+    ingest: &IngestQueue,
+    op: StoreOp,
+) {
+    let mut delay = RETRY_INITIAL;
+    loop {
+        match apply_one(core, store, ingest, op.clone()).await {
+            Ok(()) => return,
+            Err(err) if err.kind().is_transient() && !core.store_closed() => {
+                tracing::error!(error = %err, retry_in = ?delay,
+                    "a store operation failed; it is tried again, and the ones after it wait");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "a store operation failed");
+                return;
+            }
         }
     }
 }
@@ -228,4 +259,188 @@ pub(crate) async fn in_progress(
 /// Makes a configured path absolute (the switch and the store need absolute paths).
 pub(crate) fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use callrec_store::{Direction, IngestConfig, NewUser, RecordingId, Store, StoreHandle};
+    use tokio::sync::mpsc;
+
+    use super::apply_store_ops;
+    use crate::core::{Core, StoreWork, system_clock};
+    use crate::decide::{FeatureCodes, NewRecording, Recorder, Settings, StoreOp};
+    use crate::directory;
+    use crate::metrics::Metrics;
+
+    /// A small tmpfs mounted for one test, unmounted when dropped.
+    struct Tmpfs(PathBuf);
+
+    impl Tmpfs {
+        fn mount(at: &Path) -> Option<Tmpfs> {
+            std::fs::create_dir_all(at).ok()?;
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=8m", "callrec-test"])
+                .arg(at)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .ok()?;
+            status.success().then(|| Tmpfs(at.to_path_buf()))
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+
+    /// Log lines, for a test to wait on what the store writer reported.
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<u8>>>);
+
+    impl Log {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+        }
+    }
+
+    impl std::io::Write for Log {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Writes into `dir` until the filesystem is full; returns the filler file.
+    fn fill(dir: &Path) -> PathBuf {
+        let path = dir.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        let small = [0u8; 512];
+        while file.write_all(&small).is_ok() {}
+        while file.write_all(&[0u8]).is_ok() {}
+        path
+    }
+
+    // One thread: the store writer logs on the test's thread, where the log is captured.
+    #[tokio::test]
+    async fn a_recording_answered_while_the_index_disk_is_full_is_indexed_once_space_returns() {
+        // The disk holding the index fills up as a call is answered: the row cannot be
+        // created then. It must be created once space returns, or the file the switch
+        // writes is never indexed (its ingest finds no row) and the recording is lost.
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("disk");
+        let Some(_tmpfs) = Tmpfs::mount(&mnt) else {
+            println!("SKIPPED: cannot mount a tmpfs here; the disk-full test needs root");
+            return;
+        };
+        let log = Log::default();
+        let writer = log.clone();
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish(),
+        );
+        let mut store = Store::open(mnt.join("data")).unwrap();
+        store
+            .add_user(&NewUser::new("default", "1001"), "test")
+            .unwrap();
+        let dir_snapshot = store.view().directory().unwrap();
+        let store = StoreHandle::new(store);
+        let worker = store.start_ingest_worker(IngestConfig::default()).unwrap();
+        let recorder = Recorder::new(
+            Settings {
+                spool_dir: mnt.join("spool").display().to_string(),
+                format: "wav".into(),
+                owner_headers: Settings::default_owner_headers(),
+                feature_codes: FeatureCodes::default(),
+            },
+            directory::from_store(&dir_snapshot),
+            Box::new(RecordingId::new),
+        );
+        let (tx, work) = mpsc::unbounded_channel();
+        let core = Arc::new(Core::new(
+            recorder,
+            Arc::new(Metrics::default()),
+            tx.clone(),
+            system_clock(),
+            Duration::from_secs(2),
+        ));
+        let writer_task = tokio::spawn(apply_store_ops(
+            core.clone(),
+            store.clone(),
+            worker.queue(),
+            work,
+        ));
+
+        let filler = fill(&mnt);
+        let id = RecordingId::new();
+        tx.send(StoreWork::Op(StoreOp::Create(NewRecording {
+            id: id.clone(),
+            site: "default".into(),
+            user: "1001".into(),
+            call_uuid: "call".into(),
+            direction: Direction::Outbound,
+            from: "1001".into(),
+            to: "02077456456".into(),
+            started_at: 1_700_000_000_000_000,
+            format: "wav".into(),
+            spool_path: mnt
+                .join("spool")
+                .join(format!("{id}.wav"))
+                .display()
+                .to_string(),
+        })))
+        .unwrap();
+        eventually("the failed store operation in the log", || {
+            log.text().contains("a store operation failed")
+        })
+        .await;
+        std::fs::remove_file(filler).unwrap();
+
+        let wanted = id.clone();
+        let found = Arc::new(Mutex::new(false));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !*found.lock().unwrap() {
+            assert!(
+                Instant::now() < deadline,
+                "the row of the recording answered while the disk was full never appeared"
+            );
+            let wanted = wanted.clone();
+            let rows = store
+                .read(|v| v.recordings_in_progress())
+                .await
+                .unwrap_or_default();
+            *found.lock().unwrap() = rows.iter().any(|r| r.id == wanted);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(tx);
+        core.close_store();
+        let _ = writer_task.await;
+        worker.shutdown_async().await;
+    }
 }
