@@ -102,18 +102,23 @@ pub async fn audio(
     } else {
         FilePurpose::Play
     };
-    let stored = state
-        .store()
-        .write(move |s| s.open_file(&id, &access, purpose))
-        .await
-        .map_err(reject)?;
-    let plan = audio::plan(&headers, stored.size_bytes, &stored.sha256).map_err(reject)?;
     let store_root = state.store().paths().store.clone();
-    let (path, expected) = (stored.path.clone(), stored.size_bytes);
-    let file = tokio::task::spawn_blocking(move || open_stored(&store_root, &path, expected))
+    // The file is opened while the store's writer is still held. A deletion (by an admin,
+    // the sweeper or a quota) commits its tombstone under that lock before it removes the
+    // file, so here the file is either still there (and the open handle keeps it readable)
+    // or the recording already reads as deleted. Opened after the lock, a deletion in
+    // between made a 500 that blamed the store.
+    let (stored, file) = state
+        .store()
+        .write(move |s| {
+            let stored = s.open_file(&id, &access, purpose)?;
+            let file = open_stored(&store_root, &stored.path, stored.size_bytes);
+            Ok((stored, file))
+        })
         .await
-        .map_err(|e| reject(ApiError::internal(format!("opening the file failed: {e}"))))?
         .map_err(reject)?;
+    let file = file.map_err(reject)?;
+    let plan = audio::plan(&headers, stored.size_bytes, &stored.sha256).map_err(reject)?;
     Ok(audio::respond(&stored, file, params.download, plan))
 }
 
