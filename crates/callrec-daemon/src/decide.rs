@@ -1277,6 +1277,8 @@ pub struct InProgressRow {
     pub call_uuid: String,
     /// Where the switch writes it.
     pub spool_path: String,
+    /// Paused since then, by the index's segments (the last pause has no resume after it).
+    pub paused_since: Option<Micros>,
 }
 
 impl Recorder {
@@ -1387,11 +1389,13 @@ impl Recorder {
                 .map(|id| (id, t.clone()))
         });
         if let Some((id, path)) = recording {
-            let user = rows
-                .iter()
-                .find(|r| r.id == id)
+            let row = rows.iter().find(|r| r.id == id);
+            let user = row
                 .and_then(|r| r.user.clone())
                 .or_else(|| owner.as_ref().map(|o| o.user.clone()));
+            // Paused (masked) before the restart: the switch still holds it so, and a resume
+            // must reach it.
+            let paused_since = row.and_then(|r| r.paused_since);
             let Some(user) = user else {
                 return Vec::new();
             };
@@ -1407,7 +1411,7 @@ impl Recorder {
                     path,
                     started_at: ev.at,
                     confirmed: true,
-                    paused_since: None,
+                    paused_since,
                     pause_behavior,
                     stop_requested: None,
                 }),

@@ -1085,6 +1085,7 @@ fn reconciliation_finds_what_hung_up_while_away_and_what_was_answered() {
         user: None,
         call_uuid: "new-leg".into(),
         spool_path: theirs.clone(),
+        paused_since: None,
     }];
     assert!(
         rec.adopt_channel(&ev, true, std::slice::from_ref(&theirs), &rows)
@@ -1112,6 +1113,7 @@ fn a_row_no_channel_carries_is_ingested() {
         user: None,
         call_uuid: "gone".into(),
         spool_path: format!("{SPOOL}/01900000-0000-7000-8000-000000000042.wav"),
+        paused_since: None,
     };
     let effects = rec.orphaned_rows(std::slice::from_ref(&row), 9);
     assert!(matches!(&effects[..], [Effect::Store(StoreOp::Ingest { id, .. })] if *id == row.id));
@@ -1150,6 +1152,7 @@ fn a_restart_does_not_ingest_a_recording_whose_channel_spoke_before_reconciliati
         user: None,
         call_uuid: "live-leg".into(),
         spool_path: theirs.clone(),
+        paused_since: None,
     }];
     let plan = rec.reconcile_plan(&[switch_channel("live-leg", true)], asked);
     assert_eq!(
@@ -1335,4 +1338,47 @@ fn a_stop_the_switch_never_answered_does_not_forbid_pausing_for_the_rest_of_the_
             panic!("{prompt:?} played although the switch may be recording")
         }
     }
+}
+
+#[test]
+fn a_recording_taken_back_after_a_restart_while_masked_stays_paused_and_resumes() {
+    // The daemon restarts while 1001's recording is masked (*48). Taken back, it must still
+    // be paused: *49 then unmasks it. Held as running, *49 would answer "resumed" and send
+    // nothing, and the rest of the call would be recorded as silence.
+    let mut rec = recorder(&[("1001", RecordingMode::AlwaysPausable)]);
+    let id: RecordingId = "01900000-0000-7000-8000-000000000042".parse().unwrap();
+    let theirs = format!("{SPOOL}/{id}.wav");
+    let rows = [InProgressRow {
+        id: id.clone(),
+        user: None,
+        call_uuid: "live-leg".into(),
+        spool_path: theirs.clone(),
+        paused_since: Some(3),
+    }];
+    let asked = rec.event_seq();
+    let plan = rec.reconcile_plan(&[switch_channel("live-leg", false)], asked);
+    assert_eq!(plan.unknown.len(), 1);
+    assert!(
+        rec.adopt_channel(
+            &answer_of_1001("live-leg", 20),
+            false,
+            std::slice::from_ref(&theirs),
+            &rows,
+        )
+        .is_empty()
+    );
+    assert_eq!(rec.live_calls()[0].recording, RecordingStatus::Paused);
+    let plan = rec
+        .recording_action(
+            "live-leg",
+            RecordingAction::Resume,
+            SegmentSource::Api,
+            "1001@default",
+            30,
+        )
+        .expect("a paused recording can be resumed");
+    assert_eq!(
+        commands(&plan.effects),
+        vec![format!("uuid_record live-leg unmask {theirs}")]
+    );
 }

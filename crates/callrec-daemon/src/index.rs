@@ -252,6 +252,7 @@ pub(crate) async fn in_progress(
             id: row.id,
             call_uuid: row.call_uuid,
             spool_path: row.spool_path.display().to_string(),
+            paused_since: row.paused_since.map(|t| t.timestamp_micros()),
         })
         .collect())
 }

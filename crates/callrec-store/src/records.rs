@@ -564,6 +564,9 @@ pub struct InProgress {
     pub started_at: DateTime<Utc>,
     /// Set once an ingest was asked for (the switch had closed the file).
     pub ended_at: Option<DateTime<Utc>>,
+    /// When it was paused, if its last pause has no resume after it: a recording the daemon
+    /// takes back after a restart carries on paused (masked), as the switch holds it.
+    pub paused_since: Option<DateTime<Utc>>,
 }
 
 /// Storage used by a user against the site's quota (SPEC §4.4).

@@ -365,7 +365,10 @@ impl<'c> ReadView<'c> {
     pub fn recordings_in_progress(&self) -> Result<Vec<InProgress>, StoreError> {
         self.conn
             .prepare_cached(
-                "SELECT id, call_uuid, user_id, spool_path, started_at, ended_at
+                "SELECT id, call_uuid, user_id, spool_path, started_at, ended_at,
+                     (SELECT CASE WHEN kind = 'pause' THEN at END FROM segments
+                      WHERE recording_seq = recordings.seq AND kind IN ('pause', 'resume')
+                      ORDER BY at DESC, id DESC LIMIT 1)
                  FROM recordings WHERE state = 'recording' ORDER BY started_at, seq",
             )
             .and_then(|mut s| {
@@ -377,6 +380,7 @@ impl<'c> ReadView<'c> {
                         spool_path: PathBuf::from(r.get::<_, String>(3)?),
                         started_at: time_col(r, 4)?,
                         ended_at: opt_time_col(r, 5)?,
+                        paused_since: opt_time_col(r, 6)?,
                     })
                 })?
                 .collect()

@@ -302,6 +302,31 @@ fn the_daemon_finds_the_recordings_still_running() {
     assert_eq!(rows[0].id, running);
     assert_eq!(rows[0].spool_path, f.spool_path(&running));
     assert_eq!(rows[0].call_uuid, format!("call-{running}"));
+    assert_eq!(rows[0].paused_since, None);
+}
+
+#[test]
+fn a_recording_still_running_says_whether_it_was_left_paused() {
+    // The daemon restarts while a recording is masked: to carry on from the right state
+    // (a *49 must unmask it) it reads the last pause or resume from the index.
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let id = f.start(&alice, "1001", "9999");
+    let t0 = f.clock.now_utc();
+    let pause = |f: &mut Fixture, kind, at| {
+        f.store
+            .add_segment(&id, kind, at, SegmentSource::Handset, "1001@default")
+            .unwrap();
+    };
+    pause(&mut f, SegmentKind::Pause, t0);
+    let rows = f.store.view().recordings_in_progress().unwrap();
+    assert_eq!(rows[0].paused_since, Some(t0));
+    pause(&mut f, SegmentKind::Resume, t0 + Duration::seconds(5));
+    let rows = f.store.view().recordings_in_progress().unwrap();
+    assert_eq!(rows[0].paused_since, None);
+    pause(&mut f, SegmentKind::Pause, t0 + Duration::seconds(9));
+    let rows = f.store.view().recordings_in_progress().unwrap();
+    assert_eq!(rows[0].paused_since, Some(t0 + Duration::seconds(9)));
 }
 
 #[test]
