@@ -1241,7 +1241,7 @@ impl Recorder {
 pub struct SwitchChannel {
     /// `uuid`.
     pub uuid: String,
-    /// `callstate` is `ACTIVE` or `HELD`.
+    /// `callstate` is `ACTIVE`, `HELD` or `UNHELD` (taken off hold, not yet ACTIVE again).
     pub answered: bool,
     /// `callstate` is `HELD`.
     pub held: bool,

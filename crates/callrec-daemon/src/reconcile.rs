@@ -77,7 +77,8 @@ pub fn parse_channels(body: &str) -> Result<Vec<SwitchChannel>, ReconcileError> 
         .rows
         .into_iter()
         .map(|row| SwitchChannel {
-            answered: matches!(row.callstate.as_str(), "ACTIVE" | "HELD"),
+            // UNHELD: taken off hold, until its next audio frame makes it ACTIVE again.
+            answered: matches!(row.callstate.as_str(), "ACTIVE" | "HELD" | "UNHELD"),
             held: row.callstate == "HELD",
             call_uuid: (!row.call_uuid.is_empty() && row.call_uuid != row.uuid)
                 .then_some(row.call_uuid),
@@ -253,6 +254,18 @@ mod tests {
         assert_eq!(channels[0].call_uuid, None, "its own uuid is no peer");
         assert!(parse_channels("{\"row_count\":0}").unwrap().is_empty());
         assert!(parse_channels("-ERR whatever").is_err());
+    }
+
+    #[test]
+    fn a_channel_just_taken_off_hold_counts_as_answered() {
+        // The switch lists a channel taken off hold as UNHELD until its next audio frame
+        // (switch_core_io.c sets ACTIVE then); it is answered all the same.
+        let body = r#"{"row_count":2,"rows":[
+            {"uuid":"a","callstate":"UNHELD","direction":"inbound"},
+            {"uuid":"b","callstate":"RING_WAIT","direction":"outbound"}]}"#;
+        let channels = parse_channels(body).unwrap();
+        assert!(channels[0].answered && !channels[0].held);
+        assert!(!channels[1].answered, "ringing is not answered");
     }
 
     #[test]
