@@ -65,12 +65,19 @@ pub async fn search(state: ApiState, caller: Caller, params: SearchParams) -> Ha
         })
         .await
         .map_err(reject)?;
+    // A listing hands out each recording's metadata (parties, times, notes count), so the
+    // entry names them (SPEC §4.5: every read of a recording's metadata is logged).
+    let ids: Vec<&str> = page.items.iter().map(|r| r.id.as_str()).collect();
     state
         .audit(
             &caller,
             "recording.search",
             format!("site:{}", caller.site),
-            json!({"filters": params.audit_detail(), "results": page.items.len()}),
+            json!({
+                "filters": params.audit_detail(),
+                "results": page.items.len(),
+                "ids": ids,
+            }),
         )
         .await
         .map_err(reject)?;

@@ -60,6 +60,10 @@ async fn listing_reading_playing_and_downloading_each_leave_exactly_one_entry() 
     );
     // The filters are in the entry: who searched for which number.
     assert!(e[0].3.contains("01234567891"), "{}", e[0].3);
+    // And so is every recording the reply showed (its parties, times, notes count): a
+    // listing reads metadata, and the log must say whose (SPEC §4.5).
+    let detail: Value = serde_json::from_str(&e[0].3).unwrap();
+    assert_eq!(detail["ids"], json!([rec.id.to_string()]), "{detail}");
 
     let (s, e) = entries_of(
         &w,
