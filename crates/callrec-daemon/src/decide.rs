@@ -1470,10 +1470,13 @@ impl Recorder {
     }
 
     /// Rows the index holds as `recording` that no live channel carries: the switch closed
-    /// their files while we were away, so they go to the store.
+    /// their files while we were away, so they go to the store. A row whose own channel is
+    /// still up waits, even when its recording could not be taken back (its user left the
+    /// directory): the switch is still writing that file.
     pub fn orphaned_rows(&self, rows: &[InProgressRow], at: Micros) -> Vec<Effect> {
         rows.iter()
             .filter(|r| !self.table.knows_recording(&r.id))
+            .filter(|r| self.table.channel(&r.call_uuid).is_none_or(|c| !c.seen))
             .map(|r| {
                 Effect::Store(StoreOp::Ingest {
                     id: r.id.clone(),

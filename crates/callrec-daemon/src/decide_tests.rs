@@ -1382,3 +1382,39 @@ fn a_recording_taken_back_after_a_restart_while_masked_stays_paused_and_resumes(
         vec![format!("uuid_record live-leg unmask {theirs}")]
     );
 }
+
+#[test]
+fn a_row_whose_channel_is_still_up_is_not_ingested_under_the_switch() {
+    // After a restart the switch still records a call whose user has since been removed
+    // from the directory: the daemon cannot take the recording back (no owner), but the
+    // switch is still writing its file, which must not be moved into the store until the
+    // channel has gone.
+    let mut rec = recorder(&[("1002", RecordingMode::Always)]);
+    let id: RecordingId = "01900000-0000-7000-8000-000000000042".parse().unwrap();
+    let theirs = format!("{SPOOL}/{id}.wav");
+    let rows = [InProgressRow {
+        id: id.clone(),
+        user: None,
+        call_uuid: "live-leg".into(),
+        spool_path: theirs.clone(),
+        paused_since: None,
+    }];
+    let asked = rec.event_seq();
+    let plan = rec.reconcile_plan(&[switch_channel("live-leg", false)], asked);
+    assert_eq!(plan.unknown.len(), 1);
+    rec.adopt_channel(
+        &answer_of_1001("live-leg", 20),
+        false,
+        std::slice::from_ref(&theirs),
+        &rows,
+    );
+    assert!(
+        rec.orphaned_rows(&rows, 30).is_empty(),
+        "the switch is still writing it"
+    );
+    rec.channel_gone("live-leg", 40);
+    assert!(matches!(
+        &rec.orphaned_rows(&rows, 50)[..],
+        [Effect::Store(StoreOp::Ingest { id: i, .. })] if *i == id
+    ));
+}
