@@ -274,3 +274,43 @@ async fn an_admin_names_a_user_and_clears_the_name_with_null() {
     let (_, me) = w.json(w.req(&w.bob, "GET", "/api/v1/me")).await;
     assert_eq!(me["user"]["display_name"], serde_json::Value::Null, "{me}");
 }
+
+/// A new number plan that would give two users the same number is refused with a 409 naming
+/// it, and changes nothing: before, one of the two numbers silently left the directory, and
+/// the calls on it stopped being that user's (so stopped being recorded).
+#[tokio::test]
+async fn a_number_plan_that_would_merge_two_users_numbers_is_refused() {
+    let w = World::new();
+    // Alice has 02079460001: +442079460001 in the UK. Bob gets +1 207 946 0001 (Maine).
+    let (s, bob) = w
+        .json(
+            w.req(&w.admin, "PUT", "/api/v1/users/1002")
+                .json(&json!({"numbers": ["+12079460001"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{bob}");
+    // Under country code 1, alice's 0 2079460001 would become +12079460001 too.
+    let (s, body) = w
+        .json(
+            w.req(&w.admin, "PUT", "/api/v1/site")
+                .json(&json!({"country_code": 1})),
+        )
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert_eq!(error_code(&body), "conflict");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("+12079460001"),
+        "{body}"
+    );
+    let (_, site) = w.json(w.req(&w.admin, "GET", "/api/v1/site")).await;
+    assert_eq!(site["country_code"], 44);
+    for (ext, number) in [("1001", "+442079460001"), ("1002", "+12079460001")] {
+        let (_, user) = w
+            .json(w.req(&w.admin, "GET", &format!("/api/v1/users/{ext}")))
+            .await;
+        assert_eq!(user["numbers"][0]["normalised"], number, "{user}");
+    }
+}

@@ -5,6 +5,7 @@
 //! (ingest, deletion) follow the order in `files.rs` and `ingest.rs`: rows and files move
 //! together, and a crash in between is finished by [`Store::reconcile`].
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -257,7 +258,7 @@ impl Store {
             recompute_expiry(&tx, old.id, b)?;
         }
         if a.country_code != b.country_code || a.national_prefix != b.national_prefix {
-            renormalise_user_numbers(&tx, old.id, &b.number_plan())?;
+            renormalise_user_numbers(&tx, &old, &b.number_plan())?;
         }
         let before = serde_json::to_value(a).unwrap_or_default();
         let after = serde_json::to_value(b).unwrap_or_default();
@@ -1060,9 +1061,10 @@ fn recompute_expiry(
 
 fn renormalise_user_numbers(
     tx: &Connection,
-    site: SiteId,
+    site_row: &Site,
     plan: &NumberPlan,
 ) -> Result<(), StoreError> {
+    let site = site_row.id;
     let rows: Vec<(i64, String, String)> = tx
         .prepare_cached("SELECT user_id, raw, normalised FROM user_numbers WHERE site_id = ?1")
         .and_then(|mut s| {
@@ -1070,6 +1072,25 @@ fn renormalise_user_numbers(
                 .collect()
         })
         .map_err(StoreError::sql("list user numbers"))?;
+    // Two users whose numbers the new plan makes one: refuse the plan (the caller's
+    // transaction rolls back). Keeping either would silently take the number from the other,
+    // whose calls on it would stop being theirs, and stop being recorded.
+    let mut owners: HashMap<String, i64> = HashMap::new();
+    for (user, raw, _) in &rows {
+        let normalised = numbers::normalise(raw, plan);
+        match owners.get(&normalised) {
+            Some(&first) if first != *user => {
+                return Err(StoreError::DuplicateNumber {
+                    site: site_row.name.clone(),
+                    owner: ReadView::new(tx).user_by_id(UserId(first))?.extension,
+                    number: normalised,
+                });
+            }
+            _ => {
+                owners.insert(normalised, *user);
+            }
+        }
+    }
     tx.prepare_cached("DELETE FROM user_numbers WHERE site_id = ?1")
         .and_then(|mut s| s.execute([site.0]))
         .map_err(StoreError::sql("renormalise user numbers"))?;
