@@ -6,10 +6,11 @@
 //! mutex held only for in-memory decisions (microseconds, never across an await), which is
 //! cheaper than an actor's channel round trip and cannot deadlock with I/O.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use callrec_store::RecordingId;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::decide::{
@@ -101,6 +102,8 @@ pub(crate) struct Core {
     pub(crate) query_timeout: Duration,
     /// The store's ingest queue once the worker runs, for its counters.
     pub(crate) ingest: Mutex<Option<callrec_store::IngestQueue>>,
+    /// Recordings handed to the ingest worker whose outcome has not come yet.
+    ingesting: Mutex<HashSet<RecordingId>>,
 }
 
 impl Core {
@@ -122,7 +125,13 @@ impl Core {
             clock,
             query_timeout,
             ingest: Mutex::new(None),
+            ingesting: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Recordings handed to the ingest worker whose outcome has not come yet.
+    pub(crate) fn ingesting(&self) -> MutexGuard<'_, HashSet<RecordingId>> {
+        self.ingesting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The recorder, locked. Hold it only for in-memory work.

@@ -164,13 +164,26 @@ fn submit_ingest(
     id: RecordingId,
     ended_at: Option<DateTime<Utc>>,
 ) -> Result<(), StoreError> {
+    // One ingest per recording at a time: while one is under way (retrying for a full disk,
+    // say), the spool scans that hand its row in again add nothing to the worker's queue.
+    if !core.ingesting().insert(id.clone()) {
+        return Ok(());
+    }
     let started = Instant::now();
-    let mut job = IngestJob::new(id);
+    let mut job = IngestJob::new(id.clone());
     job.ended_at = ended_at;
-    let result = ingest.submit(job)?;
+    let result = match ingest.submit(job) {
+        Ok(result) => result,
+        Err(err) => {
+            core.ingesting().remove(&id);
+            return Err(err);
+        }
+    };
     let core = core.clone();
     tokio::spawn(async move {
-        match result.await {
+        let result = result.await;
+        core.ingesting().remove(&id);
+        match result {
             Ok(Ok(outcome)) => {
                 core.metrics
                     .ingest_latency
@@ -269,12 +282,17 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
-    use callrec_store::{Direction, IngestConfig, NewUser, RecordingId, Store, StoreHandle};
+    use callrec_store::{
+        Direction, IngestConfig, IngestQueue, IngestWorker, NewUser, RecordingId, Store,
+        StoreHandle,
+    };
     use tokio::sync::mpsc;
 
     use super::apply_store_ops;
     use crate::core::{Core, StoreWork, system_clock};
-    use crate::decide::{FeatureCodes, NewRecording, Recorder, Settings, StoreOp};
+    use crate::decide::{
+        ActionError, ActionPlan, FeatureCodes, NewRecording, Recorder, Settings, StoreOp,
+    };
     use crate::directory;
     use crate::metrics::Metrics;
 
@@ -346,18 +364,143 @@ mod tests {
         path
     }
 
+    /// A store on a small tmpfs of its own, its ingest worker and the daemon's store writer.
+    struct Bed {
+        mnt: PathBuf,
+        store: StoreHandle,
+        worker: Option<IngestWorker>,
+        queue: IngestQueue,
+        core: Arc<Core>,
+        tx: mpsc::UnboundedSender<StoreWork>,
+        writer: Option<tokio::task::JoinHandle<()>>,
+        // Dropped last: unmounts after everything that holds files on it.
+        _tmpfs: Tmpfs,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Bed {
+        fn start() -> Option<Bed> {
+            let dir = tempfile::tempdir().unwrap();
+            let mnt = dir.path().join("disk");
+            let Some(tmpfs) = Tmpfs::mount(&mnt) else {
+                println!("SKIPPED: cannot mount a tmpfs here; the disk-full test needs root");
+                return None;
+            };
+            std::fs::create_dir_all(mnt.join("spool")).unwrap();
+            let mut store = Store::open(mnt.join("data")).unwrap();
+            store
+                .add_user(&NewUser::new("default", "1001"), "test")
+                .unwrap();
+            let dir_snapshot = store.view().directory().unwrap();
+            let store = StoreHandle::new(store);
+            let worker = store.start_ingest_worker(IngestConfig::default()).unwrap();
+            let queue = worker.queue();
+            let recorder = Recorder::new(
+                Settings {
+                    spool_dir: mnt.join("spool").display().to_string(),
+                    format: "wav".into(),
+                    owner_headers: Settings::default_owner_headers(),
+                    feature_codes: FeatureCodes::default(),
+                },
+                directory::from_store(&dir_snapshot),
+                Box::new(RecordingId::new),
+            );
+            let (tx, work) = mpsc::unbounded_channel();
+            let core = Arc::new(Core::new(
+                recorder,
+                Arc::new(Metrics::default()),
+                tx.clone(),
+                system_clock(),
+                Duration::from_secs(2),
+            ));
+            let writer = tokio::spawn(apply_store_ops(
+                core.clone(),
+                store.clone(),
+                queue.clone(),
+                work,
+            ));
+            Some(Bed {
+                mnt,
+                store,
+                worker: Some(worker),
+                queue,
+                core,
+                tx,
+                writer: Some(writer),
+                _tmpfs: tmpfs,
+                _dir: dir,
+            })
+        }
+
+        fn create(&self, id: &RecordingId) {
+            self.tx
+                .send(StoreWork::Op(StoreOp::Create(NewRecording {
+                    id: id.clone(),
+                    site: "default".into(),
+                    user: "1001".into(),
+                    call_uuid: "call".into(),
+                    direction: Direction::Outbound,
+                    from: "1001".into(),
+                    to: "02077456456".into(),
+                    started_at: 1_700_000_000_000_000,
+                    format: "wav".into(),
+                    spool_path: self.spool_path(id),
+                })))
+                .unwrap();
+        }
+
+        fn spool_path(&self, id: &RecordingId) -> String {
+            self.mnt
+                .join("spool")
+                .join(format!("{id}.wav"))
+                .display()
+                .to_string()
+        }
+
+        async fn in_progress(&self) -> Vec<RecordingId> {
+            self.store
+                .read(|v| v.recordings_in_progress())
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
+        }
+
+        /// Waits until the store writer has applied everything sent before.
+        async fn settle(&self, ticket: u64) {
+            let plan = ActionPlan {
+                effects: Vec::new(),
+                ticket,
+            };
+            let outcome = Err(ActionError::SwitchUnavailable { action: "settle" });
+            self.tx
+                .send(StoreWork::Resolve {
+                    ticket,
+                    outcome: outcome.clone(),
+                })
+                .unwrap();
+            assert_eq!(self.core.run_action(plan).await, outcome);
+        }
+
+        async fn stop(mut self) {
+            self.core.close_store();
+            drop(self.tx);
+            if let Some(writer) = self.writer.take() {
+                let _ = writer.await;
+            }
+            if let Some(worker) = self.worker.take() {
+                worker.shutdown_async().await;
+            }
+        }
+    }
+
     // One thread: the store writer logs on the test's thread, where the log is captured.
     #[tokio::test]
     async fn a_recording_answered_while_the_index_disk_is_full_is_indexed_once_space_returns() {
         // The disk holding the index fills up as a call is answered: the row cannot be
         // created then. It must be created once space returns, or the file the switch
         // writes is never indexed (its ingest finds no row) and the recording is lost.
-        let dir = tempfile::tempdir().unwrap();
-        let mnt = dir.path().join("disk");
-        let Some(_tmpfs) = Tmpfs::mount(&mnt) else {
-            println!("SKIPPED: cannot mount a tmpfs here; the disk-full test needs root");
-            return;
-        };
         let log = Log::default();
         let writer = log.clone();
         let _guard = tracing::subscriber::set_default(
@@ -366,82 +509,72 @@ mod tests {
                 .with_ansi(false)
                 .finish(),
         );
-        let mut store = Store::open(mnt.join("data")).unwrap();
-        store
-            .add_user(&NewUser::new("default", "1001"), "test")
-            .unwrap();
-        let dir_snapshot = store.view().directory().unwrap();
-        let store = StoreHandle::new(store);
-        let worker = store.start_ingest_worker(IngestConfig::default()).unwrap();
-        let recorder = Recorder::new(
-            Settings {
-                spool_dir: mnt.join("spool").display().to_string(),
-                format: "wav".into(),
-                owner_headers: Settings::default_owner_headers(),
-                feature_codes: FeatureCodes::default(),
-            },
-            directory::from_store(&dir_snapshot),
-            Box::new(RecordingId::new),
-        );
-        let (tx, work) = mpsc::unbounded_channel();
-        let core = Arc::new(Core::new(
-            recorder,
-            Arc::new(Metrics::default()),
-            tx.clone(),
-            system_clock(),
-            Duration::from_secs(2),
-        ));
-        let writer_task = tokio::spawn(apply_store_ops(
-            core.clone(),
-            store.clone(),
-            worker.queue(),
-            work,
-        ));
-
-        let filler = fill(&mnt);
+        let Some(bed) = Bed::start() else { return };
+        let filler = fill(&bed.mnt);
         let id = RecordingId::new();
-        tx.send(StoreWork::Op(StoreOp::Create(NewRecording {
-            id: id.clone(),
-            site: "default".into(),
-            user: "1001".into(),
-            call_uuid: "call".into(),
-            direction: Direction::Outbound,
-            from: "1001".into(),
-            to: "02077456456".into(),
-            started_at: 1_700_000_000_000_000,
-            format: "wav".into(),
-            spool_path: mnt
-                .join("spool")
-                .join(format!("{id}.wav"))
-                .display()
-                .to_string(),
-        })))
-        .unwrap();
+        bed.create(&id);
         eventually("the failed store operation in the log", || {
             log.text().contains("a store operation failed")
         })
         .await;
         std::fs::remove_file(filler).unwrap();
 
-        let wanted = id.clone();
-        let found = Arc::new(Mutex::new(false));
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !*found.lock().unwrap() {
+        while !bed.in_progress().await.contains(&id) {
             assert!(
                 Instant::now() < deadline,
                 "the row of the recording answered while the disk was full never appeared"
             );
-            let wanted = wanted.clone();
-            let rows = store
-                .read(|v| v.recordings_in_progress())
-                .await
-                .unwrap_or_default();
-            *found.lock().unwrap() = rows.iter().any(|r| r.id == wanted);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        drop(tx);
-        core.close_store();
-        let _ = writer_task.await;
-        worker.shutdown_async().await;
+        bed.stop().await;
+    }
+
+    #[tokio::test]
+    async fn spool_scans_while_the_disk_is_full_do_not_pile_up_ingests_of_one_recording() {
+        // An ingest that cannot finish (the disk is full) leaves its row `recording`, so every
+        // spool scan hands it to ingest again. The worker must hold one job for it, not one
+        // more per scan (hours of a full disk would pile up thousands, each retried).
+        let Some(bed) = Bed::start() else { return };
+        let id = RecordingId::new();
+        bed.create(&id);
+        std::fs::write(
+            bed.spool_path(&id),
+            callrec_store::wav::pcm_header(8000, 1, 0),
+        )
+        .unwrap();
+        bed.settle(1).await;
+        assert!(bed.in_progress().await.contains(&id));
+        let filler = fill(&bed.mnt);
+        let ingest = || {
+            bed.tx
+                .send(StoreWork::Op(StoreOp::Ingest {
+                    id: id.clone(),
+                    spool_path: bed.spool_path(&id),
+                    ended_at: 1_700_000_060_000_000,
+                }))
+                .unwrap();
+        };
+        ingest();
+        eventually("the ingest failing for lack of space", || {
+            bed.queue.stats().errors_disk_full > 0
+        })
+        .await;
+        for _ in 0..4 {
+            ingest();
+        }
+        bed.settle(2).await;
+        let stats = bed.queue.stats();
+        assert_eq!(stats.queued + stats.retrying, 1, "{stats:?}");
+
+        std::fs::remove_file(filler).unwrap();
+        eventually("the recording stored once space returns", || {
+            let s = bed.queue.stats();
+            (s.stored + s.failed_recordings == 1 && s.queued + s.retrying == 0)
+                .then_some(())
+                .is_some()
+        })
+        .await;
+        bed.stop().await;
     }
 }
