@@ -135,7 +135,8 @@ named_enum! {
     QuotaPolicy, "quota policy" {
         /// Keep recording; flag the user as over quota.
         Alert => "alert",
-        /// Delete the user's oldest recordings not on hold until usage fits.
+        /// Delete the user's oldest recordings not on hold until usage fits (never on a site
+        /// under legal hold, whose recordings are all kept seven years: there it alerts).
         EvictOldest => "evict_oldest",
     }
 }

@@ -813,6 +813,10 @@ impl Store {
 /// Quota eviction inside an ingest's transaction (SPEC §4.4, policy `evict_oldest`): delete
 /// the user's oldest recordings not on hold until their usage fits, never the one just
 /// ingested (`keep`). Returns the files to remove after the commit.
+///
+/// On a site under `legal_hold` nothing is evicted: the legal hold keeps every recording of
+/// the site seven years (SPEC §1), and a quota cannot overrule it. The user stays flagged as
+/// over quota, as under `alert`.
 pub(crate) fn evict_for_quota(
     tx: &Connection,
     paths: &Paths,
@@ -821,6 +825,9 @@ pub(crate) fn evict_for_quota(
     keep: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<PathBuf>, StoreError> {
+    if settings.legal_hold {
+        return Ok(Vec::new());
+    }
     let used: i64 = tx
         .prepare_cached("SELECT COALESCE((SELECT bytes FROM usage WHERE user_id = ?1), 0)")
         .and_then(|mut s| s.query_row([user.0], |r| r.get(0)))

@@ -227,6 +227,35 @@ fn over_quota_users_are_flagged_under_alert_and_trimmed_oldest_first_under_evict
 }
 
 #[test]
+fn quota_eviction_never_deletes_a_recording_of_a_legal_hold_site() {
+    // The legal hold keeps every recording of the site seven years (SPEC §1): a full quota
+    // under evict_oldest flags the user instead of deleting what the regulator says to keep.
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let r1 = f.recording(&alice, "1001", "02077456456", 1000);
+    let size = r1.size_bytes.unwrap();
+    f.store
+        .update_site(
+            "default",
+            &SiteUpdate {
+                legal_hold: Some(true),
+                quota_bytes: Some(size + size / 2),
+                quota_policy: Some(QuotaPolicy::EvictOldest),
+                ..Default::default()
+            },
+            "admin",
+        )
+        .unwrap();
+    let r2 = f.recording(&alice, "1001", "02077456456", 1000);
+    assert_eq!(state(&f, &r1.id), RecordingState::Stored);
+    assert_eq!(state(&f, &r2.id), RecordingState::Stored);
+    let usage = f.store.view().user_usage(alice.id).unwrap();
+    assert_eq!(usage.files, 2);
+    assert!(usage.over_quota, "the user is flagged instead");
+    assert_eq!(files_under(&f.data_dir().join("store")).len(), 2);
+}
+
+#[test]
 fn a_sweep_of_many_batches_leaves_one_tombstone_and_one_audit_entry_per_recording() {
     // Enough recordings, over several users and sizes, that a sweep in batches of 20 goes
     // through every part of the batched path: the set statements, usage summed per user, the
