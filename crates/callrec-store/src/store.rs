@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Months, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, Months, TimeDelta, Utc};
 use rand::RngCore;
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
@@ -89,7 +89,7 @@ pub(crate) fn configure(conn: &Connection) -> Result<(), StoreError> {
 
 /// The time a recording started at `started_at` expires under `settings` (SPEC §4.3): after
 /// `retention_days`, or after 7 calendar years under `legal_hold` (whichever is later: a
-/// legal hold never shortens a retention).
+/// legal hold never shortens a retention; 29 February counts on to 1 March).
 pub fn expires_at(started_at: DateTime<Utc>, settings: &SiteSettings) -> DateTime<Utc> {
     // The start time comes from the switch's event: one at the end of the calendar must keep
     // the recording for ever, not panic the ingest thread.
@@ -97,8 +97,18 @@ pub fn expires_at(started_at: DateTime<Utc>, settings: &SiteSettings) -> DateTim
         .checked_add_signed(TimeDelta::days(i64::from(settings.retention_days)))
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
     if settings.legal_hold {
+        // Calendar arithmetic takes 29 February to 28 February of a common year, a day short
+        // of seven years (2,556 days): a leap-day recording is kept until 1 March instead.
         let seven_years = started_at
             .checked_add_months(Months::new(7 * 12))
+            .map(|t| {
+                if t.day() == started_at.day() {
+                    t
+                } else {
+                    t.checked_add_signed(TimeDelta::days(1))
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+                }
+            })
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         seven_years.max(by_days)
     } else {

@@ -170,6 +170,36 @@ fn a_legal_hold_site_keeps_recordings_seven_years_and_retention_changes_recomput
 }
 
 #[test]
+fn a_leap_day_recording_under_legal_hold_is_kept_until_the_first_of_march_seven_years_on() {
+    // 2031 has no 29 February. Seven years from 29 February 2024 end on 1 March 2031, not on
+    // 28 February (a day short: 2,556 days is less than seven years of 365.25 days).
+    let mut f = Fixture::new();
+    f.store
+        .update_site(
+            "default",
+            &SiteUpdate {
+                legal_hold: Some(true),
+                ..Default::default()
+            },
+            "admin",
+        )
+        .unwrap();
+    let leap_day = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 2, 29, 10, 0, 0).unwrap();
+    f.clock.set(leap_day);
+    let alice = f.user("1001");
+    let rec = f.recording(&alice, "1001", "02077456456", 300);
+    let first_of_march =
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2031, 3, 1, 10, 0, 0).unwrap();
+    assert_eq!(rec.expires_at, Some(first_of_march));
+
+    f.clock.set(first_of_march - Duration::hours(1));
+    assert_eq!(f.store.sweep(&SweepOptions::default()).unwrap().deleted, 0);
+    assert_eq!(state(&f, &rec.id), RecordingState::Stored);
+    f.clock.set(first_of_march);
+    assert_eq!(f.store.sweep(&SweepOptions::default()).unwrap().deleted, 1);
+}
+
+#[test]
 fn over_quota_users_are_flagged_under_alert_and_trimmed_oldest_first_under_evict_oldest() {
     let mut f = Fixture::new();
     let alice = f.user("1001");
