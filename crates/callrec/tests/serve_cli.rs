@@ -1,5 +1,6 @@
 //! An operator runs `callrec serve`: a wrong ESL password stops it with exit 78 and a message
-//! naming the setting (so systemd stops retrying); SIGTERM stops it cleanly with exit 0.
+//! naming the setting (so systemd stops retrying); SIGTERM stops it cleanly with exit 0; a
+//! second daemon on the same data dir is refused while the first runs.
 
 mod support;
 
@@ -149,4 +150,108 @@ fn sigterm_stops_the_daemon_cleanly_with_exit_0() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("SIGTERM received"), "{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
+}
+
+/// A `callrec serve` running in the background, its stderr collected.
+struct Daemon {
+    child: std::process::Child,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl Daemon {
+    /// Starts one and waits until its ESL session (both connections) is up.
+    fn start(args: Vec<String>, sessions: &AtomicUsize, connected: usize) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_callrec"))
+            .args(args)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("callrec starts");
+        let mut stderr = child.stderr.take().expect("piped");
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let mut daemon = Daemon {
+            child,
+            stderr: Some(stderr),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while sessions.load(Ordering::SeqCst) < connected {
+            assert!(Instant::now() < deadline, "the daemon never connected");
+            if let Some(status) = daemon.child.try_wait().expect("wait") {
+                panic!("callrec exited early: {status}\n{}", daemon.stderr());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        daemon
+    }
+
+    /// SIGTERM, then its exit code.
+    fn stop(&mut self) -> Option<i32> {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "callrec did not stop on SIGTERM");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&mut self) -> String {
+        self.stderr
+            .take()
+            .map(|t| t.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two daemons on one data dir would both record every call (two recordings per user per
+/// call) and both ingest and sweep the same files: the second is refused, naming the data dir,
+/// and the first runs on untouched. Once it has stopped, the data dir is free again.
+#[test]
+fn a_second_daemon_on_the_same_data_dir_is_refused() {
+    let install = Install::new();
+    let (port, sessions) = fake_switch(true);
+    let mut first = Daemon::start(serve_args(&install, port), &sessions, 2);
+
+    // Other ports (both 0), same data dir.
+    let second = support::Callrec::new(serve_args(&install, port))
+        .run()
+        .expect_code(1);
+    assert!(
+        second.stderr.contains("already running")
+            && second
+                .stderr
+                .contains(&install.data_dir().display().to_string()),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        sessions.load(Ordering::SeqCst),
+        2,
+        "the second daemon connected to the switch"
+    );
+
+    assert_eq!(first.stop(), Some(0), "{}", first.stderr());
+
+    // The lock went with the first daemon.
+    let mut again = Daemon::start(serve_args(&install, port), &sessions, 4);
+    assert_eq!(again.stop(), Some(0), "{}", again.stderr());
 }

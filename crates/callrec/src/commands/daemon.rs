@@ -1,9 +1,11 @@
 //! `callrec serve` and `callrec demo`: both are library calls into `callrec-daemon`; this
 //! only applies the config's site settings, starts the runtime and waits for a signal.
 
-use std::path::PathBuf;
+use std::fs::{File, TryLockError};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 
 use super::Session;
 use crate::exit::Outcome;
@@ -16,6 +18,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn serve(session: &Session) -> anyhow::Result<Outcome> {
     // The config's explicit [site]/[quota] keys win over what the API last set.
     let mut store = session.create_store()?;
+    // Held until this function returns (the daemon has stopped); the kernel drops it if the
+    // process dies, so a crash leaves no stale lock behind.
+    let _lock = lock_data_dir(&session.config.storage.data_dir)?;
     session.apply_site_config(&mut store)?;
     drop(store);
     let config = session.config.clone();
@@ -24,6 +29,51 @@ pub fn serve(session: &Session) -> anyhow::Result<Outcome> {
         callrec_daemon::termination_signal(),
     ))?;
     Ok(Outcome::Success)
+}
+
+/// The file in the data dir whose lock says a daemon is using it.
+const LOCK_FILE: &str = "serve.lock";
+
+/// Takes the data dir for this daemon alone. Two daemons on one data dir would both record
+/// every call of the switch (two recordings per user per call) and both ingest, reconcile and
+/// sweep the same files, so a second one is refused. The file holds the holder's pid, for the
+/// message.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
+    let path = data_dir.join(LOCK_FILE);
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                pid if !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit()) => {
+                    format!(" (pid {pid})")
+                }
+                _ => String::new(),
+            };
+            bail!(
+                "another callrec daemon{holder} is already running on the data dir {} (it holds \
+                 {}): stop it first, or give this one its own storage.data_dir",
+                data_dir.display(),
+                path.display()
+            );
+        }
+        Err(TryLockError::Error(err)) => {
+            return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    // Only informative: a failure to write the pid does not stop the daemon.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()));
+    Ok(file)
 }
 
 /// `callrec demo [--exit]`.
