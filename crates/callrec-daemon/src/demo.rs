@@ -31,6 +31,9 @@ pub struct DemoOptions {
     pub data_dir: PathBuf,
 }
 
+/// The file that marks a directory as the demo's own, so the demo may wipe it.
+const DEMO_MARKER: &str = ".callrec-demo";
+
 /// The demo's cast: extension, mode, role.
 const USERS: [(&str, RecordingMode, Role); 4] = [
     ("1001", RecordingMode::AlwaysPausable, Role::Admin),
@@ -63,7 +66,22 @@ pub async fn demo(
         path: data_dir.clone(),
         source,
     };
+    // Wiped only when the demo made it (or it is empty): `--dir` pointed at real recordings by
+    // mistake must delete nothing.
+    let marker = data_dir.join(DEMO_MARKER);
     if data_dir.exists() {
+        let empty = std::fs::read_dir(&data_dir)
+            .map_err(|e| dir_err("the demo data dir", e))?
+            .next()
+            .is_none();
+        if !empty && !marker.is_file() {
+            return Err(DaemonError::Demo(format!(
+                "{} is not empty and was not made by `callrec demo` (no {DEMO_MARKER} in it); \
+                 the demo wipes its directory at start, so it leaves this one alone: choose \
+                 another --dir, or delete this one yourself",
+                data_dir.display()
+            )));
+        }
         tokio::fs::remove_dir_all(&data_dir)
             .await
             .map_err(|e| dir_err("the demo data dir", e))?;
@@ -72,6 +90,12 @@ pub async fn demo(
     tokio::fs::create_dir_all(&spool)
         .await
         .map_err(|e| dir_err("the demo data dir", e))?;
+    tokio::fs::write(
+        &marker,
+        "made by `callrec demo`, which wipes this directory at start\n",
+    )
+    .await
+    .map_err(|e| dir_err("the demo data dir", e))?;
 
     // The feature-code socket first, so the simulated dialplan knows where to send *48.
     let feature = TcpListener::bind("127.0.0.1:0")

@@ -1,6 +1,7 @@
 //! A newcomer runs `callrec demo --exit`: the story on stdout (no log lines beside it unless
 //! asked for), the recordings it names are on disk and in the index, and the admin token it
-//! prints is a working token.
+//! prints is a working token. The demo wipes its directory at start, but never one it did not
+//! make: `--dir` pointed at real data by mistake deletes nothing.
 
 mod support;
 
@@ -79,4 +80,69 @@ fn the_demo_tells_where_the_recordings_are_and_how_to_query_them() {
 
     // With --exit the API is gone by the end, and the demo says so.
     assert!(out.contains("without --exit"), "{out}");
+}
+
+#[test]
+fn the_demo_refuses_to_wipe_a_directory_it_did_not_make() {
+    let install = Install::new();
+    let dir = install.root().join("recordings");
+    std::fs::create_dir_all(dir.join("store")).unwrap();
+    std::fs::write(dir.join("store").join("call.wav"), "audio").unwrap();
+    let run = Callrec::new([
+        "demo".as_ref(),
+        "--exit".as_ref(),
+        "--dir".as_ref(),
+        dir.as_os_str(),
+    ])
+    .current_dir(install.root())
+    .run()
+    .expect_code(1);
+    assert!(
+        run.stderr.contains(&dir.display().to_string()) && run.stderr.contains("--dir"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("store").join("call.wav")).unwrap(),
+        "audio"
+    );
+    assert!(
+        !dir.join("data").exists(),
+        "the demo wrote into the directory"
+    );
+}
+
+#[test]
+fn the_demo_starts_over_in_its_own_directory() {
+    let install = Install::new();
+    let dir = install.root().join("demo");
+    let demo = || {
+        Callrec::new([
+            "demo".as_ref(),
+            "--exit".as_ref(),
+            "--dir".as_ref(),
+            dir.as_os_str(),
+        ])
+        .current_dir(install.root())
+        .run()
+        .success()
+    };
+    demo();
+    demo();
+    // The second run wiped the first's recordings: three, not six.
+    let files = walk(&dir.join("data").join("store"));
+    assert_eq!(files.len(), 3, "{files:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
 }
