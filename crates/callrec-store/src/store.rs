@@ -1036,13 +1036,20 @@ fn recompute_expiry(
     settings: &SiteSettings,
 ) -> Result<(), StoreError> {
     if !settings.legal_hold {
-        // Plain day arithmetic, the same as `expires_at`: one statement, however many rows.
+        // Plain day arithmetic, the same as `expires_at` (saturating at the calendar's end as
+        // it does): one statement, however many rows.
         let day_ms = 24 * 3600 * 1000i64;
         tx.prepare_cached(
-            "UPDATE recordings SET expires_at = started_at + ?2
+            "UPDATE recordings SET expires_at = MIN(started_at + ?2, ?3)
              WHERE site_id = ?1 AND state IN ('recording', 'stored', 'failed')",
         )
-        .and_then(|mut s| s.execute(params![site.0, i64::from(settings.retention_days) * day_ms]))
+        .and_then(|mut s| {
+            s.execute(params![
+                site.0,
+                i64::from(settings.retention_days) * day_ms,
+                ms(DateTime::<Utc>::MAX_UTC)
+            ])
+        })
         .map_err(StoreError::sql("recompute expiry"))?;
         return Ok(());
     }

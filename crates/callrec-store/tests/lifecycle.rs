@@ -668,3 +668,53 @@ fn a_start_time_at_the_end_of_the_calendar_is_stored_not_a_panic() {
     assert_eq!(rec.state, RecordingState::Stored);
     assert!(rec.expires_at.is_some_and(|e| e >= started_at));
 }
+
+#[test]
+fn a_retention_change_keeps_a_recording_at_the_end_of_the_calendar_readable() {
+    // Ingest saturates such a recording's expiry at the last representable time; changing
+    // the site's retention recomputes it and must saturate the same way, or the row holds a
+    // time no reader can parse and every listing that reaches it fails.
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let id = callrec_store::RecordingId::new();
+    let started_at = chrono::DateTime::<chrono::Utc>::MAX_UTC - Duration::days(1);
+    let new = callrec_store::NewRecording {
+        id: id.clone(),
+        user: alice.id,
+        call_uuid: "call-far-future".to_owned(),
+        direction: callrec_store::Direction::Outbound,
+        from: "1001".to_owned(),
+        to: "02077456456".to_owned(),
+        started_at,
+        format: "wav".to_owned(),
+        spool_path: f.spool_path(&id),
+    };
+    f.store.create_recording(&new, "daemon").unwrap();
+    f.write_spool(&id, 1000);
+    f.store.ingest(&IngestJob::new(id.clone())).unwrap();
+    let saturated = f
+        .store
+        .view()
+        .recording(&id, &Access::system("test"))
+        .unwrap()
+        .expires_at;
+
+    f.store
+        .update_site(
+            "default",
+            &SiteUpdate {
+                retention_days: Some(365),
+                ..Default::default()
+            },
+            "admin",
+        )
+        .unwrap();
+    let rec = f
+        .store
+        .view()
+        .recording(&id, &Access::system("test"))
+        .unwrap();
+    assert_eq!(rec.state, RecordingState::Stored);
+    assert_eq!(rec.expires_at, saturated);
+    assert!(rec.expires_at.is_some_and(|e| e > started_at));
+}
