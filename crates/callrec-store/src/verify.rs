@@ -123,7 +123,79 @@ impl fmt::Display for VerifyReport {
     }
 }
 
+/// At most this many recordings without their entries are named one by one (a log emptied
+/// under a large index would otherwise list every recording); the rest are counted.
+const MAX_NAMED_UNLOGGED: usize = 1000;
+
 impl Store {
+    /// Recordings whose creation, or whose deletion, has no entry in the log. The chain links
+    /// each entry to the one before, so entries cut from its end leave an intact, shorter
+    /// chain; but the index still holds every recording (deleted ones as tombstones), each
+    /// created, and deleted, in the same transaction as its entry.
+    fn entries_cut_from_the_log(&self) -> Result<Vec<ChainBreak>, StoreError> {
+        let next_seq: i64 = self
+            .conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log", [], |r| {
+                r.get(0)
+            })
+            .map_err(StoreError::sql("read the audit log head"))?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, created, state <> 'deleted' OR deleted FROM (
+                     SELECT r.id, r.state,
+                         EXISTS (SELECT 1 FROM audit_log a WHERE a.target = 'recording:' || r.id
+                                 AND a.action = 'recording.create') AS created,
+                         EXISTS (SELECT 1 FROM audit_log a WHERE a.target = 'recording:' || r.id
+                                 AND a.action = 'recording.delete') AS deleted
+                     FROM recordings r)
+                 WHERE NOT created OR (state = 'deleted' AND NOT deleted)
+                 ORDER BY id",
+            )
+            .map_err(StoreError::sql("check the log against the index"))?;
+        let mut rows = stmt
+            .query([])
+            .map_err(StoreError::sql("check the log against the index"))?;
+        let mut breaks = Vec::new();
+        let mut unnamed = 0u64;
+        while let Some(row) = rows
+            .next()
+            .map_err(StoreError::sql("check the log against the index"))?
+        {
+            if breaks.len() >= MAX_NAMED_UNLOGGED {
+                unnamed += 1;
+                continue;
+            }
+            let read = || -> rusqlite::Result<(String, bool, bool)> {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            };
+            let (id, created, deletion_logged) =
+                read().map_err(StoreError::sql("check the log against the index"))?;
+            let missing = match (created, deletion_logged) {
+                (false, false) => "its creation and its deletion",
+                (false, true) => "its creation",
+                _ => "its deletion",
+            };
+            breaks.push(ChainBreak {
+                seq: next_seq,
+                problem: format!(
+                    "entries are missing from the end of the log: recording {id} has no entry \
+                     for {missing}"
+                ),
+            });
+        }
+        if unnamed > 0 {
+            breaks.push(ChainBreak {
+                seq: next_seq,
+                problem: format!(
+                    "entries are missing from the end of the log: {unnamed} more recordings \
+                     without theirs"
+                ),
+            });
+        }
+        Ok(breaks)
+    }
+
     /// Check every stored file against its hash and the audit chain (see the module doc).
     pub fn verify(&mut self, options: &VerifyOptions) -> Result<VerifyReport, StoreError> {
         let mut report = VerifyReport::default();
@@ -183,7 +255,8 @@ impl Store {
             }
         }
 
-        let (entries, breaks) = audit::verify_chain(&self.conn)?;
+        let (entries, mut breaks) = audit::verify_chain(&self.conn)?;
+        breaks.extend(self.entries_cut_from_the_log()?);
         report.audit_entries = entries;
         report.audit_breaks = breaks;
 

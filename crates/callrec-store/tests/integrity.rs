@@ -84,6 +84,60 @@ fn verify_catches_a_flipped_byte_a_deleted_file_and_an_edited_audit_entry() {
 }
 
 #[test]
+fn verify_catches_audit_entries_cut_from_the_end_of_the_log() {
+    // The chain links each entry to the one before, so entries cut from its end leave an
+    // intact, shorter chain. Someone hiding a deletion cuts exactly there; the index still
+    // holds the tombstone the missing entry described.
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let kept = f.recording(&alice, "1001", "02077456456", 300);
+    let gone = f.recording(&alice, "1001", "02077456456", 300);
+    f.store
+        .delete_recording(&gone.id, &Access::system("admin"), "asked")
+        .unwrap();
+    assert!(
+        f.store
+            .verify(&VerifyOptions::default())
+            .unwrap()
+            .is_clean()
+    );
+
+    let conn = rusqlite::Connection::open(f.data_dir().join("index.db")).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER audit_log_no_delete;
+         DELETE FROM audit_log WHERE seq >=
+             (SELECT seq FROM audit_log WHERE action = 'recording.delete');",
+    )
+    .unwrap();
+    let report = f.store.verify(&VerifyOptions::default()).unwrap();
+    assert!(!report.is_clean(), "{report}");
+    assert_eq!(report.audit_breaks.len(), 1, "{:?}", report.audit_breaks);
+    assert!(
+        report.audit_breaks[0]
+            .problem
+            .contains(&gone.id.to_string()),
+        "{:?}",
+        report.audit_breaks
+    );
+
+    // The whole log emptied: every recording lost the entry of its creation.
+    conn.execute_batch("DELETE FROM audit_log").unwrap();
+    drop(conn);
+    let report = f.store.verify(&VerifyOptions::default()).unwrap();
+    assert!(!report.is_clean(), "{report}");
+    let problems: Vec<&str> = report
+        .audit_breaks
+        .iter()
+        .map(|b| b.problem.as_str())
+        .collect();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.contains(&kept.id.to_string())),
+        "{problems:?}"
+    );
+}
+
+#[test]
 fn the_product_cannot_rewrite_the_audit_log() {
     let f = Fixture::new();
     let conn = rusqlite::Connection::open(f.data_dir().join("index.db")).unwrap();
