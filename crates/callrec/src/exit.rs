@@ -7,6 +7,19 @@ use callrec_config::ConfigError;
 /// Exit code of a configuration error (`EX_CONFIG` of sysexits.h).
 pub const EX_CONFIG: u8 = 78;
 
+/// A setting that is valid on paper but cannot work on this machine (a spool callrec may not
+/// write in): a configuration error, exit 78, so systemd does not restart into it.
+#[derive(Debug)]
+pub struct Misconfigured(pub String);
+
+impl std::fmt::Display for Misconfigured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Misconfigured {}
+
 /// How a command that ran to its end went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -30,6 +43,7 @@ pub fn code(result: &anyhow::Result<Outcome>) -> u8 {
 fn is_configuration_error(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause.is::<ConfigError>()
+            || cause.is::<Misconfigured>()
             || cause
                 .downcast_ref::<callrec_daemon::DaemonError>()
                 .is_some_and(|e| e.exit_code() == i32::from(EX_CONFIG))

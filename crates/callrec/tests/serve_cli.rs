@@ -255,3 +255,61 @@ fn a_second_daemon_on_the_same_data_dir_is_refused() {
     let mut again = Daemon::start(serve_args(&install, port), &sessions, 4);
     assert_eq!(again.stop(), Some(0), "{}", again.stderr());
 }
+
+/// The spool exists but callrec may not write in it (FreeSWITCH's recordings directory,
+/// mode 0755, owned by the switch's user; or, as here, a read-only mount): callrec could not
+/// move a single finished recording out of it, so it refuses to start (78, the spool's key
+/// and path) instead of starting and failing each ingest after the call. Needs root to
+/// mount; elsewhere the test says so and checks nothing.
+#[test]
+fn a_spool_callrec_cannot_write_in_exits_78_naming_it() {
+    let install = Install::new();
+    let spool = install.root().join("recordings");
+    std::fs::create_dir(&spool).unwrap();
+    let Some(_mounted) = ReadOnlyTmpfs::mount(&spool) else {
+        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+        return;
+    };
+    let (port, sessions) = fake_switch(true);
+    let mut args = serve_args(&install, port);
+    let serve = args.pop().expect("the command");
+    args.extend([
+        "--set".into(),
+        format!("storage.spool_dir={}", spool.display()),
+        serve,
+    ]);
+    let run = support::Callrec::new(args).run().expect_code(78);
+    assert!(
+        run.stderr.contains("storage.spool_dir")
+            && run.stderr.contains(&spool.display().to_string())
+            && run.stderr.contains("not writable"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        sessions.load(Ordering::SeqCst),
+        0,
+        "it connected to the switch"
+    );
+}
+
+/// A read-only tmpfs mounted for one test, unmounted when dropped.
+struct ReadOnlyTmpfs(std::path::PathBuf);
+
+impl ReadOnlyTmpfs {
+    fn mount(at: &std::path::Path) -> Option<ReadOnlyTmpfs> {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "ro,size=1m", "callrec-test"])
+            .arg(at)
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| ReadOnlyTmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for ReadOnlyTmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 
 use super::Session;
-use crate::exit::Outcome;
+use crate::exit::{Misconfigured, Outcome};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("cannot start the async runtime")
@@ -21,6 +21,7 @@ pub fn serve(session: &Session) -> anyhow::Result<Outcome> {
     // Held until this function returns (the daemon has stopped); the kernel drops it if the
     // process dies, so a crash leaves no stale lock behind.
     let _lock = lock_data_dir(&session.config.storage.data_dir)?;
+    check_spool_writable(&session.config.storage.spool_dir)?;
     session.apply_site_config(&mut store)?;
     drop(store);
     let config = session.config.clone();
@@ -89,4 +90,34 @@ pub fn demo(session: &Session, exit: bool, dir: PathBuf) -> anyhow::Result<Outco
         callrec_daemon::termination_signal(),
     ))?;
     Ok(Outcome::Success)
+}
+
+/// FreeSWITCH writes into the spool and callrec moves every finished file out of it (a rename
+/// or a copy and unlink, both needing write permission on the directory). A spool callrec may
+/// not write in (FreeSWITCH's recordings directory left at mode 0755, a read-only mount) would
+/// leave every recording there, each ingest failing after its call: refused at start instead.
+/// A spool that does not exist yet is the daemon's to create (and to report).
+fn check_spool_writable(spool: &Path) -> anyhow::Result<()> {
+    if !spool.is_dir() {
+        return Ok(());
+    }
+    let probe = spool.join(format!(".callrec-probe-{}", std::process::id()));
+    match File::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(err) => Err(Misconfigured(format!(
+            "storage.spool_dir {} is not writable by callrec ({err}): callrec moves every \
+             finished recording out of it, so none could be stored. Make it writable by \
+             callrec's user or group (e.g. chmod g+w, with callrec in FreeSWITCH's group)",
+            spool.display()
+        ))
+        .into()),
+    }
 }
