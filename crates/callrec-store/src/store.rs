@@ -598,12 +598,32 @@ impl Store {
                 op: "end it",
             });
         }
+        // A failed row is swept at the end of the site's retention like a stored one (its
+        // metadata names the call), so it gets its expiry as ingest would give it.
+        let expires = if to == RecordingState::Failed {
+            let settings = ReadView::new(&tx).site_by_id(site)?.settings;
+            let started: i64 = tx
+                .prepare_cached("SELECT started_at FROM recordings WHERE seq = ?1")
+                .and_then(|mut s| s.query_row([seq], |r| r.get(0)))
+                .map_err(StoreError::sql("read recording start"))?;
+            Some(ms(expires_at(view::from_ms(started)?, &settings)))
+        } else {
+            None
+        };
         tx.prepare_cached(
-            "UPDATE recordings SET state = ?2, state_reason = ?3, ended_at = COALESCE(?4, ended_at, ?5)
+            "UPDATE recordings SET state = ?2, state_reason = ?3, ended_at = COALESCE(?4, ended_at, ?5),
+                 expires_at = COALESCE(?6, expires_at)
              WHERE seq = ?1",
         )
         .and_then(|mut s| {
-            s.execute(params![seq, to.as_str(), reason, ended_at.map(ms), ms(now)])
+            s.execute(params![
+                seq,
+                to.as_str(),
+                reason,
+                ended_at.map(ms),
+                ms(now),
+                expires
+            ])
         })
         .map_err(StoreError::sql("end recording"))?;
         audit::append(

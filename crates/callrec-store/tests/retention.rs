@@ -257,6 +257,29 @@ fn over_quota_users_are_flagged_under_alert_and_trimmed_oldest_first_under_evict
 }
 
 #[test]
+fn a_recording_that_failed_without_a_file_expires_like_the_others() {
+    // Its row still names the call's parties and times: the sweep tombstones it at the end of
+    // the site's retention like any recording, rather than keeping it for ever.
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let id = f.start(&alice, "1001", "02077456456");
+    let failed = f
+        .store
+        .fail(&id, "the switch never wrote a file", "daemon")
+        .unwrap();
+    assert_eq!(failed.state, RecordingState::Failed);
+    assert_eq!(
+        failed.expires_at,
+        Some(failed.started_at + Duration::days(180))
+    );
+
+    f.clock.advance(Duration::days(181));
+    let report = f.store.sweep(&SweepOptions::default()).unwrap();
+    assert_eq!(report.deleted, 1);
+    assert_eq!(state(&f, &id), RecordingState::Deleted);
+}
+
+#[test]
 fn quota_eviction_never_deletes_a_recording_of_a_legal_hold_site() {
     // The legal hold keeps every recording of the site seven years (SPEC §1): a full quota
     // under evict_oldest flags the user instead of deleting what the regulator says to keep.
