@@ -313,3 +313,70 @@ impl Drop for ReadOnlyTmpfs {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// SIGTERM while the daemon is still starting (here its index is busy under another writer,
+/// as during a long migration or crash recovery) is not lost and does not kill it half-way:
+/// once started, the daemon stops cleanly with exit 0.
+#[test]
+fn sigterm_during_start_up_stops_the_daemon_cleanly() {
+    let install = Install::new();
+    install.callrec(["migrate"]).run().success();
+    let blocker = rusqlite::Connection::open(install.data_dir().join("index.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let (port, _) = fake_switch(true);
+    let mut args = serve_args(&install, port);
+    let serve = args.pop().expect("the command");
+    args.extend(["--set".into(), "log.level=debug".into(), serve]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callrec"))
+        .args(args)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("callrec starts");
+    let stderr = child.stderr.take().expect("piped");
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("the daemon never said it watches SIGTERM:\n{seen}"));
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("watching SIGTERM") {
+            break;
+        }
+    }
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    blocker.execute_batch("COMMIT").unwrap();
+    drop(blocker);
+
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("callrec did not stop on SIGTERM");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    seen.extend(lines.try_iter().map(|l| l + "\n"));
+    assert_eq!(status.code(), Some(0), "{status}\n{seen}");
+    assert!(seen.contains("SIGTERM received"), "{seen}");
+}

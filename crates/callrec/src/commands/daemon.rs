@@ -14,8 +14,30 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("cannot start the async runtime")
 }
 
+/// Completes on SIGTERM or SIGINT. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal that comes while the daemon is still starting
+/// (opening or migrating the index, finishing what a crash left) is kept and stops the daemon
+/// cleanly once it runs, instead of killing the process half-way. Needs the runtime entered.
+fn stop_signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tracing::debug!("watching SIGTERM and SIGINT");
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}
+
 /// `callrec serve`.
 pub fn serve(session: &Session) -> anyhow::Result<Outcome> {
+    let runtime = runtime()?;
+    let stop = {
+        let _entered = runtime.enter();
+        stop_signals()?
+    };
     // The config's explicit [site]/[quota] keys win over what the API last set.
     let mut store = session.create_store()?;
     // Held until this function returns (the daemon has stopped); the kernel drops it if the
@@ -25,10 +47,7 @@ pub fn serve(session: &Session) -> anyhow::Result<Outcome> {
     session.apply_site_config(&mut store)?;
     drop(store);
     let config = session.config.clone();
-    runtime()?.block_on(callrec_daemon::serve(
-        config,
-        callrec_daemon::termination_signal(),
-    ))?;
+    runtime.block_on(callrec_daemon::serve(config, stop))?;
     Ok(Outcome::Success)
 }
 
