@@ -110,6 +110,19 @@ pub enum StoreError {
     #[error("recording {0} is on hold and cannot be deleted")]
     OnHold(RecordingId),
 
+    /// The recording's site is under legal hold, which keeps it until `until` (SPEC §1).
+    #[error(
+        "recording {id} is kept by the legal hold of site {site} until {until}; cannot be deleted"
+    )]
+    UnderLegalHold {
+        /// The recording.
+        id: RecordingId,
+        /// Its site.
+        site: String,
+        /// When the legal hold lets it go (its expiry).
+        until: chrono::DateTime<chrono::Utc>,
+    },
+
     /// The recording is not in a state that allows the operation.
     #[error("recording {id} is {state}; cannot {op}")]
     WrongState {
@@ -226,6 +239,7 @@ impl StoreError {
             | StoreError::DuplicateExtension { .. }
             | StoreError::DuplicateNumber { .. }
             | StoreError::OnHold(_)
+            | StoreError::UnderLegalHold { .. }
             | StoreError::WrongState { .. } => ErrorKind::Conflict,
             StoreError::Forbidden { .. } => ErrorKind::Forbidden,
             StoreError::Invalid { .. } | StoreError::BadCursor(_) => ErrorKind::Invalid,

@@ -861,7 +861,8 @@ impl Store {
         Ok(rec)
     }
 
-    /// Delete a recording now (admin). Refused with [`StoreError::OnHold`] while on hold.
+    /// Delete a recording now (admin). Refused with [`StoreError::OnHold`] while on hold, and
+    /// with [`StoreError::UnderLegalHold`] while its site's legal hold keeps it.
     /// Leaves a tombstone row and an audit entry; the file is removed after the commit.
     pub fn delete_recording(
         &mut self,
@@ -881,6 +882,17 @@ impl Store {
                 id: id.clone(),
                 state: rec.state,
                 op: "delete it",
+            });
+        }
+        // The legal hold keeps every recording of its site seven years (SPEC §1): no one
+        // deletes one before then, as no sweep or quota does.
+        let settings = ReadView::new(&tx).site_by_id(rec.site_id)?.settings;
+        let until = expires_at(rec.started_at, &settings);
+        if settings.legal_hold && until > now {
+            return Err(StoreError::UnderLegalHold {
+                id: id.clone(),
+                site: rec.site.clone(),
+                until,
             });
         }
         let why = format!("deleted by {}: {}", access.actor, reason.trim());

@@ -280,6 +280,39 @@ fn a_recording_that_failed_without_a_file_expires_like_the_others() {
 }
 
 #[test]
+fn an_admin_cannot_delete_a_recording_a_legal_hold_keeps() {
+    let mut f = Fixture::new();
+    f.store
+        .update_site(
+            "default",
+            &SiteUpdate {
+                legal_hold: Some(true),
+                ..Default::default()
+            },
+            "admin",
+        )
+        .unwrap();
+    let alice = f.user("1001");
+    let rec = f.recording(&alice, "1001", "02077456456", 300);
+    let admin = Access::system("admin");
+    f.clock.advance(Duration::days(365));
+
+    let err = f
+        .store
+        .delete_recording(&rec.id, &admin, "asked")
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnderLegalHold { .. }), "{err:?}");
+    assert_eq!(err.kind(), callrec_store::ErrorKind::Conflict);
+    assert_eq!(state(&f, &rec.id), RecordingState::Stored);
+    assert!(f.store_file(&rec).exists());
+
+    // Once the seven years are over, an admin may delete it before the sweep does.
+    f.clock.set(rec.expires_at.unwrap());
+    f.store.delete_recording(&rec.id, &admin, "asked").unwrap();
+    assert_eq!(state(&f, &rec.id), RecordingState::Deleted);
+}
+
+#[test]
 fn quota_eviction_never_deletes_a_recording_of_a_legal_hold_site() {
     // The legal hold keeps every recording of the site seven years (SPEC §1): a full quota
     // under evict_oldest flags the user instead of deleting what the regulator says to keep.
