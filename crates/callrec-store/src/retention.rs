@@ -12,7 +12,8 @@
 //! and step 3 for one batch rides in the transaction of the next while its files are removed.
 //!
 //! A crash after 1 leaves a tombstone whose file still exists and a pending entry, which
-//! [`Store::reconcile`] finishes. The index never says `stored` for a file that is gone.
+//! [`Store::reconcile`] (and the next real sweep) finishes. The index never says `stored` for
+//! a file that is gone.
 //! A dry run selects the same victims and writes nothing; given other settings for a site
 //! (`SweepOptions::site_overrides`), it computes the expiry they would give instead.
 
@@ -356,7 +357,8 @@ pub struct SweepReport {
     pub listed: Vec<Swept>,
     /// Expired recordings kept because they are on hold.
     pub kept_on_hold: u64,
-    /// Deleted recordings whose file could not be removed yet (left for reconcile).
+    /// Deleted recordings whose file could not be removed yet (this sweep's, or an earlier
+    /// deletion's tried again): the next sweep or reconcile tries again.
     pub files_not_removed: u64,
     /// Whether the sweep stopped at `max_deletions`, so expired recordings may be left: call
     /// it again.
@@ -476,6 +478,11 @@ impl Store {
         let limit_reached =
             |report: &SweepReport| options.max_deletions.is_some_and(|m| report.deleted >= m);
 
+        // Files an earlier deletion could not remove (a passing error) are tried again now:
+        // the daemon sweeps for months without a restart, and only a start ran reconcile.
+        let leftover = self.pending_removals()?;
+        report.files_not_removed += remove_files(self, &leftover)?;
+
         // Rows and files are pipelined: while a helper thread removes the files of one
         // committed batch (never before its commit), the next batch's tombstones are
         // written. Files removed (and their directories fsynced) are forgotten from
@@ -540,6 +547,17 @@ impl Store {
             }
             Ok(report)
         })
+    }
+
+    /// The files whose removal is committed but not yet done.
+    fn pending_removals(&self) -> Result<Vec<PathBuf>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT path FROM pending_removals ORDER BY path")
+            .and_then(|mut s| {
+                s.query_map([], |r| r.get::<_, String>(0).map(PathBuf::from))?
+                    .collect()
+            })
+            .map_err(StoreError::sql("list pending removals"))
     }
 
     fn select_victims(

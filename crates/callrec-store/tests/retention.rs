@@ -313,6 +313,37 @@ fn an_admin_cannot_delete_a_recording_a_legal_hold_keeps() {
 }
 
 #[test]
+fn a_file_the_sweep_could_not_remove_is_removed_by_the_next_sweep() {
+    // A long-running daemon (or `callrec sweep`) does not restart between sweeps: the file of
+    // a recording deleted at its expiry must not stay on disk until the next start.
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let rec = f.recording(&alice, "1001", "02077456456", 300);
+    let path = f.store_file(&rec);
+    let audio = std::fs::read(&path).unwrap();
+    // Something holds the path so the removal fails (a directory cannot be unlinked).
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+
+    f.clock.advance(Duration::days(181));
+    let first = f.store.sweep(&SweepOptions::default()).unwrap();
+    assert_eq!((first.deleted, first.files_not_removed), (1, 1));
+    assert_eq!(state(&f, &rec.id), RecordingState::Deleted);
+
+    // The obstacle goes; the file is still there.
+    std::fs::remove_dir(&path).unwrap();
+    std::fs::write(&path, &audio).unwrap();
+    let second = f.store.sweep(&SweepOptions::default()).unwrap();
+    assert_eq!((second.deleted, second.files_not_removed), (0, 0));
+    assert!(!path.exists(), "the deleted recording's file is gone");
+    let conn = rusqlite::Connection::open(f.data_dir().join("index.db")).unwrap();
+    let pending: i64 = conn
+        .query_row("SELECT COUNT(*) FROM pending_removals", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(pending, 0);
+}
+
+#[test]
 fn quota_eviction_never_deletes_a_recording_of_a_legal_hold_site() {
     // The legal hold keeps every recording of the site seven years (SPEC §1): a full quota
     // under evict_oldest flags the user instead of deleting what the regulator says to keep.
