@@ -144,15 +144,25 @@ impl Store {
         }
         let mut dirs = BTreeSet::new();
         let mut removed = 0;
+        let mut done = Vec::with_capacity(pending.len());
         for path in &pending {
-            if let Some(dir) = files::remove(std::path::Path::new(path))? {
-                dirs.insert(dir);
-                removed += 1;
+            // One file that cannot be removed now stays pending (the next sweep or start
+            // tries again); it must not stop the others, nor the rest of the pass.
+            match files::remove(std::path::Path::new(path)) {
+                Ok(Some(dir)) => {
+                    dirs.insert(dir);
+                    removed += 1;
+                    done.push(path);
+                }
+                Ok(None) => done.push(path),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a pending removal failed; left for the next try")
+                }
             }
         }
         files::sync_dirs(&dirs)?;
         let tx = self.begin()?;
-        for path in &pending {
+        for path in done {
             tx.prepare_cached("DELETE FROM pending_removals WHERE path = ?1")
                 .and_then(|mut s| s.execute(params![path]))
                 .map_err(StoreError::sql("forget pending removal"))?;

@@ -276,3 +276,59 @@ fn a_pending_removal_left_by_a_crash_is_finished_at_the_next_start() {
     assert!(!path.exists());
     assert!(files_under(&f.data_dir().join("store")).is_empty());
 }
+
+#[test]
+fn a_pending_removal_that_fails_does_not_stop_reconcile_finishing_the_rest() {
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    // An ingest killed between rename and commit, as in the test above.
+    let id = f.start(&alice, "1001", "02077456456");
+    f.write_spool(&id, 400);
+    let conn = rusqlite::Connection::open(f.data_dir().join("index.db")).unwrap();
+    let store_path: String = conn
+        .query_row(
+            "UPDATE recordings SET ended_at = started_at + 1000 WHERE id = ?1 RETURNING store_path",
+            [id.as_str()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let dest = f.data_dir().join("store").join(&store_path);
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::rename(f.spool_path(&id), &dest).unwrap();
+    // Two committed removals: one path cannot be unlinked (a directory holds it), the other
+    // is an ordinary leftover file.
+    let stuck = f.dir.path().join("stuck");
+    std::fs::create_dir(&stuck).unwrap();
+    let leftover = f.dir.path().join("leftover.wav");
+    std::fs::write(&leftover, b"old audio").unwrap();
+    for path in [&stuck, &leftover] {
+        conn.execute(
+            "INSERT INTO pending_removals (path, reason) VALUES (?1, 'retention: expired')",
+            [path.to_string_lossy()],
+        )
+        .unwrap();
+    }
+
+    f.reopen();
+    let report = f.store.reconcile(&ReconcileOptions::default()).unwrap();
+    assert_eq!(report.ingests_finished.len(), 1, "{report:?}");
+    assert_eq!(state_of(&f, &id), RecordingState::Stored);
+    assert_eq!(report.files_removed, 1);
+    assert!(!leftover.exists());
+    let pending: Vec<String> = conn
+        .prepare("SELECT path FROM pending_removals")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(pending, vec![stuck.to_string_lossy().into_owned()]);
+}
+
+fn state_of(f: &Fixture, id: &callrec_store::RecordingId) -> RecordingState {
+    f.store
+        .view()
+        .recording(id, &Access::system("t"))
+        .unwrap()
+        .state
+}
