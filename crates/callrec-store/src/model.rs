@@ -136,7 +136,8 @@ named_enum! {
         /// Keep recording; flag the user as over quota.
         Alert => "alert",
         /// Delete the user's oldest recordings not on hold until usage fits (never on a site
-        /// under legal hold, whose recordings are all kept seven years: there it alerts).
+        /// under legal hold, whose recordings are all kept seven years, nor when held
+        /// recordings and the new one exceed the quota alone: then it alerts).
         EvictOldest => "evict_oldest",
     }
 }

@@ -854,6 +854,20 @@ pub(crate) fn evict_for_quota(
     if used <= quota {
         return Ok(Vec::new());
     }
+    // Deleting only makes sense when it can bring the user within the quota: when held
+    // recordings and the one just stored exceed it alone, every other recording would go and
+    // the user would still be over. Then the user is flagged, as under `alert`.
+    let evictable: i64 = tx
+        .prepare_cached(
+            "SELECT COALESCE(SUM(size_bytes), 0) FROM recordings
+             WHERE user_id = ?1 AND state IN ('stored', 'failed') AND hold = 0 AND seq <> ?2
+               AND sha256 IS NOT NULL",
+        )
+        .and_then(|mut s| s.query_row(params![user.0, keep], |r| r.get(0)))
+        .map_err(StoreError::sql("sum evictable recordings"))?;
+    if used - evictable > quota {
+        return Ok(Vec::new());
+    }
     let select = format!(
         "SELECT {VICTIM_COLUMNS} FROM recordings
          WHERE user_id = ?1 AND state IN ('stored', 'failed') AND hold = 0 AND seq <> ?2

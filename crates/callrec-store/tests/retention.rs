@@ -373,6 +373,38 @@ fn quota_eviction_never_deletes_a_recording_of_a_legal_hold_site() {
 }
 
 #[test]
+fn quota_eviction_deletes_nothing_when_deleting_cannot_bring_the_user_within_the_quota() {
+    // A held recording alone exceeds the quota: evicting the others would delete them all and
+    // leave the user over it anyway, so they are kept and the user is flagged.
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let held = f.recording(&alice, "1001", "02077456456", 1000);
+    let size = held.size_bytes.unwrap();
+    f.store
+        .set_hold(&held.id, &Access::system("admin"), true)
+        .unwrap();
+    let r2 = f.recording(&alice, "1001", "02077456456", 1000);
+    f.store
+        .update_site(
+            "default",
+            &SiteUpdate {
+                quota_bytes: Some(size / 2),
+                quota_policy: Some(QuotaPolicy::EvictOldest),
+                ..Default::default()
+            },
+            "admin",
+        )
+        .unwrap();
+    let r3 = f.recording(&alice, "1001", "02077456456", 1000);
+    for id in [&held.id, &r2.id, &r3.id] {
+        assert_eq!(state(&f, id), RecordingState::Stored);
+    }
+    let usage = f.store.view().user_usage(alice.id).unwrap();
+    assert_eq!(usage.files, 3);
+    assert!(usage.over_quota, "the user is flagged instead");
+}
+
+#[test]
 fn a_sweep_of_many_batches_leaves_one_tombstone_and_one_audit_entry_per_recording() {
     // Enough recordings, over several users and sizes, that a sweep in batches of 20 goes
     // through every part of the batched path: the set statements, usage summed per user, the
