@@ -62,8 +62,15 @@ pub fn describe(err: &anyhow::Error) -> String {
         return text;
     }
     let mut text = format!("error: {err}");
+    let mut above = err.to_string();
     for cause in err.chain().skip(1) {
-        text.push_str(&format!("\n  caused by: {cause}"));
+        let cause = cause.to_string();
+        // Most errors already end with their cause ("cannot read X: Permission denied"):
+        // saying it again on its own line only adds noise.
+        if !above.ends_with(&cause) {
+            text.push_str(&format!("\n  caused by: {cause}"));
+        }
+        above = cause;
     }
     text
 }
@@ -111,6 +118,26 @@ mod tests {
         let text = describe(&err);
         assert_eq!(text.lines().count(), 3, "{text}");
         assert!(text.contains("\n  c.toml:2:8: esl.port: "), "{text}");
+    }
+
+    #[test]
+    fn a_cause_the_message_already_ends_with_is_not_repeated() {
+        let err = anyhow::Error::new(
+            Config::load(&Sources::new().file("/nonexistent/callrec.toml")).unwrap_err(),
+        );
+        assert_eq!(
+            describe(&err),
+            "error: cannot read config file /nonexistent/callrec.toml: No such file or \
+             directory (os error 2)"
+        );
+        let wrapped = Err::<(), _>(err)
+            .context("loading the configuration")
+            .unwrap_err();
+        assert_eq!(
+            describe(&wrapped),
+            "error: loading the configuration\n  caused by: cannot read config file \
+             /nonexistent/callrec.toml: No such file or directory (os error 2)"
+        );
     }
 
     #[test]
