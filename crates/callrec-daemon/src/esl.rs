@@ -261,7 +261,13 @@ pub(crate) async fn supervise(
             Err(ConnectError::Config(err)) => return Err(err),
             Err(ConnectError::Retry(err)) => {
                 core.metrics.esl_connect_failures.inc();
-                tracing::warn!(error = %err, retry_in = ?backoff, "cannot reach FreeSWITCH");
+                tracing::warn!(
+                    error = %err,
+                    host = %settings.host,
+                    port = settings.port,
+                    retry_in = ?backoff,
+                    "cannot reach FreeSWITCH (esl.host, esl.port)"
+                );
             }
         }
         tokio::select! {
