@@ -170,7 +170,7 @@ fn paths() -> Value {
                 "summary": "Delete a recording now, leaving a tombstone (admin)",
                 "description": admin,
                 "parameters": [recording_id(), query("reason", json!({"type": "string"}), "why, for the tombstone and the audit log")],
-                "responses": responses(("200", ok("the tombstone", schema_ref("Recording"))), &[("403", admin), ("404", "no such recording"), ("409", "on hold, or in a state without a file")]),
+                "responses": responses(("200", ok("the tombstone", schema_ref("Recording"))), &[("403", admin), ("404", "no such recording"), ("409", "on hold, its site under legal hold (kept seven years), or in a state without a file")]),
             }
         },
         "/api/v1/recordings/{id}/audio": {
