@@ -81,6 +81,7 @@ pub fn routes(
     filters::all(&state)
         .recover(error::recover)
         .unify()
+        .map(|reply| harden(warp::Reply::into_response(reply)))
         .with(warp::log::custom(move |info| {
             metrics_state.metrics().observe_request(
                 info.method().as_str(),
@@ -95,6 +96,32 @@ pub fn routes(
                 "api request"
             );
         }))
+}
+
+/// Add the headers that keep a browser from caching, sniffing, framing or referring any
+/// reply, errors included. Every reply carries some personal data or leads to it (numbers,
+/// notes, audio), and agents open recordings from shared workstations: nothing may stay in a
+/// browser's disk cache after the session, and no reply may be rendered as a page or framed
+/// by another site. A header a route set itself is left alone (a future dashboard page sets
+/// its own `Content-Security-Policy`).
+fn harden(mut response: warp::reply::Response) -> warp::reply::Response {
+    use warp::http::{HeaderValue, header};
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+    ] {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Serve the API on an already-bound listener until `shutdown` completes; then stop
