@@ -1203,7 +1203,10 @@ impl Recorder {
         else {
             return FeatureDecision::Play(Prompt::NotAllowed);
         };
-        let Some(owner) = self.owner_of(call) else {
+        // Only a name the switch or the dialplan set (`user_name` once the phone
+        // authenticated, `callrec_user`) says who dials: a caller ID is whatever the phone
+        // sends, and would let any phone pause or resume another user's recording.
+        let Some(owner) = self.owner_of(call).filter(|o| !o.by_number) else {
             return FeatureDecision::Play(Prompt::NotAllowed);
         };
         let Some(user) = self.directory.user(&owner.user).cloned() else {

@@ -789,6 +789,39 @@ fn feature_code_from_an_unknown_caller_is_not_allowed() {
     );
 }
 
+#[test]
+fn a_feature_caller_is_known_by_who_authenticated_not_by_the_caller_id_they_present() {
+    // 1001's call is on hold and recorded. Phone 1002 authenticated as itself (a switch user
+    // callrec does not record), presents 1001 as its caller ID and dials *48.
+    let (mut rec, mut call) = sip_call_on_hold(
+        &[("1001", RecordingMode::AlwaysPausable)],
+        PauseBehavior::Silence,
+    );
+    let user_name = Settings::default_owner_headers()
+        .iter()
+        .position(|h| h == "variable_user_name")
+        .unwrap();
+    call.owner_headers[user_name] = Some("1002".into());
+    assert_eq!(call.caller_number.as_deref(), Some("1001"));
+    assert_eq!(
+        rec.feature_code(&call),
+        FeatureDecision::Play(Prompt::NotAllowed),
+        "a caller ID is whatever the phone sends: it must not pause 1001's recording"
+    );
+    // Without any authenticated or dialplan-set name, the caller ID alone is not enough either.
+    call.owner_headers[user_name] = None;
+    assert_eq!(
+        rec.feature_code(&call),
+        FeatureDecision::Play(Prompt::NotAllowed)
+    );
+    let a = rec
+        .live_calls()
+        .into_iter()
+        .find(|c| c.call_uuid == SIP_A_LEG)
+        .unwrap();
+    assert_eq!(a.recording, RecordingStatus::Recording);
+}
+
 /// An event of the `record` capture made about a copy of that call: every channel id gets
 /// `suffix`, so several such calls can run side by side.
 fn copy_of_record_call(h: &Headers, suffix: &str) -> Headers {
