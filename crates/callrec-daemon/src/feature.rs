@@ -84,9 +84,22 @@ pub(crate) async fn serve(
                 let settings = settings.clone();
                 let shutdown = shutdown.clone();
                 tracker.spawn(async move {
+                    // The ESL crate's reader task reads until the peer closes, and outlives
+                    // the client: a peer that stays connected and silent (not the switch,
+                    // or a switch gone astray) would keep it and the socket for ever. A
+                    // second handle on the socket lets the call shut it when it is over.
+                    let (stream, socket) = match split_off_closer(stream) {
+                        Ok(pair) => pair,
+                        Err(err) => {
+                            tracing::warn!(%peer, error = %err, "cannot take a feature-code connection");
+                            return;
+                        }
+                    };
                     if let Err(err) = answer_call(&core, stream, &settings, &shutdown).await {
                         tracing::warn!(%peer, error = %err, "feature-code call ended early");
                     }
+                    // Its reader sees the end of the stream and lets the socket go.
+                    let _ = socket.shutdown(std::net::Shutdown::Both);
                 });
             }
             Err(err) => {
@@ -95,6 +108,15 @@ pub(crate) async fn serve(
             }
         }
     }
+}
+
+/// The stream, and a second handle on the same socket to shut it with.
+fn split_off_closer(
+    stream: tokio::net::TcpStream,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::TcpStream)> {
+    let stream = stream.into_std()?;
+    let closer = stream.try_clone()?;
+    Ok((tokio::net::TcpStream::from_std(stream)?, closer))
 }
 
 async fn answer_call(

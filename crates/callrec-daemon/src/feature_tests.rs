@@ -227,3 +227,47 @@ async fn pause_on_the_held_sip_call_is_confirmed_once_the_switch_masked() {
     let prompt = within("the call", call).await.unwrap();
     assert_eq!(prompt, "/opt/callrec/prompts/paused.wav");
 }
+
+#[tokio::test]
+async fn a_peer_that_connects_and_goes_silent_is_let_go_for_good() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let core = core(&[("1001", RecordingMode::AlwaysPausable)]);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(
+        core.clone(),
+        listener,
+        FeatureSettings {
+            prompts: prompts(),
+            format: EventFormat::Plain,
+            command_timeout: Duration::from_millis(200),
+        },
+        CancellationToken::new(),
+        TaskTracker::new(),
+    ));
+    // Not the switch: something that connects, never answers `connect`, and keeps the
+    // connection open.
+    let mut peer = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    within("the daemon to give up the call", async {
+        while peer.read(&mut buf).await.unwrap() > 0 {}
+    })
+    .await;
+    // The daemon stopped writing; its socket must be closed too, not read on for ever by a
+    // task nobody waits for: once it is, the kernel refuses what the peer sends.
+    within("the daemon to close its socket", async {
+        loop {
+            let refused = match peer.write_all(b"x").await {
+                Err(_) => true,
+                Ok(()) => peer.read(&mut buf).await.is_err(),
+            };
+            if refused {
+                break;
+            }
+            // A byte now and then, so a daemon still reading is not flooded into a
+            // protocol error (which would close the socket and hide the leak).
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
