@@ -91,6 +91,9 @@ pub struct LiveRecording {
     pub pause_behavior: PauseBehavior,
     /// A stop was asked for (API) and RECORD_STOP has not yet come.
     pub stop_requested: Option<StopRequest>,
+    /// A pause or resume was sent and the switch has not answered it yet: until it does,
+    /// `paused_since` is what was asked for, not what the switch does.
+    pub changing: bool,
 }
 
 impl LiveRecording {

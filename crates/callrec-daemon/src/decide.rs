@@ -811,6 +811,7 @@ impl Recorder {
                 paused_since: None,
                 pause_behavior,
                 stop_requested: None,
+                changing: false,
             }),
         );
         vec![
@@ -962,6 +963,20 @@ impl Recorder {
             RecordOp::Unmask | RecordOp::Resume => RecordingAction::Resume,
             RecordOp::Stop => RecordingAction::Stop,
         };
+        let answered = match &outcome {
+            CommandOutcome::Refused(_) => cmd.attempt >= 2 || !still_ours,
+            CommandOutcome::Ok | CommandOutcome::Lost => true,
+        };
+        if answered
+            && still_ours
+            && !matches!(cmd.op, RecordOp::Start { .. } | RecordOp::Stop)
+            && let Some(rec) = self
+                .table
+                .channel_mut(&cmd.channel)
+                .and_then(|c| c.recording.as_mut())
+        {
+            rec.changing = false;
+        }
         let mut effects = Vec::new();
         match outcome {
             CommandOutcome::Ok => {
@@ -1152,6 +1167,11 @@ impl Recorder {
                 if rec.stop_requested.is_some() {
                     return Err(conflict("the recording is stopping"));
                 }
+                // Checked before "already paused": that state is only asked for so far, and
+                // the switch may still refuse it.
+                if rec.changing && action != RecordingAction::Stop {
+                    return Err(conflict("a pause or resume awaits the switch"));
+                }
                 let paused_before = rec.paused_since;
                 let op = match (action, rec.pause_behavior, rec.paused_since) {
                     (RecordingAction::Stop, _, _) => RecordOp::Stop,
@@ -1170,8 +1190,14 @@ impl Recorder {
                             actor: actor.to_owned(),
                         })
                     }
-                    RecordOp::Mask | RecordOp::Pause => rec.paused_since = Some(at),
-                    _ => rec.paused_since = None,
+                    RecordOp::Mask | RecordOp::Pause => {
+                        rec.paused_since = Some(at);
+                        rec.changing = true;
+                    }
+                    _ => {
+                        rec.paused_since = None;
+                        rec.changing = true;
+                    }
                 }
                 let cmd = SwitchCommand {
                     channel: leg,
@@ -1417,6 +1443,7 @@ impl Recorder {
                     paused_since,
                     pause_behavior,
                     stop_requested: None,
+                    changing: false,
                 }),
             );
             return Vec::new();

@@ -790,6 +790,46 @@ fn feature_code_from_an_unknown_caller_is_not_allowed() {
 }
 
 #[test]
+fn a_second_pause_code_is_not_confirmed_while_the_first_awaits_the_switch() {
+    let (mut rec, call) = sip_call_on_hold(
+        &[("1001", RecordingMode::AlwaysPausable)],
+        PauseBehavior::Silence,
+    );
+    let FeatureDecision::Act { plan, .. } = rec.feature_code(&call) else {
+        panic!("expected the first *48 to mask");
+    };
+    // *48 again before the switch answered the mask: nobody knows yet whether it is paused.
+    assert_eq!(
+        rec.feature_code(&call),
+        FeatureDecision::Play(Prompt::NotAllowed),
+        "'paused' must not be played on the strength of a mask the switch may refuse"
+    );
+    // It does refuse it, twice: the recording runs on.
+    let Effect::Command(cmd) = &plan.effects[0] else {
+        panic!()
+    };
+    let retry = rec.on_command_result(cmd, CommandOutcome::Refused("-ERR x".into()));
+    let Effect::Command(cmd) = &retry[0] else {
+        panic!()
+    };
+    rec.on_command_result(cmd, CommandOutcome::Refused("-ERR x".into()));
+    let a = rec
+        .live_calls()
+        .into_iter()
+        .find(|c| c.call_uuid == SIP_A_LEG)
+        .unwrap();
+    assert_eq!(a.recording, RecordingStatus::Recording);
+    // Once answered, a new *48 is sent to the switch again.
+    assert!(matches!(
+        rec.feature_code(&call),
+        FeatureDecision::Act {
+            on_success: Prompt::Paused,
+            ..
+        }
+    ));
+}
+
+#[test]
 fn a_feature_caller_is_known_by_who_authenticated_not_by_the_caller_id_they_present() {
     // 1001's call is on hold and recorded. Phone 1002 authenticated as itself (a switch user
     // callrec does not record), presents 1001 as its caller ID and dials *48.
