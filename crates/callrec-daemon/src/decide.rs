@@ -1141,6 +1141,22 @@ impl Recorder {
                 if mode == RecordingMode::Never {
                     return Err(refused());
                 }
+                if let Some(rec) = recorded_leg
+                    .as_deref()
+                    .and_then(|leg| self.table.channel(leg))
+                    .and_then(|c| c.recording.as_ref())
+                {
+                    // "Already recording" is confirmed to the handset as "started": only
+                    // true once the switch said so (RECORD_START), and while no stop is
+                    // on its way.
+                    if rec.stop_requested.is_some() {
+                        return Err(conflict("the recording is stopping"));
+                    }
+                    if !rec.confirmed {
+                        return Err(conflict("the recording is not started yet"));
+                    }
+                    return Err(conflict("already recording"));
+                }
                 if recorded_leg.is_some() {
                     return Err(conflict("already recording"));
                 }

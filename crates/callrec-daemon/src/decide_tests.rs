@@ -830,6 +830,43 @@ fn a_second_pause_code_is_not_confirmed_while_the_first_awaits_the_switch() {
 }
 
 #[test]
+fn a_second_start_code_is_not_confirmed_while_the_first_start_awaits_the_switch() {
+    let (mut rec, mut call) =
+        sip_call_on_hold(&[("1001", RecordingMode::OnDemand)], PauseBehavior::Silence);
+    call.destination = Some("*44".into());
+    let FeatureDecision::Act { plan, .. } = rec.feature_code(&call) else {
+        panic!("expected the first *44 to start");
+    };
+    assert_eq!(
+        rec.feature_code(&call),
+        FeatureDecision::Play(Prompt::NotAllowed),
+        "'started' must not be played before the switch started anything"
+    );
+    // The switch refuses the start, twice: nothing records.
+    let start = plan
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Command(c) => Some(c.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let retry = rec.on_command_result(&start, CommandOutcome::Refused("-ERR x".into()));
+    let Effect::Command(cmd) = &retry[0] else {
+        panic!()
+    };
+    rec.on_command_result(cmd, CommandOutcome::Refused("-ERR x".into()));
+    assert!(rec.table().recordings().next().is_none());
+    assert!(matches!(
+        rec.feature_code(&call),
+        FeatureDecision::Act {
+            on_success: Prompt::Started,
+            ..
+        }
+    ));
+}
+
+#[test]
 fn a_feature_caller_is_known_by_who_authenticated_not_by_the_caller_id_they_present() {
     // 1001's call is on hold and recorded. Phone 1002 authenticated as itself (a switch user
     // callrec does not record), presents 1001 as its caller ID and dials *48.
