@@ -148,6 +148,12 @@ impl Channel {
         }
     }
 
+    /// Its own events said it was answered: its decisions were taken from them, not by
+    /// reconciliation.
+    pub fn seen_answered(&self) -> bool {
+        self.seen && self.answered_at.is_some()
+    }
+
     /// The owning user, if any.
     pub fn user(&self) -> Option<&UserKey> {
         self.owner.as_ref().map(|o| &o.user)

@@ -15,7 +15,7 @@ use callrec_store::{
 };
 
 use crate::calls::{
-    CallTable, GroupId, LiveCall, LiveRecording, Owner, RecordingStatus, StopRequest,
+    CallTable, Channel, GroupId, LiveCall, LiveRecording, Owner, RecordingStatus, StopRequest,
 };
 use crate::directory::{Directory, UserKey};
 use crate::event::{ChannelEvent, EventKind, Micros};
@@ -963,19 +963,42 @@ impl Recorder {
             RecordOp::Unmask | RecordOp::Resume => RecordingAction::Resume,
             RecordOp::Stop => RecordingAction::Stop,
         };
-        let answered = match &outcome {
-            CommandOutcome::Refused(_) => cmd.attempt >= 2 || !still_ours,
+        // The command's final answer (a first refusal is retried below). A lost one: whether
+        // it ran is unknown, and reconciliation after the reconnect asks the switch which
+        // recordings run, rather than guessing here. A pause nobody confirmed is not taken as
+        // done, though: the recording is held as not paused, so the next pause (*48 again,
+        // say before a card number) is sent to the switch again (masking twice is harmless)
+        // instead of being confirmed on the strength of this one. A resume is already held as
+        // done, so a later pause is sent too. A stop nobody confirmed no longer blocks every
+        // later action as "stopping": if the switch still records, a pause must still reach
+        // it.
+        let lost = matches!(outcome, CommandOutcome::Lost);
+        let last_answer = match &outcome {
+            CommandOutcome::Refused(_) => cmd.attempt >= 2,
             CommandOutcome::Ok | CommandOutcome::Lost => true,
         };
-        if answered
-            && still_ours
-            && !matches!(cmd.op, RecordOp::Start { .. } | RecordOp::Stop)
+        if still_ours
+            && last_answer
             && let Some(rec) = self
                 .table
                 .channel_mut(&cmd.channel)
                 .and_then(|c| c.recording.as_mut())
         {
-            rec.changing = false;
+            match cmd.op {
+                RecordOp::Start { .. } => {}
+                RecordOp::Stop => {
+                    if lost {
+                        rec.stop_requested = None;
+                    }
+                }
+                RecordOp::Mask | RecordOp::Pause => {
+                    rec.changing = false;
+                    if lost {
+                        rec.paused_since = None;
+                    }
+                }
+                RecordOp::Unmask | RecordOp::Resume => rec.changing = false,
+            }
         }
         let mut effects = Vec::new();
         match outcome {
@@ -1019,27 +1042,7 @@ impl Recorder {
                     });
                 }
             }
-            // Whether it ran is unknown: reconciliation after the reconnect asks the switch
-            // which recordings run, rather than guessing here. A pause nobody confirmed is
-            // not taken as done, though: the recording is held as not paused, so the next
-            // pause (*48 again, say before a card number) is sent to the switch again
-            // (masking twice is harmless) instead of being confirmed on the strength of this
-            // one. A resume is already held as done, so a later pause is sent too. A stop
-            // nobody confirmed no longer blocks every later action as "stopping": if the
-            // switch still records, a pause must still reach it.
             CommandOutcome::Lost => {
-                if still_ours
-                    && let Some(rec) = self
-                        .table
-                        .channel_mut(&cmd.channel)
-                        .and_then(|c| c.recording.as_mut())
-                {
-                    match cmd.op {
-                        RecordOp::Mask | RecordOp::Pause => rec.paused_since = None,
-                        RecordOp::Stop => rec.stop_requested = None,
-                        _ => {}
-                    }
-                }
                 if let Some(ticket) = cmd.ticket {
                     effects.push(Effect::Resolve {
                         ticket,
@@ -1110,7 +1113,7 @@ impl Recorder {
         let ch = self
             .table
             .channel(call_uuid)
-            .filter(|c| c.seen && c.answered_at.is_some())
+            .filter(|c| c.seen_answered())
             .ok_or_else(|| ActionError::UnknownCall(call_uuid.to_owned()))?;
         if ch.feature_call {
             return Err(ActionError::NoOwner(call_uuid.to_owned()));
@@ -1206,14 +1209,11 @@ impl Recorder {
                             actor: actor.to_owned(),
                         })
                     }
-                    RecordOp::Mask | RecordOp::Pause => {
-                        rec.paused_since = Some(at);
-                        rec.changing = true;
-                    }
-                    _ => {
-                        rec.paused_since = None;
-                        rec.changing = true;
-                    }
+                    RecordOp::Mask | RecordOp::Pause => rec.paused_since = Some(at),
+                    _ => rec.paused_since = None,
+                }
+                if !matches!(op, RecordOp::Stop) {
+                    rec.changing = true;
                 }
                 let cmd = SwitchCommand {
                     channel: leg,
@@ -1357,7 +1357,7 @@ impl Recorder {
             let known = self
                 .table
                 .channel(&sc.uuid)
-                .is_some_and(|c| c.seen && c.answered_at.is_some());
+                .is_some_and(Channel::seen_answered);
             if sc.answered && !known && !self.table.is_gone(&sc.uuid) {
                 plan.unknown.push(sc.clone());
             }
@@ -1414,7 +1414,7 @@ impl Recorder {
             || self
                 .table
                 .channel(&ev.uuid)
-                .is_some_and(|c| c.seen && c.answered_at.is_some())
+                .is_some_and(Channel::seen_answered)
         {
             return Vec::new();
         }
