@@ -416,6 +416,37 @@ fn thread_cpu() -> Duration {
         .map_or(Duration::ZERO, Duration::from_nanos)
 }
 
+/// Writes the stream `repeat` times from a plain thread while counting the events the crate
+/// yields, until `events` or the end; returns how many came and how long it took.
+async fn write_and_count(
+    mut socket: TcpStream,
+    bytes: Arc<Vec<u8>>,
+    repeat: u64,
+    stream: &mut freeswitch_esl_tokio::EslEventStream,
+    events: u64,
+) -> (u64, Duration) {
+    let started = Instant::now();
+    let writer = std::thread::spawn(move || {
+        for _ in 0..repeat {
+            if socket.write_all(&bytes).is_err() {
+                break;
+            }
+        }
+        socket
+    });
+    let mut n = 0u64;
+    while n < events {
+        match stream.recv().await {
+            Some(Ok(_)) => n += 1,
+            Some(Err(_)) => {}
+            None => break,
+        }
+    }
+    let wall = started.elapsed();
+    let _socket = writer.join();
+    (n, wall)
+}
+
 /// What one isolated run of the ESL crate measured.
 struct Isolated {
     events: u64,
@@ -436,7 +467,7 @@ fn crate_isolated(bytes: Arc<Vec<u8>>, block_events: u64, repeat: u64, queue: us
     let events = block_events * repeat;
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-    let (mut server, _) = listener.accept().expect("accept");
+    let (server, _) = listener.accept().expect("accept");
     client.set_nonblocking(true).expect("nonblocking");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -453,25 +484,7 @@ fn crate_isolated(bytes: Arc<Vec<u8>>, block_events: u64, repeat: u64, queue: us
         )
         .expect("adopt");
         let cpu_before = (thread_cpu(), process_cpu());
-        let started = Instant::now();
-        let writer = std::thread::spawn(move || {
-            for _ in 0..repeat {
-                if server.write_all(&bytes).is_err() {
-                    break;
-                }
-            }
-            server
-        });
-        let mut n = 0u64;
-        while n < events {
-            match stream.recv().await {
-                Some(Ok(_)) => n += 1,
-                Some(Err(_)) => {}
-                None => break,
-            }
-        }
-        let wall = started.elapsed();
-        let _server = writer.join();
+        let (n, wall) = write_and_count(server, bytes, repeat, &mut stream, events).await;
         Isolated {
             events: n,
             wall,
@@ -605,28 +618,10 @@ async fn through_crate(bytes: Arc<Vec<u8>>, block_events: u64, repeat: u64, queu
         .subscribe_events_raw(freeswitch_esl_tokio::EventFormat::Plain, "ALL")
         .await
         .expect("subscribe");
-    let (mut socket, _r) = server.join().expect("server");
+    let (socket, _r) = server.join().expect("server");
     reset_peak_rss();
     let cpu = process_cpu();
-    let started = Instant::now();
-    let writer = std::thread::spawn(move || {
-        for _ in 0..repeat {
-            if socket.write_all(&bytes).is_err() {
-                break;
-            }
-        }
-        socket
-    });
-    let mut n = 0u64;
-    while n < events {
-        match stream.recv().await {
-            Some(Ok(_)) => n += 1,
-            Some(Err(_)) => {}
-            None => break,
-        }
-    }
-    let wall = started.elapsed();
-    let _ = writer.join();
+    let (n, wall) = write_and_count(socket, bytes, repeat, &mut stream, events).await;
     Run {
         events: n,
         wall,
