@@ -178,14 +178,9 @@ fn body_response(file: File, pieces: Vec<Piece>) -> Response {
 fn common_headers(h: &mut HeaderMap, etag: &str, stored: &StoredFile, download: bool) {
     set(h, header::ETAG, etag);
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    // Recordings are personal data: no cache keeps one, the browser's disk cache included
-    // (agents share workstations), and every play comes back here to be audited. A client
-    // that keeps its own copy (the archiver) still revalidates with If-None-Match.
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    // `Cache-Control: no-store` and `nosniff` come with every reply (`harden` in lib.rs): no
+    // cache keeps a recording and every play comes back here to be audited; a client that
+    // keeps its own copy (the archiver) still revalidates with If-None-Match.
     if download {
         set(
             h,
