@@ -56,26 +56,29 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     result
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-pub async fn termination_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot watch SIGTERM; only Ctrl-C stops the daemon");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+/// Completes on SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is called,
+/// not when the future is first polled, so a signal that comes while the daemon is still
+/// starting (opening or migrating the index, finishing what a crash left) is kept and stops
+/// the daemon cleanly once it runs, instead of killing the process half-way. Call it with the
+/// runtime entered.
+#[cfg(unix)]
+pub fn termination_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tracing::debug!("watching SIGTERM and SIGINT");
+    Ok(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
-    }
-    #[cfg(not(unix))]
-    {
+    })
+}
+
+/// Completes on Ctrl-C.
+#[cfg(not(unix))]
+pub fn termination_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send> {
+    Ok(async {
         let _ = tokio::signal::ctrl_c().await;
-    }
+    })
 }

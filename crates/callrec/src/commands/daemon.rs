@@ -10,34 +10,23 @@ use anyhow::{Context as _, bail};
 use super::Session;
 use crate::exit::{Misconfigured, Outcome};
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Runtime::new().context("cannot start the async runtime")
-}
-
-/// Completes on SIGTERM or SIGINT. The handlers are installed when this is called, not when
-/// the future is first polled, so a signal that comes while the daemon is still starting
-/// (opening or migrating the index, finishing what a crash left) is kept and stops the daemon
-/// cleanly once it runs, instead of killing the process half-way. Needs the runtime entered.
-fn stop_signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    tracing::debug!("watching SIGTERM and SIGINT");
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = int.recv() => tracing::info!("SIGINT received"),
-        }
-    })
+/// The runtime, and the signal that stops the daemon, watched from now on (a signal during
+/// start-up is kept, not fatal).
+fn runtime_and_stop() -> anyhow::Result<(
+    tokio::runtime::Runtime,
+    impl std::future::Future<Output = ()>,
+)> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let stop = {
+        let _entered = runtime.enter();
+        callrec_daemon::termination_signal().context("cannot watch SIGTERM and SIGINT")?
+    };
+    Ok((runtime, stop))
 }
 
 /// `callrec serve`.
 pub fn serve(session: &Session) -> anyhow::Result<Outcome> {
-    let runtime = runtime()?;
-    let stop = {
-        let _entered = runtime.enter();
-        stop_signals()?
-    };
+    let (runtime, stop) = runtime_and_stop()?;
     // The config's explicit [site]/[quota] keys win over what the API last set.
     let mut store = session.create_store()?;
     // Held until this function returns (the daemon has stopped); the kernel drops it if the
@@ -103,11 +92,8 @@ pub fn demo(session: &Session, exit: bool, dir: PathBuf) -> anyhow::Result<Outco
         data_dir: dir,
     };
     let config = session.config.clone();
-    runtime()?.block_on(callrec_daemon::demo(
-        config,
-        options,
-        callrec_daemon::termination_signal(),
-    ))?;
+    let (runtime, stop) = runtime_and_stop()?;
+    runtime.block_on(callrec_daemon::demo(config, options, stop))?;
     Ok(Outcome::Success)
 }
 
