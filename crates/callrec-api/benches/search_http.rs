@@ -16,7 +16,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Instant;
 
-use callrec_store::{Access, NewUser, Role, Scope, SearchQuery, Store, StoreHandle};
+use callrec_model::Role;
+use callrec_store::{Access, NewUser, Scope, SearchQuery, Store, StoreHandle};
 use chrono::{DateTime, Duration, SecondsFormat};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -13,7 +13,7 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reject::Rejection;
 use warp::reply::{Reply, Response};
 
-use crate::live::ActionError;
+use callrec_model::ActionError;
 
 /// A failed request: the status, a stable machine-readable code and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -164,16 +164,16 @@ impl From<ActionError> for ApiError {
         let message = e.to_string();
         match e {
             ActionError::UnknownCall(_) => ApiError::not_found(message),
-            ActionError::NotAllowed(_) => {
+            ActionError::NoOwner(_) | ActionError::Refused { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "not_allowed", message)
             }
-            ActionError::WrongState(_) => {
+            ActionError::Conflict { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "wrong_state", message)
             }
-            ActionError::Unavailable(_) => {
+            ActionError::SwitchUnavailable { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
             }
-            ActionError::Switch(_) => {
+            ActionError::SwitchRefused { .. } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "switch_error", message)
             }
         }
@@ -228,7 +228,7 @@ pub fn classify(rejection: &Rejection) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use callrec_store::RecordingId;
+    use callrec_model::RecordingId;
 
     #[test]
     fn a_held_recording_is_a_conflict_with_its_own_code() {
@@ -249,9 +249,19 @@ mod tests {
 
     #[test]
     fn a_mode_that_forbids_an_action_is_a_conflict_and_a_down_switch_is_503() {
-        let e = ApiError::from(ActionError::NotAllowed("mode always".into()));
+        let e = ApiError::from(ActionError::Refused {
+            action: "pause",
+            mode: callrec_model::RecordingMode::Always,
+        });
         assert_eq!((e.status, e.code), (StatusCode::CONFLICT, "not_allowed"));
-        let e = ApiError::from(ActionError::Unavailable("reconnecting".into()));
+        let e = ApiError::from(ActionError::Conflict {
+            action: "resume",
+            reason: "not paused",
+        });
+        assert_eq!((e.status, e.code), (StatusCode::CONFLICT, "wrong_state"));
+        let e = ApiError::from(ActionError::UnknownCall("x".into()));
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        let e = ApiError::from(ActionError::SwitchUnavailable { action: "pause" });
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
     }
 }

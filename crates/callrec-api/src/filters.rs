@@ -10,7 +10,8 @@
 use std::convert::Infallible;
 
 use bytes::Buf;
-use callrec_store::{Caller, RecordingId, SiteUpdate, UserUpdate, validate_extension};
+use callrec_model::RecordingId;
+use callrec_store::{Caller, SiteUpdate, UserUpdate, validate_extension};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use warp::Filter;
@@ -21,12 +22,12 @@ use warp::reply::Response;
 use crate::audio::AudioHeaders;
 use crate::error::{ApiError, reject};
 use crate::handlers;
-use crate::live::RecordingAction;
 use crate::models::{
     AudioParams, AuditParams, DeleteParams, HoldBody, NoteBody, QueryParams, SearchParams,
     no_params,
 };
 use crate::state::ApiState;
+use callrec_model::RecordingAction;
 
 /// The longest bearer token accepted (the store's are 72 characters).
 const MAX_TOKEN_CHARS: usize = 256;

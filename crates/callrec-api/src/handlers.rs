@@ -11,7 +11,8 @@
 use std::fs::File;
 use std::path::Path;
 
-use callrec_store::{Caller, FilePurpose, RecordingId, Role, SiteUpdate, UserUpdate};
+use callrec_model::{RecordingId, Role};
+use callrec_store::{Caller, FilePurpose, SiteUpdate, UserUpdate};
 use serde::Serialize;
 use serde_json::json;
 use warp::http::StatusCode;
@@ -20,7 +21,9 @@ use warp::reply::{Reply, Response};
 
 use crate::audio::{self, AudioHeaders};
 use crate::error::{ApiError, reject};
-use crate::live::{ActionRequest, RecordingAction};
+use callrec_model::RecordingAction;
+
+use crate::live::{ActionRequest, visible_to};
 use crate::metrics::{self, StoreFigures};
 use crate::models::{
     AudioParams, AuditParams, Calls, DeleteParams, Health, HoldBody, Items, Me, NoteBody,
@@ -228,7 +231,7 @@ pub async fn list_calls(state: ApiState, caller: Caller) -> Handled {
         .daemon()
         .calls()
         .into_iter()
-        .filter(|c| c.visible_to(&caller))
+        .filter(|c| visible_to(c, &caller))
         .collect();
     items.sort_by(|a, b| {
         b.answered_at
@@ -263,7 +266,7 @@ pub async fn call_action(
         .daemon()
         .calls()
         .iter()
-        .any(|c| c.call_uuid == call_uuid && c.visible_to(&caller));
+        .any(|c| c.call_uuid == call_uuid && visible_to(c, &caller));
     if !visible {
         return Err(reject(ApiError::not_found(format!(
             "no call {call_uuid} in progress"

@@ -60,10 +60,7 @@ use warp::Filter;
 
 pub use audio::CHUNK_BYTES;
 pub use error::ApiError;
-pub use live::{
-    ActionError, ActionRequest, BoxFuture, CallRecording, DaemonStatus, LiveCall, LiveCalls,
-    NoDaemon, RecordingAction,
-};
+pub use live::{ActionRequest, BoxFuture, DaemonStatus, LiveCalls, NoDaemon, visible_to};
 pub use state::{ApiConfig, ApiState};
 
 /// The OpenAPI 3 document served at `/openapi.json`.

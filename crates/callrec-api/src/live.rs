@@ -6,66 +6,26 @@
 //! a scripted double, and [`NoDaemon`] stands in where no daemon runs (a read-only API over
 //! an index, or the moments before the daemon is up).
 //!
-//! Who may see or act on which call is decided here in the API ([`LiveCall::visible_to`]),
+//! Who may see or act on which call is decided here in the API ([`visible_to`]),
 //! from the owner the daemon reports, so the daemon never needs to know about tokens.
 
 use std::future::Future;
 use std::pin::Pin;
 
-pub use callrec_store::RecordingAction;
-use callrec_store::{Caller, Direction, RecordingId, Role};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use callrec_model::{ActionError, LiveCall, RecordingAction, Role};
+use callrec_store::Caller;
+use serde::Serialize;
 
 /// A boxed future, so [`LiveCalls`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A call's recording as `GET /calls` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallRecording {
-    /// Not being recorded.
-    Off,
-    /// Being recorded.
-    Recording,
-    /// Recording, paused.
-    Paused,
-}
-
-/// One user's view of one call in progress: what `GET /calls` lists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LiveCall {
-    /// The user's leg: the uuid `POST /calls/{uuid}/recording/{action}` acts on.
-    pub call_uuid: String,
-    /// The owner's site.
-    pub site: String,
-    /// The owner's extension.
-    pub user: String,
-    /// Direction from the owner's side.
-    pub direction: Direction,
-    /// The calling party, as presented by the switch.
-    pub from: String,
-    /// The called party, as presented by the switch.
-    pub to: String,
-    /// When the owner's leg was answered.
-    pub answered_at: DateTime<Utc>,
-    /// The owner's leg is on hold.
-    pub on_hold: bool,
-    /// `off`, `recording` or `paused`.
-    pub recording: CallRecording,
-    /// The recording's id while there is one.
-    pub recording_id: Option<RecordingId>,
-}
-
-impl LiveCall {
-    /// Whether `caller` may see and act on this call: its owner, or an admin of its site.
-    pub fn visible_to(&self, caller: &Caller) -> bool {
-        self.site == caller.site
-            && match caller.role {
-                Role::Admin => true,
-                Role::User => self.user == caller.extension,
-            }
-    }
+/// Whether `caller` may see and act on `call`: its owner, or an admin of its site.
+pub fn visible_to(call: &LiveCall, caller: &Caller) -> bool {
+    call.site == caller.site
+        && match caller.role {
+            Role::Admin => true,
+            Role::User => call.user == caller.extension,
+        }
 }
 
 /// A recording action as the API hands it to the daemon.
@@ -77,27 +37,6 @@ pub struct ActionRequest {
     pub action: RecordingAction,
     /// Who asked, as the audit log and the segment's actor name them (`1001@default`).
     pub actor: String,
-}
-
-/// Why the daemon did not carry out an action. The API maps each to a status.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ActionError {
-    /// No such call in progress (it may just have ended).
-    #[error("no call {0} in progress")]
-    UnknownCall(String),
-    /// The owner's recording mode forbids it (pause in `always`, start in `never`…), or the
-    /// site has recording turned off.
-    #[error("not allowed: {0}")]
-    NotAllowed(String),
-    /// The recording is not in a state the action applies to (resume while not paused…).
-    #[error("{0}")]
-    WrongState(String),
-    /// The daemon is not connected to the switch just now.
-    #[error("the switch is not connected: {0}")]
-    Unavailable(String),
-    /// The switch refused or did not answer the command.
-    #[error("the switch refused: {0}")]
-    Switch(String),
 }
 
 /// Whether the daemon is ready to record (SPEC §5 `/readyz`).
@@ -132,7 +71,7 @@ pub trait LiveCalls: Send + Sync + 'static {
 }
 
 /// A stand-in for a daemon that is not there: no calls, never ready, every action refused
-/// with [`ActionError::Unavailable`].
+/// with [`ActionError::SwitchUnavailable`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoDaemon;
 
@@ -146,10 +85,9 @@ impl LiveCalls for NoDaemon {
         request: ActionRequest,
     ) -> BoxFuture<'_, Result<LiveCall, ActionError>> {
         Box::pin(async move {
-            Err(ActionError::Unavailable(format!(
-                "no daemon runs to {} call {}",
-                request.action, request.call_uuid
-            )))
+            Err(ActionError::SwitchUnavailable {
+                action: request.action.as_str(),
+            })
         })
     }
 
@@ -167,7 +105,9 @@ impl LiveCalls for NoDaemon {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use callrec_store::{SiteId, TokenId, UserId};
+    use callrec_model::{CallRecording, Direction};
+    use callrec_model::{SiteId, TokenId, UserId};
+    use chrono::{DateTime, Utc};
 
     fn caller(ext: &str, site: &str, role: Role) -> Caller {
         Caller {
@@ -202,11 +142,11 @@ mod tests {
         let elsewhere = call("1001", "other");
         let user = caller("1001", "default", Role::User);
         let admin = caller("9000", "default", Role::Admin);
-        assert!(mine.visible_to(&user));
-        assert!(!theirs.visible_to(&user));
-        assert!(!elsewhere.visible_to(&user));
-        assert!(mine.visible_to(&admin) && theirs.visible_to(&admin));
-        assert!(!elsewhere.visible_to(&admin));
+        assert!(visible_to(&mine, &user));
+        assert!(!visible_to(&theirs, &user));
+        assert!(!visible_to(&elsewhere, &user));
+        assert!(visible_to(&mine, &admin) && visible_to(&theirs, &admin));
+        assert!(!visible_to(&elsewhere, &admin));
     }
 
     #[test]

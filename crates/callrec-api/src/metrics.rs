@@ -8,7 +8,8 @@
 
 use std::path::Path;
 
-use callrec_store::{RecordingState, UserUsage};
+use callrec_model::RecordingState;
+use callrec_store::UserUsage;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -189,7 +190,7 @@ pub fn merge(parts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use callrec_store::{QuotaPolicy, UserId};
+    use callrec_model::{QuotaPolicy, UserId};
 
     #[test]
     fn documents_merge_with_one_eof() {

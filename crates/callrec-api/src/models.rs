@@ -8,15 +8,14 @@
 
 use std::collections::BTreeMap;
 
-use callrec_store::{
-    Caller, Direction, MAX_LIMIT, RecordingState, Role, SearchQuery, TokenId, User, UserUsage,
-};
+use callrec_model::{Direction, RecordingState, Role, TokenId};
+use callrec_store::{Caller, MAX_LIMIT, SearchQuery, User, UserUsage};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::live::LiveCall;
+use callrec_model::LiveCall;
 
 /// The longest value accepted for a string query parameter.
 pub const MAX_PARAM_CHARS: usize = 256;

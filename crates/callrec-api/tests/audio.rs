@@ -6,7 +6,8 @@
 mod support;
 
 use bytes::Bytes;
-use callrec_store::{Access, Direction, IngestJob, NewRecording, RecordingId};
+use callrec_model::{Direction, RecordingId};
+use callrec_store::{Access, IngestJob, NewRecording};
 use support::{World, error_code, t0};
 use warp::http::Response;
 

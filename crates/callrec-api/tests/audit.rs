@@ -5,7 +5,7 @@
 
 mod support;
 
-use callrec_store::RecordingMode;
+use callrec_model::RecordingMode;
 use serde_json::{Value, json};
 use support::{Person, World, t0};
 
@@ -146,7 +146,7 @@ async fn every_other_route_leaves_one_entry_and_the_operational_ones_none() {
     let admin = w.admin.clone();
     let (rec, _) = w.record(&alice.user, "1001", "01234567891", t0(), 500);
     let (rec2, _) = w.record(&alice.user, "1001", "01234567892", t0(), 500);
-    let r = |id: &callrec_store::RecordingId| format!("recording:{id}");
+    let r = |id: &callrec_model::RecordingId| format!("recording:{id}");
 
     let cases: Vec<Case> = vec![
         (

@@ -5,7 +5,8 @@
 
 mod support;
 
-use callrec_store::{Access, RecordingMode};
+use callrec_model::RecordingMode;
+use callrec_store::Access;
 use serde_json::{Value, json};
 use support::{World, error_code, t0};
 

@@ -314,7 +314,7 @@ fn no_request_built_from_the_openapi_document_gets_a_5xx() {
     w.live_call(
         &alice,
         "call-1",
-        callrec_store::RecordingMode::AlwaysPausable,
+        callrec_model::RecordingMode::AlwaysPausable,
     );
     let w = Arc::new(w);
 
@@ -428,7 +428,7 @@ async fn path_traversal_and_sql_in_every_string_parameter_is_a_clean_4xx_or_an_e
                         match n.as_str() {
                             // A delete with a hostile reason would be a real delete.
                             "id" if op.method == "DELETE" => {
-                                callrec_store::RecordingId::new().to_string()
+                                callrec_model::RecordingId::new().to_string()
                             }
                             "id" => rec.id.to_string(),
                             "extension" => "1001".into(),

@@ -11,7 +11,7 @@ const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OP
 
 fn fill(template: &str) -> String {
     template
-        .replace("{id}", &callrec_store::RecordingId::new().to_string())
+        .replace("{id}", &callrec_model::RecordingId::new().to_string())
         .replace("{extension}", "1001")
         .replace("{uuid}", "call-unknown")
         .replace("{action}", "pause")

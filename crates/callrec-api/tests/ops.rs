@@ -5,7 +5,7 @@ mod support;
 
 use std::sync::atomic::Ordering;
 
-use callrec_store::RecordingMode;
+use callrec_model::RecordingMode;
 use serde_json::json;
 use support::{World, error_code, t0};
 

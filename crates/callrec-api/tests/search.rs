@@ -10,7 +10,8 @@ mod support;
 
 use std::collections::{BTreeSet, HashSet};
 
-use callrec_store::{Direction, User};
+use callrec_model::Direction;
+use callrec_store::User;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use support::{World, error_code, record_with, t0, wav};

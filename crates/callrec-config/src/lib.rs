@@ -5,7 +5,7 @@
 //! its key, where it came from and why. It reads nothing but the file and the environment it
 //! is given; it does not create directories, open sockets or touch the index. Applying the
 //! `[site]` keys to the `default` site is the binary's job (through the store), using
-//! [`Config::explicit_keys`].
+//! [`Config::explicit_keys`] and [`Config::origin`].
 //!
 //! Precedence, highest first: command line (`--set section.key=value`) > environment
 //! (`CALLREC_<SECTION>_<KEY>`) > file > defaults. An environment variable that starts with a
@@ -45,12 +45,11 @@ use std::fmt::Write as _;
 pub use error::{ConfigError, Origin, Problem};
 pub use load::{ENV_PREFIX, Sources};
 pub use sections::{
-    ApiConfig, EslConfig, FeatureCodesConfig, LogConfig, MatchConfig, Prompt, PromptsConfig,
-    QuotaConfig, SiteConfig, StorageConfig, WebhooksConfig,
+    ApiConfig, EslConfig, FeatureCodesConfig, LogConfig, MatchConfig, PromptsConfig, QuotaConfig,
+    SiteConfig, StorageConfig, WebhooksConfig,
 };
-pub use value::{AudioFormat, ByteSize, EventFormat, LogFilter, LogFormat, Secret};
+pub use value::{AudioFormat, ByteSize, LogFilter, LogFormat, Secret};
 
-use callrec_store::records::SiteUpdate;
 use sections::Section;
 
 /// The example config file shipped with callrec: every key, with its default and what it does.
@@ -191,30 +190,6 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default()
-    }
-
-    /// The change the configuration imposes on the `default` site: every `[site]` and
-    /// `[quota]` key someone set (file, environment, command line), and nothing else, so
-    /// settings made through the API survive a restart unless the config names them.
-    /// Apply it with `Store::update_site("default", …)` at start (it writes nothing when the
-    /// site already agrees).
-    pub fn site_update(&self) -> SiteUpdate {
-        let site = &self.site;
-        let set = |section: &str, key: &str| self.origin(section, key).is_explicit();
-        SiteUpdate {
-            enabled: set("site", "enabled").then_some(site.enabled),
-            default_mode: set("site", "default_mode").then_some(site.default_mode),
-            retention_days: set("site", "retention_days").then_some(site.retention_days),
-            legal_hold: set("site", "legal_hold").then_some(site.legal_hold),
-            pause_behavior: set("site", "pause_behavior").then_some(site.pause_behavior),
-            min_seconds: set("site", "min_seconds").then_some(site.min_seconds),
-            timezone: set("site", "timezone").then_some(site.timezone),
-            country_code: set("site", "country_code").then_some(site.country_code),
-            national_prefix: set("site", "national_prefix").then(|| site.national_prefix.clone()),
-            quota_bytes: set("quota", "per_user_bytes")
-                .then_some(self.quota.per_user_bytes.bytes()),
-            quota_policy: set("quota", "policy").then_some(self.quota.policy),
-        }
     }
 
     /// The effective settings as TOML, secrets redacted, each non-default value followed by a

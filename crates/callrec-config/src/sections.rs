@@ -11,12 +11,13 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use callrec_store::model::{PauseBehavior, QuotaPolicy, RecordingMode};
-use callrec_store::numbers::NumberPlan;
-use callrec_store::records::{MAX_MIN_SECONDS, MAX_RETENTION_DAYS};
+use callrec_model::limits::{MAX_MIN_SECONDS, MAX_RETENTION_DAYS};
+use callrec_model::{EventFormat, Prompt, RecordingAction};
+use callrec_model::{PauseBehavior, QuotaPolicy, RecordingMode};
+use callrec_numbers::NumberPlan;
 use toml::Value;
 
-use crate::value::{AudioFormat, ByteSize, ConfigValue, EventFormat, LogFilter, LogFormat, Secret};
+use crate::value::{AudioFormat, ByteSize, ConfigValue, LogFilter, LogFormat, Secret};
 
 /// Why a key could not be set.
 #[derive(Debug)]
@@ -148,12 +149,17 @@ fn dial_code(code: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The number plan's rules are the store's (it refuses a site the config would otherwise
-/// accept), so they are asked of it rather than repeated here.
-fn store_reason(err: callrec_store::StoreError) -> String {
-    match err {
-        callrec_store::StoreError::Invalid { value, reason, .. } => format!("`{value}`: {reason}"),
-        other => other.to_string(),
+/// The number plan's rules are the store's too (`callrec-numbers`: it refuses a site the
+/// config would otherwise accept), so they are asked of that crate rather than repeated here.
+fn store_reason(err: callrec_numbers::BadPlan) -> String {
+    format!("`{}`: {}", err.value, err.reason)
+}
+
+/// The daemon subscribes in plain or JSON; the ESL crate does not parse XML events.
+fn plain_or_json(format: &EventFormat) -> Result<(), String> {
+    match format {
+        EventFormat::Plain | EventFormat::Json => Ok(()),
+        EventFormat::Xml => Err("callrec reads `plain` or `json` events, not `xml`".to_owned()),
     }
 }
 
@@ -238,7 +244,7 @@ section! {
         /// declared dead and re-established; 0 turns the check off.
         liveness_timeout_secs: u32 = 60, check within(0, 3600, " seconds");
         /// `plain` or `json` event encoding (`json` measured faster: BENCHMARKS.md, Daemon).
-        event_format: EventFormat = EventFormat::Json;
+        event_format: EventFormat = EventFormat::Json, check plain_or_json;
         /// Events buffered between the socket reader and callrec before the ESL crate drops.
         event_queue_size: usize = 16_384, check within(1, 1_048_576, " events");
     }
@@ -278,6 +284,21 @@ section! {
         resume: String = "*49".to_owned(), check dial_code;
         /// The code that starts an on-demand recording.
         start: String = "*44".to_owned(), check dial_code;
+    }
+}
+
+impl FeatureCodesConfig {
+    /// Which action a dialled destination asks for, if it is one of the feature codes.
+    pub fn action(&self, destination: &str) -> Option<RecordingAction> {
+        if destination == self.pause {
+            Some(RecordingAction::Pause)
+        } else if destination == self.resume {
+            Some(RecordingAction::Resume)
+        } else if destination == self.start {
+            Some(RecordingAction::Start)
+        } else {
+            None
+        }
     }
 }
 
@@ -390,43 +411,6 @@ section! {
             "Caller-Destination-Number".to_owned(),
         ], check header_list;
     }
-}
-
-/// A message played after a feature code (SPEC §3.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Prompt {
-    /// The recording is now paused.
-    Paused,
-    /// The recording is recording again.
-    Resumed,
-    /// An on-demand recording started.
-    Started,
-    /// The user's mode does not allow this.
-    NotAllowed,
-    /// There is no call to act on.
-    NoCall,
-}
-
-impl Prompt {
-    /// Its key in `[prompts]`.
-    pub fn key(self) -> &'static str {
-        match self {
-            Prompt::Paused => "paused",
-            Prompt::Resumed => "resumed",
-            Prompt::Started => "started",
-            Prompt::NotAllowed => "not_allowed",
-            Prompt::NoCall => "no_call",
-        }
-    }
-
-    /// Every prompt.
-    pub const ALL: [Prompt; 5] = [
-        Prompt::Paused,
-        Prompt::Resumed,
-        Prompt::Started,
-        Prompt::NotAllowed,
-        Prompt::NoCall,
-    ];
 }
 
 section! {

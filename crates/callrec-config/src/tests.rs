@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use callrec_store::model::{PauseBehavior, QuotaPolicy, RecordingMode};
+use callrec_model::{EventFormat, PauseBehavior, Prompt, QuotaPolicy, RecordingMode};
 
 use super::*;
 
@@ -640,48 +640,6 @@ fn the_effective_settings_are_valid_toml_that_reads_back_the_same() {
     assert_eq!(reread.esl.password.expose(), Secret::REDACTED);
     reread.esl.password = config.esl.password.clone();
     assert_eq!(reread, config);
-}
-
-#[test]
-fn the_site_update_carries_only_the_site_and_quota_keys_someone_set() {
-    assert!(Config::default().site_update().is_empty());
-
-    let config = Config::load(
-        &Sources::new()
-            .file_text(
-                "callrec.toml",
-                "[site]\nretention_days = 90\ntimezone = \"Europe/Paris\"\n[quota]\npolicy = \"evict_oldest\"\n",
-            )
-            .env([("CALLREC_SITE_DEFAULT_MODE", "never")]),
-    )
-    .unwrap();
-    let update = config.site_update();
-    assert_eq!(
-        update,
-        callrec_store::records::SiteUpdate {
-            retention_days: Some(90),
-            timezone: Some(chrono_tz::Tz::Europe__Paris),
-            default_mode: Some(RecordingMode::Never),
-            quota_policy: Some(QuotaPolicy::EvictOldest),
-            ..Default::default()
-        }
-    );
-    // Every key the config crate accepts is one the store accepts.
-    update.validate().unwrap();
-}
-
-/// The config's ranges must not accept what the store would refuse at start.
-#[test]
-fn the_extreme_values_the_config_accepts_are_accepted_by_the_store() {
-    let config = from_file(
-        "[site]\nretention_days = 36525\nmin_seconds = 3600\ncountry_code = 998\nnational_prefix = \"\"\n\
-         [quota]\nper_user_bytes = 1\n",
-    )
-    .unwrap();
-    config.site_update().validate().unwrap();
-    let config =
-        from_file("[site]\nretention_days = 1\nmin_seconds = 0\ncountry_code = 1\n").unwrap();
-    config.site_update().validate().unwrap();
 }
 
 #[test]

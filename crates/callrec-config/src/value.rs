@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use callrec_store::model::{PauseBehavior, QuotaPolicy, RecordingMode};
+use callrec_model::{EventFormat, PauseBehavior, QuotaPolicy, RecordingMode};
 use toml::Value;
 
 /// A type a config key can hold.
@@ -154,7 +154,7 @@ macro_rules! named_value {
         impl ConfigValue for $ty {
             fn from_toml(value: &Value) -> Result<Self, String> {
                 let s = string_of(value, "a name (a string)")?;
-                s.parse().map_err(|e: callrec_store::model::UnknownName| e.to_string())
+                s.parse().map_err(|e: callrec_model::UnknownName| e.to_string())
             }
 
             fn to_toml(&self) -> Value {
@@ -173,17 +173,7 @@ named_value!(
     AudioFormat
 );
 
-callrec_store::named_enum! {
-    /// How FreeSWITCH encodes the events it sends over the Event Socket.
-    EventFormat, "event format" {
-        /// `text/event-plain`: header lines.
-        Plain => "plain",
-        /// `text/event-json`: one JSON object per event.
-        Json => "json",
-    }
-}
-
-callrec_store::named_enum! {
+callrec_model::named_enum! {
     /// How log lines are written to stderr.
     LogFormat, "log format" {
         /// One readable line per event, for people.
@@ -193,7 +183,7 @@ callrec_store::named_enum! {
     }
 }
 
-callrec_store::named_enum! {
+callrec_model::named_enum! {
     /// The audio container FreeSWITCH writes recordings in (the file extension).
     AudioFormat, "audio format" {
         /// RIFF WAV, written by mod_sndfile, always available.

@@ -16,9 +16,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use callrec_config::{Config, EventFormat};
+use callrec_config::Config;
 use callrec_daemon::{Daemon, DaemonHandle, Listeners, Options};
-use callrec_store::{NewUser, RecordingMode, StoreHandle};
+use callrec_model::EventFormat;
+use callrec_model::RecordingMode;
+use callrec_store::{NewUser, StoreHandle};
 use freeswitch_esl_tokio::{EslClient, EslConnectOptions, EventOverflow};
 
 /// The allocator of the shipped `callrec` binary, so the figures are the binary's.
@@ -133,6 +135,7 @@ fn render(template: &Headers, name: &str, uuid: &str, user: &str, format: EventF
                 serde_json::Value::Object(map).to_string(),
             )
         }
+        EventFormat::Xml => unreachable!("the daemon is configured for plain or json only"),
     };
     format!(
         "Content-Length: {}\nContent-Type: {content_type}\n\n{body}",

@@ -7,8 +7,10 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use callrec_store::{Direction, PauseBehavior, RecordingId, SegmentSource};
-use serde::Serialize;
+use callrec_model::{
+    CallRecording, Direction, LiveCall, PauseBehavior, RecordingId, SegmentSource,
+};
+use chrono::DateTime;
 
 use crate::directory::UserKey;
 use crate::event::Micros;
@@ -38,29 +40,6 @@ pub struct Owner {
     /// The header was a number (`Caller-Caller-ID-Number`, `Caller-Destination-Number`),
     /// which the other party's leg carries too, not a channel variable naming the user.
     pub by_number: bool,
-}
-
-/// A recording's state as the API shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordingStatus {
-    /// Not being recorded.
-    Off,
-    /// Being recorded.
-    Recording,
-    /// Recording, paused.
-    Paused,
-}
-
-impl RecordingStatus {
-    /// `off`, `recording` or `paused`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordingStatus::Off => "off",
-            RecordingStatus::Recording => "recording",
-            RecordingStatus::Paused => "paused",
-        }
-    }
 }
 
 /// Who asked for a stop that the switch has not yet confirmed with RECORD_STOP.
@@ -98,11 +77,11 @@ pub struct LiveRecording {
 
 impl LiveRecording {
     /// Recording or paused.
-    pub fn status(&self) -> RecordingStatus {
+    pub fn status(&self) -> CallRecording {
         if self.paused_since.is_some() {
-            RecordingStatus::Paused
+            CallRecording::Paused
         } else {
-            RecordingStatus::Recording
+            CallRecording::Recording
         }
     }
 }
@@ -160,33 +139,17 @@ impl Channel {
     }
 }
 
-/// One user's view of one call in progress (what `GET /calls` lists).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LiveCall {
-    /// The user's leg: the id the API and feature codes act on.
-    pub call_uuid: String,
-    /// Site of the user.
-    pub site: String,
-    /// The user's extension.
-    pub user: String,
-    /// Direction from the user's side.
-    pub direction: Direction,
-    /// Calling party.
-    pub from: String,
-    /// Called party.
-    pub to: String,
-    /// When the user's leg was answered (µs since the epoch).
-    pub answered_at_us: Micros,
-    /// The user's leg is on hold.
-    pub on_hold: bool,
-    /// `off`, `recording` or `paused`.
-    pub recording: RecordingStatus,
-    /// The recording's id while there is one.
-    pub recording_id: Option<RecordingId>,
-    #[serde(skip)]
-    pub(crate) group: GroupId,
-    #[serde(skip)]
-    pub(crate) held_since: Option<Micros>,
+/// One user's view of one call in progress, with what the feature codes choose a target
+/// by: the call's group (a feature call never acts on its own call) and since when the user
+/// holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCall {
+    /// What `GET /calls` lists.
+    pub call: LiveCall,
+    /// The call's group.
+    pub group: GroupId,
+    /// When the user's leg went on hold, if it is on hold.
+    pub held_since: Option<Micros>,
 }
 
 /// A recording whose channel hung up before its RECORD_STOP came: the switch is closing the
@@ -402,7 +365,7 @@ impl CallTable {
     /// Every user's view of every answered call: one entry per user per call, on the leg
     /// that carries the user's recording, or else the user's own leg (the strongest
     /// ownership match), or else their first answered leg.
-    pub fn live_calls(&self) -> Vec<LiveCall> {
+    pub fn user_calls(&self) -> Vec<UserCall> {
         let mut out = Vec::new();
         for (group, members) in &self.groups {
             let mut users: Vec<(&UserKey, &Channel, Option<Micros>)> = Vec::new();
@@ -433,27 +396,41 @@ impl CallTable {
             }
             for (user, ch, held_since) in users {
                 let Some(owner) = &ch.owner else { continue };
-                out.push(LiveCall {
-                    call_uuid: ch.uuid.clone(),
-                    site: user.site.clone(),
-                    user: user.extension.clone(),
-                    direction: owner.direction,
-                    from: owner.from.clone(),
-                    to: owner.to.clone(),
-                    answered_at_us: ch.answered_at.unwrap_or_default(),
-                    on_hold: held_since.is_some(),
-                    recording: ch
-                        .recording
-                        .as_ref()
-                        .map_or(RecordingStatus::Off, LiveRecording::status),
-                    recording_id: ch.recording.as_ref().map(|r| r.id.clone()),
-                    group: *group,
-                    held_since,
-                });
+                let answered_at = ch.answered_at.unwrap_or_default();
+                out.push((
+                    answered_at,
+                    UserCall {
+                        call: LiveCall {
+                            call_uuid: ch.uuid.clone(),
+                            site: user.site.clone(),
+                            user: user.extension.clone(),
+                            direction: owner.direction,
+                            from: owner.from.clone(),
+                            to: owner.to.clone(),
+                            answered_at: DateTime::from_timestamp_micros(answered_at)
+                                .unwrap_or(DateTime::UNIX_EPOCH),
+                            on_hold: held_since.is_some(),
+                            recording: ch
+                                .recording
+                                .as_ref()
+                                .map_or(CallRecording::Off, LiveRecording::status),
+                            recording_id: ch.recording.as_ref().map(|r| r.id.clone()),
+                        },
+                        group: *group,
+                        held_since,
+                    },
+                ));
             }
         }
-        out.sort_by(|a, b| (a.answered_at_us, &a.call_uuid).cmp(&(b.answered_at_us, &b.call_uuid)));
-        out
+        out.sort_by(|(a_at, a), (b_at, b)| {
+            (a_at, &a.call.call_uuid).cmp(&(b_at, &b.call.call_uuid))
+        });
+        out.into_iter().map(|(_, call)| call).collect()
+    }
+
+    /// What `GET /calls` lists: [`CallTable::user_calls`] without the target-choosing parts.
+    pub fn live_calls(&self) -> Vec<LiveCall> {
+        self.user_calls().into_iter().map(|c| c.call).collect()
     }
 
     /// Every live recording, with its channel.

@@ -10,27 +10,21 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use callrec_store::RecordingId;
+use callrec_model::RecordingId;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::decide::{
-    ActionDone, ActionError, ActionPlan, CommandOutcome, Effect, Recorder, StoreOp, SwitchCommand,
-    Ticket,
+    ActionDone, ActionPlan, CommandOutcome, Effect, Recorder, StoreOp, SwitchCommand, Ticket,
 };
-use crate::event::Micros;
 use crate::metrics::Metrics;
+use callrec_model::ActionError;
 
-/// The current time in microseconds since the epoch, for what no event timestamps
-/// (reconciliation, API actions).
-pub type Clock = Arc<dyn Fn() -> Micros + Send + Sync>;
+/// Where the time of what no event timestamps (reconciliation, API actions) comes from.
+pub type Clock = Arc<dyn callrec_model::Clock>;
 
 /// The system clock.
 pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-    })
+    Arc::new(callrec_model::SystemClock)
 }
 
 /// A command for the switch, as the command connection carries it.

@@ -14,11 +14,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use callrec_config::{Config, EventFormat as ConfigEventFormat};
-use callrec_store::{
-    IngestConfig, ReconcileOptions, RecordingAction, SegmentSource, StoreError, StoreHandle,
-    SweepOptions,
-};
+use callrec_config::Config;
+use callrec_model::{ActionError, Prompt, RecordingAction, SegmentSource};
+use callrec_store::{IngestConfig, ReconcileOptions, StoreError, StoreHandle, SweepOptions};
 use freeswitch_esl_tokio::EventFormat;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -26,15 +24,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::calls::LiveCall;
 use crate::core::{Clock, Core, system_clock};
-use crate::decide::{ActionDone, ActionError, FeatureCodes, IdSource, Prompt, Recorder, Settings};
+use crate::decide::{ActionDone, IdSource, Recorder, Settings};
 use crate::directory;
 use crate::esl::{self, EslConfigError, EslSettings};
 use crate::feature::{self, FeatureSettings, Prompts};
 use crate::index;
 use crate::metrics::{Metrics, encode_registry};
 use crate::reconcile;
+use callrec_model::LiveCall;
 
 /// The sockets the daemon serves on, bound by the caller (tests bind `127.0.0.1:0`).
 #[derive(Debug)]
@@ -200,7 +198,7 @@ impl DaemonHandle {
                 action: action.as_str(),
             });
         }
-        let at = (self.core.clock)();
+        let at = self.core.clock.now_micros();
         let plan = self
             .core
             .recorder()
@@ -287,10 +285,12 @@ fn esl_settings(config: &Config, reconnect_initial: Duration) -> EslSettings {
     }
 }
 
-fn event_format(format: ConfigEventFormat) -> EventFormat {
+/// The ESL crate's name for the format (the one place its type meets ours).
+fn event_format(format: callrec_model::EventFormat) -> EventFormat {
     match format {
-        ConfigEventFormat::Plain => EventFormat::Plain,
-        ConfigEventFormat::Json => EventFormat::Json,
+        callrec_model::EventFormat::Plain => EventFormat::Plain,
+        callrec_model::EventFormat::Json => EventFormat::Json,
+        callrec_model::EventFormat::Xml => EventFormat::Xml,
     }
 }
 
@@ -332,15 +332,11 @@ impl Daemon {
             spool_dir: spool_dir.display().to_string(),
             format: config.storage.format.extension().to_owned(),
             owner_headers: config.matching.headers.clone(),
-            feature_codes: FeatureCodes {
-                pause: config.feature_codes.pause.clone(),
-                resume: config.feature_codes.resume.clone(),
-                start: config.feature_codes.start.clone(),
-            },
+            feature_codes: config.feature_codes.clone(),
         };
         let ids = options
             .ids
-            .unwrap_or_else(|| Box::new(callrec_store::RecordingId::new));
+            .unwrap_or_else(|| Box::new(callrec_model::RecordingId::new));
         let recorder = Recorder::new(settings, directory::from_store(&dir), ids);
         let mut registry = Registry::default();
         metrics.register(&mut registry);
@@ -575,7 +571,7 @@ async fn reconcile_loop(
             }
         };
         if reason == "spool_scan" && authoritative {
-            let now = (core.clock)();
+            let now = core.clock.now_micros();
             core.decide(|rec| rec.expire_closing(now, reconcile::CLOSING_GRACE));
             core.decide(|rec| {
                 let late = rec.expire_waits(now, reconcile::WAIT_GRACE);
@@ -685,10 +681,8 @@ pub(crate) async fn sweep_in_steps(
 mod tests {
     use std::sync::Arc;
 
-    use callrec_store::{
-        Clock as _, Direction, IngestJob, ManualClock, NewRecording, NewUser, RecordingId, Store,
-        StoreHandle,
-    };
+    use callrec_model::{Clock as _, Direction, ManualClock, RecordingId};
+    use callrec_store::{IngestJob, NewRecording, NewUser, Store, StoreHandle};
     use chrono::{Duration as Span, Utc};
     use tokio_util::sync::CancellationToken;
 
@@ -745,7 +739,7 @@ mod tests {
             .await
             .unwrap()
             .into_iter()
-            .find(|(s, _)| *s == callrec_store::RecordingState::Stored)
+            .find(|(s, _)| *s == callrec_model::RecordingState::Stored)
             .map_or(0, |(_, n)| n);
         assert_eq!(left, 0);
     }

@@ -8,59 +8,21 @@
 
 use std::collections::HashSet;
 
-pub use callrec_config::Prompt;
-use callrec_store::{
-    Direction, PauseBehavior, RecordingAction, RecordingId, RecordingMode, SegmentKind,
-    SegmentSource,
+use callrec_config::FeatureCodesConfig;
+use callrec_model::{
+    ActionError, CallRecording, Direction, LiveCall, PauseBehavior, Prompt, RecordingAction,
+    RecordingId, RecordingMode, SegmentKind, SegmentSource,
 };
 
-use crate::calls::{
-    CallTable, Channel, GroupId, LiveCall, LiveRecording, Owner, RecordingStatus, StopRequest,
-};
+use crate::calls::{CallTable, Channel, GroupId, LiveRecording, Owner, StopRequest, UserCall};
 use crate::directory::{Directory, UserKey};
 use crate::event::{ChannelEvent, EventKind, Micros};
 
 /// The actor recorded for what the daemon does on its own (answer, hangup, reconcile).
 pub const POLICY_ACTOR: &str = "callrec";
 
-/// The feature codes the handset dials (SPEC §3.5).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeatureCodes {
-    /// Pause, `*48` by default.
-    pub pause: String,
-    /// Resume, `*49` by default.
-    pub resume: String,
-    /// Start on demand, `*44` by default.
-    pub start: String,
-}
-
-impl Default for FeatureCodes {
-    fn default() -> Self {
-        FeatureCodes {
-            pause: "*48".into(),
-            resume: "*49".into(),
-            start: "*44".into(),
-        }
-    }
-}
-
-impl FeatureCodes {
-    /// Which action a dialled destination asks for, if it is a feature code.
-    pub fn action(&self, destination: &str) -> Option<RecordingAction> {
-        if destination == self.pause {
-            Some(RecordingAction::Pause)
-        } else if destination == self.resume {
-            Some(RecordingAction::Resume)
-        } else if destination == self.start {
-            Some(RecordingAction::Start)
-        } else {
-            None
-        }
-    }
-}
-
 /// What the decisions need from the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// The spool directory as the switch sees it (recordings are written there).
     pub spool_dir: String,
@@ -69,7 +31,7 @@ pub struct Settings {
     /// Ownership headers in order (SPEC §3.2, `[match] headers`).
     pub owner_headers: Vec<String>,
     /// The handset codes.
-    pub feature_codes: FeatureCodes,
+    pub feature_codes: FeatureCodesConfig,
 }
 
 impl Settings {
@@ -103,47 +65,6 @@ impl Settings {
         let stem = name.strip_suffix(&format!(".{}", self.format))?;
         stem.parse().ok()
     }
-}
-
-/// Why an action was not carried out. The API maps these to HTTP statuses (in brackets).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ActionError {
-    /// No call in progress has this id (404).
-    #[error("no call in progress with id {0}")]
-    UnknownCall(String),
-    /// The call belongs to no known user of an enabled site, or is a feature-code call (422).
-    #[error("call {0} belongs to no recorded user")]
-    NoOwner(String),
-    /// The user's mode forbids it (403).
-    #[error("{action} is not allowed in mode {mode}")]
-    Refused {
-        /// The action asked for.
-        action: &'static str,
-        /// The user's mode.
-        mode: RecordingMode,
-    },
-    /// The recording is not in a state where this makes sense (409).
-    #[error("cannot {action}: {reason}")]
-    Conflict {
-        /// The action asked for.
-        action: &'static str,
-        /// The state that prevents it.
-        reason: &'static str,
-    },
-    /// The switch refused the command, twice (502-like; the API may report 409).
-    #[error("the switch refused {action}: {reply}")]
-    SwitchRefused {
-        /// The action asked for.
-        action: &'static str,
-        /// The switch's reply.
-        reply: String,
-    },
-    /// The connection to the switch was lost before it answered.
-    #[error("{action}: the switch did not answer (connection lost)")]
-    SwitchUnavailable {
-        /// The action asked for.
-        action: &'static str,
-    },
 }
 
 /// Identifies an action whose caller waits for the switch's answer.
@@ -1259,7 +1180,7 @@ impl Recorder {
         };
         // From the handset, *44 on a paused recording means "record again".
         let action = match (action, target.recording) {
-            (RecordingAction::Start, RecordingStatus::Paused) => RecordingAction::Resume,
+            (RecordingAction::Start, CallRecording::Paused) => RecordingAction::Resume,
             (action, _) => action,
         };
         // The same spelling as an API caller (`1001@default`), so one person reads one way in
@@ -1574,22 +1495,22 @@ pub fn select_target(
     feature_call: &ChannelEvent,
 ) -> Option<LiveCall> {
     let excluded_group: Option<u64> = table.channel(&feature_call.uuid).map(|c| c.group);
-    let mut calls: Vec<LiveCall> = table
-        .live_calls()
+    let mut calls: Vec<UserCall> = table
+        .user_calls()
         .into_iter()
-        .filter(|c| c.site == user.site && c.user == user.extension)
-        .filter(|c| Some(c.group) != excluded_group && c.call_uuid != feature_call.uuid)
-        .filter(|c| feature_call.peers().all(|p| p != c.call_uuid))
+        .filter(|c| c.call.site == user.site && c.call.user == user.extension)
+        .filter(|c| Some(c.group) != excluded_group && c.call.call_uuid != feature_call.uuid)
+        .filter(|c| feature_call.peers().all(|p| p != c.call.call_uuid))
         .collect();
     if let Some(held) = calls
         .iter()
         .filter(|c| c.held_since.is_some())
         .max_by_key(|c| c.held_since)
     {
-        return Some(held.clone());
+        return Some(held.call.clone());
     }
     if calls.len() == 1 {
-        return calls.pop();
+        return calls.pop().map(|c| c.call);
     }
     None
 }

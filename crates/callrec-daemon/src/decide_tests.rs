@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use callrec_store::{
+use callrec_model::{
     Direction, PauseBehavior, RecordingId, RecordingMode, SegmentKind, SegmentSource,
 };
 
@@ -28,7 +28,7 @@ fn settings() -> Settings {
         spool_dir: SPOOL.into(),
         format: "wav".into(),
         owner_headers: Settings::default_owner_headers(),
-        feature_codes: FeatureCodes::default(),
+        feature_codes: callrec_config::FeatureCodesConfig::default(),
     }
 }
 
@@ -685,7 +685,7 @@ fn pause_code_on_a_held_call_masks_its_recording() {
     );
     let calls = rec.live_calls();
     let a = calls.iter().find(|c| c.call_uuid == SIP_A_LEG).unwrap();
-    assert_eq!(a.recording, RecordingStatus::Paused);
+    assert_eq!(a.recording, CallRecording::Paused);
     assert!(a.on_hold);
 }
 
@@ -818,7 +818,7 @@ fn a_second_pause_code_is_not_confirmed_while_the_first_awaits_the_switch() {
         .into_iter()
         .find(|c| c.call_uuid == SIP_A_LEG)
         .unwrap();
-    assert_eq!(a.recording, RecordingStatus::Recording);
+    assert_eq!(a.recording, CallRecording::Recording);
     // Once answered, a new *48 is sent to the switch again.
     assert!(matches!(
         rec.feature_code(&call),
@@ -896,7 +896,7 @@ fn a_feature_caller_is_known_by_who_authenticated_not_by_the_caller_id_they_pres
         .into_iter()
         .find(|c| c.call_uuid == SIP_A_LEG)
         .unwrap();
-    assert_eq!(a.recording, RecordingStatus::Recording);
+    assert_eq!(a.recording, CallRecording::Recording);
 }
 
 /// An event of the `record` capture made about a copy of that call: every channel id gets
@@ -1056,7 +1056,7 @@ fn a_refused_pause_leaves_the_recording_running() {
         .into_iter()
         .find(|c| c.call_uuid == SIP_A_LEG)
         .unwrap();
-    assert_eq!(a.recording, RecordingStatus::Recording);
+    assert_eq!(a.recording, CallRecording::Recording);
 }
 
 #[test]
@@ -1204,7 +1204,7 @@ fn reconciliation_finds_what_hung_up_while_away_and_what_was_answered() {
     let calls = rec.live_calls();
     assert_eq!(calls.len(), 1);
     assert!(calls[0].on_hold);
-    assert_eq!(calls[0].recording, RecordingStatus::Recording);
+    assert_eq!(calls[0].recording, CallRecording::Recording);
     assert!(
         rec.orphaned_rows(&rows, 7).is_empty(),
         "its row is live again"
@@ -1283,7 +1283,7 @@ fn a_restart_does_not_ingest_a_recording_whose_channel_spoke_before_reconciliati
     );
     let calls = rec.live_calls();
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].recording, RecordingStatus::Recording);
+    assert_eq!(calls[0].recording, CallRecording::Recording);
     assert_eq!(calls[0].recording_id.as_ref(), Some(&id));
 }
 
@@ -1477,7 +1477,7 @@ fn a_recording_taken_back_after_a_restart_while_masked_stays_paused_and_resumes(
         )
         .is_empty()
     );
-    assert_eq!(rec.live_calls()[0].recording, RecordingStatus::Paused);
+    assert_eq!(rec.live_calls()[0].recording, CallRecording::Paused);
     let plan = rec
         .recording_action(
             "live-leg",

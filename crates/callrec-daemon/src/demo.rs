@@ -13,10 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callrec_config::Config;
+use callrec_model::{RecordingMode, RecordingState, Role};
 use callrec_sim::{CallSpec, ClockMode, SimConfig, Simulator};
-use callrec_store::{
-    Access, NewUser, RecordingMode, RecordingState, Role, SearchQuery, StoreHandle,
-};
+use callrec_store::{Access, NewUser, SearchQuery, StoreHandle};
 use tokio::net::TcpListener;
 
 use crate::daemon::{Daemon, DaemonError, Listeners, Options};

@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
-use callrec_store::numbers::{NumberPlan, normalise};
-use callrec_store::{PauseBehavior, RecordingMode, UserId};
+use callrec_model::{PauseBehavior, RecordingMode, UserId};
+use callrec_numbers::{NumberPlan, normalise};
 
 /// A site's settings that recording decisions depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +190,7 @@ pub fn number_keys(raw: &str, plan: &NumberPlan) -> Vec<String> {
     if plus {
         return vec![digits];
     }
-    if digits.len() <= callrec_store::numbers::EXTENSION_MAX_DIGITS {
+    if digits.len() <= callrec_numbers::EXTENSION_MAX_DIGITS {
         return vec![digits];
     }
     let cc = plan.country_code.to_string();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use callrec_store::{PauseBehavior, RecordingId, RecordingMode};
+use callrec_model::{PauseBehavior, RecordingId, RecordingMode};
 use freeswitch_esl_tokio::EventFormat;
 use freeswitch_esl_tokio::mock::{MockBackgroundJob, MockConnection, MockEslServer};
 use tokio::sync::mpsc;
@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::core::{Core, StoreWork, system_clock};
-use crate::decide::{FeatureCodes, Recorder, Settings, StoreOp};
+use crate::decide::{Recorder, Settings, StoreOp};
 use crate::directory::{Directory, DirectoryUser, SiteRules};
 use crate::fixtures;
 use crate::metrics::Metrics;
@@ -43,7 +43,7 @@ fn core() -> (Arc<Core>, mpsc::UnboundedReceiver<StoreOp>) {
             spool_dir: "/spool".into(),
             format: "wav".into(),
             owner_headers: Settings::default_owner_headers(),
-            feature_codes: FeatureCodes::default(),
+            feature_codes: callrec_config::FeatureCodesConfig::default(),
         },
         Directory::new(
             vec![SiteRules {

@@ -7,11 +7,7 @@
 
 use freeswitch_esl_tokio::HeaderLookup;
 
-/// Microseconds since the Unix epoch, as the switch stamps `Event-Date-Timestamp`.
-///
-/// Every time in the call table and in segments is one of these, taken from the event that
-/// caused it, so a run against a simulated switch with a manual clock is exact.
-pub type Micros = i64;
+pub use callrec_model::Micros;
 
 /// The events the daemon subscribes to (SPEC §3.1), by name.
 pub const SUBSCRIBED_EVENTS: &[&str] = &[

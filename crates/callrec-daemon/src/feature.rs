@@ -19,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::core::Core;
-use crate::decide::{FeatureDecision, Prompt};
+use crate::decide::FeatureDecision;
 use crate::event::ChannelEvent;
+use callrec_model::Prompt;
 
 /// Longest a prompt may play before the call is hung up anyway.
 const PLAYBACK_LIMIT: Duration = Duration::from_secs(30);

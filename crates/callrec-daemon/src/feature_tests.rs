@@ -4,14 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use callrec_store::{PauseBehavior, RecordingId, RecordingMode};
+use callrec_model::{PauseBehavior, RecordingId, RecordingMode};
 use freeswitch_esl_tokio::mock::MockConnection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::*;
 use crate::core::{Core, Job, system_clock};
-use crate::decide::{FeatureCodes, Recorder, Settings};
+use crate::decide::{Recorder, Settings};
 use crate::directory::{Directory, DirectoryUser, SiteRules};
 use crate::fixtures;
 use crate::metrics::Metrics;
@@ -31,7 +31,7 @@ fn core(users: &[(&str, RecordingMode)]) -> Arc<Core> {
             spool_dir: "/spool".into(),
             format: "wav".into(),
             owner_headers: Settings::default_owner_headers(),
-            feature_codes: FeatureCodes::default(),
+            feature_codes: callrec_config::FeatureCodesConfig::default(),
         },
         Directory::new(
             vec![SiteRules {

@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callrec_store::{
-    IngestJob, IngestOutcome, IngestQueue, NewRecording, RecordingId, StoreError, StoreHandle,
-};
+use callrec_model::RecordingId;
+use callrec_store::{IngestJob, IngestOutcome, IngestQueue, NewRecording, StoreError, StoreHandle};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -282,19 +281,16 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
-    use callrec_store::{
-        Direction, IngestConfig, IngestQueue, IngestWorker, NewUser, RecordingId, Store,
-        StoreHandle,
-    };
+    use callrec_model::{Direction, RecordingId};
+    use callrec_store::{IngestConfig, IngestQueue, IngestWorker, NewUser, Store, StoreHandle};
     use tokio::sync::mpsc;
 
     use super::apply_store_ops;
     use crate::core::{Core, StoreWork, system_clock};
-    use crate::decide::{
-        ActionError, ActionPlan, FeatureCodes, NewRecording, Recorder, Settings, StoreOp,
-    };
+    use crate::decide::{ActionPlan, NewRecording, Recorder, Settings, StoreOp};
     use crate::directory;
     use crate::metrics::Metrics;
+    use callrec_model::ActionError;
 
     /// A small tmpfs mounted for one test, unmounted when dropped.
     struct Tmpfs(PathBuf);
@@ -400,7 +396,7 @@ mod tests {
                     spool_dir: mnt.join("spool").display().to_string(),
                     format: "wav".into(),
                     owner_headers: Settings::default_owner_headers(),
-                    feature_codes: FeatureCodes::default(),
+                    feature_codes: callrec_config::FeatureCodesConfig::default(),
                 },
                 directory::from_store(&dir_snapshot),
                 Box::new(RecordingId::new),

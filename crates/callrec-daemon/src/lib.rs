@@ -43,10 +43,8 @@ mod serve;
 #[cfg(test)]
 mod fixtures;
 
-pub use callrec_store::RecordingAction;
-pub use calls::{LiveCall, RecordingStatus};
 pub use core::{Clock, QueryError, system_clock};
 pub use daemon::{Daemon, DaemonError, DaemonHandle, Listeners, Options, Readiness, run};
-pub use decide::{ActionDone, ActionError};
+pub use decide::ActionDone;
 pub use demo::{DemoOptions, demo};
 pub use serve::{serve, termination_signal};

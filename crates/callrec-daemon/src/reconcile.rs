@@ -167,7 +167,7 @@ pub(crate) async fn reconcile(
     let asked_at = core.recorder().event_seq();
     let body = core.query("show channels as json").await?;
     let switch = parse_channels(&body)?;
-    let now = (core.clock)();
+    let now = core.clock.now_micros();
     let (plan, owner_headers) = {
         let rec = core.recorder();
         (

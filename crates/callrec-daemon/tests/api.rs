@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callrec_api::ApiState;
+use callrec_model::RecordingMode;
 use callrec_sim::{CallSpec, Side};
-use callrec_store::{Access, AuditEntry, RecordingMode};
+use callrec_store::{Access, AuditEntry};
 use support::{Bed, Setup, eventually, eventually_async};
 
 const S: fn(u64) -> Duration = Duration::from_secs;

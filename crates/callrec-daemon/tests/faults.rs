@@ -7,8 +7,8 @@ mod support;
 use std::time::Duration;
 
 use callrec_daemon::DaemonError;
+use callrec_model::{RecordingMode, RecordingState};
 use callrec_sim::{CallSpec, MalformedFrame, ReplyFault, ReplyRule, Side};
-use callrec_store::{RecordingMode, RecordingState};
 use support::{Bed, Setup, eventually};
 
 fn secs(s: f64) -> Duration {
@@ -323,9 +323,9 @@ async fn a_daemon_restarted_mid_call_takes_the_running_recording_back_and_stores
         .handle
         .recording_action(
             &adopted[0].call_uuid,
-            callrec_daemon::RecordingAction::Pause,
+            callrec_model::RecordingAction::Pause,
             "admin",
-            callrec_store::SegmentSource::Api,
+            callrec_model::SegmentSource::Api,
         )
         .await
         .unwrap();
@@ -339,16 +339,16 @@ async fn a_daemon_restarted_mid_call_takes_the_running_recording_back_and_stores
         kinds,
         [
             (
-                callrec_store::SegmentKind::Start,
-                callrec_store::SegmentSource::Policy
+                callrec_model::SegmentKind::Start,
+                callrec_model::SegmentSource::Policy
             ),
             (
-                callrec_store::SegmentKind::Pause,
-                callrec_store::SegmentSource::Api
+                callrec_model::SegmentKind::Pause,
+                callrec_model::SegmentSource::Api
             ),
             (
-                callrec_store::SegmentKind::Stop,
-                callrec_store::SegmentSource::Policy
+                callrec_model::SegmentKind::Stop,
+                callrec_model::SegmentSource::Policy
             ),
         ]
     );

@@ -6,10 +6,9 @@ mod support;
 
 use std::time::Duration;
 
+use callrec_model::{PauseBehavior, RecordingMode, RecordingState, SegmentKind, SegmentSource};
 use callrec_sim::{CallSpec, Side};
-use callrec_store::{
-    Access, FilePurpose, PauseBehavior, RecordingMode, RecordingState, SegmentKind, SegmentSource,
-};
+use callrec_store::{Access, FilePurpose};
 use support::{Bed, Setup};
 
 fn secs(s: f64) -> Duration {
@@ -17,7 +16,7 @@ fn secs(s: f64) -> Duration {
 }
 
 /// The longest run of silent frames in a stored recording, in seconds.
-async fn longest_silence(bed: &Bed, id: &callrec_store::RecordingId) -> f64 {
+async fn longest_silence(bed: &Bed, id: &callrec_model::RecordingId) -> f64 {
     let id = id.clone();
     let file = bed
         .store

@@ -6,8 +6,8 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use callrec_model::{Direction, RecordingMode, RecordingState, SegmentKind, SegmentSource};
 use callrec_sim::{CallSpec, Side};
-use callrec_store::{Direction, RecordingMode, RecordingState, SegmentKind, SegmentSource};
 use support::{Bed, Setup};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
@@ -190,7 +190,7 @@ async fn json_events_record_exactly_as_plain_ones() {
         ("1001", RecordingMode::Always),
         ("1000", RecordingMode::AlwaysPausable),
     ]);
-    setup.event_format = callrec_config::EventFormat::Json;
+    setup.event_format = callrec_model::EventFormat::Json;
     let bed = Bed::start(setup).await;
     bed.sim.place_call(
         CallSpec::internal("1001", "1000")

@@ -8,12 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use callrec_daemon::metrics::Metrics;
+use callrec_model::{Direction, RecordingId, RecordingMode, RecordingState};
 use callrec_sim::{SimConfig, Simulator};
 use callrec_store::wav::pcm_header;
-use callrec_store::{
-    Access, Direction, IngestJob, IngestOutcome, NewRecording, NewUser, RecordingId, RecordingMode,
-    RecordingState, Store,
-};
+use callrec_store::{Access, IngestJob, IngestOutcome, NewRecording, NewUser, Store};
 use chrono::{Duration as Span, Utc};
 use support::{Bed, Setup};
 

@@ -8,8 +8,9 @@
 
 use std::time::{Duration, Instant};
 
+use callrec_model::EventFormat;
 use callrec_sim::load::{LoadSpec, StormSpec};
-use callrec_sim::{EventFormat, SimConfig, Simulator};
+use callrec_sim::{SimConfig, Simulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

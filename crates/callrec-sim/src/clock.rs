@@ -11,8 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, TimeZone, Utc};
 
-/// Microseconds since the Unix epoch: the unit of `Event-Date-Timestamp`.
-pub type Micros = i64;
+pub use callrec_model::Micros;
 
 /// How the simulator's clock moves.
 #[derive(Debug, Clone)]
@@ -52,9 +51,10 @@ impl Default for ClockMode {
     }
 }
 
-/// A shared handle on the simulated time.
+/// A shared handle on the simulated time. It is a [`callrec_model::Clock`] too, so a daemon
+/// under test can be given the same time as the switch it talks to.
 #[derive(Debug, Clone)]
-pub struct Clock {
+pub struct SimClock {
     inner: Arc<ClockInner>,
 }
 
@@ -68,9 +68,9 @@ enum ClockInner {
     },
 }
 
-impl Clock {
+impl SimClock {
     /// Creates a clock in the given mode.
-    pub fn new(mode: &ClockMode) -> Clock {
+    pub fn new(mode: &ClockMode) -> SimClock {
         let inner = match mode {
             ClockMode::Manual { start } => {
                 ClockInner::Manual(AtomicI64::new(start.timestamp_micros()))
@@ -85,7 +85,7 @@ impl Clock {
                 },
             },
         };
-        Clock {
+        SimClock {
             inner: Arc::new(inner),
         }
     }
@@ -125,6 +125,16 @@ impl Clock {
         if let ClockInner::Manual(now) = &*self.inner {
             now.fetch_max(t, Ordering::SeqCst);
         }
+    }
+}
+
+impl callrec_model::Clock for SimClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.now_utc()
+    }
+
+    fn now_micros(&self) -> Micros {
+        SimClock::now(self)
     }
 }
 
@@ -174,7 +184,7 @@ mod tests {
 
     #[test]
     fn manual_clock_only_moves_forward_when_told() {
-        let clock = Clock::new(&ClockMode::manual());
+        let clock = SimClock::new(&ClockMode::manual());
         let t0 = clock.now();
         assert_eq!(clock.now(), t0);
         clock.set(t0 + 5);

@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use callrec_model::EventFormat;
+
 use crate::wire::url_encode;
 
 /// One event: headers in the order the switch adds them, duplicates allowed
@@ -31,37 +33,9 @@ impl Clone for Event {
     }
 }
 
-/// How a listener asked to receive events (`event plain|json|xml ...`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EventFormat {
-    /// `text/event-plain`: percent-encoded `Name: value` lines.
-    #[default]
-    Plain,
-    /// `text/event-json`: one JSON object.
-    Json,
-    /// `text/event-xml`.
-    Xml,
-}
-
-impl EventFormat {
-    /// Parses the format keyword of the `event` command.
-    pub fn parse(word: &str) -> Option<EventFormat> {
-        match word.to_ascii_lowercase().as_str() {
-            "plain" => Some(EventFormat::Plain),
-            "json" => Some(EventFormat::Json),
-            "xml" => Some(EventFormat::Xml),
-            _ => None,
-        }
-    }
-
-    /// The keyword, as echoed in `+OK event listener enabled <format>`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventFormat::Plain => "plain",
-            EventFormat::Json => "json",
-            EventFormat::Xml => "xml",
-        }
-    }
+/// Parses the format keyword of the `event` command (`plain`, `json`, `xml`, any case).
+pub fn parse_format(word: &str) -> Option<EventFormat> {
+    word.to_ascii_lowercase().parse().ok()
 }
 
 impl Event {

@@ -15,11 +15,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiReply;
-use crate::event::EventFormat;
 use crate::faults::ReplyFault;
 use crate::sim::Shared;
 use crate::switch::{Outgoing, Switch};
 use crate::wire::{self, ClientCommand, CommandReader};
+use callrec_model::EventFormat;
 
 /// Accepts connections while the Event Socket's port is open (see `Shared::close_port`);
 /// rebinds the address in the background when `boot` could not.
@@ -301,7 +301,7 @@ pub(crate) async fn common_command(
             let uuid = words.next().unwrap_or("").to_string();
             let format = words
                 .next()
-                .and_then(EventFormat::parse)
+                .and_then(crate::event::parse_format)
                 .unwrap_or_default();
             shared.with(|sw| {
                 if let Some(sub) = sw.subscription(conn.id) {
@@ -529,7 +529,7 @@ pub(crate) fn subscribe(sw: &mut Switch, id: u64, rest: &str) -> String {
     let mut keys = 0;
     let mut custom = false;
     for word in rest.split_whitespace() {
-        if let Some(f) = EventFormat::parse(word) {
+        if let Some(f) = crate::event::parse_format(word) {
             format = f;
             continue;
         }
@@ -636,7 +636,7 @@ mod tests {
         let words = "json CHANNEL_ANSWER bogus CUSTOM sofia::register";
         let mut keys = 0;
         for w in words.split_whitespace() {
-            if EventFormat::parse(w).is_some() {
+            if crate::event::parse_format(w).is_some() {
                 continue;
             }
             if EVENT_NAMES.contains(&w) {

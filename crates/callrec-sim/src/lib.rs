@@ -127,9 +127,9 @@ pub mod wav;
 pub mod wire;
 
 pub use calls::{CallHandle, CallKind, CallSpec, HoldSpec, Party, Side};
-pub use clock::ClockMode;
+pub use clock::{ClockMode, SimClock};
 pub use config::SimConfig;
-pub use event::{Event, EventFormat};
+pub use event::Event;
 pub use faults::{MalformedFrame, ReplyFault, ReplyRule};
 pub use outbound::{FeatureCallHandle, FeatureCallInfo};
 pub use recording::{CompletionCause, RecordingInfo};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::calls::{CallSpec, Side};
-use crate::event::EventFormat;
+use callrec_model::EventFormat;
 
 /// How a storm is made.
 #[derive(Debug, Clone)]

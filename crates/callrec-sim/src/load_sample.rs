@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::calls::{CallSpec, Side};
-use crate::clock::{Clock, ClockMode};
+use crate::clock::{ClockMode, SimClock};
 use crate::config::SimConfig;
 use crate::event::Event;
 use crate::switch::Switch;
@@ -28,7 +28,7 @@ pub(crate) fn sample_call(cfg: &SimConfig) -> Result<Sample, crate::template::Te
         clock: ClockMode::manual(),
         ..cfg.clone()
     });
-    let clock = Clock::new(&cfg.clock);
+    let clock = SimClock::new(&cfg.clock);
     let (tx, _rx) = watch::channel(0);
     let mut sw = Switch::new(clock.clone(), cfg, tx);
     let mut tap = sw.tap();

@@ -259,7 +259,7 @@ async fn handle(
             };
         }
         "myevents" => shared.with(|sw| {
-            let format = crate::event::EventFormat::parse(rest).unwrap_or_default();
+            let format = crate::event::parse_format(rest).unwrap_or_default();
             if let Some(sub) = sw.subscription(conn.id) {
                 sub.enabled = true;
                 sub.format = format;

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::calls::{CallHandle, CallSpec, Side};
-use crate::clock::{Clock, micros};
+use crate::clock::{SimClock, micros};
 use crate::config::SimConfig;
 use crate::event::Event;
 use crate::faults::{MalformedFrame, ReplyRule};
@@ -43,7 +43,7 @@ pub enum SimError {
 /// State shared by the handle, the clock driver and the socket tasks.
 pub(crate) struct Shared {
     switch: Mutex<Switch>,
-    pub clock: Clock,
+    pub clock: SimClock,
     pub cfg: Arc<SimConfig>,
     pub version: watch::Receiver<u64>,
     /// Wakes the real-time driver when a timer was added.
@@ -193,7 +193,7 @@ impl Simulator {
             addr: cfg.listen,
             source,
         })?;
-        let clock = Clock::new(&cfg.clock);
+        let clock = SimClock::new(&cfg.clock);
         let cfg = Arc::new(cfg);
         let (version_tx, version_rx) = watch::channel(0u64);
         let mut sw = Switch::new(clock.clone(), Arc::clone(&cfg), version_tx);
@@ -232,6 +232,12 @@ impl Simulator {
     /// The configuration it runs with.
     pub fn config(&self) -> &SimConfig {
         &self.shared.cfg
+    }
+
+    /// The simulated time as a shareable [`callrec_model::Clock`]: hand it to a daemon under
+    /// test so both sides read the same time.
+    pub fn clock(&self) -> SimClock {
+        self.shared.clock.clone()
     }
 
     /// The simulated time.

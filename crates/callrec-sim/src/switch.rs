@@ -13,10 +13,11 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use crate::channel::Channel;
-use crate::clock::{Clock, Micros, gmt_stamp, local_stamp};
+use crate::clock::{Micros, SimClock, gmt_stamp, local_stamp};
 use crate::config::SimConfig;
-use crate::event::{Event, EventFormat};
+use crate::event::Event;
 use crate::recording::RecordingInfo;
+use callrec_model::EventFormat;
 
 /// A unit of work the clock runs when its time comes.
 pub(crate) type Task = Box<dyn FnOnce(&mut Switch) + Send>;
@@ -122,7 +123,7 @@ pub(crate) struct Listener {
 
 /// The whole simulated switch.
 pub(crate) struct Switch {
-    pub clock: Clock,
+    pub clock: SimClock,
     pub cfg: Arc<SimConfig>,
     pub identity: Identity,
     seq: u64,
@@ -155,7 +156,7 @@ pub(crate) struct Switch {
 }
 
 impl Switch {
-    pub fn new(clock: Clock, cfg: Arc<SimConfig>, version: watch::Sender<u64>) -> Switch {
+    pub fn new(clock: SimClock, cfg: Arc<SimConfig>, version: watch::Sender<u64>) -> Switch {
         let boot_time = clock.now();
         let mut core = Switch {
             clock,

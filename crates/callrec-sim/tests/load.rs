@@ -7,8 +7,9 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use callrec_model::EventFormat;
 use callrec_sim::load::{LoadSpec, StormSpec};
-use callrec_sim::{EventFormat, SimConfig, Simulator};
+use callrec_sim::{SimConfig, Simulator};
 use freeswitch_esl_tokio::{EslClient, EslEventType};
 use support::RawClient;
 use support::compare::Ev;

@@ -884,7 +884,8 @@ fn the_captures_agree_where_a_recording_stops() {
 /// once, with its file complete.
 #[tokio::test]
 async fn recordings_stop_where_the_captures_stop_them_on_any_leg_whoever_hangs_up() {
-    use callrec_sim::{CallSpec, EventFormat, Side};
+    use callrec_model::EventFormat;
+    use callrec_sim::{CallSpec, Side};
     let captured = captured_recordings();
     let calls = [
         ("SIP", CallSpec::internal("1001", "1000")),

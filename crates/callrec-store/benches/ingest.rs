@@ -14,10 +14,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use callrec_model::{Direction, RecordingId};
 use callrec_store::wav::pcm_header;
 use callrec_store::{
-    Direction, IngestConfig, IngestJob, IngestOutcome, NewRecording, NewUser, RecordingId, Store,
-    StoreHandle,
+    IngestConfig, IngestJob, IngestOutcome, NewRecording, NewUser, Store, StoreHandle,
 };
 use chrono::Utc;
 use support::{bench_dir, env_usize};

@@ -20,9 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use callrec_store::{
-    Access, ManualClock, Scope, SearchQuery, SiteId, Store, StoreHandle, SweepOptions,
-};
+use callrec_model::{ManualClock, SiteId};
+use callrec_store::{Access, Scope, SearchQuery, Store, StoreHandle, SweepOptions};
 use chrono::DateTime;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -7,8 +7,8 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::model::{RecordingId, RecordingState};
-use crate::records::{TokenId, UserId};
+use callrec_model::{RecordingId, RecordingState};
+use callrec_model::{TokenId, UserId};
 
 /// An error of the recording store.
 #[derive(Debug, thiserror::Error)]
@@ -266,6 +266,12 @@ impl StoreError {
             value: value.into(),
             reason: reason.into(),
         }
+    }
+}
+
+impl From<callrec_numbers::BadPlan> for StoreError {
+    fn from(e: callrec_numbers::BadPlan) -> Self {
+        StoreError::invalid(e.key, e.value, e.reason)
     }
 }
 

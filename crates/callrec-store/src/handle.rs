@@ -120,7 +120,7 @@ impl StoreHandle {
     /// (`read_recording`, `open_file`), goes through here:
     ///
     /// ```no_run
-    /// # async fn f(store: callrec_store::StoreHandle, id: callrec_store::RecordingId,
+    /// # async fn f(store: callrec_store::StoreHandle, id: callrec_model::RecordingId,
     /// #            caller: callrec_store::Caller) -> Result<(), callrec_store::StoreError> {
     /// let access = caller.access();
     /// let note = store.write(move |s| s.add_note(&id, &access, "called back")).await?;

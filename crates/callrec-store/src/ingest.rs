@@ -25,12 +25,12 @@ use serde_json::json;
 use crate::audit::{self, Event};
 use crate::error::StoreError;
 use crate::files::{self, Placed};
-use crate::model::{RecordingId, RecordingState, SegmentKind};
-use crate::records::{SiteId, UserId};
 use crate::retention;
 use crate::store::{Store, expires_at};
 use crate::view::{self, ReadView, ms};
 use crate::wav;
+use callrec_model::{RecordingId, RecordingState, SegmentKind};
+use callrec_model::{SiteId, UserId};
 
 /// A request to ingest a recording whose file the switch has closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -451,7 +451,7 @@ fn commit_one(
             .to_string(),
         },
     )?;
-    if site.settings.quota_policy == crate::model::QuotaPolicy::EvictOldest {
+    if site.settings.quota_policy == callrec_model::QuotaPolicy::EvictOldest {
         removals.extend(retention::evict_for_quota(
             tx,
             paths,

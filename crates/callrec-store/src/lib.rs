@@ -10,7 +10,6 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | [`model`] | the domain vocabulary (modes, roles, states, ids) shared by every crate |
 //! | [`records`] | the data handed in and out (sites, users, recordings, tokens…) |
 //! | `store` | [`Store`]: owns the write connection and every change, each with its audit entry |
 //! | `view` | [`ReadView`]: reads that change nothing (directory, usage, audit, tokens) |
@@ -21,10 +20,9 @@
 //! | `reconcile` | [`Store::reconcile`]: finish what a crash interrupted |
 //! | `verify` | [`Store::verify`]: re-hash files, walk the audit chain |
 //! | `handle` | [`StoreHandle`]: async access (`spawn_blocking`), pooled read connections |
-//! | [`numbers`] | E.164 normalisation with the site's plan |
 //! | [`wav`] | how much audio a WAV file holds, never panicking on a bad one |
 //! | `files` | every file operation (the one module a remote object store would replace) |
-//! | `audit`, `migrate`, `naming`, [`clock`] | the hash chain, schema upgrades, paths, time |
+//! | `audit`, `migrate`, `naming` | the hash chain, schema upgrades, paths |
 //!
 //! # Times and ids
 //!
@@ -40,15 +38,12 @@
 #![deny(missing_docs)]
 
 mod audit;
-pub mod clock;
 mod error;
 mod files;
 mod handle;
 mod ingest;
 mod migrate;
-pub mod model;
 mod naming;
-pub mod numbers;
 mod reconcile;
 pub mod records;
 mod retention;
@@ -60,22 +55,17 @@ pub mod wav;
 mod worker;
 
 pub use audit::ChainBreak;
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ErrorKind, StoreError};
 pub use handle::StoreHandle;
 pub use ingest::{IngestJob, IngestOutcome};
 pub use migrate::{Migration, SCHEMA_VERSION};
-pub use model::{
-    BadRecordingId, Direction, PauseBehavior, QuotaPolicy, RecordingAction, RecordingId,
-    RecordingMode, RecordingState, Role, SegmentKind, SegmentSource, UnknownName,
-};
 pub use naming::{validate_extension, validate_format, validate_site_name};
 pub use reconcile::{ReconcileOptions, ReconcileReport};
 pub use records::{
     Access, AuditEntry, AuditPage, Caller, Directory, DirectoryLookup, FilePurpose, InProgress,
     NewRecording, NewToken, NewUser, Note, Party, Recording, RecordingDetail, Scope, Segment, Site,
-    SiteId, SiteSettings, SiteUpdate, StoredFile, TokenId, TokenInfo, User, UserId, UserNumber,
-    UserUpdate, UserUsage, parse_timezone,
+    SiteSettings, SiteUpdate, StoredFile, TokenInfo, User, UserNumber, UserUpdate, UserUsage,
+    parse_timezone,
 };
 pub use retention::{SweepOptions, SweepReport, Swept};
 pub use search::{DEFAULT_LIMIT, MAX_LIMIT, SearchPage, SearchQuery};

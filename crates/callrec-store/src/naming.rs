@@ -14,8 +14,8 @@
 use chrono_tz::Tz;
 
 use crate::error::StoreError;
-use crate::numbers::digits_for_file_name;
 use crate::records::NewRecording;
+use callrec_numbers::digits_for_file_name;
 
 /// The pieces of a recording's place in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,8 +108,8 @@ pub fn validate_format(format: &str) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Direction, RecordingId};
-    use crate::records::UserId;
+    use callrec_model::UserId;
+    use callrec_model::{Direction, RecordingId};
     use chrono::{TimeZone, Utc};
 
     fn recording(started_at: chrono::DateTime<Utc>, from: &str, to: &str) -> NewRecording {

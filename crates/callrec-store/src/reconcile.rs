@@ -21,9 +21,9 @@ use serde::Serialize;
 use crate::error::StoreError;
 use crate::files;
 use crate::ingest::{IngestJob, IngestOutcome};
-use crate::model::{RecordingId, RecordingState};
 use crate::store::Store;
 use crate::view;
+use callrec_model::{RecordingId, RecordingState};
 
 /// What to include in a reconcile pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -12,39 +12,12 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::model::{
+use callrec_model::limits::{MAX_MIN_SECONDS, MAX_RETENTION_DAYS};
+use callrec_model::{
     Direction, PauseBehavior, QuotaPolicy, RecordingId, RecordingMode, RecordingState, Role,
-    SegmentKind, SegmentSource,
+    SegmentKind, SegmentSource, SiteId, TokenId, UserId,
 };
-use crate::numbers::{self, NumberPlan};
-
-macro_rules! row_id {
-    ($(#[$meta:meta])* $name:ident) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub i64);
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}", self.0)
-            }
-        }
-    };
-}
-
-row_id!(
-    /// The id of a site in the index.
-    SiteId
-);
-row_id!(
-    /// The id of a user in the index.
-    UserId
-);
-row_id!(
-    /// The id of an API token (not the secret).
-    TokenId
-);
+use callrec_numbers::{self as numbers, NumberPlan};
 
 /// A site's settings (SPEC §1). `Default` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,11 +64,6 @@ impl Default for SiteSettings {
     }
 }
 
-/// The longest retention a site may ask for (100 years), so expiry arithmetic stays sane.
-pub const MAX_RETENTION_DAYS: u32 = 36_525;
-/// The largest `min_seconds` accepted (one hour).
-pub const MAX_MIN_SECONDS: u32 = 3_600;
-
 impl SiteSettings {
     /// How this site writes its numbers.
     pub fn number_plan(&self) -> NumberPlan {
@@ -128,7 +96,7 @@ impl SiteSettings {
                 "must be at least 1 byte",
             ));
         }
-        self.number_plan().validate()
+        Ok(self.number_plan().validate()?)
     }
 }
 

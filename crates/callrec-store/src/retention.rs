@@ -29,10 +29,11 @@ use serde_json::json;
 use crate::audit::{self, Event};
 use crate::error::StoreError;
 use crate::files;
-use crate::model::RecordingId;
-use crate::records::{SiteId, SiteSettings, UserId};
+use crate::records::SiteSettings;
 use crate::store::{Paths, Store, expires_at};
 use crate::view::{self, ms};
+use callrec_model::RecordingId;
+use callrec_model::{SiteId, UserId};
 
 /// A recording about to be deleted.
 #[derive(Debug, Clone)]

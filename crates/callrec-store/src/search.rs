@@ -16,10 +16,10 @@ use rusqlite::{OptionalExtension, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::model::{Direction, RecordingState};
-use crate::numbers::{self, NumberPlan};
 use crate::records::{Access, Recording, Scope};
 use crate::view::{RECORDING_COLUMNS, RECORDING_FROM, ReadView, ms, recording_from_row};
+use callrec_model::{Direction, RecordingState};
+use callrec_numbers::{self as numbers, NumberPlan};
 
 /// Page size when none is asked for.
 pub const DEFAULT_LIMIT: u32 = 50;

@@ -18,18 +18,19 @@ use rusqlite::{
 use serde_json::json;
 
 use crate::audit::{self, Event};
-use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
 use crate::files;
 use crate::migrate::{self, Migration};
-use crate::model::{RecordingId, RecordingMode, RecordingState, SegmentKind, SegmentSource};
 use crate::naming::{self, validate_extension, validate_format, validate_site_name};
-use crate::numbers::{self, NumberPlan};
 use crate::records::{
     Access, FilePurpose, NewRecording, NewToken, NewUser, Note, Recording, RecordingDetail,
-    Segment, Site, SiteId, SiteSettings, SiteUpdate, StoredFile, TokenId, User, UserId, UserUpdate,
+    Segment, Site, SiteSettings, SiteUpdate, StoredFile, User, UserUpdate,
 };
 use crate::view::{self, ReadView, ms};
+use callrec_model::{Clock, SystemClock};
+use callrec_model::{RecordingId, RecordingMode, RecordingState, SegmentKind, SegmentSource};
+use callrec_model::{SiteId, TokenId, UserId};
+use callrec_numbers::{self as numbers, NumberPlan};
 
 /// How long a connection waits for another process's write lock before giving up with
 /// `busy`. The daemon and a CLI command may write at the same time; each write is short.

@@ -13,8 +13,8 @@ use serde_json::json;
 use crate::audit::{self, ChainBreak};
 use crate::error::StoreError;
 use crate::files;
-use crate::model::RecordingId;
 use crate::store::Store;
+use callrec_model::RecordingId;
 
 /// How to verify.
 #[derive(Debug, Clone, PartialEq, Eq)]

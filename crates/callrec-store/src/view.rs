@@ -16,11 +16,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
-use crate::model::{RecordingId, RecordingState};
 use crate::records::{
     Access, AuditEntry, AuditPage, Caller, Directory, InProgress, Party, Recording, Scope, Site,
-    SiteId, SiteSettings, TokenId, TokenInfo, User, UserId, UserNumber, UserUsage,
+    SiteSettings, TokenInfo, User, UserNumber, UserUsage,
 };
+use callrec_model::{RecordingId, RecordingState};
+use callrec_model::{SiteId, TokenId, UserId};
 
 /// Read-only queries over one connection.
 #[derive(Clone, Copy)]

@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
 use std::time::{Duration, Instant};
 
+use callrec_model::{Direction, RecordingId};
 use callrec_store::wav::pcm_header;
 use callrec_store::{
-    Direction, IngestConfig, IngestJob, NewRecording, NewUser, ReconcileOptions, RecordingId,
-    SiteUpdate, Store, StoreHandle, SweepOptions, VerifyOptions,
+    IngestConfig, IngestJob, NewRecording, NewUser, ReconcileOptions, SiteUpdate, Store,
+    StoreHandle, SweepOptions, VerifyOptions,
 };
 use chrono::Utc;
 use rand::Rng;

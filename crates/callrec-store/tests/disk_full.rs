@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use callrec_model::{Direction, RecordingId, RecordingState, SystemClock};
 use callrec_store::wav::pcm_header;
 use callrec_store::{
-    Direction, IngestConfig, IngestJob, IngestOutcome, IngestStats, NewRecording, NewUser,
-    RecordingId, RecordingState, Store, StoreHandle, SystemClock,
+    IngestConfig, IngestJob, IngestOutcome, IngestStats, NewRecording, NewUser, Store, StoreHandle,
 };
 use chrono::Utc;
 use sha2::{Digest, Sha256};

@@ -3,12 +3,11 @@
 
 mod support;
 
-use callrec_store::{
-    Access, IngestOutcome, ReconcileOptions, RecordingState, SweepOptions, VerifyOptions,
-};
+use callrec_model::RecordingState;
+use callrec_store::{Access, IngestOutcome, ReconcileOptions, SweepOptions, VerifyOptions};
 use support::{Fixture, files_under};
 
-fn stored_file(f: &mut Fixture, id: &callrec_store::RecordingId) -> std::path::PathBuf {
+fn stored_file(f: &mut Fixture, id: &callrec_model::RecordingId) -> std::path::PathBuf {
     f.store
         .open_file(
             id,
@@ -325,7 +324,7 @@ fn a_pending_removal_that_fails_does_not_stop_reconcile_finishing_the_rest() {
     assert_eq!(pending, vec![stuck.to_string_lossy().into_owned()]);
 }
 
-fn state_of(f: &Fixture, id: &callrec_store::RecordingId) -> RecordingState {
+fn state_of(f: &Fixture, id: &callrec_model::RecordingId) -> RecordingState {
     f.store
         .view()
         .recording(id, &Access::system("t"))

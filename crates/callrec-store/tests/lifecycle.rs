@@ -3,9 +3,10 @@
 
 mod support;
 
+use callrec_model::{RecordingMode, RecordingState, Role, SegmentKind, SegmentSource};
 use callrec_store::{
-    Access, FilePurpose, IngestJob, IngestOutcome, NewUser, RecordingMode, RecordingState, Role,
-    SegmentKind, SegmentSource, SiteUpdate, Store, StoreError, UserUpdate,
+    Access, FilePurpose, IngestJob, IngestOutcome, NewUser, SiteUpdate, Store, StoreError,
+    UserUpdate,
 };
 use chrono::Duration;
 use support::{Fixture, NowUtc};
@@ -640,13 +641,13 @@ fn a_start_time_at_the_end_of_the_calendar_is_stored_not_a_panic() {
     // must not panic the ingest thread (which would stop every later ingest).
     let mut f = Fixture::new();
     let alice = f.user("1001");
-    let id = callrec_store::RecordingId::new();
+    let id = callrec_model::RecordingId::new();
     let started_at = chrono::DateTime::<chrono::Utc>::MAX_UTC - Duration::days(1);
     let new = callrec_store::NewRecording {
         id: id.clone(),
         user: alice.id,
         call_uuid: "call-far-future".to_owned(),
-        direction: callrec_store::Direction::Outbound,
+        direction: callrec_model::Direction::Outbound,
         from: "1001".to_owned(),
         to: "02077456456".to_owned(),
         started_at,
@@ -676,13 +677,13 @@ fn a_retention_change_keeps_a_recording_at_the_end_of_the_calendar_readable() {
     // time no reader can parse and every listing that reaches it fails.
     let mut f = Fixture::new();
     let alice = f.user("1001");
-    let id = callrec_store::RecordingId::new();
+    let id = callrec_model::RecordingId::new();
     let started_at = chrono::DateTime::<chrono::Utc>::MAX_UTC - Duration::days(1);
     let new = callrec_store::NewRecording {
         id: id.clone(),
         user: alice.id,
         call_uuid: "call-far-future".to_owned(),
-        direction: callrec_store::Direction::Outbound,
+        direction: callrec_model::Direction::Outbound,
         from: "1001".to_owned(),
         to: "02077456456".to_owned(),
         started_at,

@@ -3,14 +3,14 @@
 
 mod support;
 
+use callrec_model::{QuotaPolicy, RecordingState};
 use callrec_store::{
-    Access, NewUser, QuotaPolicy, RecordingState, SiteSettings, SiteUpdate, StoreError,
-    SweepOptions, SweepReport, VerifyOptions,
+    Access, NewUser, SiteSettings, SiteUpdate, StoreError, SweepOptions, SweepReport, VerifyOptions,
 };
 use chrono::{Duration, Months};
 use support::{Fixture, NowUtc, files_under};
 
-fn state(f: &Fixture, id: &callrec_store::RecordingId) -> RecordingState {
+fn state(f: &Fixture, id: &callrec_model::RecordingId) -> RecordingState {
     f.store
         .view()
         .recording(id, &Access::system("t"))

@@ -5,10 +5,8 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use callrec_store::{
-    Access, Caller, Direction, IngestJob, NewRecording, RecordingId, SearchQuery, StoreError,
-    TokenId,
-};
+use callrec_model::{Direction, RecordingId, TokenId};
+use callrec_store::{Access, Caller, IngestJob, NewRecording, SearchQuery, StoreError};
 use chrono::Duration;
 use support::{Fixture, NowUtc};
 
@@ -98,7 +96,7 @@ fn world() -> World {
         site_id: site,
         site: "default".into(),
         extension: "1001".into(),
-        role: callrec_store::Role::User,
+        role: callrec_model::Role::User,
     }
     .access();
     World {

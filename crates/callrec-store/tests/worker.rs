@@ -60,7 +60,7 @@ async fn the_worker_ingests_in_batches_and_reports_each_outcome() {
 
     // An unknown recording is a permanent error, reported, not retried.
     let unknown = queue
-        .submit(IngestJob::new(callrec_store::RecordingId::new()))
+        .submit(IngestJob::new(callrec_model::RecordingId::new()))
         .unwrap();
     assert!(matches!(
         unknown.await.unwrap(),

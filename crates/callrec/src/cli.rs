@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use callrec_store::model::RecordingMode;
+use callrec_model::RecordingMode;
 use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
@@ -191,7 +191,7 @@ pub enum ConfigCommand {
 
 fn parse_mode(text: &str) -> Result<RecordingMode, String> {
     text.parse()
-        .map_err(|e: callrec_store::model::UnknownName| e.to_string())
+        .map_err(|e: callrec_model::UnknownName| e.to_string())
 }
 
 fn parse_setting(text: &str) -> Result<(String, String), String> {

@@ -5,7 +5,8 @@
 
 mod support;
 
-use callrec_store::{RecordingId, Role, Store};
+use callrec_model::{RecordingId, Role};
+use callrec_store::Store;
 use support::{Callrec, Install};
 
 #[test]

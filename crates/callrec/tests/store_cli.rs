@@ -3,8 +3,8 @@
 
 mod support;
 
+use callrec_model::{RecordingMode, RecordingState, Role};
 use callrec_store::Access;
-use callrec_store::model::{RecordingMode, RecordingState, Role};
 use chrono::{Duration, Utc};
 use support::{Callrec, Install, open_store, stored_recording};
 

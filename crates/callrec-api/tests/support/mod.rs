@@ -8,15 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use callrec_api::{
-    ActionError, ActionRequest, ApiConfig, ApiState, BoxFuture, CallRecording, DaemonStatus,
-    LiveCall, LiveCalls, RecordingAction,
-};
+use callrec_api::{ActionRequest, ApiConfig, ApiState, BoxFuture, DaemonStatus, LiveCalls};
+use callrec_model::{ActionError, CallRecording, LiveCall, RecordingAction};
+use callrec_model::{Direction, RecordingId, RecordingMode, Role, SegmentKind, SegmentSource};
 use callrec_store::wav::pcm_header;
 use callrec_store::{
-    Access, AuditEntry, Direction, IngestJob, IngestOutcome, NewRecording, NewUser, Recording,
-    RecordingId, RecordingMode, Role, SegmentKind, SegmentSource, SiteSettings, Store, StoreHandle,
-    User,
+    Access, AuditEntry, IngestJob, IngestOutcome, NewRecording, NewUser, Recording, SiteSettings,
+    Store, StoreHandle, User,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::Value;
@@ -97,7 +95,9 @@ impl LiveCalls for FakeDaemon {
         Box::pin(async move {
             self.actions.lock().unwrap().push(request.clone());
             if !self.connected.load(Ordering::SeqCst) {
-                return Err(ActionError::Unavailable("reconnecting".into()));
+                return Err(ActionError::SwitchUnavailable {
+                    action: request.action.as_str(),
+                });
             }
             let mut calls = self.calls.lock().unwrap();
             let Some(c) = calls
@@ -110,19 +110,30 @@ impl LiveCalls for FakeDaemon {
             use RecordingAction as A;
             let next = match (request.action, c.call.recording) {
                 (A::Start, _) if c.mode == RecordingMode::Never => {
-                    return Err(ActionError::NotAllowed("mode never".into()));
+                    return Err(ActionError::Refused {
+                        action: "start",
+                        mode: c.mode,
+                    });
                 }
                 (A::Pause, _) if !c.mode.may_pause() => {
-                    return Err(ActionError::NotAllowed(format!("mode {}", c.mode)));
+                    return Err(ActionError::Refused {
+                        action: "pause",
+                        mode: c.mode,
+                    });
                 }
                 (A::Start, R::Off) => R::Recording,
                 (A::Pause, R::Recording) => R::Paused,
                 (A::Resume, R::Paused) => R::Recording,
                 (A::Stop, R::Recording | R::Paused) => R::Off,
                 (a, now) => {
-                    return Err(ActionError::WrongState(format!(
-                        "cannot {a} a recording that is {now:?}"
-                    )));
+                    return Err(ActionError::Conflict {
+                        action: a.as_str(),
+                        reason: match now {
+                            R::Off => "not recording",
+                            R::Recording => "recording, not paused",
+                            R::Paused => "paused",
+                        },
+                    });
                 }
             };
             c.call.recording = next;

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use callrec_config::Config;
 use callrec_daemon::{Daemon, DaemonError, DaemonHandle, Listeners, Options};
+use callrec_model::{PauseBehavior, RecordingId, RecordingMode, RecordingState};
 use callrec_sim::{FeatureCallHandle, FeatureCallInfo, SimConfig, Simulator};
 use callrec_store::{
-    Access, NewUser, PauseBehavior, Recording, RecordingDetail, RecordingId, RecordingMode,
-    RecordingState, SearchQuery, SiteUpdate, StoreHandle,
+    Access, NewUser, Recording, RecordingDetail, SearchQuery, SiteUpdate, StoreHandle,
 };
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -71,7 +71,7 @@ pub struct Setup {
     /// Point the daemon at this port instead of the simulator's.
     pub esl_port: Option<u16>,
     /// `esl.event_format`.
-    pub event_format: callrec_config::EventFormat,
+    pub event_format: callrec_model::EventFormat,
 }
 
 impl Setup {
@@ -82,7 +82,7 @@ impl Setup {
             min_seconds: 3,
             password: "ClueCon".into(),
             esl_port: None,
-            event_format: callrec_config::EventFormat::Plain,
+            event_format: callrec_model::EventFormat::Plain,
         }
     }
 
@@ -185,14 +185,13 @@ impl Bed {
         config.feature_codes.listen = feature_addr;
         config.prompts.dir = prompts_dir();
 
-        let clock_sim = sim.clone();
         let daemon = Daemon::start(
             config.clone(),
             Listeners {
                 feature_codes: feature,
             },
             Options {
-                clock: Arc::new(move || clock_sim.now().timestamp_micros()),
+                clock: Arc::new(sim.clock()),
                 reconnect_initial: Duration::from_millis(20),
                 store: Some(store.clone()),
                 ..Options::default()
@@ -321,14 +320,13 @@ impl Bed {
             .expect("no panic")
             .expect("a clean stop");
         let feature = TcpListener::bind(self.feature_addr).await.unwrap();
-        let clock_sim = self.sim.clone();
         let daemon = Daemon::start(
             self.config.clone(),
             Listeners {
                 feature_codes: feature,
             },
             Options {
-                clock: Arc::new(move || clock_sim.now().timestamp_micros()),
+                clock: Arc::new(self.sim.clock()),
                 reconnect_initial: Duration::from_millis(20),
                 store: Some(self.store.clone()),
                 ..Options::default()

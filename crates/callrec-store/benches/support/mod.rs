@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use callrec_store::numbers::{NumberPlan, normalise};
+use callrec_numbers::{NumberPlan, normalise};
 use callrec_store::{NewUser, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

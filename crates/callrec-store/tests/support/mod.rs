@@ -5,11 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use callrec_model::{Direction, ManualClock, RecordingId, Role, SegmentKind, SegmentSource};
 use callrec_store::wav::pcm_header;
-use callrec_store::{
-    Direction, IngestJob, IngestOutcome, ManualClock, NewRecording, NewUser, Recording,
-    RecordingId, Role, SegmentKind, SegmentSource, Store, User,
-};
+use callrec_store::{IngestJob, IngestOutcome, NewRecording, NewUser, Recording, Store, User};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 /// The instant every test starts at.
@@ -152,7 +150,7 @@ pub trait NowUtc {
 
 impl NowUtc for ManualClock {
     fn now_utc(&self) -> DateTime<Utc> {
-        use callrec_store::Clock;
+        use callrec_model::Clock;
         self.now()
     }
 }

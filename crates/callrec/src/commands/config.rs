@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use callrec_config::{Config, EXAMPLE_TOML, Prompt};
+use callrec_config::{Config, EXAMPLE_TOML};
+use callrec_model::Prompt;
 
 use crate::commands::out;
 use crate::exit::Outcome;

@@ -117,13 +117,13 @@ impl Session {
             .view()
             .site("default")
             .context("cannot read the default site")?;
-        Ok(self.config.site_update().apply_to(&site.settings) != site.settings)
+        Ok(crate::site::site_update(&self.config).apply_to(&site.settings) != site.settings)
     }
 
     /// Applies the config's explicit site settings to the `default` site (a no-op when the
     /// site already agrees).
     fn apply_site_config(&self, store: &mut Store) -> anyhow::Result<()> {
-        let update = self.config.site_update();
+        let update = crate::site::site_update(&self.config);
         if update.is_empty() {
             return Ok(());
         }

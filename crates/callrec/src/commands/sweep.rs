@@ -23,7 +23,7 @@ pub fn run(session: &Session, dry_run: bool, json: bool) -> anyhow::Result<Outco
                 .view()
                 .site("default")
                 .context("cannot read the default site")?;
-            let pending = session.config.site_update().apply_to(&site.settings);
+            let pending = crate::site::site_update(&session.config).apply_to(&site.settings);
             options.site_overrides.insert(site.name, pending);
             eprintln!(
                 "note: the config changes settings of site default that a real sweep applies \

@@ -2,7 +2,8 @@
 //! exists once, on the stdout of `create`.
 
 use anyhow::Context as _;
-use callrec_store::{Access, TokenId, TokenInfo};
+use callrec_model::TokenId;
+use callrec_store::{Access, TokenInfo};
 
 use crate::cli::TokenCommand;
 use crate::commands::{Session, out, table};

@@ -1,7 +1,7 @@
 //! `callrec user add | set-mode | list`: who is recorded, and how.
 
 use anyhow::Context as _;
-use callrec_store::model::Role;
+use callrec_model::Role;
 use callrec_store::{NewUser, User};
 
 use crate::cli::UserCommand;

@@ -166,10 +166,9 @@ pub fn stored_recording(
     extension: &str,
     started_at: chrono::DateTime<chrono::Utc>,
     seed: u8,
-) -> (callrec_store::RecordingId, PathBuf) {
-    use callrec_store::{
-        Direction, IngestJob, IngestOutcome, ManualClock, NewRecording, RecordingId, Store,
-    };
+) -> (callrec_model::RecordingId, PathBuf) {
+    use callrec_model::{Direction, ManualClock, RecordingId};
+    use callrec_store::{IngestJob, IngestOutcome, NewRecording, Store};
 
     let clock = ManualClock::new(started_at);
     let mut store = Store::open_with_clock(install.data_dir(), std::sync::Arc::new(clock.clone()))

@@ -1,16 +1,26 @@
-//! Where the store's idea of "now" comes from.
+//! Where every crate's idea of "now" comes from.
 //!
-//! Retention, audit times and tombstones all read the clock through this trait so tests (and a
-//! dry run "as of" some date) can move time without waiting for it.
+//! Retention, audit times and tombstones (the store), API actions and reconciliation (the
+//! daemon) and the simulated switch all read the time through [`Clock`], so tests (and a dry
+//! run "as of" some date) can move time without waiting for it.
 
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 
+/// Microseconds since the Unix epoch: the unit of the switch's `Event-Date-Timestamp`, and of
+/// every time the daemon's decisions compare.
+pub type Micros = i64;
+
 /// A source of the current time.
 pub trait Clock: Send + Sync {
     /// The current time, UTC.
     fn now(&self) -> DateTime<Utc>;
+
+    /// The current time in microseconds since the epoch.
+    fn now_micros(&self) -> Micros {
+        self.now().timestamp_micros()
+    }
 }
 
 /// The system's wall clock.

@@ -18,10 +18,13 @@
 //! kept exactly as it is. Anything that is not made of digits and the usual punctuation
 //! (`anonymous`, `*48`, a SIP URI) is kept as given, trimmed: it is not a number, and
 //! inventing one would make it match the wrong calls.
+//!
+//! Its own crate so the configuration can check a number plan with the same rules as the
+//! store without depending on the store (and SQLite).
+
+#![deny(missing_docs)]
 
 use std::borrow::Cow;
-
-use crate::error::StoreError;
 
 /// Numbers of this many digits or fewer, without a leading `+`, are internal extensions.
 pub const EXTENSION_MAX_DIGITS: usize = 6;
@@ -44,28 +47,40 @@ impl Default for NumberPlan {
     }
 }
 
+/// A number plan that cannot be used: which key, what was given, why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {key} `{value}`: {reason}")]
+pub struct BadPlan {
+    /// The setting at fault: `country_code` or `national_prefix`.
+    pub key: &'static str,
+    /// What was given.
+    pub value: String,
+    /// Why it cannot be used.
+    pub reason: &'static str,
+}
+
 impl NumberPlan {
     /// Check that the country code is one the numbering database knows and that the national
     /// prefix is a few digits.
-    pub fn validate(&self) -> Result<(), StoreError> {
+    pub fn validate(&self) -> Result<(), BadPlan> {
         if phonenumber::metadata::DATABASE
             .by_code(&self.country_code)
             .is_none()
         {
-            return Err(StoreError::invalid(
-                "country_code",
-                self.country_code.to_string(),
-                "not a country calling code",
-            ));
+            return Err(BadPlan {
+                key: "country_code",
+                value: self.country_code.to_string(),
+                reason: "not a country calling code",
+            });
         }
         if self.national_prefix.len() > 4
             || !self.national_prefix.bytes().all(|b| b.is_ascii_digit())
         {
-            return Err(StoreError::invalid(
-                "national_prefix",
-                &self.national_prefix,
-                "expected at most 4 digits (may be empty)",
-            ));
+            return Err(BadPlan {
+                key: "national_prefix",
+                value: self.national_prefix.clone(),
+                reason: "expected at most 4 digits (may be empty)",
+            });
         }
         Ok(())
     }

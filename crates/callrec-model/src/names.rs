@@ -1,4 +1,4 @@
-//! The domain vocabulary of SPEC §1, shared by the store, the daemon and the API.
+//! The named enums and ids of SPEC §1.
 //!
 //! Every enum here has one spelling on the wire, in the index and in the config file: the
 //! `snake_case` name that `as_str` returns and `FromStr` accepts. Parsing never falls back to a
@@ -59,12 +59,12 @@ macro_rules! named_enum {
         }
 
         impl ::std::str::FromStr for $name {
-            type Err = $crate::model::UnknownName;
+            type Err = $crate::UnknownName;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    _ => Err($crate::model::UnknownName {
+                    _ => Err($crate::UnknownName {
                         what: $what,
                         // Bounded: the text may come from a URL or a config file.
                         given: s.chars().take(64).collect(),
@@ -209,6 +209,34 @@ named_enum! {
         Resume => "resume",
     }
 }
+
+macro_rules! row_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+row_id!(
+    /// The id of a site in the index.
+    SiteId
+);
+row_id!(
+    /// The id of a user in the index.
+    UserId
+);
+row_id!(
+    /// The id of an API token (not the secret).
+    TokenId
+);
 
 /// The sortable unique id of a recording: a UUIDv7 in its hyphenated text form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
