@@ -23,7 +23,9 @@ use crate::audio::{self, AudioHeaders};
 use crate::error::{ApiError, reject};
 use callrec_model::RecordingAction;
 
-use crate::live::{ActionRequest, visible_to};
+use callrec_model::ActionRequest;
+
+use crate::live::visible_to;
 use crate::metrics::{self, StoreFigures};
 use crate::models::{
     AudioParams, AuditParams, Calls, DeleteParams, Health, HoldBody, Items, Me, NoteBody,

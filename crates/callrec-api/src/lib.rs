@@ -6,7 +6,7 @@
 //! every request, parameter and body parsing, the JSON error shape, HTTP Range and
 //! conditional requests, and `/metrics`. It owns no data: recordings, users, tokens and the
 //! audit log are the store's (`callrec-store`; handlers never write SQL), and calls in
-//! progress are the daemon's, reached through the [`LiveCalls`] trait. Issuing tokens is the
+//! progress are the daemon's, reached through the `callrec_model::LiveCalls` trait. Issuing tokens is the
 //! CLI's (`callrec token create`); the API only checks them.
 //!
 //! # Map
@@ -18,7 +18,7 @@
 //! | [`models`] | query parameters, bodies and reply shapes |
 //! | [`error`] | [`ApiError`] and the one `recover` that writes every error as JSON |
 //! | [`range`], `audio` | Range and conditional requests, streaming a stored file |
-//! | [`live`] | [`LiveCalls`]: what the API needs from the daemon |
+//! | [`live`] | who may see a call; [`NoDaemon`] where no daemon runs |
 //! | [`metrics`] | the API's and the store's Prometheus metrics |
 //! | `openapi` | the OpenAPI 3 document |
 //! | `state` | [`ApiState`]: the store, the daemon, metrics and limits |
@@ -60,7 +60,7 @@ use warp::Filter;
 
 pub use audio::CHUNK_BYTES;
 pub use error::ApiError;
-pub use live::{ActionRequest, BoxFuture, DaemonStatus, LiveCalls, NoDaemon, visible_to};
+pub use live::{NoDaemon, visible_to};
 pub use state::{ApiConfig, ApiState};
 
 /// The OpenAPI 3 document served at `/openapi.json`.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use callrec_store::{Caller, StoreHandle};
 
 use crate::error::ApiError;
-use crate::live::LiveCalls;
 use crate::metrics::ApiMetrics;
+use callrec_model::LiveCalls;
 
 /// Limits and settings of the API.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,11 +1,11 @@
-//! The daemon as the REST API sees it: [`callrec_api::LiveCalls`] for [`DaemonHandle`].
+//! The daemon as the REST API sees it: [`callrec_model::LiveCalls`] for [`DaemonHandle`].
 //!
 //! Nothing decided or translated here: the daemon's calls and its typed action errors are
 //! the API's too (`callrec-model`); actions asked through the API are recorded with source
 //! `api` and the caller as actor. Who may see or act on which call is the API's to check.
 
-use callrec_api::{ActionRequest, BoxFuture, DaemonStatus, LiveCalls};
 use callrec_model::{ActionError, CallRecording, LiveCall, RecordingAction, SegmentSource};
+use callrec_model::{ActionRequest, BoxFuture, DaemonStatus, LiveCalls};
 
 use crate::daemon::DaemonHandle;
 

@@ -18,10 +18,12 @@
 //! - [`reconcile`]: rebuilding the view of live calls from the switch;
 //! - `index`: the store side (rows, segments, ingest, directory reloads);
 //! - `daemon`: [`run`], [`Daemon`] and [`DaemonHandle`], the supervised whole;
-//! - `serve`: [`serve`], the daemon with the REST API (`callrec serve`);
-//! - `demo`: [`demo`], the daemon against an in-process simulated switch (`callrec demo`);
 //! - [`metrics`]: Prometheus metrics;
-//! - [`api`]: the daemon as the REST API sees it (`callrec_api::LiveCalls`).
+//! - [`api`]: the daemon as the REST API sees it (`callrec_model::LiveCalls`).
+//!
+//! Composition is the binary's: `callrec serve` and `callrec demo` (crate `callrec`) bind the
+//! listeners, run the start-up checks, and wire this daemon to the REST API and, for the demo,
+//! to the simulator; this crate links neither.
 
 #![deny(missing_docs)]
 
@@ -30,7 +32,6 @@ pub mod calls;
 mod core;
 mod daemon;
 pub mod decide;
-mod demo;
 pub mod directory;
 pub mod esl;
 pub mod event;
@@ -38,7 +39,6 @@ pub mod feature;
 mod index;
 pub mod metrics;
 pub mod reconcile;
-mod serve;
 
 #[cfg(test)]
 mod fixtures;
@@ -46,5 +46,3 @@ mod fixtures;
 pub use core::{Clock, QueryError, system_clock};
 pub use daemon::{Daemon, DaemonError, DaemonHandle, Listeners, Options, Readiness, run};
 pub use decide::ActionDone;
-pub use demo::{DemoOptions, demo};
-pub use serve::{serve, termination_signal};

@@ -16,7 +16,7 @@
 //! | [`names`] | [`named_enum!`], [`UnknownName`], the domain enums, [`RecordingId`] and the row ids |
 //! | [`clock`] | [`Clock`], [`SystemClock`], [`ManualClock`], [`Micros`] |
 //! | [`limits`] | bounds on site settings (retention, `min_seconds`) |
-//! | [`live`] | [`LiveCall`] and [`CallRecording`]: a call in progress as a user sees it |
+//! | [`live`] | [`LiveCall`] and [`CallRecording`]: a call in progress as a user sees it; [`LiveCalls`], the seam between the daemon and the API |
 //! | [`action`] | [`ActionError`]: why a pause, resume, start or stop was refused |
 //! | [`prompt`] | [`Prompt`]: what a feature-code caller hears |
 //! | [`wire`] | [`EventFormat`]: how the switch encodes the events it sends |
@@ -33,7 +33,7 @@ pub mod wire;
 
 pub use action::ActionError;
 pub use clock::{Clock, ManualClock, Micros, SystemClock};
-pub use live::{CallRecording, LiveCall};
+pub use live::{ActionRequest, BoxFuture, CallRecording, DaemonStatus, LiveCall, LiveCalls};
 pub use names::{
     BadRecordingId, Direction, PauseBehavior, QuotaPolicy, RecordingAction, RecordingId,
     RecordingMode, RecordingState, Role, SegmentKind, SegmentSource, SiteId, TokenId, UnknownName,

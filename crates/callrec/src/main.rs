@@ -7,8 +7,10 @@
 
 mod cli;
 mod commands;
+mod demo;
 mod exit;
 mod logging;
+mod serve;
 mod site;
 
 use std::process::ExitCode;

@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use callrec_api::{ActionRequest, ApiConfig, ApiState, BoxFuture, DaemonStatus, LiveCalls};
+use callrec_api::{ApiConfig, ApiState};
 use callrec_model::{ActionError, CallRecording, LiveCall, RecordingAction};
+use callrec_model::{ActionRequest, BoxFuture, DaemonStatus, LiveCalls};
 use callrec_model::{Direction, RecordingId, RecordingMode, Role, SegmentKind, SegmentSource};
 use callrec_store::wav::pcm_header;
 use callrec_store::{

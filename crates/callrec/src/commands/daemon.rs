@@ -1,5 +1,6 @@
-//! `callrec serve` and `callrec demo`: both are library calls into `callrec-daemon`; this
-//! only applies the config's site settings, starts the runtime and waits for a signal.
+//! `callrec serve` and `callrec demo`: the start-up checks (data-dir lock, writable spool,
+//! the config's site settings), the runtime and the signal; `crate::serve` and
+//! `crate::demo` compose the daemon with the API (and the simulator).
 
 use std::fs::{File, TryLockError};
 use std::io::{Read as _, Write as _};
@@ -19,7 +20,7 @@ fn runtime_and_stop() -> anyhow::Result<(
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let stop = {
         let _entered = runtime.enter();
-        callrec_daemon::termination_signal().context("cannot watch SIGTERM and SIGINT")?
+        crate::serve::termination_signal().context("cannot watch SIGTERM and SIGINT")?
     };
     Ok((runtime, stop))
 }
@@ -36,7 +37,7 @@ pub fn serve(session: &Session) -> anyhow::Result<Outcome> {
     session.apply_site_config(&mut store)?;
     drop(store);
     let config = session.config.clone();
-    runtime.block_on(callrec_daemon::serve(config, stop))?;
+    runtime.block_on(crate::serve::serve(config, stop))?;
     Ok(Outcome::Success)
 }
 
@@ -87,13 +88,13 @@ fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
 
 /// `callrec demo [--exit]`.
 pub fn demo(session: &Session, exit: bool, dir: PathBuf) -> anyhow::Result<Outcome> {
-    let options = callrec_daemon::DemoOptions {
+    let options = crate::demo::DemoOptions {
         exit_when_done: exit,
         data_dir: dir,
     };
     let config = session.config.clone();
     let (runtime, stop) = runtime_and_stop()?;
-    runtime.block_on(callrec_daemon::demo(config, options, stop))?;
+    runtime.block_on(crate::demo::demo(config, options, stop))?;
     Ok(Outcome::Success)
 }
 

@@ -1,4 +1,6 @@
-//! `callrec serve`: the daemon and the REST API together, until SIGTERM or SIGINT.
+//! `callrec serve`: the daemon and the REST API composed, until SIGTERM or SIGINT. The daemon
+//! library takes its listeners; binding them (and the API's) happens here, once, for
+//! `serve` and `demo` alike.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,10 +9,10 @@ use callrec_api::{ApiConfig, ApiState};
 use callrec_config::Config;
 use tokio::net::TcpListener;
 
-use crate::daemon::{Daemon, DaemonError, DaemonHandle, Listeners, Options};
+use callrec_daemon::{Daemon, DaemonError, DaemonHandle, Listeners, Options};
 
 /// Binds the API's listener.
-pub(crate) async fn bind_api(config: &Config) -> Result<TcpListener, DaemonError> {
+pub async fn bind_api(config: &Config) -> Result<TcpListener, DaemonError> {
     let addr = config.api.listen;
     TcpListener::bind(addr)
         .await
@@ -22,7 +24,7 @@ pub(crate) async fn bind_api(config: &Config) -> Result<TcpListener, DaemonError
 }
 
 /// Serves the API for a running daemon until the daemon stops; returns the task.
-pub(crate) fn spawn_api(
+pub fn spawn_api(
     config: &Config,
     listener: TcpListener,
     handle: &DaemonHandle,

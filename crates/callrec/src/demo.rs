@@ -18,7 +18,8 @@ use callrec_sim::{CallSpec, ClockMode, SimConfig, Simulator};
 use callrec_store::{Access, NewUser, SearchQuery, StoreHandle};
 use tokio::net::TcpListener;
 
-use crate::daemon::{Daemon, DaemonError, Listeners, Options};
+use callrec_daemon::{Daemon, DaemonError, DaemonHandle, Listeners, Options};
+
 use crate::serve::{bind_api, spawn_api};
 
 /// How the demo runs.
@@ -59,7 +60,8 @@ pub async fn demo(
     options: DemoOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let data_dir = crate::index::absolute(&options.data_dir);
+    let data_dir =
+        std::path::absolute(&options.data_dir).unwrap_or_else(|_| options.data_dir.clone());
     let dir_err = |what, source| DaemonError::Directory {
         what,
         path: data_dir.clone(),
@@ -266,7 +268,7 @@ async fn dial(sim: &Simulator, user: &str, code: &str, meaning: &str) -> Result<
     Ok(())
 }
 
-async fn play_script(sim: &Simulator, handle: &crate::DaemonHandle) -> Result<(), DaemonError> {
+async fn play_script(sim: &Simulator, handle: &DaemonHandle) -> Result<(), DaemonError> {
     say("Call 1: +44 20 7946 0000 calls 1001 (always_pausable): recorded from the answer.");
     sim.place_call(
         CallSpec::inbound("02079460000", "1001")
