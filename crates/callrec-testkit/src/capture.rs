@@ -22,6 +22,11 @@ pub fn read(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
+/// The frames of capture `name`.
+pub fn frames_of(name: &str) -> Vec<Frame> {
+    frames(&read(name))
+}
+
 /// One frame of an Event Socket stream, exactly as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// How often a check is polled.
-const POLL: Duration = Duration::from_millis(5);
+const POLL: Duration = Duration::from_millis(10);
 
 /// The result of one poll of a check: done (with a value), or not yet.
 pub trait Ready {
