@@ -9,7 +9,8 @@ use std::time::Duration;
 use callrec_api::ApiState;
 use callrec_sim::{CallSpec, Side};
 use callrec_store::{Access, AuditEntry, RecordingMode};
-use support::{Bed, Setup, eventually, eventually_async};
+use callrec_testkit::wait::{eventually, eventually_async};
+use support::{Bed, Setup};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
