@@ -121,7 +121,7 @@ async fn loopback_feature_code_session_matches_the_capture() {
         .await
         .expect("originate reply");
     assert!(String::from_utf8_lossy(&reply.body).starts_with("+OK "));
-    let cap = capture::frames(&capture::read("feature-code-outbound.received.esl"));
+    let cap = capture::frames_of("feature-code-outbound.received.esl");
     assert_same_session("loopback *48", &frames, &cap);
 }
 
@@ -143,7 +143,7 @@ async fn sip_feature_code_session_matches_the_capture() {
         sim.advance(d).expect("manual clock")
     })
     .await;
-    let cap = capture::frames(&capture::read("sip-hold-feature-code.received.esl"));
+    let cap = capture::frames_of("sip-hold-feature-code.received.esl");
     assert_same_session("SIP *48", &frames, &cap);
     let info = sim.feature_call(&call).expect("feature call");
     assert!(info.answered && info.hung_up);

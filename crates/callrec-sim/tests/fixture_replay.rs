@@ -155,7 +155,7 @@ async fn drain(events: &mut freeswitch_esl_tokio::EslEventStream) -> Vec<String>
 }
 
 async fn replay_inbound(received: &str, sent: &str) {
-    let frames = capture::frames(&capture::read(received));
+    let frames = capture::frames_of(received);
     let commands = capture::commands(&capture::read(sent));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -191,7 +191,7 @@ async fn replay_inbound(received: &str, sent: &str) {
 }
 
 async fn replay_outbound(received: &str, sent: &str) {
-    let frames = capture::frames(&capture::read(received));
+    let frames = capture::frames_of(received);
     let commands = capture::commands(&capture::read(sent));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

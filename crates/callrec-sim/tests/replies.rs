@@ -19,11 +19,10 @@ fn captured_reply(scenario: &str, prefix: &str) -> Frame {
             .into_iter()
             .map(|(l, _)| l)
             .collect();
-    let replies: Vec<Frame> =
-        capture::frames(&capture::read(&format!("{scenario}.commands.received.esl")))
-            .into_iter()
-            .filter(Frame::is_reply)
-            .collect();
+    let replies: Vec<Frame> = capture::frames_of(&format!("{scenario}.commands.received.esl"))
+        .into_iter()
+        .filter(Frame::is_reply)
+        .collect();
     let i = sent
         .iter()
         .position(|l| l.starts_with(prefix))
@@ -104,7 +103,7 @@ async fn err_replies_match_the_capture() {
     let got = c
         .command(&format!("api uuid_record {a} pause /tmp/not-recording.wav"))
         .await;
-    let want = capture::frames(&capture::read("errors.commands.received.esl"))
+    let want = capture::frames_of("errors.commands.received.esl")
         .into_iter()
         .find(|f| body(f).contains("Cannot pause"))
         .expect("captured -ERR Cannot pause");
@@ -123,7 +122,7 @@ async fn usage_reply_matches_the_capture() {
     let (sim, _spool) = sim().await;
     let mut c = RawClient::connect(sim.esl_addr(), "ClueCon").await;
     let got = c.command("api uuid_record").await;
-    let want = capture::frames(&capture::read("errors.commands.received.esl"))
+    let want = capture::frames_of("errors.commands.received.esl")
         .into_iter()
         .find(|f| body(f).starts_with("-USAGE"))
         .expect("captured -USAGE");
@@ -187,7 +186,7 @@ async fn shutdown_notice_matches_the_capture() {
     let mut c = RawClient::connect(sim.esl_addr(), "ClueCon").await;
     sim.shutdown_switch();
     let notice = c.next_frame(Duration::from_secs(5)).await.expect("notice");
-    let want = capture::frames(&capture::read("shutdown.events-plain.received.esl"))
+    let want = capture::frames_of("shutdown.events-plain.received.esl")
         .into_iter()
         .find(|f| f.content_type() == "text/disconnect-notice")
         .expect("captured notice");
@@ -223,7 +222,7 @@ async fn bgapi_replies_with_a_job_uuid_then_fires_background_job() {
     let ev = Ev::of(&event);
     assert_eq!(ev.label, "BACKGROUND_JOB");
     assert_eq!(ev.get("Job-UUID"), Some(job.as_str()));
-    let captured = capture::frames(&capture::read("errors.events-plain.received.esl"))
+    let captured = capture::frames_of("errors.events-plain.received.esl")
         .into_iter()
         .filter(Frame::is_event)
         .map(|f| Ev::of(&f))

@@ -39,7 +39,7 @@ struct Captured {
 
 fn load(events: &str, commands_sent: &str, commands_received: &str) -> Captured {
     Captured {
-        events: capture::frames(&capture::read(events))
+        events: capture::frames_of(events)
             .into_iter()
             .filter(Frame::is_event)
             .collect(),
@@ -48,7 +48,7 @@ fn load(events: &str, commands_sent: &str, commands_received: &str) -> Captured 
             .map(|(line, _)| line)
             .filter(|l| !l.starts_with("auth "))
             .collect(),
-        replies: capture::frames(&capture::read(commands_received))
+        replies: capture::frames_of(commands_received)
             .into_iter()
             .filter(Frame::is_reply)
             .skip(1)
@@ -547,7 +547,7 @@ async fn shutdown_scenario_matches_the_capture() {
     let run = run(&cap, "plain", |_| {}).await;
     assert_same_events("shutdown", &run, &cap);
     assert_same_replies("shutdown", &run, &cap);
-    let captured_notice = capture::frames(&capture::read("shutdown.events-plain.received.esl"))
+    let captured_notice = capture::frames_of("shutdown.events-plain.received.esl")
         .into_iter()
         .find(|f| f.content_type() == "text/disconnect-notice")
         .expect("captured notice");
@@ -604,7 +604,7 @@ fn races_are_observed_in_the_captures() {
     ];
     let mut adjacent: Vec<(String, String)> = Vec::new();
     for f in files {
-        let evs: Vec<Ev> = capture::frames(&capture::read(f))
+        let evs: Vec<Ev> = capture::frames_of(f)
             .iter()
             .filter(|f| f.is_event())
             .map(Ev::of)
@@ -845,7 +845,7 @@ fn captured_recordings() -> Vec<Ev> {
         "shutdown.events-plain.received.esl",
     ]
     .iter()
-    .flat_map(|f| capture::frames(&capture::read(f)))
+    .flat_map(|f| capture::frames_of(f))
     .filter(Frame::is_event)
     .map(|f| Ev::of(&f))
     .collect()
