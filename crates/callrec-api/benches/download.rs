@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callrec_model::{Direction, RecordingId};
-use callrec_store::wav::pcm_header;
 use callrec_store::{Access, FilePurpose, IngestJob, NewRecording, NewUser, Store, StoreHandle};
 use store_support::env_usize;
 use support::{Client, start_api};
@@ -132,7 +131,8 @@ fn main() {
     {
         let data_len = (mb * 1024 * 1024) as u32;
         let mut f = std::io::BufWriter::new(std::fs::File::create(&spool).expect("spool"));
-        f.write_all(&pcm_header(8000, 1, data_len)).expect("write");
+        f.write_all(&callrec_testkit::wav::header(8000, 1, data_len))
+            .expect("write");
         let mut x: u64 = 1;
         let mut block = vec![0u8; 1 << 16];
         for _ in 0..(data_len as usize / block.len()) {

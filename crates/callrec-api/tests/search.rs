@@ -12,9 +12,11 @@ use std::collections::{BTreeSet, HashSet};
 
 use callrec_model::Direction;
 use callrec_store::User;
+use callrec_testkit::wait::eventually;
+use callrec_testkit::wav;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
-use support::{World, error_code, record_with, t0, wav};
+use support::{World, error_code, record_with, t0};
 
 /// What the test knows of a fixture recording.
 #[derive(Debug, Clone)]
@@ -360,7 +362,7 @@ async fn paging_while_recordings_are_added_neither_skips_nor_repeats() {
                 "1001",
                 "01234567899",
                 at,
-                &wav(100, 1000 + n as u64),
+                &wav::noise(100, 1000 + n as u64),
                 Direction::Outbound,
             );
             added.push((at, rec.id.to_string()));
@@ -386,11 +388,10 @@ async fn paging_while_recordings_are_added_neither_skips_nor_repeats() {
         }
         // At least one recording is added between any two pages.
         let added_so_far = count.load(std::sync::atomic::Ordering::SeqCst);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while count.load(std::sync::atomic::Ordering::SeqCst) == added_so_far {
-            assert!(std::time::Instant::now() < deadline, "the writer is stuck");
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        eventually("the writer to add a recording", || {
+            count.load(std::sync::atomic::Ordering::SeqCst) != added_so_far
+        })
+        .await;
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,

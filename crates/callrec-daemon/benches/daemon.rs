@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,42 +31,14 @@ type Headers = Vec<(String, String)>;
 /// The largest CHANNEL_ANSWER of a capture: in `sip-hold`, a SIP leg with every channel
 /// variable (194 headers, ~9 KB); in `record`, a loopback leg (76 headers, ~2.8 KB).
 fn answer_template(capture: &str) -> Headers {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/freeswitch")
-        .join(capture);
-    let data = std::fs::read(path).expect("fixture");
     let mut best: Headers = Vec::new();
-    let mut i = 0;
-    while i < data.len() {
-        let end = data[i..]
-            .windows(2)
-            .position(|w| w == b"\n\n")
-            .expect("frame")
-            + i;
-        let head = String::from_utf8_lossy(&data[i..end]).into_owned();
-        i = end + 2;
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Length: "))
-            .map_or(0, |l| l.parse().expect("length"));
-        let body = String::from_utf8_lossy(&data[i..i + len]).into_owned();
-        i += len;
-        if !head.contains("text/event-plain") || !body.contains("Event-Name: CHANNEL_ANSWER") {
+    for frame in callrec_testkit::capture::frames_of(capture) {
+        if frame.content_type() != "text/event-plain"
+            || frame.event_header("Event-Name").as_deref() != Some("CHANNEL_ANSWER")
+        {
             continue;
         }
-        let inner = body.split("\n\n").next().unwrap_or_default();
-        let headers: Headers = inner
-            .lines()
-            .filter_map(|l| l.split_once(": "))
-            .map(|(k, v)| {
-                (
-                    k.to_owned(),
-                    percent_encoding::percent_decode_str(v)
-                        .decode_utf8_lossy()
-                        .into_owned(),
-                )
-            })
-            .collect();
+        let headers = frame.event_headers();
         if headers.len() > best.len() {
             best = headers;
         }

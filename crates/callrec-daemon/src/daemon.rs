@@ -700,9 +700,7 @@ mod tests {
         for i in 0..n {
             let id = RecordingId::new();
             let path = spool.join(format!("{id}.wav"));
-            let mut bytes = callrec_store::wav::pcm_header(8_000, 1, 16_000).to_vec();
-            bytes.extend(vec![0u8; 16_000]);
-            std::fs::write(&path, bytes).unwrap();
+            std::fs::write(&path, callrec_testkit::wav::silence(1_000)).unwrap();
             let new = NewRecording {
                 id: id.clone(),
                 user: user.id,

@@ -7,56 +7,9 @@ use callrec_model::{
 };
 
 use super::*;
-use crate::directory::{Directory, DirectoryUser, SiteRules};
+use crate::directory::Directory;
 use crate::event::ChannelEvent;
-use crate::fixtures::{self, Headers};
-
-const SPOOL: &str = "/var/spool/callrec";
-
-fn ids() -> IdSource {
-    let mut n = 0u32;
-    Box::new(move || {
-        n += 1;
-        format!("01900000-0000-7000-8000-{n:012}")
-            .parse::<RecordingId>()
-            .expect("a valid id")
-    })
-}
-
-fn settings() -> Settings {
-    Settings {
-        spool_dir: SPOOL.into(),
-        format: "wav".into(),
-        owner_headers: Settings::default_owner_headers(),
-        feature_codes: callrec_config::FeatureCodesConfig::default(),
-    }
-}
-
-fn site(pause: PauseBehavior) -> SiteRules {
-    SiteRules {
-        pause_behavior: pause,
-        ..SiteRules::with_defaults("default")
-    }
-}
-
-fn user(ext: &str, mode: RecordingMode) -> DirectoryUser {
-    DirectoryUser {
-        id: None,
-        site: "default".into(),
-        extension: ext.into(),
-        mode,
-        numbers: vec![],
-    }
-}
-
-fn recorder(users: &[(&str, RecordingMode)]) -> Recorder {
-    recorder_with(users, PauseBehavior::Silence)
-}
-
-fn recorder_with(users: &[(&str, RecordingMode)], pause: PauseBehavior) -> Recorder {
-    let users = users.iter().map(|(e, m)| user(e, *m)).collect();
-    Recorder::new(settings(), Directory::new(vec![site(pause)], users), ids())
-}
+use crate::fixtures::{self, Headers, SPOOL, recorder, recorder_in, recorder_with, site, user};
 
 fn event(h: &Headers) -> ChannelEvent {
     ChannelEvent::from_headers(h, &Settings::default_owner_headers()).expect("well-formed event")
@@ -227,11 +180,10 @@ fn a_call_of_an_unknown_user_or_a_disabled_site_is_not_recorded() {
 
     let mut disabled = site(PauseBehavior::Silence);
     disabled.enabled = false;
-    let mut rec = Recorder::new(
-        settings(),
-        Directory::new(vec![disabled], vec![user("1001", RecordingMode::Always)]),
-        ids(),
-    );
+    let mut rec = recorder_in(Directory::new(
+        vec![disabled],
+        vec![user("1001", RecordingMode::Always)],
+    ));
     assert!(creates(&replay(&mut rec, "record.events-plain.received.esl")).is_empty());
 }
 

@@ -4,20 +4,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use callrec_model::{PauseBehavior, RecordingId, RecordingMode};
+use callrec_model::RecordingMode;
+use callrec_testkit::wait::Timeout;
 use freeswitch_esl_tokio::EventFormat;
 use freeswitch_esl_tokio::mock::{MockBackgroundJob, MockConnection, MockEslServer};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::core::{Core, StoreWork, system_clock};
-use crate::decide::{Recorder, Settings, StoreOp};
-use crate::directory::{Directory, DirectoryUser, SiteRules};
-use crate::fixtures;
+use crate::core::{Core, StoreWork};
+use crate::decide::StoreOp;
+use crate::fixtures::{self, SPOOL};
 use crate::metrics::Metrics;
 
-const DEADLINE: Duration = Duration::from_secs(10);
+const WAIT: Timeout = Timeout::secs(10);
 
 fn esl_settings(port: u16, password: &str) -> EslSettings {
     EslSettings {
@@ -37,42 +37,8 @@ fn esl_settings(port: u16, password: &str) -> EslSettings {
 }
 
 fn core() -> (Arc<Core>, mpsc::UnboundedReceiver<StoreOp>) {
-    let mut n = 0u32;
-    let recorder = Recorder::new(
-        Settings {
-            spool_dir: "/spool".into(),
-            format: "wav".into(),
-            owner_headers: Settings::default_owner_headers(),
-            feature_codes: callrec_config::FeatureCodesConfig::default(),
-        },
-        Directory::new(
-            vec![SiteRules {
-                pause_behavior: PauseBehavior::Silence,
-                ..SiteRules::with_defaults("default")
-            }],
-            vec![DirectoryUser {
-                id: None,
-                site: "default".into(),
-                extension: "1001".into(),
-                mode: RecordingMode::Always,
-                numbers: vec![],
-            }],
-        ),
-        Box::new(move || {
-            n += 1;
-            format!("01900000-0000-7000-8000-{n:012}")
-                .parse::<RecordingId>()
-                .expect("id")
-        }),
-    );
     let (tx, mut work) = mpsc::unbounded_channel();
-    let core = Arc::new(Core::new(
-        recorder,
-        Arc::new(Metrics::default()),
-        tx,
-        system_clock(),
-        Duration::from_secs(2),
-    ));
+    let core = fixtures::core(fixtures::recorder(&[("1001", RecordingMode::Always)]), tx);
     // Stands in for the store writer: hands the operations to the test, answers at once.
     let (ops_tx, ops) = mpsc::unbounded_channel();
     let writer = core.clone();
@@ -89,15 +55,10 @@ fn core() -> (Arc<Core>, mpsc::UnboundedReceiver<StoreOp>) {
     (core, ops)
 }
 
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
 /// Accepts the two connections of a session and answers their subscriptions.
 async fn accept_session(server: &MockEslServer) -> (MockConnection, MockConnection) {
-    let mut events = within("the event connection", server.accept())
+    let mut events = WAIT
+        .within("the event connection", server.accept())
         .await
         .expect("auth");
     let sub = events.read_command().await.expect("subscription");
@@ -118,7 +79,8 @@ async fn accept_session(server: &MockEslServer) -> (MockConnection, MockConnecti
         .await
         .unwrap();
 
-    let mut commands = within("the command connection", server.accept())
+    let mut commands = WAIT
+        .within("the command connection", server.accept())
         .await
         .expect("auth");
     assert_eq!(
@@ -140,16 +102,6 @@ async fn accept_session(server: &MockEslServer) -> (MockConnection, MockConnecti
     (events, commands)
 }
 
-fn frame(file: &str, name: &str, nth: usize) -> String {
-    let frames = fixtures::raw_frames(file);
-    let (_, raw) = frames
-        .iter()
-        .filter(|(n, _)| n.as_deref() == Some(name))
-        .nth(nth)
-        .expect("the capture has this frame");
-    String::from_utf8(raw.clone()).expect("utf-8 frame")
-}
-
 #[tokio::test]
 async fn answer_from_the_wire_sends_uuid_record_through_bgapi_and_tracks_its_job() {
     let server = MockEslServer::bind("127.0.0.1:0", "ClueCon").await.unwrap();
@@ -163,21 +115,22 @@ async fn answer_from_the_wire_sends_uuid_record_through_bgapi_and_tracks_its_job
     let (mut events, mut commands) = accept_session(&server).await;
 
     events
-        .send_raw(&frame(
+        .send_raw(&fixtures::event_frame(
             "record.events-plain.received.esl",
             "CHANNEL_ANSWER",
             0,
         ))
         .await
         .unwrap();
-    let command = within("uuid_record", commands.read_command())
+    let command = WAIT
+        .within("uuid_record", commands.read_command())
         .await
         .unwrap();
     let id = "01900000-0000-7000-8000-000000000001";
     assert_eq!(
         command,
         format!(
-            "bgapi uuid_record b0121122-8b41-4d85-8be3-48d9a317c792 start /spool/{id}.wav 0 {{callrec_id={id},RECORD_MIN_SEC=3}}\n\n"
+            "bgapi uuid_record b0121122-8b41-4d85-8be3-48d9a317c792 start {SPOOL}/{id}.wav 0 {{callrec_id={id},RECORD_MIN_SEC=3}}\n\n"
         )
     );
     commands.reply_bgapi("job-1").await.unwrap();
@@ -194,10 +147,12 @@ async fn answer_from_the_wire_sends_uuid_record_through_bgapi_and_tracks_its_job
         .await
         .unwrap();
 
-    let create = within("the row", store.recv()).await.unwrap();
+    let create = WAIT.within("the row", store.recv()).await.unwrap();
     assert!(matches!(create, StoreOp::Create(ref r) if r.user == "1001"));
     assert!(matches!(
-        within("the start segment", store.recv()).await.unwrap(),
+        WAIT.within("the start segment", store.recv())
+            .await
+            .unwrap(),
         StoreOp::Segment { .. }
     ));
     assert_eq!(
@@ -210,7 +165,7 @@ async fn answer_from_the_wire_sends_uuid_record_through_bgapi_and_tracks_its_job
     assert!(*core.esl_up.borrow());
 
     shutdown.cancel();
-    assert_eq!(within("shutdown", task).await.unwrap(), Ok(()));
+    assert_eq!(WAIT.within("shutdown", task).await.unwrap(), Ok(()));
 }
 
 #[tokio::test]
@@ -225,7 +180,7 @@ async fn a_refused_uuid_record_is_retried_once() {
     ));
     let (mut events, mut commands) = accept_session(&server).await;
     events
-        .send_raw(&frame(
+        .send_raw(&fixtures::event_frame(
             "record.events-plain.received.esl",
             "CHANNEL_ANSWER",
             0,
@@ -233,7 +188,8 @@ async fn a_refused_uuid_record_is_retried_once() {
         .await
         .unwrap();
     for job in ["job-1", "job-2"] {
-        let command = within("uuid_record", commands.read_command())
+        let command = WAIT
+            .within("uuid_record", commands.read_command())
             .await
             .unwrap();
         assert!(
@@ -251,7 +207,7 @@ async fn a_refused_uuid_record_is_retried_once() {
     }
     let mut ops = Vec::new();
     while ops.len() < 3 {
-        ops.push(within("store ops", store.recv()).await.unwrap());
+        ops.push(WAIT.within("store ops", store.recv()).await.unwrap());
     }
     assert!(
         matches!(&ops[2], StoreOp::Fail { reason, .. } if reason.contains("Cannot locate session")),
@@ -262,7 +218,7 @@ async fn a_refused_uuid_record_is_retried_once() {
         2
     );
     shutdown.cancel();
-    within("shutdown", task).await.unwrap().unwrap();
+    WAIT.within("shutdown", task).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -276,7 +232,8 @@ async fn wrong_password_is_a_configuration_error_naming_the_setting() {
     ));
     let accepted = server.accept().await;
     assert!(accepted.is_err(), "the mock refuses the wrong password");
-    let err = within("the supervisor to give up", task)
+    let err = WAIT
+        .within("the supervisor to give up", task)
         .await
         .unwrap()
         .unwrap_err();
@@ -299,17 +256,14 @@ async fn a_dropped_connection_is_reestablished_and_reconciled() {
     drop(commands);
     // The supervisor comes back with a fresh session.
     let (_events, _commands) = accept_session(&server).await;
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while core.metrics.esl_connects.get() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "no second session");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    WAIT.eventually("a second session", || core.metrics.esl_connects.get() >= 2)
+        .await;
     assert_eq!(
         Metrics::count(&core.metrics.reconciliations, "reason", "connect"),
         2
     );
     shutdown.cancel();
-    within("shutdown", task).await.unwrap().unwrap();
+    WAIT.within("shutdown", task).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -337,25 +291,26 @@ async fn malformed_events_are_counted_and_the_session_goes_on() {
         .unwrap();
     // Still alive: a real answer is acted on.
     events
-        .send_raw(&frame(
+        .send_raw(&fixtures::event_frame(
             "record.events-plain.received.esl",
             "CHANNEL_ANSWER",
             0,
         ))
         .await
         .unwrap();
-    let command = within("uuid_record", commands.read_command())
+    let command = WAIT
+        .within("uuid_record", commands.read_command())
         .await
         .unwrap();
     assert!(command.starts_with("bgapi uuid_record"));
     assert!(matches!(
-        within("row", store.recv()).await.unwrap(),
+        WAIT.within("row", store.recv()).await.unwrap(),
         StoreOp::Create(_)
     ));
     assert_eq!(core.metrics.malformed_frames.get(), 2);
     assert_eq!(core.metrics.esl_connects.get(), 1, "the same session");
     shutdown.cancel();
-    within("shutdown", task).await.unwrap().unwrap();
+    WAIT.within("shutdown", task).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -376,24 +331,25 @@ async fn an_unparseable_frame_is_counted_and_the_session_rebuilt() {
         .unwrap();
     let (mut events, mut commands) = accept_session(&server).await;
     events
-        .send_raw(&frame(
+        .send_raw(&fixtures::event_frame(
             "record.events-plain.received.esl",
             "CHANNEL_ANSWER",
             0,
         ))
         .await
         .unwrap();
-    let command = within("uuid_record", commands.read_command())
+    let command = WAIT
+        .within("uuid_record", commands.read_command())
         .await
         .unwrap();
     assert!(command.starts_with("bgapi uuid_record"));
     assert!(matches!(
-        within("row", store.recv()).await.unwrap(),
+        WAIT.within("row", store.recv()).await.unwrap(),
         StoreOp::Create(_)
     ));
     assert_eq!(core.metrics.malformed_frames.get(), 1);
     shutdown.cancel();
-    within("shutdown", task).await.unwrap().unwrap();
+    WAIT.within("shutdown", task).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -408,11 +364,8 @@ async fn a_silent_switch_is_declared_dead_and_reconnected() {
     let (_events, _commands) = accept_session(&server).await;
     // The sockets stay open but silent; the daemon gives up on them and comes back.
     let (_events2, _commands2) = accept_session(&server).await;
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while core.metrics.esl_connects.get() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "no second session");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    WAIT.eventually("a second session", || core.metrics.esl_connects.get() >= 2)
+        .await;
     shutdown.cancel();
-    within("shutdown", task).await.unwrap().unwrap();
+    WAIT.within("shutdown", task).await.unwrap().unwrap();
 }

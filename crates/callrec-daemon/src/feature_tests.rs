@@ -4,66 +4,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use callrec_model::{PauseBehavior, RecordingId, RecordingMode};
+use callrec_model::RecordingMode;
+use callrec_testkit::wait::Timeout;
 use freeswitch_esl_tokio::mock::MockConnection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::core::{Core, Job, system_clock};
-use crate::decide::{Recorder, Settings};
-use crate::directory::{Directory, DirectoryUser, SiteRules};
-use crate::fixtures;
+use crate::core::{Core, Job};
+use crate::decide::Settings;
+use crate::fixtures::{self, SPOOL};
 use crate::metrics::Metrics;
 
-const DEADLINE: Duration = Duration::from_secs(10);
-
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
+const WAIT: Timeout = Timeout::secs(10);
 
 fn core(users: &[(&str, RecordingMode)]) -> Arc<Core> {
-    let mut n = 0u32;
-    let recorder = Recorder::new(
-        Settings {
-            spool_dir: "/spool".into(),
-            format: "wav".into(),
-            owner_headers: Settings::default_owner_headers(),
-            feature_codes: callrec_config::FeatureCodesConfig::default(),
-        },
-        Directory::new(
-            vec![SiteRules {
-                pause_behavior: PauseBehavior::Silence,
-                ..SiteRules::with_defaults("default")
-            }],
-            users
-                .iter()
-                .map(|(e, m)| DirectoryUser {
-                    id: None,
-                    site: "default".into(),
-                    extension: (*e).into(),
-                    mode: *m,
-                    numbers: vec![],
-                })
-                .collect(),
-        ),
-        Box::new(move || {
-            n += 1;
-            format!("01900000-0000-7000-8000-{n:012}")
-                .parse::<RecordingId>()
-                .expect("id")
-        }),
-    );
     let (store, _) = mpsc::unbounded_channel();
-    Arc::new(Core::new(
-        recorder,
-        Arc::new(Metrics::default()),
-        store,
-        system_clock(),
-        Duration::from_secs(2),
-    ))
+    fixtures::core(fixtures::recorder(users), store)
 }
 
 fn prompts() -> Prompts {
@@ -100,7 +57,7 @@ async fn dial(core: &Arc<Core>) -> MockConnection {
 /// The next command; the switch reads header names case-insensitively and the ESL crate
 /// title-cases them, so they are compared in lower case (values untouched).
 async fn next_command(switch: &mut MockConnection, what: &str) -> String {
-    let command = within(what, switch.read_command()).await.unwrap();
+    let command = WAIT.within(what, switch.read_command()).await.unwrap();
     command
         .trim_end()
         .lines()
@@ -116,21 +73,23 @@ async fn next_command(switch: &mut MockConnection, what: &str) -> String {
 /// Plays the switch's side as the capture does; returns the prompt played.
 async fn switch_side(mut switch: MockConnection, capture: &str) -> String {
     assert_eq!(
-        within("connect", switch.read_command()).await.unwrap(),
+        WAIT.within("connect", switch.read_command()).await.unwrap(),
         "connect\n\n"
     );
-    let frames = fixtures::raw_frames(capture);
+    let channel_data = callrec_testkit::capture::frames_of(capture).remove(0);
     switch
-        .send_raw(std::str::from_utf8(&frames[0].1).unwrap())
+        .send_raw(std::str::from_utf8(&channel_data.bytes).unwrap())
         .await
         .unwrap();
     assert_eq!(
-        within("myevents", switch.read_command()).await.unwrap(),
+        WAIT.within("myevents", switch.read_command())
+            .await
+            .unwrap(),
         "myevents plain\n\n"
     );
     switch.reply_ok_text("Events Enabled").await.unwrap();
     assert_eq!(
-        within("linger", switch.read_command()).await.unwrap(),
+        WAIT.within("linger", switch.read_command()).await.unwrap(),
         "linger\n\n"
     );
     switch.reply_ok_text("will linger").await.unwrap();
@@ -206,7 +165,7 @@ async fn pause_on_the_held_sip_call_is_confirmed_once_the_switch_masked() {
         core.decide(|rec| rec.on_event(&ev));
     }
     // The recording start the answer asked for: the switch accepts it.
-    let Some(Job::Record(start)) = within("the start", rx.recv()).await else {
+    let Some(Job::Record(start)) = WAIT.within("the start", rx.recv()).await else {
         panic!("no start")
     };
     assert!(start.api_text().contains(" start "));
@@ -214,17 +173,18 @@ async fn pause_on_the_held_sip_call_is_confirmed_once_the_switch_masked() {
 
     let switch = dial(&core).await;
     let call = tokio::spawn(switch_side(switch, "sip-hold-feature-code.received.esl"));
-    let Some(Job::Record(mask)) = within("the mask command", rx.recv()).await else {
+    let Some(Job::Record(mask)) = WAIT.within("the mask command", rx.recv()).await else {
         panic!("no mask")
     };
     assert!(
-        mask.api_text()
-            .starts_with("uuid_record 002f0cb7-5a36-473a-a9c2-0e375de09811 mask /spool/"),
+        mask.api_text().starts_with(&format!(
+            "uuid_record 002f0cb7-5a36-473a-a9c2-0e375de09811 mask {SPOOL}/"
+        )),
         "{}",
         mask.api_text()
     );
     core.complete(Job::Record(mask), Ok("Success".into()));
-    let prompt = within("the call", call).await.unwrap();
+    let prompt = WAIT.within("the call", call).await.unwrap();
     assert_eq!(prompt, "/opt/callrec/prompts/paused.wav");
 }
 
@@ -249,13 +209,13 @@ async fn a_peer_that_connects_and_goes_silent_is_let_go_for_good() {
     // connection open.
     let mut peer = TcpStream::connect(addr).await.unwrap();
     let mut buf = [0u8; 64];
-    within("the daemon to give up the call", async {
+    WAIT.within("the daemon to give up the call", async {
         while peer.read(&mut buf).await.unwrap() > 0 {}
     })
     .await;
     // The daemon stopped writing; its socket must be closed too, not read on for ever by a
     // task nobody waits for: once it is, the kernel refuses what the peer sends.
-    within("the daemon to close its socket", async {
+    WAIT.within("the daemon to close its socket", async {
         loop {
             let refused = match peer.write_all(b"x").await {
                 Err(_) => true,

@@ -1,97 +1,123 @@
-//! Test support: events read from the captures of a real FreeSWITCH
-//! (`tests/fixtures/freeswitch/`), frame by frame, without a socket.
+//! What the daemon's unit tests share: the events of the captures of a real FreeSWITCH
+//! (`tests/fixtures/freeswitch/`, read by `callrec_testkit::capture`) in the form the
+//! decisions take them, and the recorder every decision test drives, alone or behind a
+//! [`Core`].
+//!
+//! The recorder is built here rather than in the test kit: it is the daemon's own type, and
+//! a kit depending on the daemon would give these tests a second copy of it.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// One frame's headers (percent-decoded for event bodies) and its body.
+use callrec_model::{PauseBehavior, RecordingId, RecordingMode};
+use callrec_testkit::capture;
+use tokio::sync::mpsc;
+
+use crate::core::{Core, StoreWork, system_clock};
+use crate::decide::{IdSource, Recorder, Settings};
+use crate::directory::{Directory, DirectoryUser, SiteRules};
+use crate::metrics::Metrics;
+
+/// One event's headers, values percent-decoded.
 pub type Headers = HashMap<String, String>;
-
-/// The directory holding the captures.
-pub fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/freeswitch")
-}
-
-fn parse_headers(block: &str, decode: bool) -> Headers {
-    block
-        .lines()
-        .filter_map(|line| line.split_once(": "))
-        .map(|(k, v)| {
-            let v = if decode {
-                percent_encoding::percent_decode_str(v)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            } else {
-                v.to_owned()
-            };
-            (k.to_owned(), v)
-        })
-        .collect()
-}
 
 /// Every `text/event-plain` event of a capture file, in order, as header maps.
 pub fn plain_events(file: &str) -> Vec<Headers> {
-    let data = std::fs::read(dir().join(file)).expect("fixture readable");
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < data.len() {
-        let Some(end) = data[i..].windows(2).position(|w| w == b"\n\n") else {
-            break;
-        };
-        let head = String::from_utf8_lossy(&data[i..i + end]).into_owned();
-        i += end + 2;
-        let outer = parse_headers(&head, false);
-        let len: usize = outer
-            .get("Content-Length")
-            .map_or(0, |l| l.parse().expect("Content-Length"));
-        let body = &data[i..i + len];
-        i += len;
-        if outer.get("Content-Type").map(String::as_str) == Some("text/event-plain") {
-            let text = String::from_utf8_lossy(body);
-            let inner = text.split("\n\n").next().unwrap_or_default();
-            out.push(parse_headers(inner, true));
-        }
-    }
-    out
+    capture::frames_of(file)
+        .into_iter()
+        .filter(|f| f.content_type() == "text/event-plain")
+        .map(|f| f.event_headers().into_iter().collect())
+        .collect()
 }
 
 /// The channel data an outbound-socket capture starts with (the reply to `connect`).
 pub fn connect_reply(file: &str) -> Headers {
-    let data = std::fs::read(dir().join(file)).expect("fixture readable");
-    let end = data
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .expect("a first frame");
-    parse_headers(&String::from_utf8_lossy(&data[..end]), true)
+    capture::frames_of(file)
+        .first()
+        .expect("a first frame")
+        .decoded_envelope()
+        .into_iter()
+        .collect()
 }
 
-/// Every frame of a capture file exactly as it was on the wire, with its event name when it
-/// is an event.
-pub fn raw_frames(file: &str) -> Vec<(Option<String>, Vec<u8>)> {
-    let data = std::fs::read(dir().join(file)).expect("fixture readable");
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < data.len() {
-        let Some(end) = data[i..].windows(2).position(|w| w == b"\n\n") else {
-            break;
-        };
-        let start = i;
-        let head = String::from_utf8_lossy(&data[i..i + end]).into_owned();
-        i += end + 2;
-        let outer = parse_headers(&head, false);
-        let len: usize = outer
-            .get("Content-Length")
-            .map_or(0, |l| l.parse().expect("Content-Length"));
-        let body = &data[i..i + len];
-        i += len;
-        let name = (outer.get("Content-Type").map(String::as_str) == Some("text/event-plain"))
-            .then(|| {
-                let text = String::from_utf8_lossy(body);
-                let inner = text.split("\n\n").next().unwrap_or_default().to_owned();
-                parse_headers(&inner, true).remove("Event-Name")
-            })
-            .flatten();
-        out.push((name, data[start..i].to_vec()));
+/// The `nth` (from 0) `text/event-plain` event named `name` in a capture file, exactly as the
+/// switch sent it.
+pub fn event_frame(file: &str, name: &str, nth: usize) -> String {
+    let frame = capture::frames_of(file)
+        .into_iter()
+        .filter(|f| {
+            f.content_type() == "text/event-plain"
+                && f.event_header("Event-Name").as_deref() == Some(name)
+        })
+        .nth(nth)
+        .unwrap_or_else(|| panic!("{file} has no {name} number {nth}"));
+    String::from_utf8(frame.bytes).expect("utf-8 frame")
+}
+
+/// Where the test recorders put recordings.
+pub const SPOOL: &str = "/var/spool/callrec";
+
+/// Recording ids a test can predict: `01900000-0000-7000-8000-000000000001`, `…002`, ….
+fn ids() -> IdSource {
+    let mut n = 0u32;
+    Box::new(move || {
+        n += 1;
+        format!("01900000-0000-7000-8000-{n:012}")
+            .parse::<RecordingId>()
+            .expect("a valid id")
+    })
+}
+
+/// Site `default` with its default rules, pausing by `pause`.
+pub fn site(pause: PauseBehavior) -> SiteRules {
+    SiteRules {
+        pause_behavior: pause,
+        ..SiteRules::with_defaults("default")
     }
-    out
+}
+
+/// User `ext` of site `default`, recorded by `mode`.
+pub fn user(ext: &str, mode: RecordingMode) -> DirectoryUser {
+    DirectoryUser {
+        id: None,
+        site: "default".into(),
+        extension: ext.into(),
+        mode,
+        numbers: vec![],
+    }
+}
+
+/// A recorder over `directory`: recordings under [`SPOOL`] as WAV, the default owner headers
+/// and feature codes, predictable ids.
+pub fn recorder_in(directory: Directory) -> Recorder {
+    let settings = Settings {
+        spool_dir: SPOOL.into(),
+        format: "wav".into(),
+        owner_headers: Settings::default_owner_headers(),
+        feature_codes: callrec_config::FeatureCodesConfig::default(),
+    };
+    Recorder::new(settings, directory, ids())
+}
+
+/// A recorder for `users` of site `default`, which pauses with silence.
+pub fn recorder(users: &[(&str, RecordingMode)]) -> Recorder {
+    recorder_with(users, PauseBehavior::Silence)
+}
+
+/// A recorder for `users` of site `default`, which pauses by `pause`.
+pub fn recorder_with(users: &[(&str, RecordingMode)], pause: PauseBehavior) -> Recorder {
+    let users = users.iter().map(|(e, m)| user(e, *m)).collect();
+    recorder_in(Directory::new(vec![site(pause)], users))
+}
+
+/// `recorder` behind a [`Core`] as the daemon runs it, its store work sent to `store`.
+pub fn core(recorder: Recorder, store: mpsc::UnboundedSender<StoreWork>) -> Arc<Core> {
+    Arc::new(Core::new(
+        recorder,
+        Arc::new(Metrics::default()),
+        store,
+        system_clock(),
+        Duration::from_secs(2),
+    ))
 }

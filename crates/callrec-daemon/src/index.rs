@@ -276,46 +276,21 @@ pub(crate) fn absolute(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write as _;
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
     use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
 
     use callrec_model::{Direction, RecordingId};
     use callrec_store::{IngestConfig, IngestQueue, IngestWorker, NewUser, Store, StoreHandle};
+    use callrec_testkit::tmpfs::Tmpfs;
+    use callrec_testkit::wait::{eventually, eventually_async};
+    use callrec_testkit::wav;
     use tokio::sync::mpsc;
 
     use super::apply_store_ops;
-    use crate::core::{Core, StoreWork, system_clock};
-    use crate::decide::{ActionPlan, NewRecording, Recorder, Settings, StoreOp};
-    use crate::directory;
-    use crate::metrics::Metrics;
+    use crate::core::{Core, StoreWork};
+    use crate::decide::{ActionPlan, NewRecording, StoreOp};
+    use crate::{directory, fixtures};
     use callrec_model::ActionError;
-
-    /// A small tmpfs mounted for one test, unmounted when dropped.
-    struct Tmpfs(PathBuf);
-
-    impl Tmpfs {
-        fn mount(at: &Path) -> Option<Tmpfs> {
-            std::fs::create_dir_all(at).ok()?;
-            let status = std::process::Command::new("mount")
-                .args(["-t", "tmpfs", "-o", "size=8m", "callrec-test"])
-                .arg(at)
-                .stderr(std::process::Stdio::null())
-                .status()
-                .ok()?;
-            status.success().then(|| Tmpfs(at.to_path_buf()))
-        }
-    }
-
-    impl Drop for Tmpfs {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
 
     /// Log lines, for a test to wait on what the store writer reported.
     #[derive(Clone, Default)]
@@ -340,26 +315,6 @@ mod tests {
         }
     }
 
-    async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !check() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Writes into `dir` until the filesystem is full; returns the filler file.
-    fn fill(dir: &Path) -> PathBuf {
-        let path = dir.join("filler");
-        let mut file = std::fs::File::create(&path).unwrap();
-        let chunk = vec![0u8; 64 * 1024];
-        while file.write_all(&chunk).is_ok() {}
-        let small = [0u8; 512];
-        while file.write_all(&small).is_ok() {}
-        while file.write_all(&[0u8]).is_ok() {}
-        path
-    }
-
     /// A store on a small tmpfs of its own, its ingest worker and the daemon's store writer.
     struct Bed {
         mnt: PathBuf,
@@ -370,7 +325,7 @@ mod tests {
         tx: mpsc::UnboundedSender<StoreWork>,
         writer: Option<tokio::task::JoinHandle<()>>,
         // Dropped last: unmounts after everything that holds files on it.
-        _tmpfs: Tmpfs,
+        disk: Tmpfs,
         _dir: tempfile::TempDir,
     }
 
@@ -378,10 +333,9 @@ mod tests {
         fn start() -> Option<Bed> {
             let dir = tempfile::tempdir().unwrap();
             let mnt = dir.path().join("disk");
-            let Some(tmpfs) = Tmpfs::mount(&mnt) else {
-                println!("SKIPPED: cannot mount a tmpfs here; the disk-full test needs root");
-                return None;
-            };
+            let disk = Tmpfs::mount(&mnt, "8m")
+                .inspect_err(|e| println!("SKIPPED: {e}; the disk-full test needs root"))
+                .ok()?;
             std::fs::create_dir_all(mnt.join("spool")).unwrap();
             let mut store = Store::open(mnt.join("data")).unwrap();
             store
@@ -391,24 +345,10 @@ mod tests {
             let store = StoreHandle::new(store);
             let worker = store.start_ingest_worker(IngestConfig::default()).unwrap();
             let queue = worker.queue();
-            let recorder = Recorder::new(
-                Settings {
-                    spool_dir: mnt.join("spool").display().to_string(),
-                    format: "wav".into(),
-                    owner_headers: Settings::default_owner_headers(),
-                    feature_codes: callrec_config::FeatureCodesConfig::default(),
-                },
-                directory::from_store(&dir_snapshot),
-                Box::new(RecordingId::new),
-            );
+            // No event reaches the recorder here: the tests hand store work to the writer.
+            let recorder = fixtures::recorder_in(directory::from_store(&dir_snapshot));
             let (tx, work) = mpsc::unbounded_channel();
-            let core = Arc::new(Core::new(
-                recorder,
-                Arc::new(Metrics::default()),
-                tx.clone(),
-                system_clock(),
-                Duration::from_secs(2),
-            ));
+            let core = fixtures::core(recorder, tx.clone());
             let writer = tokio::spawn(apply_store_ops(
                 core.clone(),
                 store.clone(),
@@ -423,7 +363,7 @@ mod tests {
                 core,
                 tx,
                 writer: Some(writer),
-                _tmpfs: tmpfs,
+                disk,
                 _dir: dir,
             })
         }
@@ -506,7 +446,7 @@ mod tests {
                 .finish(),
         );
         let Some(bed) = Bed::start() else { return };
-        let filler = fill(&bed.mnt);
+        let filler = bed.disk.fill();
         let id = RecordingId::new();
         bed.create(&id);
         eventually("the failed store operation in the log", || {
@@ -515,14 +455,11 @@ mod tests {
         .await;
         std::fs::remove_file(filler).unwrap();
 
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !bed.in_progress().await.contains(&id) {
-            assert!(
-                Instant::now() < deadline,
-                "the row of the recording answered while the disk was full never appeared"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually_async(
+            "the row of the recording answered while the disk was full",
+            || async { bed.in_progress().await.contains(&id) },
+        )
+        .await;
         bed.stop().await;
     }
 
@@ -534,14 +471,10 @@ mod tests {
         let Some(bed) = Bed::start() else { return };
         let id = RecordingId::new();
         bed.create(&id);
-        std::fs::write(
-            bed.spool_path(&id),
-            callrec_store::wav::pcm_header(8000, 1, 0),
-        )
-        .unwrap();
+        std::fs::write(bed.spool_path(&id), wav::empty()).unwrap();
         bed.settle(1).await;
         assert!(bed.in_progress().await.contains(&id));
-        let filler = fill(&bed.mnt);
+        let filler = bed.disk.fill();
         let ingest = || {
             bed.tx
                 .send(StoreWork::Op(StoreOp::Ingest {

@@ -225,17 +225,13 @@ pub(crate) async fn reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures;
+    use callrec_testkit::capture;
 
     fn api_bodies(file: &str) -> Vec<String> {
-        let data = std::fs::read(fixtures::dir().join(file)).unwrap();
-        let text = String::from_utf8_lossy(&data).into_owned();
-        text.split("Content-Type: api/response\nContent-Length: ")
-            .skip(1)
-            .map(|rest| {
-                let (len, body) = rest.split_once("\n\n").unwrap();
-                body[..len.parse::<usize>().unwrap()].to_owned()
-            })
+        capture::frames_of(file)
+            .into_iter()
+            .filter(|f| f.content_type() == "api/response")
+            .map(|f| String::from_utf8_lossy(&f.body).into_owned())
             .collect()
     }
 

@@ -10,7 +10,8 @@ use callrec_api::ApiState;
 use callrec_model::RecordingMode;
 use callrec_sim::{CallSpec, Side};
 use callrec_store::{Access, AuditEntry};
-use support::{Bed, Setup, eventually, eventually_async};
+use callrec_testkit::wait::{eventually, eventually_async};
+use support::{Bed, Setup};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 

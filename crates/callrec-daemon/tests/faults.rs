@@ -9,7 +9,8 @@ use std::time::Duration;
 use callrec_daemon::DaemonError;
 use callrec_model::{RecordingMode, RecordingState};
 use callrec_sim::{CallSpec, MalformedFrame, ReplyFault, ReplyRule, Side};
-use support::{Bed, Setup, eventually};
+use callrec_testkit::wait::{eventually, eventually_async};
+use support::{Bed, Setup};
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -112,7 +113,7 @@ async fn switch_down_at_start_is_retried_until_it_is_up() {
     let mut setup = Setup::users(&[("1001", RecordingMode::Always)]);
     setup.esl_port = Some(port);
     let bed = Bed::start_unconnected(setup, None).await;
-    support::eventually("a few failed connection attempts", || {
+    eventually("a few failed connection attempts", || {
         (bed.handle
             .metrics_text()
             .contains("callrec_esl_connects_total 0"))
@@ -206,7 +207,7 @@ async fn malformed_frames_are_counted_and_recording_goes_on() {
         bed.sim.send_malformed_frame(kind);
         // A body that claims more than was sent swallows what follows until the frame is
         // complete; the next heartbeats fill it and the garbage ends the session.
-        support::eventually_async(&format!("{kind:?} to be counted"), || async {
+        eventually_async(&format!("{kind:?} to be counted"), || async {
             if bed.handle.metrics().malformed_frames.get() > n as u64 {
                 return Some(());
             }
@@ -363,20 +364,20 @@ async fn a_mode_changed_while_running_applies_to_the_next_call() {
         .await
         .unwrap();
     // The daemon follows the directory's version.
-    support::eventually_async("the new mode to reach the daemon", || async {
+    eventually_async("the new mode to reach the daemon", || async {
         bed.sim.place_call(
             CallSpec::inbound("02079460000", "1001")
                 .ring(secs(1.0))
                 .talk(secs(1.0), Side::Caller),
         );
         bed.advance(secs(1.0));
-        let recorded = support::eventually("the call to be decided", || {
+        let recorded = eventually("the call to be decided", || {
             let calls = bed.handle.live_calls();
             calls.first().map(|c| c.recording.as_str() == "recording")
         })
         .await;
         bed.advance(secs(1.0));
-        support::eventually("the call to end", || {
+        eventually("the call to end", || {
             bed.handle.live_calls().is_empty().then_some(())
         })
         .await;

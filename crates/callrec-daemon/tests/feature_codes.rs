@@ -9,6 +9,7 @@ use std::time::Duration;
 use callrec_model::{PauseBehavior, RecordingMode, RecordingState, SegmentKind, SegmentSource};
 use callrec_sim::{CallSpec, Side};
 use callrec_store::{Access, FilePurpose};
+use callrec_testkit::wait::eventually;
 use support::{Bed, Setup};
 
 fn secs(s: f64) -> Duration {
@@ -212,14 +213,14 @@ async fn start_is_refused_in_mode_never() {
 /// The daemon has seen the hold (a phone is put on hold seconds before the code is dialled;
 /// here the two happen in the same instant of switch time).
 async fn on_hold(bed: &Bed, n: usize) {
-    support::eventually("the hold to reach the daemon", || {
+    eventually("the hold to reach the daemon", || {
         (bed.handle.live_calls().iter().filter(|c| c.on_hold).count() == n).then_some(())
     })
     .await;
 }
 
 async fn eventually_answered(bed: &Bed) {
-    support::eventually("the call to show as live", || {
+    eventually("the call to show as live", || {
         (!bed.handle.live_calls().is_empty()).then_some(())
     })
     .await;

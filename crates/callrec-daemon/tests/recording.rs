@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use callrec_model::{Direction, RecordingMode, RecordingState, SegmentKind, SegmentSource};
 use callrec_sim::{CallSpec, Side};
+use callrec_testkit::wait::eventually;
 use support::{Bed, Setup};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
@@ -225,14 +226,14 @@ async fn metrics_show_the_session_the_calls_and_the_outcomes() {
         "callrec_esl_events_received_total{event=\"CHANNEL_ANSWER\"} 2",
         "callrec_esl_events_dropped_total 0",
     ] {
-        support::eventually(line, || {
+        eventually(line, || {
             bed.handle.metrics_text().contains(line).then_some(())
         })
         .await;
     }
     bed.advance(S(4));
     bed.wait_recordings(RecordingState::Stored, 1).await;
-    support::eventually("the stored outcome to be counted", || {
+    eventually("the stored outcome to be counted", || {
         bed.handle
             .metrics_text()
             .contains("callrec_recordings_finished_total{outcome=\"stored\"} 1")

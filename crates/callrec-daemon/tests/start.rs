@@ -10,18 +10,15 @@ use std::sync::Arc;
 use callrec_daemon::metrics::Metrics;
 use callrec_model::{Direction, RecordingId, RecordingMode, RecordingState};
 use callrec_sim::{SimConfig, Simulator};
-use callrec_store::wav::pcm_header;
 use callrec_store::{Access, IngestJob, IngestOutcome, NewRecording, NewUser, Store};
+use callrec_testkit::wav;
 use chrono::{Duration as Span, Utc};
 use support::{Bed, Setup};
 
-/// A spool file with `secs` of 8 kHz mono audio.
+/// A spool file with `secs` of audio.
 fn spool_wav(spool: &Path, id: &RecordingId, secs: u32) -> PathBuf {
     let path = spool.join(format!("{id}.wav"));
-    let data = vec![0x11u8; (secs * 16_000) as usize];
-    let mut bytes = pcm_header(8_000, 1, data.len() as u32).to_vec();
-    bytes.extend(data);
-    std::fs::write(&path, bytes).unwrap();
+    std::fs::write(&path, wav::noise(secs * 1000, 1)).unwrap();
     path
 }
 

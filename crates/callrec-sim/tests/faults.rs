@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use callrec_sim::{CallSpec, MalformedFrame, ReplyFault, ReplyRule, SimConfig, Simulator};
+use callrec_testkit::wait::Timeout;
 use freeswitch_esl_tokio::connection::{ConnectionStatus, DisconnectReason};
 use freeswitch_esl_tokio::{EslClient, EslError, EslEventStream, EventFormat};
 
@@ -26,17 +27,11 @@ async fn connect(sim: &Simulator) -> Result<(EslClient, EslEventStream), EslErro
 
 /// Connects, retrying while the Event Socket comes back.
 async fn reconnect(sim: &Simulator) -> (EslClient, EslEventStream) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Ok(c) = connect(sim).await {
-            return c;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the switch never came back"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    Timeout::of(DEADLINE)
+        .eventually_async("the switch to come back", || async {
+            connect(sim).await.ok()
+        })
+        .await
 }
 
 /// Reads the stream until it ends; returns why it ended.

@@ -9,101 +9,41 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use callrec_sim::{SimConfig, Simulator};
+use callrec_testkit::capture::{self, Frame};
+use support::RawPeer;
 use support::compare::Ev;
-use support::{RawFrame, fixture, split_commands, split_frames};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
-/// The listener side of an outbound session, reading raw frames.
-struct Listener {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Listener {
-    async fn frame(&mut self, timeout: Duration) -> Option<RawFrame> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(rel) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                let head = String::from_utf8_lossy(&self.buf[..rel]).into_owned();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Content-Length: "))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                if self.buf.len() >= rel + 2 + len {
-                    let bytes: Vec<u8> = self.buf.drain(..rel + 2 + len).collect();
-                    return split_frames(&bytes).into_iter().next();
-                }
-            }
-            let mut chunk = vec![0u8; 64 * 1024];
-            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
-                .await
-                .ok()?
-                .ok()?;
-            if n == 0 {
-                return None;
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    async fn send(&mut self, line: &str, headers: &[(String, String)]) {
-        let mut cmd = format!("{line}\n");
-        for (n, v) in headers {
-            cmd.push_str(&format!("{n}: {v}\n"));
-        }
-        cmd.push('\n');
-        self.stream.write_all(cmd.as_bytes()).await.expect("send");
-    }
-}
-
-fn decoded_names(f: &RawFrame) -> BTreeSet<String> {
+fn decoded_names(f: &Frame) -> BTreeSet<String> {
     f.envelope.iter().map(|(n, _)| n.clone()).collect()
 }
 
 /// Drives the session with the capture's commands; `advance` moves the simulated clock
 /// while a playback runs.
-async fn run_session(
-    listener: TcpListener,
-    sent: &str,
-    advance: impl Fn(Duration),
-) -> Vec<RawFrame> {
+async fn run_session(listener: TcpListener, sent: &str, advance: impl Fn(Duration)) -> Vec<Frame> {
     let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
         .await
         .expect("the switch connects to the feature-code listener")
         .expect("accept");
-    let mut l = Listener {
-        stream,
-        buf: Vec::new(),
-    };
-    let mut frames = Vec::new();
-    for (line, headers) in split_commands(&fixture(sent)) {
-        l.send(&line, &headers).await;
+    let mut peer = RawPeer::new(stream);
+    for (line, headers) in capture::commands(&capture::read(sent)) {
         let playback = headers
             .iter()
             .any(|(n, v)| n == "execute-app-name" && v == "playback");
-        // Read up to the reply, then what the command set off.
-        loop {
-            let f = l.frame(Duration::from_secs(5)).await.expect("reply");
-            let reply = f.is_reply();
-            frames.push(f);
-            if reply {
-                break;
-            }
-        }
+        // Up to the reply, then what the command set off.
+        peer.command(&line, &headers).await;
         if playback {
             advance(Duration::from_secs(1));
         }
-        while let Some(f) = l.frame(Duration::from_millis(300)).await {
-            frames.push(f);
+        while let Some(f) = peer.next_frame(Duration::from_millis(300)).await {
+            peer.frames.push(f);
         }
     }
-    frames
+    peer.frames
 }
 
-fn assert_same_session(what: &str, sim: &[RawFrame], cap: &[RawFrame]) {
-    let kinds = |fs: &[RawFrame]| -> Vec<String> {
+fn assert_same_session(what: &str, sim: &[Frame], cap: &[Frame]) {
+    let kinds = |fs: &[Frame]| -> Vec<String> {
         fs.iter()
             .map(|f| {
                 if f.is_event() {
@@ -160,7 +100,7 @@ async fn loopback_feature_code_session_matches_the_capture() {
     .await
     .expect("simulator");
     // outbound.commands.sent.esl: originate the *48 call as the capture did.
-    let (line, _) = split_commands(&fixture("outbound.commands.sent.esl"))
+    let (line, _) = capture::commands(&capture::read("outbound.commands.sent.esl"))
         .into_iter()
         .find(|(l, _)| l.starts_with("api originate"))
         .expect("captured originate");
@@ -181,7 +121,7 @@ async fn loopback_feature_code_session_matches_the_capture() {
         .await
         .expect("originate reply");
     assert!(String::from_utf8_lossy(&reply.body).starts_with("+OK "));
-    let cap = split_frames(&fixture("feature-code-outbound.received.esl"));
+    let cap = capture::frames_of("feature-code-outbound.received.esl");
     assert_same_session("loopback *48", &frames, &cap);
 }
 
@@ -203,7 +143,7 @@ async fn sip_feature_code_session_matches_the_capture() {
         sim.advance(d).expect("manual clock")
     })
     .await;
-    let cap = split_frames(&fixture("sip-hold-feature-code.received.esl"));
+    let cap = capture::frames_of("sip-hold-feature-code.received.esl");
     assert_same_session("SIP *48", &frames, &cap);
     let info = sim.feature_call(&call).expect("feature call");
     assert!(info.answered && info.hung_up);

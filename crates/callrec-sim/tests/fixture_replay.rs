@@ -6,14 +6,14 @@ mod support;
 
 use std::time::Duration;
 
+use callrec_testkit::capture::{self, Frame};
 use freeswitch_esl_tokio::{EslClient, EslCommand, EslEvent, EventFormat};
-use support::{RawFrame, fixture, split_commands, split_frames};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Plays `frames` to one peer: the greeting (if `greet`), then after every command the
 /// frames up to and including its reply; when no reply is left, everything else, then close.
-async fn play_switch_side(mut stream: TcpStream, frames: Vec<RawFrame>, greet: bool) {
+async fn play_switch_side(mut stream: TcpStream, frames: Vec<Frame>, greet: bool) {
     let mut cursor = 0;
     if greet {
         stream
@@ -35,7 +35,7 @@ async fn play_switch_side(mut stream: TcpStream, frames: Vec<RawFrame>, greet: b
         }
         let end = buf.windows(2).position(|w| w == b"\n\n").unwrap_or(0) + 2;
         buf.drain(..end);
-        let next_reply = frames[cursor..].iter().position(RawFrame::is_reply);
+        let next_reply = frames[cursor..].iter().position(Frame::is_reply);
         let upto = match next_reply {
             Some(k) => cursor + k + 1,
             None => frames.len(),
@@ -44,7 +44,7 @@ async fn play_switch_side(mut stream: TcpStream, frames: Vec<RawFrame>, greet: b
             stream.write_all(&f.bytes).await.expect("write frame");
         }
         cursor = upto;
-        if !frames[cursor..].iter().any(RawFrame::is_reply) {
+        if !frames[cursor..].iter().any(Frame::is_reply) {
             for f in &frames[cursor..] {
                 stream.write_all(&f.bytes).await.expect("write frame");
             }
@@ -61,7 +61,7 @@ struct Observed {
     events: Vec<String>,
 }
 
-fn expected(frames: &[RawFrame]) -> Observed {
+fn expected(frames: &[Frame]) -> Observed {
     let mut o = Observed::default();
     for f in frames {
         match f.content_type() {
@@ -82,7 +82,7 @@ fn expected(frames: &[RawFrame]) -> Observed {
     o
 }
 
-fn event_name(f: &RawFrame) -> String {
+fn event_name(f: &Frame) -> String {
     if f.content_type() == "text/event-json" {
         let v: serde_json::Value = serde_json::from_slice(&f.body).expect("json event");
         return v["Event-Name"].as_str().unwrap_or("").to_string();
@@ -155,8 +155,8 @@ async fn drain(events: &mut freeswitch_esl_tokio::EslEventStream) -> Vec<String>
 }
 
 async fn replay_inbound(received: &str, sent: &str) {
-    let frames = split_frames(&fixture(received));
-    let commands = split_commands(&fixture(sent));
+    let frames = capture::frames_of(received);
+    let commands = capture::commands(&capture::read(sent));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let server_frames = frames.clone();
@@ -191,8 +191,8 @@ async fn replay_inbound(received: &str, sent: &str) {
 }
 
 async fn replay_outbound(received: &str, sent: &str) {
-    let frames = split_frames(&fixture(received));
-    let commands = split_commands(&fixture(sent));
+    let frames = capture::frames_of(received);
+    let commands = capture::commands(&capture::read(sent));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server_frames = frames.clone();
@@ -326,7 +326,7 @@ async fn sip_hold_feature_code_session() {
 
 #[test]
 fn every_capture_file_is_replayed_here() {
-    let mut names: Vec<String> = std::fs::read_dir(support::fixtures_dir())
+    let mut names: Vec<String> = std::fs::read_dir(capture::dir())
         .expect("fixtures dir")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())

@@ -7,21 +7,22 @@ mod support;
 use std::time::Duration;
 
 use callrec_sim::{SimConfig, Simulator};
+use callrec_testkit::capture::{self, Frame};
 use freeswitch_esl_tokio::{EslClient, EslError};
+use support::RawClient;
 use support::compare::Ev;
-use support::{RawClient, RawFrame, fixture, split_commands, split_frames};
 
 /// The captured reply to the first command of `sent` that starts with `prefix`.
-fn captured_reply(scenario: &str, prefix: &str) -> RawFrame {
-    let sent: Vec<String> = split_commands(&fixture(&format!("{scenario}.commands.sent.esl")))
-        .into_iter()
-        .map(|(l, _)| l)
-        .collect();
-    let replies: Vec<RawFrame> =
-        split_frames(&fixture(&format!("{scenario}.commands.received.esl")))
+fn captured_reply(scenario: &str, prefix: &str) -> Frame {
+    let sent: Vec<String> =
+        capture::commands(&capture::read(&format!("{scenario}.commands.sent.esl")))
             .into_iter()
-            .filter(RawFrame::is_reply)
+            .map(|(l, _)| l)
             .collect();
+    let replies: Vec<Frame> = capture::frames_of(&format!("{scenario}.commands.received.esl"))
+        .into_iter()
+        .filter(Frame::is_reply)
+        .collect();
     let i = sent
         .iter()
         .position(|l| l.starts_with(prefix))
@@ -29,7 +30,7 @@ fn captured_reply(scenario: &str, prefix: &str) -> RawFrame {
     replies[i].clone()
 }
 
-fn body(f: &RawFrame) -> String {
+fn body(f: &Frame) -> String {
     String::from_utf8_lossy(&f.body).into_owned()
 }
 
@@ -102,7 +103,7 @@ async fn err_replies_match_the_capture() {
     let got = c
         .command(&format!("api uuid_record {a} pause /tmp/not-recording.wav"))
         .await;
-    let want = split_frames(&fixture("errors.commands.received.esl"))
+    let want = capture::frames_of("errors.commands.received.esl")
         .into_iter()
         .find(|f| body(f).contains("Cannot pause"))
         .expect("captured -ERR Cannot pause");
@@ -121,7 +122,7 @@ async fn usage_reply_matches_the_capture() {
     let (sim, _spool) = sim().await;
     let mut c = RawClient::connect(sim.esl_addr(), "ClueCon").await;
     let got = c.command("api uuid_record").await;
-    let want = split_frames(&fixture("errors.commands.received.esl"))
+    let want = capture::frames_of("errors.commands.received.esl")
         .into_iter()
         .find(|f| body(f).starts_with("-USAGE"))
         .expect("captured -USAGE");
@@ -142,7 +143,7 @@ async fn wrong_password_is_denied_and_the_client_sees_an_auth_failure() {
         .await
         .expect("the switch closes the socket")
         .expect("read");
-    let frames = split_frames(&all);
+    let frames = capture::frames(&all);
     assert_eq!(frames[0].content_type(), "auth/request");
     assert_eq!(
         frames[1].bytes,
@@ -185,7 +186,7 @@ async fn shutdown_notice_matches_the_capture() {
     let mut c = RawClient::connect(sim.esl_addr(), "ClueCon").await;
     sim.shutdown_switch();
     let notice = c.next_frame(Duration::from_secs(5)).await.expect("notice");
-    let want = split_frames(&fixture("shutdown.events-plain.received.esl"))
+    let want = capture::frames_of("shutdown.events-plain.received.esl")
         .into_iter()
         .find(|f| f.content_type() == "text/disconnect-notice")
         .expect("captured notice");
@@ -207,7 +208,7 @@ async fn bgapi_replies_with_a_job_uuid_then_fires_background_job() {
         reply.header("Reply-Text"),
         Some(format!("+OK Job-UUID: {job}").as_str())
     );
-    let names = |f: &RawFrame| {
+    let names = |f: &Frame| {
         f.envelope
             .iter()
             .map(|(n, _)| n.clone())
@@ -221,9 +222,9 @@ async fn bgapi_replies_with_a_job_uuid_then_fires_background_job() {
     let ev = Ev::of(&event);
     assert_eq!(ev.label, "BACKGROUND_JOB");
     assert_eq!(ev.get("Job-UUID"), Some(job.as_str()));
-    let captured = split_frames(&fixture("errors.events-plain.received.esl"))
+    let captured = capture::frames_of("errors.events-plain.received.esl")
         .into_iter()
-        .filter(RawFrame::is_event)
+        .filter(Frame::is_event)
         .map(|f| Ev::of(&f))
         .find(|e| e.label == "BACKGROUND_JOB")
         .expect("captured BACKGROUND_JOB");

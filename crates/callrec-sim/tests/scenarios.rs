@@ -20,36 +20,37 @@ use std::path::Path;
 use std::time::Duration;
 
 use callrec_sim::{ClockMode, SimConfig, Simulator};
+use callrec_testkit::capture::{self, Frame};
 use chrono::TimeZone;
+use support::RawClient;
 use support::compare::{
     Ev, RACES, diff_sequence, diff_stop_places, diff_streams, per_channel, race_entry_matches,
     stop_places, without_recording_of,
 };
-use support::{RawClient, RawFrame, fixture, split_commands, split_frames};
 
 const CAPTURE_RECORDINGS: &str = "/usr/local/freeswitch/var/lib/freeswitch/recordings/";
 
 /// A captured scenario: the event stream, the command connection's traffic.
 struct Captured {
-    events: Vec<RawFrame>,
+    events: Vec<Frame>,
     commands: Vec<String>,
-    replies: Vec<RawFrame>,
+    replies: Vec<Frame>,
 }
 
 fn load(events: &str, commands_sent: &str, commands_received: &str) -> Captured {
     Captured {
-        events: split_frames(&fixture(events))
+        events: capture::frames_of(events)
             .into_iter()
-            .filter(RawFrame::is_event)
+            .filter(Frame::is_event)
             .collect(),
-        commands: split_commands(&fixture(commands_sent))
+        commands: capture::commands(&capture::read(commands_sent))
             .into_iter()
             .map(|(line, _)| line)
             .filter(|l| !l.starts_with("auth "))
             .collect(),
-        replies: split_frames(&fixture(commands_received))
+        replies: capture::frames_of(commands_received)
             .into_iter()
-            .filter(RawFrame::is_reply)
+            .filter(Frame::is_reply)
             .skip(1)
             .collect(),
     }
@@ -148,10 +149,10 @@ fn advance_to(sim: &Simulator, t_us: i64) {
 
 /// What running a captured scenario on the simulator produced.
 struct Run {
-    events: Vec<RawFrame>,
-    replies: Vec<Option<RawFrame>>,
+    events: Vec<Frame>,
+    replies: Vec<Option<Frame>>,
     uuids: HashMap<String, String>,
-    notice: Option<RawFrame>,
+    notice: Option<Frame>,
     spool: tempfile::TempDir,
     /// The leg the capture did not record but this run did (`run_recording_other_leg`).
     other_leg: Option<String>,
@@ -190,7 +191,7 @@ async fn run_inner(
     let mut commands = RawClient::connect(sim.esl_addr(), "ClueCon").await;
     let times = cap.command_times();
     let mut uuids: HashMap<String, String> = HashMap::new();
-    let mut replies: Vec<Option<RawFrame>> = Vec::new();
+    let mut replies: Vec<Option<Frame>> = Vec::new();
     let mut pending: Option<usize> = None;
     let mut other_leg = None;
     let spool_prefix = format!("{}/", spool.path().display());
@@ -291,13 +292,13 @@ fn recorded_leg(command: &str) -> Option<String> {
 fn learn_uuid(
     cap: &Captured,
     i: usize,
-    reply: Option<&RawFrame>,
+    reply: Option<&Frame>,
     uuids: &mut HashMap<String, String>,
 ) {
     if !cap.commands[i].starts_with("api originate") {
         return;
     }
-    let text = |f: &RawFrame| String::from_utf8_lossy(&f.body).trim().to_string();
+    let text = |f: &Frame| String::from_utf8_lossy(&f.body).trim().to_string();
     if let (Some(c), Some(s)) = (cap.replies.get(i), reply)
         && let (Some(cu), Some(su)) = (
             text(c).strip_prefix("+OK ").map(str::to_string),
@@ -410,7 +411,7 @@ fn assert_same_replies(what: &str, run: &Run, cap: &Captured) {
     }
 }
 
-fn reply_text(f: &RawFrame) -> String {
+fn reply_text(f: &Frame) -> String {
     if f.content_type() == "api/response" {
         String::from_utf8_lossy(&f.body).into_owned()
     } else {
@@ -546,7 +547,7 @@ async fn shutdown_scenario_matches_the_capture() {
     let run = run(&cap, "plain", |_| {}).await;
     assert_same_events("shutdown", &run, &cap);
     assert_same_replies("shutdown", &run, &cap);
-    let captured_notice = split_frames(&fixture("shutdown.events-plain.received.esl"))
+    let captured_notice = capture::frames_of("shutdown.events-plain.received.esl")
         .into_iter()
         .find(|f| f.content_type() == "text/disconnect-notice")
         .expect("captured notice");
@@ -603,7 +604,7 @@ fn races_are_observed_in_the_captures() {
     ];
     let mut adjacent: Vec<(String, String)> = Vec::new();
     for f in files {
-        let evs: Vec<Ev> = split_frames(&fixture(f))
+        let evs: Vec<Ev> = capture::frames_of(f)
             .iter()
             .filter(|f| f.is_event())
             .map(Ev::of)
@@ -738,7 +739,7 @@ async fn run_sip_hold(record_other_leg: bool) -> (Captured, Run) {
     let mut other_leg = None;
     plan.push((chans[1].1.first().map(timestamp).unwrap_or(0), Step::Dial));
     let mut session_commands = Vec::new();
-    for (line, headers) in split_commands(&fixture("sip-hold-feature-code.sent.esl")) {
+    for (line, headers) in capture::commands(&capture::read("sip-hold-feature-code.sent.esl")) {
         let app = headers
             .iter()
             .find(|(n, _)| n == "execute-app-name")
@@ -844,8 +845,8 @@ fn captured_recordings() -> Vec<Ev> {
         "shutdown.events-plain.received.esl",
     ]
     .iter()
-    .flat_map(|f| split_frames(&fixture(f)))
-    .filter(RawFrame::is_event)
+    .flat_map(|f| capture::frames_of(f))
+    .filter(Frame::is_event)
     .map(|f| Ev::of(&f))
     .collect()
 }
@@ -926,7 +927,7 @@ async fn recordings_stop_where_the_captures_stop_them_on_any_leg_whoever_hangs_u
                 let mut evs = Vec::new();
                 while let Ok(ev) = tap.try_recv() {
                     evs.extend(
-                        split_frames(&ev.frame(EventFormat::Plain))
+                        capture::frames(&ev.frame(EventFormat::Plain))
                             .iter()
                             .map(Ev::of),
                     );

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use callrec_model::{Direction, RecordingId};
-use callrec_store::wav::pcm_header;
 use callrec_store::{
     IngestConfig, IngestJob, IngestOutcome, NewRecording, NewUser, Store, StoreHandle,
 };
@@ -25,7 +24,7 @@ use support::{bench_dir, env_usize};
 fn write_spool_files(dir: &Path, names: &[String], kib: usize) {
     std::fs::create_dir_all(dir).expect("spool dir");
     let body = vec![0x5au8; kib * 1024 - 44];
-    let mut bytes = pcm_header(8000, 1, body.len() as u32).to_vec();
+    let mut bytes = callrec_testkit::wav::header(8000, 1, body.len() as u32).to_vec();
     bytes.extend_from_slice(&body);
     for name in names {
         std::fs::write(dir.join(name), &bytes).expect("spool file");

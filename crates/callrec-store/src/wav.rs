@@ -161,6 +161,7 @@ pub fn pcm_header(sample_rate: u32, channels: u16, data_bytes: u32) -> [u8; 44] 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use callrec_testkit::wav;
 
     const FIXTURE: &[u8] =
         include_bytes!("../../../tests/fixtures/freeswitch/record-pause-mask.wav");
@@ -180,13 +181,13 @@ mod tests {
 
     #[test]
     fn a_bare_header_left_by_a_killed_switch_has_no_audio() {
-        let header = pcm_header(8000, 1, 0);
+        let header = wav::header(8000, 1, 0);
         assert_eq!(inspect(&header, 44), Err(WavProblem::NoAudio(44)));
     }
 
     #[test]
     fn an_unpatched_header_is_measured_by_the_bytes_present() {
-        let mut file = pcm_header(16000, 2, 0).to_vec();
+        let mut file = wav::header(16000, 2, 0).to_vec();
         file.extend(std::iter::repeat_n(0u8, 64_000 + 3)); // 1 s of 16 kHz stereo, torn frame
         let info = inspect(&file, file.len() as u64).unwrap();
         assert!(!info.sizes_patched);
@@ -201,7 +202,7 @@ mod tests {
             inspect(b"hello world, not a wav", 22),
             Err(WavProblem::NotRiff)
         );
-        let mut h = pcm_header(8000, 1, 100);
+        let mut h = wav::header(8000, 1, 100);
         h[34] = 8; // 8-bit
         assert!(matches!(inspect(&h, 144), Err(WavProblem::Unsupported(_))));
         // Chunk sizes that point far past the end.
@@ -209,7 +210,7 @@ mod tests {
         weird.extend([0u8; 20]);
         assert_eq!(inspect(&weird, weird.len() as u64), Err(WavProblem::NoData));
         // Every truncation of a valid header is handled.
-        let full = pcm_header(8000, 1, 8000);
+        let full = wav::header(8000, 1, 8000);
         for cut in 0..full.len() {
             let _ = inspect(&full[..cut], cut as u64);
         }

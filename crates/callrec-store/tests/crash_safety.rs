@@ -16,11 +16,12 @@ use std::process::{Child, Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use callrec_model::{Direction, RecordingId};
-use callrec_store::wav::pcm_header;
 use callrec_store::{
     IngestConfig, IngestJob, NewRecording, NewUser, ReconcileOptions, SiteUpdate, Store,
     StoreHandle, SweepOptions, VerifyOptions,
 };
+use callrec_testkit::tmpfs::Tmpfs;
+use callrec_testkit::wav;
 use chrono::Utc;
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -90,36 +91,6 @@ fn child(data_dir: &Path) -> ExitCode {
     }
 }
 
-/// A tmpfs mounted for the test, unmounted however the test ends.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path) -> Option<Tmpfs> {
-        std::fs::create_dir_all(at).ok()?;
-        match nix::mount::mount(
-            Some("tmpfs"),
-            at,
-            Some("tmpfs"),
-            nix::mount::MsFlags::empty(),
-            Some("size=64m"),
-        ) {
-            Ok(()) => Some(Tmpfs(at.to_path_buf())),
-            Err(e) => {
-                println!(
-                    "crash_safety: cannot mount a tmpfs ({e}); every spool file stays on the store's filesystem"
-                );
-                None
-            }
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
 struct Expected {
     sha256: String,
     size: u64,
@@ -150,14 +121,9 @@ fn add_work(
         // no audio (kept, `failed`); the rest are up to 3 s of noise.
         let old = rng.random_ratio(1, 5);
         let bytes = if rng.random_ratio(1, 10) {
-            pcm_header(8000, 1, 0).to_vec()
+            wav::empty()
         } else {
-            let samples: u32 = rng.random_range(800..24_000);
-            let mut b = pcm_header(8000, 1, samples * 2).to_vec();
-            let mut noise = vec![0u8; samples as usize * 2];
-            rng.fill(&mut noise[..]);
-            b.extend_from_slice(&noise);
-            b
+            wav::noise(rng.random_range(100..3_000), rng.random())
         };
         let started_at = if old {
             Utc::now() - chrono::Duration::days(40)
@@ -213,10 +179,14 @@ fn parent() {
     let data_dir = tmp.path().join("data");
     let same_fs_spool = tmp.path().join("spool");
     std::fs::create_dir_all(&same_fs_spool).unwrap();
-    let tmpfs = Tmpfs::mount(&tmp.path().join("spool-tmpfs"));
+    let tmpfs = Tmpfs::mount(&tmp.path().join("spool-tmpfs"), "64m")
+        .inspect_err(|e| {
+            println!("crash_safety: {e}; every spool file stays on the store's filesystem")
+        })
+        .ok();
     let mut spools = vec![same_fs_spool.clone()];
     if let Some(t) = &tmpfs {
-        spools.push(t.0.clone());
+        spools.push(t.path().to_path_buf());
     }
 
     {

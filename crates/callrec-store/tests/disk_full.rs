@@ -4,67 +4,37 @@
 //! Each test mounts a small tmpfs of its own (tests run as root) and unmounts it however the
 //! test ends. Where mounting is not permitted the test says so and returns.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use callrec_model::{Direction, RecordingId, RecordingState, SystemClock};
-use callrec_store::wav::pcm_header;
 use callrec_store::{
     IngestConfig, IngestJob, IngestOutcome, IngestStats, NewRecording, NewUser, Store, StoreHandle,
 };
+use callrec_testkit::tmpfs::Tmpfs;
+use callrec_testkit::wait::eventually_blocking;
+use callrec_testkit::wav;
 use chrono::Utc;
 use sha2::{Digest, Sha256};
+use support::files_under;
 
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(at).unwrap();
-        match nix::mount::mount(
-            Some("tmpfs"),
-            at,
-            Some("tmpfs"),
-            nix::mount::MsFlags::empty(),
-            Some(format!("size={size}").as_str()),
-        ) {
-            Ok(()) => Some(Tmpfs(at.to_path_buf())),
-            Err(e) => {
-                println!("SKIPPED: cannot mount a tmpfs here ({e}); the disk-full test needs root");
-                None
-            }
-        }
-    }
-
-    fn resize(&self, size: &str) {
-        nix::mount::mount(
-            None::<&str>,
-            &self.0,
-            None::<&str>,
-            nix::mount::MsFlags::MS_REMOUNT,
-            Some(format!("size={size}").as_str()),
-        )
-        .unwrap();
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
-fn audio(bytes: u32) -> Vec<u8> {
-    let mut out = pcm_header(8000, 1, bytes).to_vec();
-    out.extend((0..bytes).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
-    out
+/// The store's filesystem: a tmpfs of `size`, or `None` (the test skips) where mounting is
+/// not permitted.
+fn disk(at: &Path, size: &str) -> Option<Tmpfs> {
+    Tmpfs::mount(at, size)
+        .inspect_err(|e| println!("SKIPPED: {e}; the disk-full test needs root"))
+        .ok()
 }
 
 fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Create a recording row and its spool file; returns its id and the file's bytes.
+/// Create a recording row and its spool file of `size` bytes of audio; returns its id and the
+/// file's bytes.
 fn finished_recording(store: &mut Store, spool: &Path, size: u32) -> (RecordingId, Vec<u8>) {
     let user = match store.view().user("default", "1001") {
         Ok(u) => u,
@@ -90,17 +60,9 @@ fn finished_recording(store: &mut Store, spool: &Path, size: u32) -> (RecordingI
             "daemon",
         )
         .unwrap();
-    let bytes = audio(size);
+    let bytes = wav::noise(size / wav::BYTES_PER_MS, 1);
     std::fs::write(&spool_path, &bytes).unwrap();
     (id, bytes)
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn quick_retries() -> IngestConfig {
@@ -114,12 +76,12 @@ fn quick_retries() -> IngestConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_store_filesystem_keeps_the_spool_file_and_ingest_resumes_when_space_returns() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(fs) = Tmpfs::mount(&tmp.path().join("data"), "1m") else {
+    let Some(fs) = disk(&tmp.path().join("data"), "1m") else {
         return;
     };
     let spool = tmp.path().join("spool"); // another filesystem: the copy path
     std::fs::create_dir_all(&spool).unwrap();
-    let mut store = Store::open_with_clock(&fs.0, Arc::new(SystemClock)).unwrap();
+    let mut store = Store::open_with_clock(fs.path(), Arc::new(SystemClock)).unwrap();
     let (id, bytes) = finished_recording(&mut store, &spool, 3 << 20);
     let spool_file = spool.join(format!("{id}.wav"));
 
@@ -139,7 +101,7 @@ async fn a_full_store_filesystem_keeps_the_spool_file_and_ingest_resumes_when_sp
     );
     assert_eq!(sha(&std::fs::read(&spool_file).unwrap()), sha(&bytes));
     assert!(
-        walk(&fs.0.join("store")).is_empty(),
+        files_under(&fs.path().join("store")).is_empty(),
         "a half copy was left behind"
     );
     let state = store
@@ -154,7 +116,7 @@ async fn a_full_store_filesystem_keeps_the_spool_file_and_ingest_resumes_when_sp
     let worker = handle.start_ingest_worker(quick_retries()).unwrap();
     let queue = worker.queue();
     let done = queue.submit(IngestJob::new(id.clone())).unwrap();
-    wait_for("disk-full errors", || queue.stats().errors_disk_full >= 2);
+    eventually_blocking("disk-full errors", || queue.stats().errors_disk_full >= 2);
     let stats: IngestStats = queue.stats();
     let last = stats.last_error.clone().unwrap();
     assert!(last.starts_with("disk_full: "), "{last}");
@@ -187,25 +149,24 @@ async fn a_full_store_filesystem_keeps_the_spool_file_and_ingest_resumes_when_sp
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_index_filesystem_is_retried_until_space_returns() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(fs) = Tmpfs::mount(&tmp.path().join("disk"), "8m") else {
+    let Some(fs) = disk(&tmp.path().join("disk"), "8m") else {
         return;
     };
-    let data = fs.0.join("data");
-    let spool = fs.0.join("spool"); // same filesystem: rename, no copy
+    let data = fs.path().join("data");
+    let spool = fs.path().join("spool"); // same filesystem: rename, no copy
     std::fs::create_dir_all(&spool).unwrap();
     let mut store = Store::open(&data).unwrap();
     let (id, bytes) = finished_recording(&mut store, &spool, 64 << 10);
     // Close and reopen so the index starts with an empty write-ahead log, then fill the disk.
     drop(store);
     let store = Store::open(&data).unwrap();
-    let filler = fs.0.join("filler");
-    fill(&filler);
+    let filler = fs.fill();
 
     let handle = StoreHandle::new(store);
     let worker = handle.start_ingest_worker(quick_retries()).unwrap();
     let queue = worker.queue();
     let done = queue.submit(IngestJob::new(id.clone())).unwrap();
-    wait_for("a disk-full error", || queue.stats().errors_disk_full >= 2);
+    eventually_blocking("a disk-full error", || queue.stats().errors_disk_full >= 2);
     assert_eq!(queue.stats().stored, 0);
     let spool_file = spool.join(format!("{id}.wav"));
     assert_eq!(sha(&std::fs::read(&spool_file).unwrap()), sha(&bytes));
@@ -223,37 +184,4 @@ async fn a_full_index_filesystem_is_retried_until_space_returns() {
     worker.shutdown_async().await;
     let mut store = Store::open(&data).unwrap();
     assert!(store.verify(&Default::default()).unwrap().is_clean());
-}
-
-/// Write zeros until the filesystem is full.
-fn fill(path: &Path) {
-    use std::io::Write;
-    let mut f = std::fs::File::create(path).unwrap();
-    let block = vec![0u8; 64 << 10];
-    loop {
-        match f.write(&block) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
-            Err(e) => panic!("filling the disk: {e}"),
-        }
-    }
-    // Small writes for the last partial block.
-    while f.write(&[0u8; 512]).map(|n| n > 0).unwrap_or(false) {}
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -213,11 +213,7 @@ fn a_file_left_without_audio_by_a_killed_switch_is_kept_and_marked_failed() {
     let alice = f.user("1001");
     let id = f.start(&alice, "1001", "9999");
     // What the `crash` fixture describes: a 44-byte header and nothing else.
-    std::fs::write(
-        f.spool_path(&id),
-        callrec_store::wav::pcm_header(8000, 1, 0),
-    )
-    .unwrap();
+    std::fs::write(f.spool_path(&id), callrec_testkit::wav::empty()).unwrap();
     let outcome = f.store.ingest(&IngestJob::new(id.clone())).unwrap();
     let IngestOutcome::Failed {
         reason,

@@ -16,11 +16,7 @@ async fn the_worker_ingests_in_batches_and_reports_each_outcome() {
         ids.push(id);
     }
     let empty = f.start(&alice, "1001", "02077456456");
-    std::fs::write(
-        f.spool_path(&empty),
-        callrec_store::wav::pcm_header(8000, 1, 0),
-    )
-    .unwrap();
+    std::fs::write(f.spool_path(&empty), callrec_testkit::wav::empty()).unwrap();
     let dir = f.dir;
     let handle = StoreHandle::new(f.store);
     let worker = handle

@@ -266,8 +266,7 @@ fn a_spool_callrec_cannot_write_in_exits_78_naming_it() {
     let install = Install::new();
     let spool = install.root().join("recordings");
     std::fs::create_dir(&spool).unwrap();
-    let Some(_mounted) = ReadOnlyTmpfs::mount(&spool) else {
-        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+    let Some(_mounted) = support::read_only_tmpfs(&spool) else {
         return;
     };
     let (port, sessions) = fake_switch(true);
@@ -291,27 +290,6 @@ fn a_spool_callrec_cannot_write_in_exits_78_naming_it() {
         0,
         "it connected to the switch"
     );
-}
-
-/// A read-only tmpfs mounted for one test, unmounted when dropped.
-struct ReadOnlyTmpfs(std::path::PathBuf);
-
-impl ReadOnlyTmpfs {
-    fn mount(at: &std::path::Path) -> Option<ReadOnlyTmpfs> {
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "ro,size=1m", "callrec-test"])
-            .arg(at)
-            .stderr(Stdio::null())
-            .status()
-            .ok()?;
-        status.success().then(|| ReadOnlyTmpfs(at.to_path_buf()))
-    }
-}
-
-impl Drop for ReadOnlyTmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 /// SIGTERM while the daemon is still starting (here its index is busy under another writer,

@@ -287,8 +287,7 @@ fn a_read_only_data_dir_is_reported_with_its_path() {
     let install = Install::new();
     let mount_point = install.root().join("ro");
     std::fs::create_dir(&mount_point).unwrap();
-    let Some(_mounted) = ReadOnlyTmpfs::mount(&mount_point) else {
-        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+    let Some(_mounted) = support::read_only_tmpfs(&mount_point) else {
         return;
     };
     let data_dir = mount_point.join("data");
@@ -310,27 +309,6 @@ fn a_read_only_data_dir_is_reported_with_its_path() {
         "{}",
         run.stderr
     );
-}
-
-/// A read-only tmpfs mounted for one test, unmounted when dropped.
-struct ReadOnlyTmpfs(std::path::PathBuf);
-
-impl ReadOnlyTmpfs {
-    fn mount(at: &std::path::Path) -> Option<ReadOnlyTmpfs> {
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "ro,size=1m", "callrec-test"])
-            .arg(at)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .ok()?;
-        status.success().then(|| ReadOnlyTmpfs(at.to_path_buf()))
-    }
-}
-
-impl Drop for ReadOnlyTmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
 }
 
 #[test]

@@ -12,11 +12,11 @@ use callrec_api::{ApiConfig, ApiState};
 use callrec_model::{ActionError, CallRecording, LiveCall, RecordingAction};
 use callrec_model::{ActionRequest, BoxFuture, DaemonStatus, LiveCalls};
 use callrec_model::{Direction, RecordingId, RecordingMode, Role, SegmentKind, SegmentSource};
-use callrec_store::wav::pcm_header;
 use callrec_store::{
     Access, AuditEntry, IngestJob, IngestOutcome, NewRecording, NewUser, Recording, SiteSettings,
     Store, StoreHandle, User,
 };
+use callrec_testkit::wav;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::Value;
 use warp::http::Response;
@@ -24,20 +24,6 @@ use warp::http::Response;
 /// The instant the test recordings start around.
 pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
-}
-
-/// A 16-bit mono 8 kHz WAV of `ms` milliseconds whose samples depend on `seed`.
-pub fn wav(ms: u32, seed: u64) -> Vec<u8> {
-    let samples = 8 * ms;
-    let mut out = pcm_header(8000, 1, samples * 2).to_vec();
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    for _ in 0..samples {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        out.extend_from_slice(&((x >> 48) as i16).to_le_bytes());
-    }
-    out
 }
 
 /// Someone who calls the API.
@@ -231,7 +217,7 @@ impl World {
         ms: u32,
     ) -> (Recording, Vec<u8>) {
         self.seed += 1;
-        let bytes = wav(ms, self.seed);
+        let bytes = wav::noise(ms, self.seed);
         let rec = record_with(
             &self.store,
             &self.spool,
@@ -256,7 +242,7 @@ impl World {
         direction: Direction,
     ) -> Recording {
         self.seed += 1;
-        let bytes = wav(ms, self.seed);
+        let bytes = wav::noise(ms, self.seed);
         record_with(
             &self.store,
             &self.spool,

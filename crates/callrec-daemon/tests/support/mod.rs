@@ -4,7 +4,6 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,50 +15,15 @@ use callrec_sim::{FeatureCallHandle, FeatureCallInfo, SimConfig, Simulator};
 use callrec_store::{
     Access, NewUser, Recording, RecordingDetail, SearchQuery, SiteUpdate, StoreHandle,
 };
+use callrec_testkit::wait::{eventually, eventually_async, within};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// How long any single wait may take before the test fails.
-pub const DEADLINE: Duration = Duration::from_secs(20);
-
 /// The repository's prompts.
 pub fn prompts_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../prompts")
-}
-
-/// Polls `check` every few milliseconds until it gives a value, or fails the test.
-pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// The same with an async check.
-pub async fn eventually_async<T, F: Future<Output = Option<T>>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// What a bed starts with.
@@ -114,9 +78,11 @@ impl Bed {
     /// A switch, an index with the users, the daemon connected.
     pub async fn start(setup: Setup) -> Bed {
         let bed = Bed::start_unconnected(setup, None).await;
-        tokio::time::timeout(DEADLINE, bed.handle.wait_connected())
-            .await
-            .expect("the daemon connects to the switch");
+        within(
+            "the daemon to connect to the switch",
+            bed.handle.wait_connected(),
+        )
+        .await;
         bed
     }
 
@@ -257,21 +223,20 @@ impl Bed {
 
     /// Waits until `n` recordings are in the index in `state`.
     pub async fn wait_recordings(&self, state: RecordingState, n: usize) -> Vec<Recording> {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
+        eventually_async(&format!("{n} recordings {state}"), || async {
             let all = self.recordings().await;
             let matching: Vec<Recording> =
                 all.iter().filter(|r| r.state == state).cloned().collect();
             if matching.len() == n {
-                return matching;
+                Ok(matching)
+            } else {
+                Err(format!(
+                    "the index has {all:#?}; the switch recorded {:#?}",
+                    self.sim.recordings()
+                ))
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {n} recordings {state}; the index has {all:#?}; the switch recorded {:#?}",
-                self.sim.recordings()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        })
+        .await
     }
 
     /// A recording with its segments.
@@ -314,9 +279,8 @@ impl Bed {
             let _ = stop.send(());
         }
         let task = self.task.take().expect("running");
-        tokio::time::timeout(DEADLINE, task)
+        within("the daemon to stop", task)
             .await
-            .expect("the daemon stops")
             .expect("no panic")
             .expect("a clean stop");
         let feature = TcpListener::bind(self.feature_addr).await.unwrap();
@@ -342,9 +306,7 @@ impl Bed {
         self.handle = handle;
         self.task = Some(task);
         self.stop = Some(stop);
-        tokio::time::timeout(DEADLINE, self.handle.wait_connected())
-            .await
-            .expect("the new daemon connects");
+        within("the new daemon to connect", self.handle.wait_connected()).await;
         self
     }
 
@@ -354,18 +316,16 @@ impl Bed {
             let _ = stop.send(());
         }
         let task = self.task.take().expect("running");
-        tokio::time::timeout(DEADLINE, task)
+        within("the daemon to stop", task)
             .await
-            .expect("the daemon stops")
             .expect("the daemon task does not panic")
     }
 
     /// Waits for `run` to end on its own (a fatal error).
     pub async fn ended(mut self) -> Result<(), DaemonError> {
         let task = self.task.take().expect("running");
-        tokio::time::timeout(DEADLINE, task)
+        within("the daemon to end", task)
             .await
-            .expect("the daemon ends")
             .expect("the daemon task does not panic")
     }
 }

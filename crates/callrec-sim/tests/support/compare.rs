@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::RawFrame;
+use callrec_testkit::capture::Frame;
 
 /// Events that say nothing about the call under test: timer-driven or caused by phones
 /// re-registering during the capture.
@@ -43,16 +43,8 @@ pub struct Ev {
 }
 
 impl Ev {
-    pub fn of(frame: &RawFrame) -> Ev {
-        let headers: Vec<(String, String)> = if frame.content_type() == "text/event-json" {
-            json_headers(&frame.body)
-        } else {
-            frame
-                .plain_headers()
-                .into_iter()
-                .map(|(n, v)| (n, decode(&v)))
-                .collect()
-        };
+    pub fn of(frame: &Frame) -> Ev {
+        let headers = frame.event_headers();
         let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         let name = headers
             .iter()
@@ -88,69 +80,6 @@ impl Ev {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
-}
-
-fn decode(v: &str) -> String {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(x) = u8::from_str_radix(&v[i + 1..i + 3], 16)
-        {
-            out.push(x);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Keys of a JSON event in order, duplicates kept (serde_json would fold them).
-fn json_headers(body: &[u8]) -> Vec<(String, String)> {
-    let text = String::from_utf8_lossy(body);
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    let read_string = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> String {
-        let mut s = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '"' => break,
-                '\\' => match chars.next() {
-                    Some('n') => s.push('\n'),
-                    Some('r') => s.push('\r'),
-                    Some('t') => s.push('\t'),
-                    Some('u') => {
-                        let hex: String = chars.by_ref().take(4).collect();
-                        if let Some(ch) =
-                            u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
-                        {
-                            s.push(ch);
-                        }
-                    }
-                    Some(other) => s.push(other),
-                    None => break,
-                },
-                c => s.push(c),
-            }
-        }
-        s
-    };
-    while let Some(c) = chars.next() {
-        if c == '"' {
-            let key = read_string(&mut chars);
-            while chars.peek().is_some_and(|c| *c != '"') {
-                chars.next();
-            }
-            chars.next();
-            let value = read_string(&mut chars);
-            out.push((key, value));
-        }
-    }
-    out
 }
 
 /// Channel events grouped by channel, channels in order of first appearance.

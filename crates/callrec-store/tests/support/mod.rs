@@ -6,30 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use callrec_model::{Direction, ManualClock, RecordingId, Role, SegmentKind, SegmentSource};
-use callrec_store::wav::pcm_header;
 use callrec_store::{IngestJob, IngestOutcome, NewRecording, NewUser, Recording, Store, User};
+use callrec_testkit::wav;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 /// The instant every test starts at.
 pub fn start_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
-}
-
-/// A 16-bit mono 8 kHz WAV of `ms` milliseconds whose samples depend on `seed`, so two
-/// recordings never share a hash.
-pub fn wav(ms: u32, seed: u64) -> Vec<u8> {
-    let samples = 8 * ms;
-    let mut out = pcm_header(8000, 1, samples * 2).to_vec();
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    for _ in 0..samples {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        out.extend_from_slice(&((x >> 48) as i16).to_le_bytes());
-    }
-    out
 }
 
 pub struct Fixture {
@@ -114,7 +97,7 @@ impl Fixture {
     /// The switch writes the file.
     pub fn write_spool(&mut self, id: &RecordingId, ms: u32) -> Vec<u8> {
         self.seed += 1;
-        let bytes = wav(ms, self.seed);
+        let bytes = wav::noise(ms, self.seed);
         std::fs::write(self.spool_path(id), &bytes).unwrap();
         bytes
     }

@@ -197,10 +197,8 @@ pub fn stored_recording(
             "daemon",
         )
         .expect("the recording row is created");
-    // Five seconds of 8 kHz 16-bit mono; `seed` makes every file's hash different.
-    let samples = 8000 * 5;
-    let mut wav = callrec_store::wav::pcm_header(8000, 1, samples * 2).to_vec();
-    wav.extend((0..samples).flat_map(|i| ((i as i16).wrapping_mul(seed as i16 + 1)).to_le_bytes()));
+    // Five seconds of audio; `seed` makes every file's hash different.
+    let wav = callrec_testkit::wav::noise(5_000, seed.into());
     std::fs::write(&spool_path, wav).expect("the switch writes the file");
     clock.advance(chrono::Duration::minutes(1));
     match store
@@ -210,6 +208,15 @@ pub fn stored_recording(
         IngestOutcome::Stored { path, .. } => (id, path),
         other => panic!("expected the recording to be stored, got {other:?}"),
     }
+}
+
+/// A read-only tmpfs mounted at `at` for one test (as after a disk error remount), or `None`
+/// where mounting is not permitted (not root): the test then says it is skipped and checks
+/// nothing.
+pub fn read_only_tmpfs(at: &Path) -> Option<callrec_testkit::tmpfs::Tmpfs> {
+    callrec_testkit::tmpfs::Tmpfs::mount_read_only(at, "1m")
+        .inspect_err(|e| eprintln!("skipped: {e} (not root?)"))
+        .ok()
 }
 
 /// The index of an installation, opened the way the daemon or the API would read it.
