@@ -44,6 +44,17 @@ impl Callrec {
     /// through a proxy), the index, user `users` (extension, mode) and admin 1099 with a token.
     /// The daemon is not started yet.
     pub fn install(switch: &Switch, esl_port: u16, users: &[(&str, &str)]) -> Callrec {
+        Callrec::install_with(switch, esl_port, users, "")
+    }
+
+    /// [`Callrec::install`] with `extra` appended to the config file (whole sections, e.g.
+    /// `[site]\nmin_seconds = 0\n`).
+    pub fn install_with(
+        switch: &Switch,
+        esl_port: u16,
+        users: &[(&str, &str)],
+        extra: &str,
+    ) -> Callrec {
         let dir = tempfile::Builder::new()
             .prefix("callrec-rs-")
             .tempdir()
@@ -66,7 +77,7 @@ impl Callrec {
             data = dir.path().join("data").display(),
             spool = dir.path().join("spool").display(),
             prompts = prompts.display(),
-        );
+        ) + extra;
         std::fs::write(dir.path().join("callrec.toml"), config).expect("config written");
         let mut callrec = Callrec {
             dir,
