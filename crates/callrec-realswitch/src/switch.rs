@@ -335,10 +335,8 @@ impl Switch {
 
 impl Drop for Switch {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-            }
+        if let Some(pid) = self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
         }
         self.wait_exit(Duration::from_secs(15));
         if std::thread::panicking() {

@@ -16,9 +16,11 @@ use callrec_realswitch::{Callrec, Switch, free_addr, segment_kinds, segment_sour
 
 const SEC: Duration = Duration::from_secs(1);
 
-/// A loopback leg's recording ends about 0.5 s before the call (mod_loopback queues frames;
-/// `../shared/freeswitch/README.md`), and starting it after answer costs a little more.
-const SHORTFALL: f64 = 1.0;
+/// How much shorter than `sched_hangup +N` a recording may be: the switch's scheduler runs
+/// hangups on whole seconds (a `+3` call talks 2-3 s), a loopback leg's recording ends about
+/// 0.5 s before the call (mod_loopback queues frames; `../shared/freeswitch/README.md`), and
+/// starting it after answer costs a frame or two.
+const SHORTFALL: f64 = 1.7;
 
 fn switch_and_callrec(users: &[(&str, &str)]) -> (Switch, Callrec) {
     let switch = Switch::start(free_addr());
@@ -244,7 +246,7 @@ fn on_demand_records_from_star_44_on_and_from_an_api_start() {
     );
 
     // API: start.
-    switch.call("callrec_user=1001", 6);
+    switch.call("callrec_user=1001", 10);
     let leg = callrec.call_in("off", 10 * SEC)["call_uuid"]
         .as_str()
         .unwrap()
@@ -328,20 +330,20 @@ fn callrec_killed_while_the_call_ends_stores_it_once_after_restart() {
     assert!((4.0 - SHORTFALL..=4.1).contains(&seconds), "{seconds:.2} s");
 }
 
+/// callrec cannot hear an answer it was not connected for: at start it reconciles with
+/// `show channels`, adopts the call and starts recording it then, so the talk before is lost.
 #[test]
-fn a_call_answered_while_callrec_is_down_is_recorded_from_its_start() {
+fn a_call_answered_while_callrec_is_down_is_recorded_from_when_callrec_starts() {
     let switch = Switch::start(free_addr());
     let mut callrec = Callrec::install(&switch, switch.esl_port, &[("1001", "always")]);
     switch.call("callrec_user=1001", 10);
     std::thread::sleep(3 * SEC);
     callrec.serve();
-    let recs = eventually_finished(&callrec, 1, 40 * SEC);
-    eprintln!("answered while down: {recs:#?}");
     let (id, _) = only_recording(&callrec, 40 * SEC);
     let seconds = callrec.wav(&id).seconds();
     assert!(
-        (10.0 - 3.0 - 2.0..=10.1).contains(&seconds),
-        "recorded from when callrec came up: {seconds:.2} s"
+        (10.0 - 3.0 - SHORTFALL - 1.0..=10.0 - 3.0 + 0.5).contains(&seconds),
+        "recorded from when callrec came up, about 3 s into a 10 s call: {seconds:.2} s"
     );
 }
 
