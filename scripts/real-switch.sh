@@ -1,32 +1,36 @@
 #!/usr/bin/env bash
-# Runs callrec's tests against a real FreeSWITCH (crates/callrec/tests/real_switch.rs).
+# The real-switch suite: callrec serve against a real FreeSWITCH (crates/callrec-realswitch).
 #
-#   scripts/real-switch.sh                 build (or reuse) FreeSWITCH from ../shared/freeswitch
-#                                          into /opt/freeswitch-test, then run the suite
-#   CALLREC_FREESWITCH_PREFIX=/usr/local/freeswitch scripts/real-switch.sh
-#                                          use a switch you built yourself (bin/freeswitch,
-#                                          bin/fs_cli, etc/freeswitch under that prefix)
+# Usage: scripts/real-switch.sh [TEST-NAME-FILTER] [-- extra libtest args]
 #
-# The shipped dialplan/callrec.xml is installed into the switch's dialplan/default/, so the
-# drop-in users copy is what is tested. The suite starts and stops the switch itself (ESL on
-# 127.0.0.1:8021, SIP on 127.0.0.1:5060, feature codes to 127.0.0.1:8084): nothing else may
-# use those ports while it runs. Extra arguments go to the test binary (e.g. a test name).
+#   CALLREC_FREESWITCH_PREFIX  an installed FreeSWITCH to use (source-built prefix with the
+#                              vanilla sample configuration in etc/freeswitch); when unset,
+#                              FreeSWITCH is built into /opt/freeswitch-test (or reused).
+#   CALLREC_SHARED_DIR         the shared directory with freeswitch/build.sh and configure.sh
+#                              (default: ../shared beside the repository)
+#
+# The installed switch's files are not changed: every test copies its configuration, applies
+# configure.sh (loopback-only test setup) and the project's own dialplan/callrec.xml to the
+# copy, and runs the switch on its own ports. No process is left behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-SHARED=${CALLREC_SHARED_DIR:-$ROOT/../shared}
-if [ -n "${CALLREC_FREESWITCH_PREFIX:-}" ]; then
-  PREFIX=$CALLREC_FREESWITCH_PREFIX
-  [ -x "$PREFIX/bin/freeswitch" ] || { echo "no FreeSWITCH at $PREFIX (CALLREC_FREESWITCH_PREFIX)" >&2; exit 1; }
-else
-  PREFIX=/opt/freeswitch-test
-  [ -x "$SHARED/freeswitch/build.sh" ] || { echo "no $SHARED/freeswitch/build.sh: set CALLREC_SHARED_DIR or CALLREC_FREESWITCH_PREFIX" >&2; exit 1; }
-  "$SHARED/freeswitch/build.sh" "$PREFIX"
-  "$SHARED/freeswitch/configure.sh" "$PREFIX"
+ROOT=$(pwd)
+export CALLREC_SHARED_DIR=${CALLREC_SHARED_DIR:-$(realpath -m "$ROOT/../shared")}
+if [ -z "${CALLREC_FREESWITCH_PREFIX:-}" ]; then
+  export CALLREC_FREESWITCH_PREFIX=/opt/freeswitch-test
+  start=$(date +%s)
+  "$CALLREC_SHARED_DIR/freeswitch/build.sh" "$CALLREC_FREESWITCH_PREFIX"
+  echo "FreeSWITCH ready in $(( $(date +%s) - start )) s"
 fi
-command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
-install -m 0644 dialplan/callrec.xml "$PREFIX/etc/freeswitch/dialplan/default/callrec.xml"
-export CALLREC_FREESWITCH_PREFIX=$PREFIX
-# Whatever happens, leave no switch behind.
-trap '"$PREFIX/bin/freeswitch" -stop >/dev/null 2>&1 || true' EXIT
-cargo test -p callrec --features real-switch --test real_switch --locked -- --test-threads=1 "$@"
+[ -x "$CALLREC_FREESWITCH_PREFIX/bin/freeswitch" ] \
+  || { echo "no FreeSWITCH at $CALLREC_FREESWITCH_PREFIX/bin/freeswitch"; exit 1; }
+[ -d "$CALLREC_FREESWITCH_PREFIX/etc/freeswitch" ] \
+  || { echo "no configuration at $CALLREC_FREESWITCH_PREFIX/etc/freeswitch"; exit 1; }
+[ -x "$CALLREC_SHARED_DIR/freeswitch/configure.sh" ] \
+  || { echo "no $CALLREC_SHARED_DIR/freeswitch/configure.sh (set CALLREC_SHARED_DIR)"; exit 1; }
+
+cargo build -p callrec --locked
+export CALLREC_BIN="$ROOT/target/debug/callrec"
+start=$(date +%s)
+cargo test -p callrec-realswitch --features real-switch --locked --test real_switch -- --test-threads=1 "$@"
+echo "real-switch suite: $(( $(date +%s) - start )) s"

@@ -1,0 +1,528 @@
+//! callrec against a real FreeSWITCH (issue 9): calls placed on the switch, recordings checked
+//! through the API and in the WAV files the switch wrote.
+//!
+//! Run by `scripts/real-switch.sh` (which builds or reuses the switch and builds `callrec`);
+//! only built with `--features real-switch`. Each test has its own switch (own configuration,
+//! ports and directories) and its own callrec installation.
+//!
+//! Calls are loopback originates: `loopback/9999/default` answers and plays a 440 Hz tone
+//! (1 s on, 0.5 s off) on the B leg while the A leg parks, with `callrec_user=1001` on the
+//! call so that it is 1001's, as an authenticated phone's would be. The switch hangs each
+//! call up a set time after answer (`sched_hangup`).
+
+use std::time::Duration;
+
+use callrec_realswitch::{Callrec, Switch, free_addr, segment_kinds, segment_sources};
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// How much shorter than `sched_hangup +N` a recording may be: the switch's scheduler runs
+/// hangups on whole seconds (a `+3` call talks 2-3 s), a loopback leg's recording ends about
+/// 0.5 s before the call (mod_loopback queues frames; `../shared/freeswitch/README.md`), and
+/// starting it after answer costs a frame or two.
+const SHORTFALL: f64 = 1.7;
+
+fn switch_and_callrec(users: &[(&str, &str)]) -> (Switch, Callrec) {
+    let switch = Switch::start(free_addr());
+    let callrec = Callrec::start(&switch, users);
+    (switch, callrec)
+}
+
+#[test]
+fn an_always_call_is_recorded_once_from_answer_to_hangup() {
+    let (switch, callrec) = switch_and_callrec(&[("1001", "always")]);
+    let uuid = switch.call("callrec_user=1001", 5);
+    let recs = callrec.stored(1, 30 * SEC);
+    let rec = &recs[0];
+    assert_eq!(rec["user"], "1001");
+    let wav = callrec.wav(rec["id"].as_str().unwrap());
+    assert_eq!(wav.rate, 8000);
+    assert!(
+        (5.0 - SHORTFALL..=5.1).contains(&wav.seconds()),
+        "a 5 s call gave {:.2} s of audio",
+        wav.seconds()
+    );
+    let duration_ms = rec["duration_ms"].as_f64().unwrap_or(0.0);
+    assert!(
+        (duration_ms / 1000.0 - wav.seconds()).abs() < 0.05,
+        "duration_ms {duration_ms} vs the file's {:.3} s",
+        wav.seconds()
+    );
+    assert!(wav.peak(0.0, 1.0) > 1000, "the tone is in the recording");
+    assert!(wav.silences(0.7).is_empty(), "{:?}", wav.silences(0.7));
+    assert_eq!(
+        segment_kinds(&callrec.recording(rec["id"].as_str().unwrap())),
+        ["start", "stop"]
+    );
+    eprintln!("call {uuid}: recording {rec:#}");
+    switch.wait_idle(10 * SEC);
+}
+
+/// The recording's id and its metadata with segments.
+fn only_recording(callrec: &Callrec, within: Duration) -> (String, serde_json::Value) {
+    let recs = callrec.stored(1, within);
+    let id = recs[0]["id"].as_str().unwrap().to_owned();
+    let rec = callrec.recording(&id);
+    (id, rec)
+}
+
+#[test]
+fn a_never_call_is_not_recorded_and_star_44_is_refused() {
+    let (switch, callrec) = switch_and_callrec(&[("1001", "never")]);
+    let uuid = switch.call("callrec_user=1001", 6);
+    std::thread::sleep(2 * SEC);
+    let call = callrec
+        .calls()
+        .into_iter()
+        .find(|c| c["recording"] == "off")
+        .unwrap_or_else(|| panic!("the call is listed, not recording: {:#?}", callrec.calls()));
+    switch.api(&format!(
+        "uuid_hold {}",
+        call["call_uuid"].as_str().unwrap()
+    ));
+    switch.dial("*44", "1001");
+    let reply = callrec.http(
+        "POST",
+        &format!(
+            "/api/v1/calls/{}/recording/start",
+            call["call_uuid"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(reply.status, 409, "API start in never: {}", reply.text());
+    switch.wait_idle(20 * SEC);
+    // The spool scan (every 5 s here) would have found any file by now.
+    std::thread::sleep(6 * SEC);
+    assert!(
+        callrec.recordings().is_empty(),
+        "{:#?}",
+        callrec.recordings()
+    );
+    let spool: Vec<_> = std::fs::read_dir(callrec.spool()).unwrap().collect();
+    assert!(spool.is_empty(), "nothing written to the spool: {spool:?}");
+    assert!(
+        callrec.log().contains("not_allowed"),
+        "*44 answered not_allowed (call {uuid}):\n{}",
+        callrec.log_tail(40)
+    );
+}
+
+/// callrec with `users` on its own switch, recordings of any length kept (`min_seconds = 0`):
+/// a call held on a loopback leg stays held (`uuid_hold off` fails there) and the switch writes
+/// nothing while a leg is on hold, so the file is shorter than the default 3 s minimum.
+fn switch_and_callrec_keeping_short(users: &[(&str, &str)]) -> (Switch, Callrec) {
+    let switch = Switch::start(free_addr());
+    let mut callrec =
+        Callrec::install_with(&switch, switch.esl_port, users, "[site]\nmin_seconds = 0\n");
+    callrec.serve();
+    (switch, callrec)
+}
+
+#[test]
+fn star_48_and_star_49_dialled_while_on_hold_pause_and_resume_the_held_call() {
+    let (switch, callrec) = switch_and_callrec_keeping_short(&[("1001", "always_pausable")]);
+    switch.call("callrec_user=1001", 12);
+    let leg = callrec.call_in("recording", 10 * SEC)["call_uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::thread::sleep(2 * SEC);
+    // The seed procedure: hold the call, dial the code as a second call.
+    switch.api(&format!("uuid_hold {leg}"));
+    let held = callrec_realswitch::eventually(5 * SEC, "the call to show on hold", || {
+        callrec.calls().into_iter().find(|c| c["on_hold"] == true)
+    });
+    assert_eq!(held["call_uuid"], leg.as_str());
+    switch.dial("*48", "1001");
+    callrec.call_in("paused", 10 * SEC);
+    std::thread::sleep(3 * SEC);
+    switch.dial("*49", "1001");
+    callrec.call_in("recording", 10 * SEC);
+    let (id, rec) = only_recording(&callrec, 40 * SEC);
+    assert_eq!(
+        segment_kinds(&rec),
+        ["start", "pause", "resume", "stop"],
+        "{rec:#}"
+    );
+    assert_eq!(
+        segment_sources(&rec)[1..3],
+        ["handset", "handset"],
+        "{rec:#}"
+    );
+    let paused_ms = rec["paused_ms"].as_u64().unwrap_or(0);
+    assert!((2500..=6000).contains(&paused_ms), "paused_ms {paused_ms}");
+    // Nothing is written while the leg is held: the audio is the talk before the hold.
+    let wav = callrec.wav(&id);
+    assert!(
+        (1.0..=3.2).contains(&wav.seconds()),
+        "{:.2} s of audio before the hold",
+        wav.seconds()
+    );
+    assert!(wav.peak(0.0, 1.0) > 1000, "the tone before the hold");
+}
+
+#[test]
+fn pause_and_resume_through_the_api_mask_the_call() {
+    let (switch, callrec) = switch_and_callrec(&[("1001", "always_pausable")]);
+    switch.call("callrec_user=1001", 10);
+    let leg = callrec.call_in("recording", 10 * SEC)["call_uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::thread::sleep(2 * SEC);
+    let paused = callrec.json("POST", &format!("/api/v1/calls/{leg}/recording/pause"));
+    assert_eq!(paused["recording"], "paused", "{paused:#}");
+    std::thread::sleep(3 * SEC);
+    let resumed = callrec.json("POST", &format!("/api/v1/calls/{leg}/recording/resume"));
+    assert_eq!(resumed["recording"], "recording", "{resumed:#}");
+    let (id, rec) = only_recording(&callrec, 30 * SEC);
+    assert_eq!(
+        segment_kinds(&rec),
+        ["start", "pause", "resume", "stop"],
+        "{rec:#}"
+    );
+    assert_eq!(segment_sources(&rec)[1..3], ["api", "api"], "{rec:#}");
+    let wav = callrec.wav(&id);
+    assert!(
+        (10.0 - SHORTFALL..=10.1).contains(&wav.seconds()),
+        "masking keeps the timeline: {:.2} s",
+        wav.seconds()
+    );
+    let masked = wav.silences(2.0);
+    assert_eq!(masked.len(), 1, "one masked stretch: {masked:?}");
+    assert!(
+        (2.5..=3.8).contains(&(masked[0].1 - masked[0].0)),
+        "{masked:?}"
+    );
+    assert!(
+        wav.peak(masked[0].1, wav.seconds()) > 1000,
+        "tone after the resume"
+    );
+}
+
+#[test]
+fn pause_is_refused_in_always_mode_from_the_api_and_the_handset() {
+    let (switch, callrec) = switch_and_callrec_keeping_short(&[("1001", "always")]);
+    switch.call("callrec_user=1001", 8);
+    let leg = callrec.call_in("recording", 10 * SEC)["call_uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = callrec.http("POST", &format!("/api/v1/calls/{leg}/recording/pause"));
+    assert_eq!(reply.status, 409, "{}", reply.text());
+    switch.api(&format!("uuid_hold {leg}"));
+    switch.dial("*48", "1001");
+    std::thread::sleep(2 * SEC);
+    assert_eq!(callrec.calls()[0]["recording"], "recording");
+    let (id, rec) = only_recording(&callrec, 30 * SEC);
+    assert_eq!(segment_kinds(&rec), ["start", "stop"], "{rec:#}");
+    assert!(callrec.wav(&id).silences(1.0).is_empty(), "nothing masked");
+    assert!(
+        callrec.log().contains("not_allowed"),
+        "{}",
+        callrec.log_tail(30)
+    );
+}
+
+#[test]
+fn on_demand_records_from_star_44_on_and_from_an_api_start() {
+    let (switch, callrec) = switch_and_callrec(&[("1001", "on_demand")]);
+    // Handset: hold, *44.
+    switch.call("callrec_user=1001", 9);
+    let leg = callrec.call_in("off", 10 * SEC)["call_uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::thread::sleep(3 * SEC);
+    let far_end = switch.api(&format!("uuid_getvar {leg} other_loopback_leg_uuid"));
+    switch.api(&format!("uuid_hold {}", far_end.trim()));
+    switch.dial("*44", "1001");
+    callrec.call_in("recording", 10 * SEC);
+    let (id, rec) = only_recording(&callrec, 30 * SEC);
+    assert_eq!(segment_sources(&rec)[0], "handset", "{rec:#}");
+    let seconds = callrec.wav(&id).seconds();
+    assert!(
+        (3.5..=6.2).contains(&seconds),
+        "recorded from *44 (about 3 s in) to the end of a 9 s call: {seconds:.2} s"
+    );
+
+    // API: start.
+    switch.call("callrec_user=1001", 10);
+    let leg = callrec.call_in("off", 10 * SEC)["call_uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::thread::sleep(2 * SEC);
+    let started = callrec.json("POST", &format!("/api/v1/calls/{leg}/recording/start"));
+    assert_eq!(started["recording"], "recording", "{started:#}");
+    let recs = callrec.stored(2, 30 * SEC);
+    let rec = callrec.recording(recs[0]["id"].as_str().unwrap());
+    assert_eq!(segment_sources(&rec)[0], "api", "{rec:#}");
+}
+
+#[test]
+fn both_parties_of_an_internal_call_are_recorded_once_each() {
+    let (switch, callrec) = switch_and_callrec(&[("1001", "always"), ("1000", "always")]);
+    // 1001 calls 1000; the 7<ext> test extension answers as 1000 and plays the tone.
+    switch.call_to("71000", "callrec_user=1001", 5);
+    let recs = callrec.stored(2, 30 * SEC);
+    let mut users: Vec<_> = recs.iter().map(|r| r["user"].as_str().unwrap()).collect();
+    users.sort();
+    assert_eq!(users, ["1000", "1001"], "{recs:#?}");
+    for r in &recs {
+        let seconds = callrec.wav(r["id"].as_str().unwrap()).seconds();
+        assert!(
+            (5.0 - SHORTFALL..=5.1).contains(&seconds),
+            "{seconds:.2} s: {r:#}"
+        );
+    }
+}
+
+#[test]
+fn a_transferred_call_stays_one_recording() {
+    let (switch, callrec) = switch_and_callrec(&[("1001", "always")]);
+    let a = switch.call("callrec_user=1001", 8);
+    callrec.call_in("recording", 10 * SEC);
+    let b = switch.api(&format!("uuid_getvar {a} other_loopback_leg_uuid"));
+    let b = b.trim();
+    std::thread::sleep(2 * SEC);
+    // The far end is transferred (blind) to another extension that answers with the tone.
+    let reply = switch.api(&format!("uuid_transfer {b} 9999 XML default"));
+    assert!(reply.starts_with("+OK"), "transfer: {reply}");
+    let (id, rec) = only_recording(&callrec, 30 * SEC);
+    assert_eq!(segment_kinds(&rec), ["start", "stop"], "{rec:#}");
+    // The transfer costs the recording a little more audio (the loopback queue again).
+    let seconds = callrec.wav(&id).seconds();
+    assert!(
+        (8.0 - SHORTFALL - 0.5..=8.1).contains(&seconds),
+        "{seconds:.2} s"
+    );
+}
+
+#[test]
+fn callrec_killed_and_restarted_mid_call_stores_the_recording_once() {
+    let (switch, mut callrec) = switch_and_callrec(&[("1001", "always")]);
+    switch.call("callrec_user=1001", 10);
+    callrec.call_in("recording", 10 * SEC);
+    std::thread::sleep(2 * SEC);
+    callrec.kill();
+    std::thread::sleep(2 * SEC);
+    callrec.serve();
+    let (id, _) = only_recording(&callrec, 40 * SEC);
+    // The switch recorded on while callrec was down: the whole call is there.
+    let seconds = callrec.wav(&id).seconds();
+    assert!(
+        (10.0 - SHORTFALL..=10.1).contains(&seconds),
+        "{seconds:.2} s"
+    );
+}
+
+#[test]
+fn callrec_killed_while_the_call_ends_stores_it_once_after_restart() {
+    let (switch, mut callrec) = switch_and_callrec(&[("1001", "always")]);
+    switch.call("callrec_user=1001", 4);
+    callrec.call_in("recording", 10 * SEC);
+    callrec.kill();
+    // RECORD_STOP and the hangup happen while callrec is down.
+    switch.wait_idle(20 * SEC);
+    callrec.serve();
+    let (id, _) = only_recording(&callrec, 40 * SEC);
+    let seconds = callrec.wav(&id).seconds();
+    assert!((4.0 - SHORTFALL..=4.1).contains(&seconds), "{seconds:.2} s");
+}
+
+/// callrec cannot hear an answer it was not connected for: at start it reconciles with
+/// `show channels`, adopts the call and starts recording it then, so the talk before is lost.
+#[test]
+fn a_call_answered_while_callrec_is_down_is_recorded_from_when_callrec_starts() {
+    let switch = Switch::start(free_addr());
+    let mut callrec = Callrec::install(&switch, switch.esl_port, &[("1001", "always")]);
+    switch.call("callrec_user=1001", 10);
+    std::thread::sleep(3 * SEC);
+    callrec.serve();
+    let (id, _) = only_recording(&callrec, 40 * SEC);
+    let seconds = callrec.wav(&id).seconds();
+    assert!(
+        (10.0 - 3.0 - SHORTFALL - 1.0..=10.0 - 3.0 + 0.5).contains(&seconds),
+        "recorded from when callrec came up, about 3 s into a 10 s call: {seconds:.2} s"
+    );
+}
+
+fn eventually_finished(callrec: &Callrec, n: usize, within: Duration) -> Vec<serde_json::Value> {
+    callrec_realswitch::eventually(within, "recordings to finish", || {
+        let all = callrec.recordings();
+        (all.iter().filter(|r| r["state"] != "recording").count() >= n).then_some(all)
+    })
+}
+
+#[test]
+fn the_switch_shut_down_mid_call_leaves_the_recording_stored_and_callrec_reconnects() {
+    let (mut switch, mut callrec) = switch_and_callrec(&[("1001", "always")]);
+    switch.call("callrec_user=1001", 60);
+    callrec.call_in("recording", 10 * SEC);
+    std::thread::sleep(4 * SEC);
+    // `fsctl shutdown` hangs the calls up, sends RECORD_STOP for each, then a disconnect notice.
+    switch.shutdown();
+    let (id, _) = only_recording(&callrec, 40 * SEC);
+    let seconds = callrec.wav(&id).seconds();
+    // From answer to the shutdown: the wait for the recording, 4 s, the shutdown itself.
+    assert!((3.0..=8.0).contains(&seconds), "{seconds:.2} s");
+    // callrec keeps retrying; the restarted switch records again.
+    switch.restart();
+    callrec.wait_ready(30 * SEC);
+    switch.call("callrec_user=1001", 4);
+    callrec.stored(2, 40 * SEC);
+}
+
+/// Kills the switch 4 s into a recorded call; returns the switch (restarted), callrec (ready
+/// again) and the one recording row the call left, once it is no longer `recording`.
+fn kill_the_switch_mid_call() -> (Switch, Callrec, serde_json::Value) {
+    let (mut switch, mut callrec) = switch_and_callrec(&[("1001", "always")]);
+    switch.call("callrec_user=1001", 60);
+    callrec.call_in("recording", 10 * SEC);
+    std::thread::sleep(4 * SEC);
+    switch.kill();
+    switch.restart();
+    callrec.wait_ready(30 * SEC);
+    let recs = eventually_finished(&callrec, 1, 60 * SEC);
+    assert_eq!(recs.len(), 1, "one row for the call: {recs:#?}");
+    let rec = recs[0].clone();
+    (switch, callrec, rec)
+}
+
+#[test]
+fn the_switch_killed_mid_call_leaves_one_row_and_callrec_records_the_next_call() {
+    let (switch, callrec, rec) = kill_the_switch_mid_call();
+    // The switch flushes its file in 64 KiB blocks (4.096 s at 8 kHz) and never finishes the
+    // header: what is there is at most the talk before the kill.
+    assert!(
+        ["stored", "failed"].contains(&rec["state"].as_str().unwrap_or("")),
+        "{rec:#}"
+    );
+    assert!(rec["duration_ms"].as_u64().unwrap_or(0) <= 6000, "{rec:#}");
+    // (Over the 3 s minimum even with the loopback shortfall: shorter is discarded.)
+    switch.call("callrec_user=1001", 8);
+    let recs = eventually_finished(&callrec, 2, 40 * SEC);
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+    let next = &recs[0];
+    assert_eq!(next["state"], "stored", "{next:#}");
+    let seconds = callrec.wav(next["id"].as_str().unwrap()).seconds();
+    assert!((8.0 - SHORTFALL..=8.1).contains(&seconds), "{seconds:.2} s");
+}
+
+/// Product bug found on the real switch (see the crate's README section in the top-level
+/// README): a WAV cut short by a switch crash keeps the header the switch wrote at the start
+/// (RIFF size 8, data size 0), and callrec stores it as a complete recording whose
+/// `duration_ms` counts the bytes after the header, while any player reading the header sees
+/// no audio. SPEC §3.3: such a file is kept but marked `failed` (or repaired). Ignored until
+/// fixed; run with `scripts/real-switch.sh switch_crash -- --ignored`.
+#[test]
+#[ignore = "product bug: a crash-truncated WAV is stored as complete with a header saying 0 s"]
+fn a_recording_cut_by_a_switch_crash_is_not_served_as_complete() {
+    let (_switch, callrec, rec) = kill_the_switch_mid_call();
+    if rec["state"] == "stored" {
+        let wav = callrec.wav(rec["id"].as_str().unwrap());
+        let indexed = rec["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+        assert!(
+            (wav.seconds() - indexed).abs() < 0.1,
+            "the index says {indexed:.2} s, the served file's header {:.2} s: {rec:#}",
+            wav.seconds()
+        );
+    } else {
+        assert_eq!(rec["state"], "failed", "{rec:#}");
+    }
+}
+
+#[test]
+fn the_event_socket_dropped_mid_call_loses_no_recording() {
+    let switch = Switch::start(free_addr());
+    let proxy = callrec_realswitch::proxy::Proxy::start(switch.esl_port);
+    let mut callrec = Callrec::install(&switch, proxy.port, &[("1001", "always")]);
+    callrec.serve();
+    // One call that outlives the cut, one that ends while callrec cannot hear the switch.
+    // (Both well over the 3 s minimum: the switch deletes shorter files itself, and with
+    // the RECORD_STOP missed callrec cannot tell such a file from a lost one: it says failed.)
+    switch.call("callrec_user=1001", 16);
+    switch.call("callrec_user=1001", 6);
+    callrec_realswitch::eventually(10 * SEC, "two calls recording", || {
+        (callrec
+            .calls()
+            .iter()
+            .filter(|c| c["recording"] == "recording")
+            .count()
+            == 2)
+            .then_some(())
+    });
+    proxy.cut();
+    std::thread::sleep(8 * SEC);
+    proxy.restore();
+    callrec.wait_ready(30 * SEC);
+    let recs = callrec.stored(2, 60 * SEC);
+    let mut seconds: Vec<f64> = recs
+        .iter()
+        .map(|r| callrec.wav(r["id"].as_str().unwrap()).seconds())
+        .collect();
+    seconds.sort_by(f64::total_cmp);
+    assert!((6.0 - SHORTFALL..=6.1).contains(&seconds[0]), "{seconds:?}");
+    assert!(
+        (16.0 - SHORTFALL..=16.1).contains(&seconds[1]),
+        "{seconds:?}"
+    );
+}
+
+#[test]
+fn three_hundred_concurrent_calls_are_each_stored_exactly_once() {
+    const CALLS: usize = 300;
+    let (switch, callrec) = switch_and_callrec(&[("1001", "always")]);
+    let mut esl = switch.esl();
+    let mut uuids = Vec::new();
+    for i in 0..CALLS {
+        let uuid = callrec_realswitch::switch::new_uuid();
+        let reply = esl
+            .command(&format!(
+                "bgapi originate {{origination_uuid={uuid},callrec_user=1001,\
+                 execute_on_answer='sched_hangup +20 normal_clearing'}}loopback/9999/default &park"
+            ))
+            .expect("bgapi");
+        assert!(reply.starts_with("+OK"), "{reply}");
+        uuids.push(uuid);
+        // 25 calls (50 channels) a second, under the switch's 300 sessions/s.
+        if i % 25 == 24 {
+            std::thread::sleep(SEC);
+        }
+    }
+    let peak = callrec_realswitch::eventually(60 * SEC, "the calls to be up", || {
+        let n = switch.channel_count();
+        (n >= CALLS).then_some(n)
+    });
+    eprintln!("{peak} channels up");
+    let recs = callrec.stored(CALLS, 240 * SEC);
+    let mut calls: Vec<_> = recs
+        .iter()
+        .map(|r| r["call_uuid"].as_str().unwrap())
+        .collect();
+    calls.sort();
+    calls.dedup();
+    assert_eq!(calls.len(), CALLS, "one recording per call");
+    // (Not sha256: calls of the same length playing the same tone can be byte-identical.)
+    let mut files: Vec<_> = recs
+        .iter()
+        .map(|r| r["file_name"].as_str().unwrap())
+        .collect();
+    files.sort();
+    files.dedup();
+    assert_eq!(files.len(), CALLS, "every recording its own file");
+    // Under this load `uuid_record` sent on CHANNEL_ANSWER starts seconds late (seen: 12.8 s
+    // of a 20 s call); the bound only catches recordings that barely started.
+    let mut ms: Vec<u64> = recs
+        .iter()
+        .map(|r| r["duration_ms"].as_u64().unwrap_or(0))
+        .collect();
+    ms.sort_unstable();
+    eprintln!(
+        "recorded ms of 20 s calls: min {} p50 {} max {}",
+        ms[0],
+        ms[CALLS / 2],
+        ms[CALLS - 1]
+    );
+    assert!(ms[0] >= 10_000, "a 20 s call recorded {} ms", ms[0]);
+}
