@@ -261,7 +261,7 @@ impl Metrics {
     }
 
     /// Counts what the store's reconcile pass repaired and what it could not.
-    pub fn store_reconciled(&self, report: &callrec_store::ReconcileReport) {
+    pub fn store_reconciled(&self, report: &callrec_store::RepairReport) {
         let count = |family: &Family<Labels, Counter>, kind: &str, n: u64| {
             if n > 0 {
                 family.get_or_create(&label("kind", kind)).inc_by(n);

@@ -22,9 +22,11 @@ pub const CLOSING_GRACE: i64 = 5_000_000;
 /// bridged call answers within milliseconds of the far leg.
 pub const WAIT_GRACE: i64 = 2_000_000;
 
-/// What a pass found and did.
+/// What rebuilding the call table from the switch's channel list found and did (the store's
+/// own reconcile pass, finishing what a crash left on disk, reports a
+/// [`callrec_store::RepairReport`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReconcileReport {
+pub struct ResyncReport {
     /// Channels the switch listed.
     pub switch_channels: usize,
     /// Tracked channels that had gone.
@@ -163,7 +165,7 @@ async fn describe(
 pub(crate) async fn reconcile(
     core: &Core,
     rows: &[InProgressRow],
-) -> Result<ReconcileReport, ReconcileError> {
+) -> Result<ResyncReport, ReconcileError> {
     let asked_at = core.recorder().event_seq();
     let body = core.query("show channels as json").await?;
     let switch = parse_channels(&body)?;
@@ -175,10 +177,10 @@ pub(crate) async fn reconcile(
             rec.settings().owner_headers.clone(),
         )
     };
-    let mut report = ReconcileReport {
+    let mut report = ResyncReport {
         switch_channels: switch.len(),
         gone: plan.gone.len(),
-        ..ReconcileReport::default()
+        ..ResyncReport::default()
     };
     for uuid in &plan.gone {
         tracing::info!(channel = %uuid, "channel hung up while the daemon was not looking");

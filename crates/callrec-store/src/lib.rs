@@ -60,7 +60,7 @@ pub use handle::StoreHandle;
 pub use ingest::{IngestJob, IngestOutcome};
 pub use migrate::{Migration, SCHEMA_VERSION};
 pub use naming::{validate_extension, validate_format, validate_site_name};
-pub use reconcile::{ReconcileOptions, ReconcileReport};
+pub use reconcile::{ReconcileOptions, RepairReport};
 pub use records::{
     Access, AuditEntry, AuditPage, Caller, Directory, DirectoryLookup, FilePurpose, InProgress,
     NewRecording, NewToken, NewUser, Note, Party, Recording, RecordingDetail, Scope, Segment, Site,

@@ -34,9 +34,10 @@ pub struct ReconcileOptions {
     pub walk_store: bool,
 }
 
-/// What a reconcile pass did.
+/// What a reconcile pass repaired of what a crash left: the store's side of reconciliation
+/// (the daemon's, rebuilding its call table from the switch, reports a `ResyncReport`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
-pub struct ReconcileReport {
+pub struct RepairReport {
     /// Ingests that were under way and are now finished.
     pub ingests_finished: Vec<IngestOutcome>,
     /// Ingests that could not be finished now (e.g. disk full), with the error; run again.
@@ -63,12 +64,12 @@ impl Store {
     ///   tombstones are removed, and files no row knows are reported and left alone.
     ///
     /// Rows still `recording` *without* `ended_at` are left to the daemon (counted in
-    /// [`ReconcileReport::awaiting_daemon`]): only it can ask the switch whether the call is
+    /// [`RepairReport::awaiting_daemon`]): only it can ask the switch whether the call is
     /// over (SPEC §3.6) before it submits the ingest, with the time the recording ended.
-    pub fn reconcile(&mut self, options: &ReconcileOptions) -> Result<ReconcileReport, StoreError> {
-        let mut report = ReconcileReport {
+    pub fn reconcile(&mut self, options: &ReconcileOptions) -> Result<RepairReport, StoreError> {
+        let mut report = RepairReport {
             files_removed: self.finish_pending_removals()?,
-            ..ReconcileReport::default()
+            ..RepairReport::default()
         };
 
         for row in self.view().recordings_in_progress()? {
