@@ -2,12 +2,13 @@
 //!
 //! Owns the plain types that more than one crate needs and that depend on nothing of callrec's
 //! own: the named enums of SPEC §1 (modes, roles, states, directions, segment kinds and
-//! sources, recording actions) and `named_enum!` that declares them, the recording id, one
-//! [`Clock`] with a system and a manual clock, the live-call view the daemon reports and the
-//! API shows, the typed error of a recording action, and the prompts a feature call can hear. It owns no I/O, no SQL, no HTTP and no
-//! ESL: its only dependencies are serde, chrono, thiserror and uuid, so the configuration, the
-//! store, the daemon, the API and the simulator can all depend on it without pulling each
-//! other in.
+//! sources, recording actions) and `named_enum!` that declares them, the recording and row
+//! ids, one [`Clock`] with a system and a manual clock, the live-call view the daemon reports
+//! and the API shows with the seam between the two ([`LiveCalls`]), the typed error of a
+//! recording action, and the prompts a feature call can hear. It owns no I/O, no SQL, no HTTP
+//! and no ESL: its only dependencies are serde, chrono, thiserror and uuid, so the
+//! configuration, the store, the daemon, the API and the simulator can all depend on it
+//! without pulling each other in.
 //!
 //! # Map
 //!
