@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::core::{Clock, Core, system_clock};
 use crate::decide::{ActionDone, IdSource, Recorder, Settings};
-use crate::directory;
+use crate::directory::OwnerIndex;
 use crate::esl::{self, EslConfigError, EslSettings};
 use crate::feature::{self, FeatureSettings, Prompts};
 use crate::index;
@@ -337,7 +337,8 @@ impl Daemon {
         let ids = options
             .ids
             .unwrap_or_else(|| Box::new(callrec_model::RecordingId::new));
-        let recorder = Recorder::new(settings, directory::from_store(&dir), ids);
+        let directory_version = dir.version;
+        let recorder = Recorder::new(settings, OwnerIndex::new(dir), ids);
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         let (ops_tx, ops) = mpsc::unbounded_channel();
@@ -359,7 +360,7 @@ impl Daemon {
                 registry: Arc::new(registry),
                 shutdown: CancellationToken::new(),
             },
-            directory_version: dir.version,
+            directory_version,
             config,
             listeners,
             options_reconnect: options.reconnect_initial,

@@ -1,8 +1,8 @@
 //! Recording decisions: `(state, input) -> effects`, as plain functions.
 //!
-//! [`Recorder`] owns the call table and a copy of the directory. Each input — a switch event,
-//! a command's result, an API or handset action — updates the table and returns the
-//! [`Effect`]s to carry out: commands for the switch, operations for the store, and answers
+//! [`Recorder`] owns the call table and the directory (an [`OwnerIndex`]). Each input — a
+//! switch event, a command's result, an API or handset action — updates the table and returns
+//! the [`Effect`]s to carry out: commands for the switch, operations for the store, and answers
 //! for whoever asked. Nothing here does I/O or reads a clock; event timestamps give every
 //! time, so tests drive it with events parsed from real captures and check the effects.
 
@@ -15,7 +15,7 @@ use callrec_model::{
 };
 
 use crate::calls::{CallTable, Channel, GroupId, LiveRecording, Owner, StopRequest, UserCall};
-use crate::directory::{Directory, UserKey};
+use crate::directory::{OwnerIndex, UserKey};
 use crate::event::{ChannelEvent, EventKind, Micros};
 
 /// The actor recorded for what the daemon does on its own (answer, hangup, reconcile).
@@ -303,7 +303,7 @@ pub type IdSource = Box<dyn FnMut() -> RecordingId + Send>;
 /// The daemon's in-memory state and every decision taken on it.
 pub struct Recorder {
     settings: Settings,
-    directory: Directory,
+    owners: OwnerIndex,
     table: CallTable,
     next_id: IdSource,
     next_ticket: Ticket,
@@ -339,10 +339,10 @@ fn side_of_header(name: &str) -> Side {
 
 impl Recorder {
     /// A recorder with an empty call table.
-    pub fn new(settings: Settings, directory: Directory, next_id: IdSource) -> Recorder {
+    pub fn new(settings: Settings, owners: OwnerIndex, next_id: IdSource) -> Recorder {
         Recorder {
             settings,
-            directory,
+            owners,
             table: CallTable::new(),
             next_id,
             next_ticket: 1,
@@ -361,14 +361,14 @@ impl Recorder {
         &self.table
     }
 
-    /// The directory in use.
-    pub fn directory(&self) -> &Directory {
-        &self.directory
+    /// The directory in use, indexed for ownership lookups.
+    pub fn owners(&self) -> &OwnerIndex {
+        &self.owners
     }
 
-    /// Replaces the directory (users or sites changed). Calls in progress keep their owners.
-    pub fn set_directory(&mut self, directory: Directory) {
-        self.directory = directory;
+    /// Replaces the index (users or sites changed). Calls in progress keep their owners.
+    pub fn set_owners(&mut self, owners: OwnerIndex) {
+        self.owners = owners;
     }
 
     /// Every user's calls in progress.
@@ -483,7 +483,7 @@ impl Recorder {
         let (index, user) = ev.owner_headers.iter().enumerate().find_map(|(i, value)| {
             value
                 .as_deref()
-                .and_then(|v| self.directory.find(v))
+                .and_then(|v| self.owners.find(v))
                 .map(|u| (i, u))
         })?;
         let header = self
@@ -493,8 +493,8 @@ impl Recorder {
             .map_or("", String::as_str);
         let is_user = |number: Option<&str>| {
             number
-                .and_then(|n| self.directory.find(n))
-                .is_some_and(|u| u.key() == user.key())
+                .and_then(|n| self.owners.find(n))
+                .is_some_and(|u| UserKey::of(u) == UserKey::of(user))
         };
         let side = match side_of_header(header) {
             Side::Unknown if is_user(ev.caller_number.as_deref()) => Side::Caller,
@@ -512,8 +512,8 @@ impl Recorder {
             _ => ev.caller_number.as_deref(),
         };
         let other_is_user = other_party
-            .and_then(|n| self.directory.find(n))
-            .is_some_and(|u| u.key() != user.key());
+            .and_then(|n| self.owners.find(n))
+            .is_some_and(|u| UserKey::of(u) != UserKey::of(user));
         let direction = match (side, other_is_user) {
             (_, true) => Direction::Internal,
             (Side::Caller, false) => Direction::Outbound,
@@ -528,7 +528,7 @@ impl Recorder {
             .or_else(|| ev.destination.as_deref().map(dialled_number))
             .unwrap_or_default();
         Some(Owner {
-            user: user.key(),
+            user: UserKey::of(user),
             direction,
             from,
             to,
@@ -574,7 +574,7 @@ impl Recorder {
         let Some(user) = ch.user().filter(|_| !ch.feature_call) else {
             return false;
         };
-        self.directory
+        self.owners
             .user(user)
             .is_some_and(|u| u.mode.records_on_answer())
             && self.table.user_recording_in_group(ch.group, user).is_none()
@@ -714,10 +714,10 @@ impl Recorder {
             return Vec::new();
         };
         let (min_seconds, pause_behavior) = self
-            .directory
+            .owners
             .site(&owner.user.site)
             .map_or((3, PauseBehavior::Silence), |s| {
-                (s.min_seconds, s.pause_behavior)
+                (s.settings.min_seconds, s.settings.pause_behavior)
             });
         let id = (self.next_id)();
         let path = self.settings.spool_path(&id);
@@ -1044,7 +1044,7 @@ impl Recorder {
             .cloned()
             .ok_or_else(|| ActionError::NoOwner(call_uuid.to_owned()))?;
         let mode = self
-            .directory
+            .owners
             .user(&user)
             .map(|u| u.mode)
             .ok_or_else(|| ActionError::NoOwner(call_uuid.to_owned()))?;
@@ -1172,7 +1172,7 @@ impl Recorder {
         let Some(owner) = self.owner_of(call).filter(|o| !o.by_number) else {
             return FeatureDecision::Play(Prompt::NotAllowed);
         };
-        let Some(user) = self.directory.user(&owner.user).cloned() else {
+        let Some(user) = self.owners.user(&owner.user).cloned() else {
             return FeatureDecision::Play(Prompt::NotAllowed);
         };
         let Some(target) = select_target(&self.table, &owner.user, call) else {
@@ -1185,7 +1185,7 @@ impl Recorder {
         };
         // The same spelling as an API caller (`1001@default`), so one person reads one way in
         // the audit log whichever way they acted.
-        let actor = user.key().to_string();
+        let actor = UserKey::of(&user).to_string();
         match self.recording_action(
             &target.call_uuid,
             action,
@@ -1366,9 +1366,9 @@ impl Recorder {
                 return Vec::new();
             };
             let pause_behavior = self
-                .directory
+                .owners
                 .site(&user.site)
-                .map_or(PauseBehavior::Silence, |s| s.pause_behavior);
+                .map_or(PauseBehavior::Silence, |s| s.settings.pause_behavior);
             self.table.set_recording(
                 &ev.uuid,
                 Some(LiveRecording {
@@ -1419,9 +1419,9 @@ impl Recorder {
             return Vec::new();
         }
         let min_seconds = self
-            .directory
+            .owners
             .site(&rec.user.site)
-            .map_or(3, |s| s.min_seconds);
+            .map_or(3, |s| s.settings.min_seconds);
         vec![Effect::Command(SwitchCommand {
             channel: uuid.to_owned(),
             op: RecordOp::Start { min_seconds },

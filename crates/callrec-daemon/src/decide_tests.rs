@@ -7,7 +7,7 @@ use callrec_model::{
 };
 
 use super::*;
-use crate::directory::Directory;
+use crate::directory::testing;
 use crate::event::ChannelEvent;
 use crate::fixtures::{self, Headers, SPOOL, recorder, recorder_in, recorder_with, site, user};
 
@@ -179,8 +179,8 @@ fn a_call_of_an_unknown_user_or_a_disabled_site_is_not_recorded() {
     assert!(creates(&replay(&mut rec, "record.events-plain.received.esl")).is_empty());
 
     let mut disabled = site(PauseBehavior::Silence);
-    disabled.enabled = false;
-    let mut rec = recorder_in(Directory::new(
+    disabled.settings.enabled = false;
+    let mut rec = recorder_in(testing::index(
         vec![disabled],
         vec![user("1001", RecordingMode::Always)],
     ));

@@ -1,56 +1,15 @@
-//! Who the users are, as the decisions need them: an in-memory copy of the store's
-//! directory (sites and users), indexed for the ownership lookups of SPEC §3.2.
+//! Who owns a channel, as the decisions need it: the store's directory snapshot (sites and
+//! users, [`callrec_store::Directory`]) kept in memory and indexed for the ownership lookups
+//! of SPEC §3.2.
 //!
-//! The daemon rebuilds it whenever the store says the directory changed; a decision never
-//! waits on the index.
+//! The daemon builds a new [`OwnerIndex`] whenever the store says the directory changed; a
+//! decision never waits on the index file. The sites and users are the store's own types:
+//! nothing is copied field by field, only the lookups are added.
 
 use std::collections::HashMap;
 
-use callrec_model::{PauseBehavior, RecordingMode, UserId};
 use callrec_numbers::{NumberPlan, normalise};
-
-/// A site's settings that recording decisions depend on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SiteRules {
-    /// Site name, e.g. `default`.
-    pub name: String,
-    /// Recording on or off for the whole site.
-    pub enabled: bool,
-    /// How a pause is carried out.
-    pub pause_behavior: PauseBehavior,
-    /// Recordings shorter than this are discarded by the switch (`RECORD_MIN_SEC`).
-    pub min_seconds: u32,
-    /// How the site writes numbers (normalisation, SPEC §1.1).
-    pub plan: NumberPlan,
-}
-
-impl SiteRules {
-    /// The settings of a site with SPEC §1's defaults.
-    pub fn with_defaults(name: &str) -> SiteRules {
-        SiteRules {
-            name: name.to_owned(),
-            enabled: true,
-            pause_behavior: PauseBehavior::Silence,
-            min_seconds: 3,
-            plan: NumberPlan::default(),
-        }
-    }
-}
-
-/// One user as the decisions see them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectoryUser {
-    /// The user's id in the index, when the directory came from it.
-    pub id: Option<UserId>,
-    /// The site the user belongs to.
-    pub site: String,
-    /// The user's extension, e.g. `1001`.
-    pub extension: String,
-    /// The user's recording mode.
-    pub mode: RecordingMode,
-    /// Extra numbers (DIDs), in any form (normalised with the site's plan when indexed).
-    pub numbers: Vec<String>,
-}
+use callrec_store::{Directory, Site, User};
 
 /// A user's identity: site and extension.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,83 +20,103 @@ pub struct UserKey {
     pub extension: String,
 }
 
+impl UserKey {
+    /// The key of a user of the directory.
+    pub fn of(user: &User) -> UserKey {
+        UserKey {
+            site: user.site.clone(),
+            extension: user.extension.clone(),
+        }
+    }
+}
+
 impl std::fmt::Display for UserKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}@{}", self.extension, self.site)
     }
 }
 
-impl DirectoryUser {
-    /// This user's key.
-    pub fn key(&self) -> UserKey {
-        UserKey {
-            site: self.site.clone(),
-            extension: self.extension.clone(),
-        }
-    }
-}
-
-/// Sites and users, indexed by extension and by normalised number.
-#[derive(Debug, Clone, Default)]
-pub struct Directory {
-    sites: HashMap<String, SiteRules>,
-    users: Vec<DirectoryUser>,
+/// The store's directory, indexed by site name, by extension and by normalised number.
+#[derive(Debug, Clone)]
+pub struct OwnerIndex {
+    directory: Directory,
+    /// Each site's place in `directory.sites`, by name.
+    sites: HashMap<String, usize>,
+    /// Each site's number plan, in the order of `directory.sites`: read for every new
+    /// channel, so made once here.
+    plans: Vec<NumberPlan>,
     by_extension: HashMap<String, Vec<usize>>,
     by_number: HashMap<(String, String), usize>,
     by_key: HashMap<UserKey, usize>,
 }
 
-impl Directory {
+impl OwnerIndex {
     /// Builds the indexes. Users of a site that is not listed are kept but never match.
-    pub fn new(sites: Vec<SiteRules>, users: Vec<DirectoryUser>) -> Directory {
-        let sites: HashMap<String, SiteRules> =
-            sites.into_iter().map(|s| (s.name.clone(), s)).collect();
+    pub fn new(directory: Directory) -> OwnerIndex {
+        let sites: HashMap<String, usize> = directory
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
+        let plans: Vec<NumberPlan> = directory
+            .sites
+            .iter()
+            .map(|s| s.settings.number_plan())
+            .collect();
         let mut by_extension: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_number: HashMap<(String, String), usize> = HashMap::new();
         let mut by_key = HashMap::new();
-        for (i, user) in users.iter().enumerate() {
-            by_key.insert(user.key(), i);
+        for (i, user) in directory.users.iter().enumerate() {
+            by_key.insert(UserKey::of(user), i);
             by_extension
                 .entry(user.extension.clone())
                 .or_default()
                 .push(i);
-            if let Some(site) = sites.get(&user.site) {
+            if let Some(&site) = sites.get(&user.site) {
                 for number in &user.numbers {
-                    // The store's normalisation, once, when the directory is built.
-                    let e164 = normalise(number, &site.plan);
+                    // The store's normalisation, once, when the index is built.
+                    let e164 = normalise(&number.normalised, &plans[site]);
                     let key = e164.strip_prefix('+').unwrap_or(&e164).to_owned();
-                    by_number.entry((site.name.clone(), key)).or_insert(i);
+                    by_number.entry((user.site.clone(), key)).or_insert(i);
                 }
             }
         }
-        Directory {
+        OwnerIndex {
+            directory,
             sites,
-            users,
+            plans,
             by_extension,
             by_number,
             by_key,
         }
     }
 
-    /// A site's rules.
-    pub fn site(&self, name: &str) -> Option<&SiteRules> {
-        self.sites.get(name)
+    /// The directory snapshot the index was built from.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// A site by name.
+    pub fn site(&self, name: &str) -> Option<&Site> {
+        self.sites.get(name).map(|&i| &self.directory.sites[i])
     }
 
     /// A user by key.
-    pub fn user(&self, key: &UserKey) -> Option<&DirectoryUser> {
-        self.by_key.get(key).map(|&i| &self.users[i])
+    pub fn user(&self, key: &UserKey) -> Option<&User> {
+        self.by_key.get(key).map(|&i| &self.directory.users[i])
     }
 
     /// Every user.
-    pub fn users(&self) -> &[DirectoryUser] {
-        &self.users
+    pub fn users(&self) -> &[User] {
+        &self.directory.users
     }
 
     /// The user of an enabled site whose extension or one of whose numbers is `value`.
     ///
-    /// An extension match wins over a number match; among several, the first user listed.
-    pub fn find(&self, value: &str) -> Option<&DirectoryUser> {
+    /// An extension match wins over a number match; among several, the first user listed
+    /// (and, for numbers, the first site listed).
+    pub fn find(&self, value: &str) -> Option<&User> {
         let value = value.trim();
         if value.is_empty() {
             return None;
@@ -147,22 +126,24 @@ impl Directory {
         }
         // A number is read with each site's plan: the same digits mean different numbers in
         // different countries, and a site's users dial in its conventions.
-        self.sites
-            .values()
-            .filter(|site| site.enabled)
-            .find_map(|site| {
-                number_keys(value, &site.plan).into_iter().find_map(|key| {
+        self.directory
+            .sites
+            .iter()
+            .zip(&self.plans)
+            .filter(|(site, _)| site.settings.enabled)
+            .find_map(|(site, plan)| {
+                number_keys(value, plan).into_iter().find_map(|key| {
                     self.by_number
                         .get(&(site.name.clone(), key))
-                        .map(|&i| &self.users[i])
+                        .map(|&i| &self.directory.users[i])
                 })
             })
     }
 
-    fn first_enabled(&self, idx: Option<&Vec<usize>>) -> Option<&DirectoryUser> {
+    fn first_enabled(&self, idx: Option<&Vec<usize>>) -> Option<&User> {
         idx?.iter()
-            .map(|&i| &self.users[i])
-            .find(|u| self.sites.get(&u.site).is_some_and(|site| site.enabled))
+            .map(|&i| &self.directory.users[i])
+            .find(|u| self.site(&u.site).is_some_and(|site| site.settings.enabled))
     }
 }
 
@@ -212,55 +193,84 @@ pub fn number_keys(raw: &str, plan: &NumberPlan) -> Vec<String> {
     vec![digits.clone(), format!("{cc}{digits}")]
 }
 
-/// The directory as the store keeps it, for the daemon's decisions.
-pub fn from_store(dir: &callrec_store::Directory) -> Directory {
-    let sites = dir
-        .sites
-        .iter()
-        .map(|site| SiteRules {
-            name: site.name.clone(),
-            enabled: site.settings.enabled,
-            pause_behavior: site.settings.pause_behavior,
-            min_seconds: site.settings.min_seconds,
-            plan: site.settings.number_plan(),
+/// How tests build an [`OwnerIndex`]: sites and users as the store would list them, without
+/// a store. A user's id is their extension read as a number ([`testing::id_of`]), so a test
+/// can name the owner of a recording row.
+#[cfg(test)]
+pub(crate) mod testing {
+    use callrec_model::{RecordingMode, Role, SiteId, UserId};
+    use callrec_numbers::normalise;
+    use callrec_store::{Directory, Site, SiteSettings, User, UserNumber};
+    use chrono::DateTime;
+
+    use super::OwnerIndex;
+
+    /// The id [`user`] gives the user with this (numeric) extension.
+    pub fn id_of(extension: &str) -> UserId {
+        UserId(extension.parse().expect("test extensions are numbers"))
+    }
+
+    /// A site, with the given settings.
+    pub fn site(name: &str, settings: SiteSettings) -> Site {
+        Site {
+            id: SiteId(1),
+            name: name.to_owned(),
+            settings,
+        }
+    }
+
+    /// A user of `site`, with extra numbers (DIDs) in any form.
+    pub fn user(site: &Site, extension: &str, mode: RecordingMode, numbers: &[&str]) -> User {
+        let plan = site.settings.number_plan();
+        User {
+            id: id_of(extension),
+            site_id: site.id,
+            site: site.name.clone(),
+            extension: extension.to_owned(),
+            display_name: None,
+            mode,
+            role: Role::User,
+            numbers: numbers
+                .iter()
+                .map(|raw| UserNumber {
+                    raw: (*raw).to_owned(),
+                    normalised: normalise(raw, &plan),
+                })
+                .collect(),
+            created_at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    /// The index of these sites and users.
+    pub fn index(sites: Vec<Site>, users: Vec<User>) -> OwnerIndex {
+        OwnerIndex::new(Directory {
+            version: 0,
+            sites,
+            users,
         })
-        .collect();
-    let users = dir
-        .users
-        .iter()
-        .map(|user| DirectoryUser {
-            id: Some(user.id),
-            site: user.site.clone(),
-            extension: user.extension.clone(),
-            mode: user.mode,
-            numbers: user.numbers.iter().map(|n| n.normalised.clone()).collect(),
-        })
-        .collect();
-    Directory::new(sites, users)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use callrec_model::RecordingMode;
+    use callrec_store::SiteSettings;
+
+    use super::testing::{index, site, user};
     use super::*;
 
-    fn directory() -> Directory {
-        Directory::new(
-            vec![SiteRules::with_defaults("default")],
+    fn directory() -> OwnerIndex {
+        let default = site("default", SiteSettings::default());
+        index(
+            vec![default.clone()],
             vec![
-                DirectoryUser {
-                    id: None,
-                    site: "default".into(),
-                    extension: "1001".into(),
-                    mode: RecordingMode::AlwaysPausable,
-                    numbers: vec!["+44 20 7745 6456".into()],
-                },
-                DirectoryUser {
-                    id: None,
-                    site: "default".into(),
-                    extension: "1000".into(),
-                    mode: RecordingMode::Always,
-                    numbers: vec![],
-                },
+                user(
+                    &default,
+                    "1001",
+                    RecordingMode::AlwaysPausable,
+                    &["+44 20 7745 6456"],
+                ),
+                user(&default, "1000", RecordingMode::Always, &[]),
             ],
         )
     }
@@ -311,9 +321,9 @@ mod tests {
 
     #[test]
     fn users_of_a_disabled_site_own_nothing() {
-        let mut site = SiteRules::with_defaults("default");
-        site.enabled = false;
-        let dir = Directory::new(vec![site], directory().users().to_vec());
+        let mut disabled = site("default", SiteSettings::default());
+        disabled.settings.enabled = false;
+        let dir = index(vec![disabled], directory().users().to_vec());
         assert!(dir.find("1001").is_none());
         assert!(dir.find("02077456456").is_none());
     }

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callrec_model::{PauseBehavior, RecordingId, RecordingMode};
+use callrec_store::{Site, SiteSettings, User};
 use callrec_testkit::capture;
 use tokio::sync::mpsc;
 
 use crate::core::{Core, StoreWork, system_clock};
 use crate::decide::{IdSource, Recorder, Settings};
-use crate::directory::{Directory, DirectoryUser, SiteRules};
+use crate::directory::{OwnerIndex, testing};
 use crate::metrics::Metrics;
 
 /// One event's headers, values percent-decoded.
@@ -69,35 +70,32 @@ fn ids() -> IdSource {
     })
 }
 
-/// Site `default` with its default rules, pausing by `pause`.
-pub fn site(pause: PauseBehavior) -> SiteRules {
-    SiteRules {
-        pause_behavior: pause,
-        ..SiteRules::with_defaults("default")
-    }
+/// Site `default` with its default settings, pausing by `pause`.
+pub fn site(pause: PauseBehavior) -> Site {
+    testing::site(
+        "default",
+        SiteSettings {
+            pause_behavior: pause,
+            ..SiteSettings::default()
+        },
+    )
 }
 
 /// User `ext` of site `default`, recorded by `mode`.
-pub fn user(ext: &str, mode: RecordingMode) -> DirectoryUser {
-    DirectoryUser {
-        id: None,
-        site: "default".into(),
-        extension: ext.into(),
-        mode,
-        numbers: vec![],
-    }
+pub fn user(ext: &str, mode: RecordingMode) -> User {
+    testing::user(&site(PauseBehavior::Silence), ext, mode, &[])
 }
 
-/// A recorder over `directory`: recordings under [`SPOOL`] as WAV, the default owner headers
+/// A recorder over `owners`: recordings under [`SPOOL`] as WAV, the default owner headers
 /// and feature codes, predictable ids.
-pub fn recorder_in(directory: Directory) -> Recorder {
+pub fn recorder_in(owners: OwnerIndex) -> Recorder {
     let settings = Settings {
         spool_dir: SPOOL.into(),
         format: "wav".into(),
         owner_headers: Settings::default_owner_headers(),
         feature_codes: callrec_config::FeatureCodesConfig::default(),
     };
-    Recorder::new(settings, directory, ids())
+    Recorder::new(settings, owners, ids())
 }
 
 /// A recorder for `users` of site `default`, which pauses with silence.
@@ -108,7 +106,7 @@ pub fn recorder(users: &[(&str, RecordingMode)]) -> Recorder {
 /// A recorder for `users` of site `default`, which pauses by `pause`.
 pub fn recorder_with(users: &[(&str, RecordingMode)], pause: PauseBehavior) -> Recorder {
     let users = users.iter().map(|(e, m)| user(e, *m)).collect();
-    recorder_in(Directory::new(vec![site(pause)], users))
+    recorder_in(testing::index(vec![site(pause)], users))
 }
 
 /// `recorder` behind a [`Core`] as the daemon runs it, its store work sent to `store`.

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::{Core, StoreWork};
 use crate::decide::{InProgressRow, POLICY_ACTOR, StoreOp};
-use crate::directory::{self, UserKey};
+use crate::directory::{OwnerIndex, UserKey};
 use crate::event::Micros;
 
 /// How often the directory version is checked for user or site changes.
@@ -90,12 +90,12 @@ async fn apply_one(
         StoreOp::Create(new) => {
             let user = core
                 .recorder()
-                .directory()
+                .owners()
                 .user(&UserKey {
                     site: new.site.clone(),
                     extension: new.user.clone(),
                 })
-                .and_then(|u| u.id);
+                .map(|u| u.id);
             let Some(user) = user else {
                 tracing::error!(id = %new.id, user = %new.user, site = %new.site,
                     "recording of a user the index does not know; it will not be indexed");
@@ -236,8 +236,7 @@ pub(crate) async fn follow_directory(
         match store.read(|v| v.directory()).await {
             Ok(dir) => {
                 version = dir.version;
-                let fresh = directory::from_store(&dir);
-                core.recorder().set_directory(fresh);
+                core.recorder().set_owners(OwnerIndex::new(dir));
                 tracing::info!(version, "users or sites changed; directory reloaded");
             }
             Err(err) => tracing::warn!(error = %err, "cannot reload the directory"),
@@ -252,15 +251,15 @@ pub(crate) async fn in_progress(
 ) -> Result<Vec<InProgressRow>, StoreError> {
     let rows = store.read(|v| v.recordings_in_progress()).await?;
     let rec = core.recorder();
-    let dir = rec.directory();
+    let owners = rec.owners();
     Ok(rows
         .into_iter()
         .map(|row| InProgressRow {
-            user: dir
+            user: owners
                 .users()
                 .iter()
-                .find(|u| u.id == Some(row.user_id))
-                .map(|u| u.key()),
+                .find(|u| u.id == row.user_id)
+                .map(UserKey::of),
             id: row.id,
             call_uuid: row.call_uuid,
             spool_path: row.spool_path.display().to_string(),
@@ -289,7 +288,8 @@ mod tests {
     use super::apply_store_ops;
     use crate::core::{Core, StoreWork};
     use crate::decide::{ActionPlan, NewRecording, StoreOp};
-    use crate::{directory, fixtures};
+    use crate::directory::OwnerIndex;
+    use crate::fixtures;
     use callrec_model::ActionError;
 
     /// Log lines, for a test to wait on what the store writer reported.
@@ -346,7 +346,7 @@ mod tests {
             let worker = store.start_ingest_worker(IngestConfig::default()).unwrap();
             let queue = worker.queue();
             // No event reaches the recorder here: the tests hand store work to the writer.
-            let recorder = fixtures::recorder_in(directory::from_store(&dir_snapshot));
+            let recorder = fixtures::recorder_in(OwnerIndex::new(dir_snapshot));
             let (tx, work) = mpsc::unbounded_channel();
             let core = fixtures::core(recorder, tx.clone());
             let writer = tokio::spawn(apply_store_ops(

@@ -9,7 +9,7 @@
 //! The flow, module by module:
 //!
 //! - [`event`]: the headers of one switch event that matter ([`event::ChannelEvent`]);
-//! - [`directory`]: users and sites in memory, for ownership lookups (SPEC §3.2);
+//! - [`directory`]: the store's directory in memory, indexed for ownership lookups (SPEC §3.2);
 //! - [`calls`]: the live call table (legs, calls, holds, recordings);
 //! - [`decide`]: decisions as plain functions, `(state, input) -> effects`;
 //! - `core`: the recorder behind a lock and the channels its effects go out on;
