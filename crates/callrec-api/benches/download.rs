@@ -23,8 +23,9 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use callrec_model::NewRecording;
 use callrec_model::{Direction, RecordingId};
-use callrec_store::{Access, FilePurpose, IngestJob, NewRecording, NewUser, Store, StoreHandle};
+use callrec_store::{Access, FilePurpose, IngestJob, NewUser, Store, StoreHandle};
 use store_support::env_usize;
 use support::{Client, start_api};
 

@@ -6,8 +6,9 @@
 mod support;
 
 use bytes::Bytes;
+use callrec_model::NewRecording;
 use callrec_model::{Direction, RecordingId};
-use callrec_store::{Access, IngestJob, NewRecording};
+use callrec_store::{Access, IngestJob};
 use support::{World, error_code, t0};
 use warp::http::Response;
 

@@ -682,8 +682,9 @@ pub(crate) async fn sweep_in_steps(
 mod tests {
     use std::sync::Arc;
 
+    use callrec_model::NewRecording;
     use callrec_model::{Clock as _, Direction, ManualClock, RecordingId};
-    use callrec_store::{IngestJob, NewRecording, NewUser, Store, StoreHandle};
+    use callrec_store::{IngestJob, NewUser, Store, StoreHandle};
     use chrono::{Duration as Span, Utc};
     use tokio_util::sync::CancellationToken;
 

@@ -7,11 +7,12 @@
 //! time, so tests drive it with events parsed from real captures and check the effects.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 
 use callrec_config::FeatureCodesConfig;
 use callrec_model::{
-    ActionError, CallRecording, Direction, LiveCall, PauseBehavior, Prompt, RecordingAction,
-    RecordingId, RecordingMode, SegmentKind, SegmentSource,
+    ActionError, CallRecording, Direction, LiveCall, NewRecording, PauseBehavior, Prompt,
+    RecordingAction, RecordingId, RecordingMode, SegmentKind, SegmentSource, to_utc,
 };
 
 use crate::calls::{CallTable, Channel, GroupId, LiveRecording, Owner, StopRequest, UserCall};
@@ -151,31 +152,6 @@ impl SwitchCommand {
             op => format!("uuid_record {} {} {}", self.channel, op.verb(), self.path),
         }
     }
-}
-
-/// The fields of a new recording row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewRecording {
-    /// Id (also the spool file name).
-    pub id: RecordingId,
-    /// Site.
-    pub site: String,
-    /// Owner's extension.
-    pub user: String,
-    /// The recorded leg.
-    pub call_uuid: String,
-    /// Direction from the owner's side.
-    pub direction: Direction,
-    /// Calling party as presented.
-    pub from: String,
-    /// Called party as presented.
-    pub to: String,
-    /// Start time.
-    pub started_at: Micros,
-    /// File format.
-    pub format: String,
-    /// Spool path given to the switch.
-    pub spool_path: String,
 }
 
 /// An operation for the store, applied in order.
@@ -713,6 +689,10 @@ impl Recorder {
         let Some(owner) = self.table.channel(uuid).and_then(|c| c.owner.clone()) else {
             return Vec::new();
         };
+        // Both callers found the owner in the directory (for their mode) under this lock.
+        let Some(user) = self.owners.user(&owner.user).map(|u| u.id) else {
+            return Vec::new();
+        };
         let (min_seconds, pause_behavior) = self
             .owners
             .site(&owner.user.site)
@@ -738,15 +718,14 @@ impl Recorder {
         vec![
             Effect::Store(StoreOp::Create(NewRecording {
                 id: id.clone(),
-                site: owner.user.site.clone(),
-                user: owner.user.extension.clone(),
+                user,
                 call_uuid: uuid.to_owned(),
                 direction: owner.direction,
                 from: owner.from.clone(),
                 to: owner.to.clone(),
-                started_at: at,
+                started_at: to_utc(at),
                 format: self.settings.format.clone(),
-                spool_path: path.clone(),
+                spool_path: PathBuf::from(&path),
             })),
             Effect::Store(StoreOp::Segment {
                 id: id.clone(),

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use callrec_model::{
-    Direction, PauseBehavior, RecordingId, RecordingMode, SegmentKind, SegmentSource,
+    Direction, PauseBehavior, RecordingId, RecordingMode, SegmentKind, SegmentSource, UserId,
 };
 
 use super::*;
@@ -118,10 +118,14 @@ fn answered_call_of_an_always_pausable_user_is_recorded_once_across_its_loopback
     assert_eq!(rows.len(), 1, "one recording for the two loopback legs");
     let row = rows[0];
     assert_eq!(row.call_uuid, RECORD_A_LEG);
-    assert_eq!(row.user, "1001");
+    assert_eq!(row.user, testing::id_of("1001"));
     assert_eq!(row.direction, Direction::Inbound);
     assert_eq!(row.from, "442920123123");
-    assert_eq!(row.started_at, 1795533876529549, "the answer's event time");
+    assert_eq!(
+        row.started_at.timestamp_micros(),
+        1795533876529549,
+        "the answer's event time"
+    );
     let id = row.id.clone();
     assert_eq!(
         commands(&effects),
@@ -195,18 +199,18 @@ fn internal_call_between_two_recorded_users_gives_two_recordings() {
     ]);
     let effects = replay(&mut rec, "sip-hold.events-plain.received.esl");
     let rows = creates(&effects);
-    let mut by_leg: HashMap<&str, (&str, Direction, &str, &str)> = HashMap::new();
+    let mut by_leg: HashMap<&str, (UserId, Direction, &str, &str)> = HashMap::new();
     for r in &rows {
-        by_leg.insert(&r.call_uuid, (&r.user, r.direction, &r.from, &r.to));
+        by_leg.insert(&r.call_uuid, (r.user, r.direction, &r.from, &r.to));
     }
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(
         by_leg[SIP_A_LEG],
-        ("1001", Direction::Internal, "1001", "1000")
+        (testing::id_of("1001"), Direction::Internal, "1001", "1000")
     );
     assert_eq!(
         by_leg[SIP_B_LEG],
-        ("1000", Direction::Internal, "1001", "1000")
+        (testing::id_of("1000"), Direction::Internal, "1001", "1000")
     );
     assert!(
         !by_leg.contains_key(SIP_FEATURE_LEG),
@@ -242,8 +246,8 @@ fn direction_is_taken_from_the_users_side() {
     let rows = creates(&rows);
     assert_eq!(rows.len(), 1);
     assert_eq!(
-        (rows[0].user.as_str(), rows[0].direction),
-        ("1001", Direction::Outbound)
+        (rows[0].user, rows[0].direction),
+        (testing::id_of("1001"), Direction::Outbound)
     );
     assert_eq!(
         (rows[0].from.as_str(), rows[0].to.as_str()),
@@ -256,8 +260,8 @@ fn direction_is_taken_from_the_users_side() {
     let rows = creates(&rows);
     assert_eq!(rows.len(), 1);
     assert_eq!(
-        (rows[0].user.as_str(), rows[0].direction),
-        ("1000", Direction::Inbound)
+        (rows[0].user, rows[0].direction),
+        (testing::id_of("1000"), Direction::Inbound)
     );
 
     // callrec_user names the caller of a loopback call (the `crash` capture): outbound.
@@ -265,8 +269,8 @@ fn direction_is_taken_from_the_users_side() {
     let rows = replay(&mut rec, "crash.events-plain.received.esl");
     let rows = creates(&rows);
     assert_eq!(
-        (rows[0].user.as_str(), rows[0].direction),
-        ("1001", Direction::Outbound)
+        (rows[0].user, rows[0].direction),
+        (testing::id_of("1001"), Direction::Outbound)
     );
 }
 
@@ -379,7 +383,8 @@ fn the_users_own_leg_is_recorded_even_when_the_other_leg_answers_first() {
             "{what}"
         );
         assert_eq!(
-            rows[0].started_at, 1795534439406568,
+            rows[0].started_at.timestamp_micros(),
+            1795534439406568,
             "{what}: from the answer, nothing lost by waiting for the user's leg"
         );
         assert!(
@@ -500,7 +505,10 @@ fn a_wait_for_a_leg_the_switch_never_mentions_again_ends_at_the_spool_scan() {
     let rows = creates(&late);
     assert_eq!(rows.len(), 1, "{late:?}");
     assert_eq!(
-        (rows[0].call_uuid.as_str(), rows[0].started_at),
+        (
+            rows[0].call_uuid.as_str(),
+            rows[0].started_at.timestamp_micros()
+        ),
         (SIP_B_LEG, answered + 2_500_000)
     );
     assert!(
@@ -533,10 +541,10 @@ fn a_waiting_leg_is_recorded_when_the_other_leg_proves_to_be_someone_elses() {
     let rows = creates(&effects);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(
-        (rows[0].call_uuid.as_str(), rows[0].user.as_str()),
-        (SIP_B_LEG, "1001")
+        (rows[0].call_uuid.as_str(), rows[0].user),
+        (SIP_B_LEG, testing::id_of("1001"))
     );
-    assert_eq!(rows[0].started_at, 1795534439406568);
+    assert_eq!(rows[0].started_at.timestamp_micros(), 1795534439406568);
 }
 
 #[test]

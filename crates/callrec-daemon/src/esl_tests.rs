@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::*;
 use crate::core::{Core, StoreWork};
 use crate::decide::StoreOp;
+use crate::directory::testing;
 use crate::fixtures::{self, SPOOL};
 use crate::metrics::Metrics;
 
@@ -148,7 +149,7 @@ async fn answer_from_the_wire_sends_uuid_record_through_bgapi_and_tracks_its_job
         .unwrap();
 
     let create = WAIT.within("the row", store.recv()).await.unwrap();
-    assert!(matches!(create, StoreOp::Create(ref r) if r.user == "1001"));
+    assert!(matches!(create, StoreOp::Create(ref r) if r.user == testing::id_of("1001")));
     assert!(matches!(
         WAIT.within("the start segment", store.recv())
             .await

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callrec_model::RecordingId;
-use callrec_store::{IngestJob, IngestOutcome, IngestQueue, NewRecording, StoreError, StoreHandle};
+use callrec_model::{RecordingId, to_utc};
+use callrec_store::{IngestJob, IngestOutcome, IngestQueue, StoreError, StoreHandle};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -18,15 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::core::{Core, StoreWork};
 use crate::decide::{InProgressRow, POLICY_ACTOR, StoreOp};
 use crate::directory::{OwnerIndex, UserKey};
-use crate::event::Micros;
 
 /// How often the directory version is checked for user or site changes.
 const DIRECTORY_POLL: Duration = Duration::from_secs(1);
-
-/// A switch timestamp as a UTC time.
-pub(crate) fn utc(at: Micros) -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp_micros(at).unwrap_or_default()
-}
 
 /// Applies store operations until the channel closes (every sender dropped), then returns:
 /// at shutdown every operation already decided is applied before the index closes. Answers
@@ -88,32 +82,8 @@ async fn apply_one(
 ) -> Result<(), StoreError> {
     match op {
         StoreOp::Create(new) => {
-            let user = core
-                .recorder()
-                .owners()
-                .user(&UserKey {
-                    site: new.site.clone(),
-                    extension: new.user.clone(),
-                })
-                .map(|u| u.id);
-            let Some(user) = user else {
-                tracing::error!(id = %new.id, user = %new.user, site = %new.site,
-                    "recording of a user the index does not know; it will not be indexed");
-                return Ok(());
-            };
-            let row = NewRecording {
-                id: new.id,
-                user,
-                call_uuid: new.call_uuid,
-                direction: new.direction,
-                from: new.from,
-                to: new.to,
-                started_at: utc(new.started_at),
-                format: new.format,
-                spool_path: PathBuf::from(new.spool_path),
-            };
             store
-                .write(move |s| s.create_recording(&row, POLICY_ACTOR))
+                .write(move |s| s.create_recording(&new, POLICY_ACTOR))
                 .await?;
         }
         StoreOp::Segment {
@@ -124,11 +94,11 @@ async fn apply_one(
             actor,
         } => {
             store
-                .write(move |s| s.add_segment(&id, kind, utc(at), source, &actor))
+                .write(move |s| s.add_segment(&id, kind, to_utc(at), source, &actor))
                 .await?;
         }
         StoreOp::Ingest { id, ended_at, .. } => {
-            submit_ingest(core, ingest, id, Some(utc(ended_at)))?
+            submit_ingest(core, ingest, id, Some(to_utc(ended_at)))?
         }
         StoreOp::Discard {
             id,
@@ -139,11 +109,11 @@ async fn apply_one(
             // The switch says it deleted the file; if it is there after all, it is kept.
             if tokio::fs::try_exists(&spool_path).await.unwrap_or(false) {
                 tracing::warn!(%id, path = %spool_path, "a recording reported discarded left its file; storing it");
-                submit_ingest(core, ingest, id, Some(utc(at)))?;
+                submit_ingest(core, ingest, id, Some(to_utc(at)))?;
             } else {
                 core.metrics.finished("discarded");
                 store
-                    .write(move |s| s.discard(&id, &reason, utc(at), POLICY_ACTOR))
+                    .write(move |s| s.discard(&id, &reason, to_utc(at), POLICY_ACTOR))
                     .await?;
             }
         }
@@ -287,10 +257,10 @@ mod tests {
 
     use super::apply_store_ops;
     use crate::core::{Core, StoreWork};
-    use crate::decide::{ActionPlan, NewRecording, StoreOp};
-    use crate::directory::OwnerIndex;
+    use crate::decide::{ActionPlan, StoreOp};
+    use crate::directory::{OwnerIndex, UserKey};
     use crate::fixtures;
-    use callrec_model::ActionError;
+    use callrec_model::{ActionError, NewRecording, UserId, to_utc};
 
     /// Log lines, for a test to wait on what the store writer reported.
     #[derive(Clone, Default)]
@@ -372,17 +342,30 @@ mod tests {
             self.tx
                 .send(StoreWork::Op(StoreOp::Create(NewRecording {
                     id: id.clone(),
-                    site: "default".into(),
-                    user: "1001".into(),
+                    user: self.user_1001(),
                     call_uuid: "call".into(),
                     direction: Direction::Outbound,
                     from: "1001".into(),
                     to: "02077456456".into(),
-                    started_at: 1_700_000_000_000_000,
+                    started_at: to_utc(1_700_000_000_000_000),
                     format: "wav".into(),
-                    spool_path: self.spool_path(id),
+                    spool_path: self.spool_path(id).into(),
                 })))
                 .unwrap();
+        }
+
+        /// The id the index gave user 1001 of site default.
+        fn user_1001(&self) -> UserId {
+            let key = UserKey {
+                site: "default".into(),
+                extension: "1001".into(),
+            };
+            let owners = self.core.recorder();
+            owners
+                .owners()
+                .user(&key)
+                .map(|u| u.id)
+                .expect("1001 is in the index")
         }
 
         fn spool_path(&self, id: &RecordingId) -> String {

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use callrec_daemon::metrics::Metrics;
+use callrec_model::NewRecording;
 use callrec_model::{Direction, RecordingId, RecordingMode, RecordingState};
 use callrec_sim::{SimConfig, Simulator};
-use callrec_store::{Access, IngestJob, IngestOutcome, NewRecording, NewUser, Store};
+use callrec_store::{Access, IngestJob, IngestOutcome, NewUser, Store};
 use callrec_testkit::wav;
 use chrono::{Duration as Span, Utc};
 use support::{Bed, Setup};

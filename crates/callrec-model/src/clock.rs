@@ -12,6 +12,11 @@ use chrono::{DateTime, Duration, Utc};
 /// every time the daemon's decisions compare.
 pub type Micros = i64;
 
+/// A switch timestamp as a UTC time (the epoch for one out of chrono's range).
+pub fn to_utc(at: Micros) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_micros(at).unwrap_or_default()
+}
+
 /// A source of the current time.
 pub trait Clock: Send + Sync {
     /// The current time, UTC.

@@ -5,7 +5,8 @@
 //! sources, recording actions) and `named_enum!` that declares them, the recording and row
 //! ids, one [`Clock`] with a system and a manual clock, the live-call view the daemon reports
 //! and the API shows with the seam between the two ([`LiveCalls`]), the typed error of a
-//! recording action, and the prompts a feature call can hear. It owns no I/O, no SQL, no HTTP
+//! recording action, the prompts a feature call can hear, and the recording a decision to
+//! record creates ([`NewRecording`]). It owns no I/O, no SQL, no HTTP
 //! and no ESL: its only dependencies are serde, chrono, thiserror and uuid, so the
 //! configuration, the store, the daemon, the API and the simulator can all depend on it
 //! without pulling each other in.
@@ -21,6 +22,7 @@
 //! | [`action`] | [`ActionError`]: why a pause, resume, start or stop was refused |
 //! | [`prompt`] | [`Prompt`]: what a feature-code caller hears |
 //! | [`wire`] | [`EventFormat`]: how the switch encodes the events it sends |
+//! | [`recording`] | [`NewRecording`]: the row the daemon's decision to record creates |
 
 #![deny(missing_docs)]
 
@@ -30,10 +32,11 @@ pub mod limits;
 pub mod live;
 pub mod names;
 pub mod prompt;
+pub mod recording;
 pub mod wire;
 
 pub use action::ActionError;
-pub use clock::{Clock, ManualClock, Micros, SystemClock};
+pub use clock::{Clock, ManualClock, Micros, SystemClock, to_utc};
 pub use live::{ActionRequest, BoxFuture, CallRecording, DaemonStatus, LiveCall, LiveCalls};
 pub use names::{
     BadRecordingId, Direction, PauseBehavior, QuotaPolicy, RecordingAction, RecordingId,
@@ -41,4 +44,5 @@ pub use names::{
     UserId,
 };
 pub use prompt::Prompt;
+pub use recording::NewRecording;
 pub use wire::EventFormat;

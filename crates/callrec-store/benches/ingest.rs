@@ -14,10 +14,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use callrec_model::NewRecording;
 use callrec_model::{Direction, RecordingId};
-use callrec_store::{
-    IngestConfig, IngestJob, IngestOutcome, NewRecording, NewUser, Store, StoreHandle,
-};
+use callrec_store::{IngestConfig, IngestJob, IngestOutcome, NewUser, Store, StoreHandle};
 use chrono::Utc;
 use support::{bench_dir, env_usize};
 

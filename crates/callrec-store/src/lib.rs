@@ -63,9 +63,8 @@ pub use naming::{validate_extension, validate_format, validate_site_name};
 pub use reconcile::{ReconcileOptions, RepairReport};
 pub use records::{
     Access, AuditEntry, AuditPage, Caller, Directory, DirectoryLookup, FilePurpose, InProgress,
-    NewRecording, NewToken, NewUser, Note, Party, Recording, RecordingDetail, Scope, Segment, Site,
-    SiteSettings, SiteUpdate, StoredFile, TokenInfo, User, UserNumber, UserUpdate, UserUsage,
-    parse_timezone,
+    NewToken, NewUser, Note, Party, Recording, RecordingDetail, Scope, Segment, Site, SiteSettings,
+    SiteUpdate, StoredFile, TokenInfo, User, UserNumber, UserUpdate, UserUsage, parse_timezone,
 };
 pub use retention::{SweepOptions, SweepReport, Swept};
 pub use search::{DEFAULT_LIMIT, MAX_LIMIT, SearchPage, SearchQuery};

@@ -11,10 +11,10 @@
 //! Every component comes from checked values: the site name and extension are validated when
 //! they are created, numbers are reduced to digits, the id is a UUID, the format is checked.
 
+use callrec_model::NewRecording;
 use chrono_tz::Tz;
 
 use crate::error::StoreError;
-use crate::records::NewRecording;
 use callrec_numbers::digits_for_file_name;
 
 /// The pieces of a recording's place in the store.

@@ -23,11 +23,11 @@ use crate::files;
 use crate::migrate::{self, Migration};
 use crate::naming::{self, validate_extension, validate_format, validate_site_name};
 use crate::records::{
-    Access, FilePurpose, NewRecording, NewToken, NewUser, Note, Recording, RecordingDetail,
-    Segment, Site, SiteSettings, SiteUpdate, StoredFile, User, UserUpdate,
+    Access, FilePurpose, NewToken, NewUser, Note, Recording, RecordingDetail, Segment, Site,
+    SiteSettings, SiteUpdate, StoredFile, User, UserUpdate,
 };
 use crate::view::{self, ReadView, ms};
-use callrec_model::{Clock, SystemClock};
+use callrec_model::{Clock, NewRecording, SystemClock};
 use callrec_model::{RecordingId, RecordingMode, RecordingState, SegmentKind, SegmentSource};
 use callrec_model::{SiteId, TokenId, UserId};
 use callrec_numbers::{self as numbers, NumberPlan};

@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
 use std::time::{Duration, Instant};
 
+use callrec_model::NewRecording;
 use callrec_model::{Direction, RecordingId};
 use callrec_store::{
-    IngestConfig, IngestJob, NewRecording, NewUser, ReconcileOptions, SiteUpdate, Store,
-    StoreHandle, SweepOptions, VerifyOptions,
+    IngestConfig, IngestJob, NewUser, ReconcileOptions, SiteUpdate, Store, StoreHandle,
+    SweepOptions, VerifyOptions,
 };
 use callrec_testkit::tmpfs::Tmpfs;
 use callrec_testkit::wav;

@@ -10,9 +10,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use callrec_model::NewRecording;
 use callrec_model::{Direction, RecordingId, RecordingState, SystemClock};
 use callrec_store::{
-    IngestConfig, IngestJob, IngestOutcome, IngestStats, NewRecording, NewUser, Store, StoreHandle,
+    IngestConfig, IngestJob, IngestOutcome, IngestStats, NewUser, Store, StoreHandle,
 };
 use callrec_testkit::tmpfs::Tmpfs;
 use callrec_testkit::wait::eventually_blocking;

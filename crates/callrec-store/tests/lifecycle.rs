@@ -639,7 +639,7 @@ fn a_start_time_at_the_end_of_the_calendar_is_stored_not_a_panic() {
     let alice = f.user("1001");
     let id = callrec_model::RecordingId::new();
     let started_at = chrono::DateTime::<chrono::Utc>::MAX_UTC - Duration::days(1);
-    let new = callrec_store::NewRecording {
+    let new = callrec_model::NewRecording {
         id: id.clone(),
         user: alice.id,
         call_uuid: "call-far-future".to_owned(),
@@ -675,7 +675,7 @@ fn a_retention_change_keeps_a_recording_at_the_end_of_the_calendar_readable() {
     let alice = f.user("1001");
     let id = callrec_model::RecordingId::new();
     let started_at = chrono::DateTime::<chrono::Utc>::MAX_UTC - Duration::days(1);
-    let new = callrec_store::NewRecording {
+    let new = callrec_model::NewRecording {
         id: id.clone(),
         user: alice.id,
         call_uuid: "call-far-future".to_owned(),

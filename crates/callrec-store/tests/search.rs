@@ -5,8 +5,9 @@ mod support;
 
 use std::collections::BTreeSet;
 
+use callrec_model::NewRecording;
 use callrec_model::{Direction, RecordingId, TokenId};
-use callrec_store::{Access, Caller, IngestJob, NewRecording, SearchQuery, StoreError};
+use callrec_store::{Access, Caller, IngestJob, SearchQuery, StoreError};
 use chrono::Duration;
 use support::{Fixture, NowUtc};
 

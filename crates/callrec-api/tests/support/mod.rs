@@ -9,12 +9,13 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use callrec_api::{ApiConfig, ApiState};
+use callrec_model::NewRecording;
 use callrec_model::{ActionError, CallRecording, LiveCall, RecordingAction};
 use callrec_model::{ActionRequest, BoxFuture, DaemonStatus, LiveCalls};
 use callrec_model::{Direction, RecordingId, RecordingMode, Role, SegmentKind, SegmentSource};
 use callrec_store::{
-    Access, AuditEntry, IngestJob, IngestOutcome, NewRecording, NewUser, Recording, SiteSettings,
-    Store, StoreHandle, User,
+    Access, AuditEntry, IngestJob, IngestOutcome, NewUser, Recording, SiteSettings, Store,
+    StoreHandle, User,
 };
 use callrec_testkit::wav;
 use chrono::{DateTime, Duration, TimeZone, Utc};

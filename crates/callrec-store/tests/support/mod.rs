@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use callrec_model::NewRecording;
 use callrec_model::{Direction, ManualClock, RecordingId, Role, SegmentKind, SegmentSource};
-use callrec_store::{IngestJob, IngestOutcome, NewRecording, NewUser, Recording, Store, User};
+use callrec_store::{IngestJob, IngestOutcome, NewUser, Recording, Store, User};
 use callrec_testkit::wav;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 

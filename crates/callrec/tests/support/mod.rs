@@ -167,8 +167,9 @@ pub fn stored_recording(
     started_at: chrono::DateTime<chrono::Utc>,
     seed: u8,
 ) -> (callrec_model::RecordingId, PathBuf) {
+    use callrec_model::NewRecording;
     use callrec_model::{Direction, ManualClock, RecordingId};
-    use callrec_store::{IngestJob, IngestOutcome, NewRecording, Store};
+    use callrec_store::{IngestJob, IngestOutcome, Store};
 
     let clock = ManualClock::new(started_at);
     let mut store = Store::open_with_clock(install.data_dir(), std::sync::Arc::new(clock.clone()))
