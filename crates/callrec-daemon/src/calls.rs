@@ -1,7 +1,7 @@
 //! The live call table: every channel the switch told us about, the legs tied into calls,
 //! who owns each leg, its hold state and its recording.
 //!
-//! Second step of the flow: [`crate::decide::Recorder`] updates this table from each
+//! Second step of the flow: [`crate::recorder::Recorder`] updates this table from each
 //! [`crate::event::ChannelEvent`] and reads it to decide. Pure data and bookkeeping: no I/O,
 //! no clock.
 

@@ -13,10 +13,10 @@ use std::time::Duration;
 use callrec_model::RecordingId;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use crate::decide::{
+use crate::metrics::Metrics;
+use crate::recorder::{
     ActionDone, ActionPlan, CommandOutcome, Effect, Recorder, StoreOp, SwitchCommand, Ticket,
 };
-use crate::metrics::Metrics;
 use callrec_model::ActionError;
 
 /// Where the time of what no event timestamps (reconciliation, API actions) comes from.

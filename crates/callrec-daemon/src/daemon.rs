@@ -25,13 +25,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::core::{Clock, Core, system_clock};
-use crate::decide::{ActionDone, IdSource, Recorder, Settings};
 use crate::directory::OwnerIndex;
 use crate::esl::{self, EslConfigError, EslSettings};
 use crate::feature::{self, FeatureSettings, Prompts};
 use crate::index;
 use crate::metrics::{Metrics, encode_registry};
 use crate::reconcile;
+use crate::recorder::{ActionDone, IdSource, Recorder, Settings};
 use callrec_model::LiveCall;
 
 /// The sockets the daemon serves on, bound by the caller (tests bind `127.0.0.1:0`).

@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::core::{Core, StoreWork};
-use crate::decide::StoreOp;
 use crate::directory::testing;
 use crate::fixtures::{self, SPOOL};
 use crate::metrics::Metrics;
+use crate::recorder::StoreOp;
 
 const WAIT: Timeout = Timeout::secs(10);
 

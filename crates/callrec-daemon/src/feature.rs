@@ -2,7 +2,7 @@
 //! calls here with `socket <listen> async full`, and each call is answered on its own task.
 //!
 //! Per call, as the `feature-code-outbound` capture shows: `connect` (the reply is the
-//! channel data), `myevents`, `linger`; the decision ([`crate::decide::Recorder::feature_code`])
+//! channel data), `myevents`, `linger`; the decision ([`crate::recorder::Recorder::feature_code`])
 //! and the action on the target call, waiting for the switch to confirm; then `answer`,
 //! `playback` of the prompt, and once the playback completed, `hangup`.
 
@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::core::Core;
-use crate::decide::FeatureDecision;
 use crate::event::ChannelEvent;
+use crate::recorder::FeatureDecision;
 use callrec_model::Prompt;
 
 /// Longest a prompt may play before the call is hung up anyway.

@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::core::{Core, Job};
-use crate::decide::Settings;
 use crate::fixtures::{self, SPOOL};
 use crate::metrics::Metrics;
+use crate::recorder::Settings;
 
 const WAIT: Timeout = Timeout::secs(10);
 

@@ -16,9 +16,9 @@ use callrec_testkit::capture;
 use tokio::sync::mpsc;
 
 use crate::core::{Core, StoreWork, system_clock};
-use crate::decide::{IdSource, Recorder, Settings};
 use crate::directory::{OwnerIndex, testing};
 use crate::metrics::Metrics;
+use crate::recorder::{IdSource, Recorder, Settings};
 
 /// One event's headers, values percent-decoded.
 pub type Headers = HashMap<String, String>;

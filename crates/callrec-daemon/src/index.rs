@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::{Core, StoreWork};
-use crate::decide::{InProgressRow, POLICY_ACTOR, StoreOp};
 use crate::directory::{OwnerIndex, UserKey};
+use crate::recorder::{InProgressRow, POLICY_ACTOR, StoreOp};
 
 /// How often the directory version is checked for user or site changes.
 const DIRECTORY_POLL: Duration = Duration::from_secs(1);
@@ -257,9 +257,9 @@ mod tests {
 
     use super::apply_store_ops;
     use crate::core::{Core, StoreWork};
-    use crate::decide::{ActionPlan, StoreOp};
     use crate::directory::{OwnerIndex, UserKey};
     use crate::fixtures;
+    use crate::recorder::{ActionPlan, StoreOp};
     use callrec_model::{ActionError, NewRecording, UserId, to_utc};
 
     /// Log lines, for a test to wait on what the store writer reported.

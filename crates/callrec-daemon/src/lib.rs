@@ -11,7 +11,7 @@
 //! - [`event`]: the headers of one switch event that matter ([`event::ChannelEvent`]);
 //! - [`directory`]: the store's directory in memory, indexed for ownership lookups (SPEC §3.2);
 //! - [`calls`]: the live call table (legs, calls, holds, recordings);
-//! - [`decide`]: decisions as plain functions, `(state, input) -> effects`;
+//! - [`recorder`]: decisions as plain functions, `(state, input) -> effects`;
 //! - `core`: the recorder behind a lock and the channels its effects go out on;
 //! - [`esl`]: the Event Socket session (events, commands, reconnects);
 //! - [`feature`]: the outbound listener for *48, *49, *44;
@@ -31,7 +31,6 @@ pub mod api;
 pub mod calls;
 mod core;
 mod daemon;
-pub mod decide;
 pub mod directory;
 pub mod esl;
 pub mod event;
@@ -39,10 +38,11 @@ pub mod feature;
 mod index;
 pub mod metrics;
 pub mod reconcile;
+pub mod recorder;
 
 #[cfg(test)]
 mod fixtures;
 
 pub use core::{Clock, QueryError, system_clock};
 pub use daemon::{Daemon, DaemonError, DaemonHandle, Listeners, Options, Readiness, run};
-pub use decide::ActionDone;
+pub use recorder::ActionDone;

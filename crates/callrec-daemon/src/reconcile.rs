@@ -4,14 +4,14 @@
 //! ESL does not replay what was missed, so the switch is asked: `show channels as json` for
 //! the channels that exist, `uuid_getvar` for the ownership variables of channels we never
 //! saw answered, `uuid_buglist` for the files their media bugs write. Decisions are the
-//! recorder's ([`crate::decide::Recorder::reconcile_plan`] and friends); this module only asks
+//! recorder's ([`crate::recorder::Recorder::reconcile_plan`] and friends); this module only asks
 //! and parses.
 
 use serde::Deserialize;
 
 use crate::core::{Core, QueryError};
-use crate::decide::{InProgressRow, SwitchChannel};
 use crate::event::{ChannelEvent, EventKind};
+use crate::recorder::{InProgressRow, SwitchChannel};
 
 /// How long a recording whose channel hung up waits for its RECORD_STOP (µs of switch time)
 /// before reconciliation or the spool scan takes its file as closed.

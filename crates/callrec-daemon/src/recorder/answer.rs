@@ -1,0 +1,248 @@
+//! Answer → start recording: whose mode says record, which leg of an internal call records,
+//! and legs that wait for their user's own leg before deciding.
+
+use std::path::PathBuf;
+
+use callrec_model::{NewRecording, PauseBehavior, SegmentKind, SegmentSource, to_utc};
+
+use super::{Effect, POLICY_ACTOR, RecordOp, Recorder, StoreOp, SwitchCommand, Ticket};
+use crate::calls::{GroupId, LiveRecording};
+use crate::event::{ChannelEvent, Micros};
+
+impl Recorder {
+    pub(super) fn on_answer(&mut self, ev: &ChannelEvent) -> Vec<Effect> {
+        let Some(ch) = self.table.channel_mut(&ev.uuid) else {
+            return Vec::new();
+        };
+        if ch.answered_at.is_some() {
+            return Vec::new();
+        }
+        ch.answered_at = Some(ev.at);
+        self.on_answer_decision(&ev.uuid, ev.at)
+    }
+
+    /// Whether an answered leg is recorded from now on (modes `always`, `always_pausable`).
+    pub(super) fn on_answer_decision(&mut self, uuid: &str, at: Micros) -> Vec<Effect> {
+        if !self.records_on_answer(uuid) {
+            return Vec::new();
+        }
+        if self.waits_for_own_leg(uuid) {
+            self.waiting.insert(uuid.to_owned());
+            return Vec::new();
+        }
+        if self.earlier_leg_waits(uuid) {
+            // That leg is as much the user's and answered first: it is recorded now
+            // ([`Recorder::settle_waits`]), this one is not.
+            return Vec::new();
+        }
+        self.start_recording(uuid, at, SegmentSource::Policy, POLICY_ACTOR, None)
+    }
+
+    /// Whether the owner's mode records this answered leg, their recording not yet running
+    /// on another leg of the call.
+    pub(super) fn records_on_answer(&self, uuid: &str) -> bool {
+        let Some(ch) = self.table.channel(uuid) else {
+            return false;
+        };
+        let Some(user) = ch.user().filter(|_| !ch.feature_call) else {
+            return false;
+        };
+        self.owners
+            .user(user)
+            .is_some_and(|u| u.mode.records_on_answer())
+            && self.table.user_recording_in_group(ch.group, user).is_none()
+    }
+
+    /// Legs that have waited more than `grace` for their user's own leg are recorded now: the
+    /// bound on a wait, should the leg waited for never answer nor hang up (or its events be
+    /// lost). The periodic spool scan calls it.
+    pub fn expire_waits(&mut self, now: Micros, grace: Micros) -> Vec<Effect> {
+        let due: Vec<String> = self
+            .waiting
+            .iter()
+            .filter(|uuid| {
+                self.table
+                    .channel(uuid)
+                    .and_then(|c| c.answered_at)
+                    .is_none_or(|answered| answered.saturating_add(grace) <= now)
+            })
+            .cloned()
+            .collect();
+        let mut effects = Vec::new();
+        for uuid in due {
+            self.waiting.remove(&uuid);
+            if self.records_on_answer(&uuid) {
+                effects.extend(self.start_recording(
+                    &uuid,
+                    now,
+                    SegmentSource::Policy,
+                    POLICY_ACTOR,
+                    None,
+                ));
+            }
+        }
+        effects
+    }
+
+    /// Whether a leg of the same user in the same call, matched at least as strongly,
+    /// answered before this one and waits.
+    pub(super) fn earlier_leg_waits(&self, uuid: &str) -> bool {
+        let Some(ch) = self.table.channel(uuid) else {
+            return false;
+        };
+        let Some(owner) = ch.owner.as_ref() else {
+            return false;
+        };
+        self.table.group_members(ch.group).any(|other| {
+            other.uuid != uuid
+                && self.waiting.contains(&other.uuid)
+                && other
+                    .owner
+                    .as_ref()
+                    .is_some_and(|o| o.user == owner.user && o.rank <= owner.rank)
+        })
+    }
+
+    /// Which leg of a call carries the user's recording (one per user per call, SPEC §3.2)?
+    /// Their own leg: the one a channel variable names them on (`callrec_user`, `user_name`,
+    /// `dialed_user`), rather than the other party's leg that only carries their number. In a
+    /// bridged call the far leg answers first, and on an outgoing call it carries the user's
+    /// number as its caller ID (sofia's B leg of 1001's call in the `sip-hold` capture); the
+    /// user's own leg answers a moment later (the same microsecond in the capture). So an
+    /// answered leg waits, unrecorded, while its call has a leg that may still prove to be
+    /// the user's own:
+    ///
+    /// - a leg of the same user matched by a stronger header (earlier in `[match] headers`)
+    ///   that has not answered yet; or,
+    /// - when this leg is the user's only by a number (`Caller-*` headers), a peer leg the
+    ///   switch has told nothing about yet (the daemon does not subscribe to
+    ///   CHANNEL_CREATE, so the user's own leg is first heard of at its answer).
+    ///
+    /// The wait ends at the next event that settles it ([`Recorder::settle_waits`]): the own
+    /// leg answers and is recorded (the waiting leg then stays unrecorded), or it turns out
+    /// to be someone else's, or it hangs up unanswered; either of the last two records the
+    /// waiting leg. Should none of that come, the periodic spool scan records it
+    /// ([`Recorder::expire_waits`]). A recording already running on a weaker leg is kept: never two
+    /// recordings of one user in one call, never a stop and restart.
+    pub(super) fn waits_for_own_leg(&self, uuid: &str) -> bool {
+        let Some(ch) = self.table.channel(uuid) else {
+            return false;
+        };
+        let Some(owner) = ch.owner.as_ref() else {
+            return false;
+        };
+        self.table.group_members(ch.group).any(|other| {
+            if other.uuid == uuid || other.feature_call || other.answered_at.is_some() {
+                return false;
+            }
+            match &other.owner {
+                _ if !other.seen => owner.by_number,
+                Some(o) => o.user == owner.user && o.rank < owner.rank,
+                None => false,
+            }
+        })
+    }
+
+    /// Re-decides the legs of a call waiting for their user's own leg
+    /// ([`Recorder::waits_for_own_leg`]) after an event about the call: a leg whose wait is
+    /// over is recorded, unless its user's recording now runs on another leg of the call.
+    pub(super) fn settle_waits(&mut self, group: GroupId, at: Micros) -> Vec<Effect> {
+        let waiting: Vec<String> = self
+            .table
+            .group_members(group)
+            .filter(|c| self.waiting.contains(&c.uuid))
+            .map(|c| c.uuid.clone())
+            .collect();
+        for uuid in &waiting {
+            self.waiting.remove(uuid);
+        }
+        let mut effects = Vec::new();
+        for uuid in waiting {
+            let Some(ch) = self.table.channel(&uuid) else {
+                continue;
+            };
+            let recorded = ch.recording.is_some()
+                || ch
+                    .user()
+                    .is_some_and(|u| self.table.user_recording_in_group(ch.group, u).is_some());
+            if recorded {
+                continue;
+            }
+            // Waits again (and is put back) if the call still has an undecided leg.
+            effects.extend(self.on_answer_decision(&uuid, at));
+        }
+        effects
+    }
+
+    /// Starts a recording on a leg whose owner is known; returns the effects.
+    pub(super) fn start_recording(
+        &mut self,
+        uuid: &str,
+        at: Micros,
+        source: SegmentSource,
+        actor: &str,
+        ticket: Option<Ticket>,
+    ) -> Vec<Effect> {
+        let Some(owner) = self.table.channel(uuid).and_then(|c| c.owner.clone()) else {
+            return Vec::new();
+        };
+        // Both callers found the owner in the directory (for their mode) under this lock.
+        let Some(user) = self.owners.user(&owner.user).map(|u| u.id) else {
+            return Vec::new();
+        };
+        let (min_seconds, pause_behavior) = self
+            .owners
+            .site(&owner.user.site)
+            .map_or((3, PauseBehavior::Silence), |s| {
+                (s.settings.min_seconds, s.settings.pause_behavior)
+            });
+        let id = (self.next_id)();
+        let path = self.settings.spool_path(&id);
+        self.table.set_recording(
+            uuid,
+            Some(LiveRecording {
+                id: id.clone(),
+                user: owner.user.clone(),
+                path: path.clone(),
+                started_at: at,
+                confirmed: false,
+                paused_since: None,
+                pause_behavior,
+                stop_requested: None,
+                changing: false,
+            }),
+        );
+        vec![
+            Effect::Store(StoreOp::Create(NewRecording {
+                id: id.clone(),
+                user,
+                call_uuid: uuid.to_owned(),
+                direction: owner.direction,
+                from: owner.from.clone(),
+                to: owner.to.clone(),
+                started_at: to_utc(at),
+                format: self.settings.format.clone(),
+                spool_path: PathBuf::from(&path),
+            })),
+            Effect::Store(StoreOp::Segment {
+                id: id.clone(),
+                kind: SegmentKind::Start,
+                at,
+                source,
+                actor: actor.to_owned(),
+            }),
+            Effect::Command(SwitchCommand {
+                channel: uuid.to_owned(),
+                op: RecordOp::Start { min_seconds },
+                recording: id,
+                path,
+                attempt: 1,
+                ticket,
+                at,
+                source,
+                actor: actor.to_owned(),
+                paused_before: None,
+            }),
+        ]
+    }
+}

@@ -1,0 +1,188 @@
+//! What a decision asks for: commands for the switch, operations for the store, answers for
+//! whoever waits on an action. The daemon carries them out; the decisions never do.
+
+use callrec_model::{
+    ActionError, NewRecording, RecordingAction, RecordingId, SegmentKind, SegmentSource,
+};
+
+use crate::event::Micros;
+
+/// Identifies an action whose caller waits for the switch's answer.
+pub type Ticket = u64;
+
+/// What `uuid_record` is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOp {
+    /// `start <path> 0 {callrec_id=…,RECORD_MIN_SEC=…}`.
+    Start {
+        /// Passed as `RECORD_MIN_SEC`.
+        min_seconds: u32,
+    },
+    /// `mask` (pause as silence).
+    Mask,
+    /// `unmask`.
+    Unmask,
+    /// `pause` (pause as skip).
+    Pause,
+    /// `resume`.
+    Resume,
+    /// `stop`.
+    Stop,
+}
+
+impl RecordOp {
+    fn verb(self) -> &'static str {
+        match self {
+            RecordOp::Start { .. } => "start",
+            RecordOp::Mask => "mask",
+            RecordOp::Unmask => "unmask",
+            RecordOp::Pause => "pause",
+            RecordOp::Resume => "resume",
+            RecordOp::Stop => "stop",
+        }
+    }
+
+    /// A metric label for failures of this command.
+    pub fn kind(self) -> &'static str {
+        match self {
+            RecordOp::Start { .. } => "record_start",
+            RecordOp::Mask => "record_mask",
+            RecordOp::Unmask => "record_unmask",
+            RecordOp::Pause => "record_pause",
+            RecordOp::Resume => "record_resume",
+            RecordOp::Stop => "record_stop",
+        }
+    }
+}
+
+/// A `uuid_record` command for the switch, with what to do once it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchCommand {
+    /// The channel.
+    pub channel: String,
+    /// What to do.
+    pub op: RecordOp,
+    /// The recording.
+    pub recording: RecordingId,
+    /// Its spool path.
+    pub path: String,
+    /// 1 for the first try, 2 for the one retry.
+    pub attempt: u8,
+    /// Who waits for the outcome, if anyone.
+    pub ticket: Option<Ticket>,
+    /// When it was decided (segment time on success).
+    pub at: Micros,
+    /// Segment source on success.
+    pub source: SegmentSource,
+    /// Segment actor on success.
+    pub actor: String,
+    /// The pause state to restore if the command finally fails.
+    pub paused_before: Option<Micros>,
+}
+
+impl SwitchCommand {
+    /// The API command text, exactly as the switch expects it.
+    pub fn api_text(&self) -> String {
+        match self.op {
+            RecordOp::Start { min_seconds } => format!(
+                "uuid_record {} start {} 0 {{callrec_id={},RECORD_MIN_SEC={}}}",
+                self.channel, self.path, self.recording, min_seconds
+            ),
+            op => format!("uuid_record {} {} {}", self.channel, op.verb(), self.path),
+        }
+    }
+}
+
+/// An operation for the store, applied in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOp {
+    /// Create the row (state `recording`).
+    Create(NewRecording),
+    /// Append a segment.
+    Segment {
+        /// Recording.
+        id: RecordingId,
+        /// Start, pause, resume or stop.
+        kind: SegmentKind,
+        /// When.
+        at: Micros,
+        /// Handset, API or policy.
+        source: SegmentSource,
+        /// Who.
+        actor: String,
+    },
+    /// The switch closed the file: move it into the store.
+    Ingest {
+        /// Recording.
+        id: RecordingId,
+        /// Where the switch wrote it.
+        spool_path: String,
+        /// When it ended.
+        ended_at: Micros,
+    },
+    /// The switch discarded the file (shorter than `min_seconds`).
+    Discard {
+        /// Recording.
+        id: RecordingId,
+        /// Why, e.g. `input-too-short`.
+        reason: String,
+        /// When.
+        at: Micros,
+        /// Where the file would be, in case the switch kept it after all.
+        spool_path: String,
+    },
+    /// The recording could not be made.
+    Fail {
+        /// Recording.
+        id: RecordingId,
+        /// Why.
+        reason: String,
+        /// When.
+        at: Micros,
+    },
+}
+
+/// What an action achieved, once the switch confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionDone {
+    /// The action carried out.
+    pub action: RecordingAction,
+    /// The recording acted on.
+    pub recording: RecordingId,
+}
+
+/// Something to carry out after a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Send to the switch.
+    Command(SwitchCommand),
+    /// Apply to the store.
+    Store(StoreOp),
+    /// Tell whoever holds the ticket how their action ended.
+    Resolve {
+        /// The waiter.
+        ticket: Ticket,
+        /// How it ended.
+        outcome: Result<ActionDone, ActionError>,
+    },
+}
+
+/// How the switch answered a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandOutcome {
+    /// `+OK`.
+    Ok,
+    /// `-ERR …` / `-USAGE …`: the reply text.
+    Refused(String),
+    /// No answer: the connection went away. The command may or may not have run.
+    Lost,
+}
+
+/// An accepted action: effects to carry out, and the ticket its answer will come on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionPlan {
+    /// Effects to carry out now.
+    pub effects: Vec<Effect>,
+    /// Resolved by a later [`Effect::Resolve`].
+    pub ticket: Ticket,
+}
