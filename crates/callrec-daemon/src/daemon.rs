@@ -28,10 +28,10 @@ use crate::core::{Clock, Core, system_clock};
 use crate::directory::OwnerIndex;
 use crate::esl::{self, EslConfigError, EslSettings};
 use crate::feature::{self, FeatureSettings, Prompts};
-use crate::index;
 use crate::metrics::{Metrics, encode_registry};
 use crate::reconcile;
 use crate::recorder::{ActionDone, IdSource, Recorder, Settings};
+use crate::store_writer;
 use callrec_model::LiveCall;
 
 /// The sockets the daemon serves on, bound by the caller (tests bind `127.0.0.1:0`).
@@ -302,8 +302,8 @@ impl Daemon {
         listeners: Listeners,
         options: Options,
     ) -> Result<Daemon, DaemonError> {
-        let data_dir = index::absolute(&config.storage.data_dir);
-        let spool_dir = index::absolute(&config.storage.spool_dir);
+        let data_dir = store_writer::absolute(&config.storage.data_dir);
+        let spool_dir = store_writer::absolute(&config.storage.spool_dir);
         tokio::fs::create_dir_all(&spool_dir)
             .await
             .map_err(|source| DaemonError::Directory {
@@ -388,24 +388,25 @@ impl Daemon {
         let core = handle.core.clone();
         let store = handle.store.clone();
         let token = handle.shutdown.clone();
-        let ingest_worker =
-            store
-                .start_ingest_worker(IngestConfig::default())
-                .map_err(|source| DaemonError::Store {
-                    data_dir: config.storage.data_dir.clone(),
-                    source,
-                })?;
+        let ingest_config = IngestConfig::default();
+        let ingest_worker = store
+            .start_ingest_worker(ingest_config.clone())
+            .map_err(|source| DaemonError::Store {
+                data_dir: config.storage.data_dir.clone(),
+                source,
+            })?;
         *core.ingest.lock().unwrap_or_else(|p| p.into_inner()) = Some(ingest_worker.queue());
         let tracker = TaskTracker::new();
         let feature_calls = TaskTracker::new();
 
-        let store_writer = tokio::spawn(index::apply_store_ops(
+        let store_writer = tokio::spawn(store_writer::apply_store_ops(
             core.clone(),
             store.clone(),
             ingest_worker.queue(),
+            store_writer::Backoff::from(&ingest_config),
             ops,
         ));
-        tracker.spawn(index::follow_directory(
+        tracker.spawn(store_writer::follow_directory(
             core.clone(),
             store.clone(),
             directory_version,
@@ -418,7 +419,7 @@ impl Daemon {
             token.clone(),
         ));
         tracker.spawn(sweep_loop(store.clone(), sweep_interval, token.clone()));
-        let prompts_dir = index::absolute(&config.prompts.dir);
+        let prompts_dir = store_writer::absolute(&config.prompts.dir);
         let prompts = Prompts::new(
             prompts_dir.clone(),
             Prompt::ALL.iter().map(|p| {
@@ -564,7 +565,7 @@ async fn reconcile_loop(
         if !*core.esl_up.borrow() {
             continue;
         }
-        let rows = match index::in_progress(&core, &store).await {
+        let rows = match store_writer::in_progress(&core, &store).await {
             Ok(rows) => rows,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read recordings in progress");

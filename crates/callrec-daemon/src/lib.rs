@@ -16,7 +16,8 @@
 //! - [`esl`]: the Event Socket session (events, commands, reconnects);
 //! - [`feature`]: the outbound listener for *48, *49, *44;
 //! - [`reconcile`]: rebuilding the view of live calls from the switch;
-//! - `index`: the store side (rows, segments, ingest, directory reloads);
+//! - `store_writer`: the daemon's one way into the store (rows, segments, ingest hand-off,
+//!   directory reloads);
 //! - `daemon`: [`run`], [`Daemon`] and [`DaemonHandle`], the supervised whole;
 //! - [`metrics`]: Prometheus metrics;
 //! - [`api`]: the daemon as the REST API sees it (`callrec_model::LiveCalls`).
@@ -35,10 +36,10 @@ pub mod directory;
 pub mod esl;
 pub mod event;
 pub mod feature;
-mod index;
 pub mod metrics;
 pub mod reconcile;
 pub mod recorder;
+mod store_writer;
 
 #[cfg(test)]
 mod fixtures;

@@ -1,16 +1,23 @@
-//! The daemon's side of the store: applies the recorder's store operations in order, submits
-//! finished files to the store's ingest worker, and keeps the in-memory directory current.
+//! The store writer: the daemon's one way into the store. It applies the recorder's store
+//! operations in order, hands finished files to the store's ingest worker, and keeps the
+//! in-memory directory current.
 //!
 //! Everything here runs off the ESL event loop: operations arrive over a channel and each is
 //! one store call on the blocking pool (`StoreHandle::write`), so SQLite and file work never
 //! stall event handling.
+//!
+//! One retry layer per kind of work, with one policy (the worker's [`IngestConfig`] backoff):
+//! a row operation (create, segment, discard, fail) that fails for a passing cause is tried
+//! again here, holding back the operations after it so a row exists before its segments; a
+//! finished file is submitted once and its ingest is retried by the worker alone, which also
+//! batches it (`callrec_store::IngestWorker`). Nothing here retries an ingest.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callrec_model::{RecordingId, to_utc};
-use callrec_store::{IngestJob, IngestOutcome, IngestQueue, StoreError, StoreHandle};
+use callrec_store::{IngestConfig, IngestJob, IngestOutcome, IngestQueue, StoreError, StoreHandle};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -29,21 +36,35 @@ pub(crate) async fn apply_store_ops(
     core: Arc<Core>,
     store: StoreHandle,
     ingest: IngestQueue,
+    retry: Backoff,
     mut work: mpsc::UnboundedReceiver<StoreWork>,
 ) {
     while let Some(next) = work.recv().await {
         match next {
-            StoreWork::Op(op) => apply_until_done(&core, &store, &ingest, op).await,
+            StoreWork::Op(op) => apply_until_done(&core, &store, &ingest, retry, op).await,
             StoreWork::Resolve { ticket, outcome } => core.resolve(ticket, outcome),
         }
     }
 }
 
-/// First wait before a store operation that failed for a passing cause is tried again.
-const RETRY_INITIAL: Duration = Duration::from_millis(100);
+/// How long to wait before trying a failed row operation again: capped exponential backoff,
+/// the same policy as the ingest worker's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Backoff {
+    /// First wait.
+    pub initial: Duration,
+    /// Longest wait.
+    pub max: Duration,
+}
 
-/// Longest wait between two tries of a store operation.
-const RETRY_MAX: Duration = Duration::from_secs(5);
+impl From<&IngestConfig> for Backoff {
+    fn from(config: &IngestConfig) -> Backoff {
+        Backoff {
+            initial: config.initial_backoff,
+            max: config.max_backoff,
+        }
+    }
+}
 
 /// Applies one operation, trying again while it fails for a cause that passes (a full disk,
 /// a busy index, an I/O error): a recording's row that is never created loses the recording,
@@ -54,9 +75,10 @@ async fn apply_until_done(
     core: &Arc<Core>,
     store: &StoreHandle,
     ingest: &IngestQueue,
+    retry: Backoff,
     op: StoreOp,
 ) {
-    let mut delay = RETRY_INITIAL;
+    let mut delay = retry.initial;
     loop {
         match apply_one(core, store, ingest, op.clone()).await {
             Ok(()) => return,
@@ -64,7 +86,7 @@ async fn apply_until_done(
                 tracing::error!(error = %err, retry_in = ?delay,
                     "a store operation failed; it is tried again, and the ones after it wait");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(RETRY_MAX);
+                delay = (delay * 2).min(retry.max);
             }
             Err(err) => {
                 tracing::error!(error = %err, "a store operation failed");
@@ -255,7 +277,7 @@ mod tests {
     use callrec_testkit::wav;
     use tokio::sync::mpsc;
 
-    use super::apply_store_ops;
+    use super::{Backoff, apply_store_ops};
     use crate::core::{Core, StoreWork};
     use crate::directory::{OwnerIndex, UserKey};
     use crate::fixtures;
@@ -313,7 +335,8 @@ mod tests {
                 .unwrap();
             let dir_snapshot = store.view().directory().unwrap();
             let store = StoreHandle::new(store);
-            let worker = store.start_ingest_worker(IngestConfig::default()).unwrap();
+            let config = IngestConfig::default();
+            let worker = store.start_ingest_worker(config.clone()).unwrap();
             let queue = worker.queue();
             // No event reaches the recorder here: the tests hand store work to the writer.
             let recorder = fixtures::recorder_in(OwnerIndex::new(dir_snapshot));
@@ -323,6 +346,7 @@ mod tests {
                 core.clone(),
                 store.clone(),
                 queue.clone(),
+                Backoff::from(&config),
                 work,
             ));
             Some(Bed {
