@@ -109,6 +109,10 @@ pub struct Channel {
     pub last_held_at: Option<Micros>,
     /// Its recording, if any.
     pub recording: Option<LiveRecording>,
+    /// A recording armed before answer (`RECORD_ANSWER_REQ`): the switch writes nothing to it
+    /// until the leg answers, and it has no row. At answer it becomes [`Channel::recording`]
+    /// if the leg is the one recorded, or is stopped and its file removed if not.
+    pub armed: Option<LiveRecording>,
 }
 
 impl Channel {
@@ -124,6 +128,7 @@ impl Channel {
             held_since: None,
             last_held_at: None,
             recording: None,
+            armed: None,
         }
     }
 

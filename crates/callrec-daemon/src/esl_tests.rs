@@ -65,7 +65,7 @@ async fn accept_session(server: &MockEslServer) -> (MockConnection, MockConnecti
     let sub = events.read_command().await.expect("subscription");
     assert_eq!(
         sub,
-        "event plain CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_HOLD CHANNEL_UNHOLD CHANNEL_HANGUP_COMPLETE RECORD_START RECORD_STOP\n\n"
+        "event plain CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_HOLD CHANNEL_UNHOLD CHANNEL_HANGUP_COMPLETE RECORD_START RECORD_STOP\n\n"
     );
     events
         .reply_ok_text("event listener enabled plain")

@@ -9,8 +9,13 @@ use freeswitch_esl_tokio::HeaderLookup;
 
 pub use callrec_model::Micros;
 
-/// The events the daemon subscribes to (SPEC §3.1), by name.
+/// The events the daemon subscribes to (SPEC §3.1), by name. CHANNEL_PROGRESS and
+/// CHANNEL_PROGRESS_MEDIA (a leg ringing, or playing early media) are where a recording is
+/// armed before answer (SPEC §3.3), so that it does not wait for CHANNEL_ANSWER to cross the
+/// Event Socket.
 pub const SUBSCRIBED_EVENTS: &[&str] = &[
+    "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA",
     "CHANNEL_ANSWER",
     "CHANNEL_BRIDGE",
     "CHANNEL_HOLD",
@@ -25,6 +30,8 @@ pub const SUBSCRIBED_EVENTS: &[&str] = &[
 /// Which of the subscribed events this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
+    /// `CHANNEL_PROGRESS` or `CHANNEL_PROGRESS_MEDIA`: ringing, not answered yet.
+    Progress,
     /// `CHANNEL_ANSWER`.
     Answer,
     /// `CHANNEL_BRIDGE`.
@@ -51,6 +58,7 @@ impl EventKind {
     /// The kind named by an `Event-Name` value.
     pub fn from_name(name: &str) -> EventKind {
         match name {
+            "CHANNEL_PROGRESS" | "CHANNEL_PROGRESS_MEDIA" => EventKind::Progress,
             "CHANNEL_ANSWER" => EventKind::Answer,
             "CHANNEL_BRIDGE" => EventKind::Bridge,
             "CHANNEL_HOLD" => EventKind::Hold,

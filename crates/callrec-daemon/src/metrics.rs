@@ -58,7 +58,7 @@ pub struct Metrics {
     /// (`ingest_error`, `unindexed_file`, `pass_failed`).
     pub store_reconcile_problems: Family<Labels, Counter>,
     dropped_seen: AtomicU64,
-    by_kind: Vec<(EventKind, Counter)>,
+    by_name: Vec<(&'static str, Counter)>,
     ingest_seen: std::sync::Mutex<std::collections::HashMap<&'static str, u64>>,
 }
 
@@ -82,7 +82,7 @@ impl Default for Metrics {
             store_repairs: Family::default(),
             store_reconcile_problems: Family::default(),
             dropped_seen: AtomicU64::new(0),
-            by_kind: Vec::new(),
+            by_name: Vec::new(),
             ingest_seen: std::sync::Mutex::default(),
         }
         .with_kind_counters()
@@ -93,11 +93,11 @@ impl Metrics {
     /// Counters for the subscribed kinds are looked up once, so counting an event on the hot
     /// path is one atomic increment.
     fn with_kind_counters(mut self) -> Self {
-        self.by_kind = SUBSCRIBED_EVENTS
+        self.by_name = SUBSCRIBED_EVENTS
             .iter()
             .map(|name| {
                 (
-                    EventKind::from_name(name),
+                    *name,
                     self.events_received
                         .get_or_create_owned(&label("event", name)),
                 )
@@ -106,12 +106,12 @@ impl Metrics {
         self
     }
 
-    /// Counts one received event by kind (`Other` under its own name).
+    /// Counts one received event under its name (a name outside the subscription too).
     pub fn event_kind(&self, kind: EventKind, name: &str) {
         match self
-            .by_kind
+            .by_name
             .iter()
-            .find(|(k, _)| *k == kind && kind != EventKind::Other)
+            .find(|(n, _)| kind != EventKind::Other && *n == name)
         {
             Some((_, counter)) => {
                 counter.inc();

@@ -139,6 +139,18 @@ async fn apply_one(
                     .await?;
             }
         }
+        StoreOp::Disarmed { id, spool_path } => {
+            // Usually there is nothing: the switch deletes a file shorter than RECORD_MIN_SEC,
+            // and an unanswered leg wrote none. With `min_seconds = 0` the header is left.
+            match tokio::fs::remove_file(&spool_path).await {
+                Ok(()) => {
+                    tracing::debug!(%id, path = %spool_path, "removed the file of a recording armed on a leg not recorded")
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => tracing::warn!(%id, path = %spool_path, error = %err,
+                    "cannot remove the file of a recording armed on a leg not recorded"),
+            }
+        }
         StoreOp::Fail { id, reason, .. } => {
             core.metrics.finished("failed");
             store

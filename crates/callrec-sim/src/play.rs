@@ -175,8 +175,9 @@ impl Switch {
         let mut ch = self.channels.remove(uuid)?;
         let now = self.now();
         let media_before = ch.media();
+        let answered_before = ch.answered;
         for r in &mut ch.recordings {
-            r.settle(now, media_before);
+            r.settle(now, r.gate(media_before, answered_before));
         }
         advance_timeline(&mut ch, step, now);
         if ch.template == leg && !template.skippable[i] {

@@ -97,7 +97,9 @@ impl Switch {
         } else {
             1
         };
-        let needs_early_media = !ch.answered && !ch.early_media;
+        let answer_req = lookup("RECORD_ANSWER_REQ").is_some_and(truthy);
+        // Armed before answer, the bug waits for the answer instead of asking for media.
+        let needs_early_media = !ch.answered && !ch.early_media && !answer_req;
         let file = if std::path::Path::new(path).is_absolute() {
             std::path::PathBuf::from(path)
         } else {
@@ -125,6 +127,7 @@ impl Switch {
             mark: now,
             pre_buffer_left: pre_buffer,
             stretches: Vec::new(),
+            answer_req,
         };
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.recordings.push(rec);
@@ -179,10 +182,11 @@ impl Switch {
         }
         let now = self.clock.now();
         let media = ch.media();
+        let answered = ch.answered;
         let Some(rec) = ch.recordings.iter_mut().find(|r| r.path == path) else {
             return Err(action.failure());
         };
-        rec.settle(now, media);
+        rec.settle(now, rec.gate(media, answered));
         match action {
             RecordAction::Pause => rec.paused = true,
             RecordAction::Resume => rec.paused = false,
@@ -231,7 +235,7 @@ impl Switch {
         };
         let media = ch.media();
         let mut rec = ch.recordings.remove(pos);
-        rec.settle(now, media);
+        rec.settle(now, rec.gate(media, ch.answered));
         let kind = ch.kind;
         let samples = rec.samples();
         let size = match write_final(&rec) {

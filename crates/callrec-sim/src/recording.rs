@@ -79,9 +79,21 @@ pub(crate) struct ActiveRecording {
     /// Media time still swallowed by the bug's pre-buffer.
     pub pre_buffer_left: Micros,
     pub stretches: Vec<(Audio, Micros)>,
+    /// `RECORD_ANSWER_REQ=true`: the media bug takes no frame until the channel is answered
+    /// (`SMBF_ANSWER_REQ` in the switch's `switch_core_media_bug.c`).
+    pub answer_req: bool,
 }
 
 impl ActiveRecording {
+    /// What this recording receives of `media` on a channel answered or not.
+    pub fn gate(&self, media: Media, answered: bool) -> Media {
+        if self.answer_req && !answered {
+            Media::None
+        } else {
+            media
+        }
+    }
+
     /// Closes the stretch that ran until `now`, given what the media carried during it.
     pub fn settle(&mut self, now: Micros, media: Media) {
         let mut len = (now - self.mark).max(0);
@@ -233,7 +245,25 @@ mod tests {
             mark: 0,
             pre_buffer_left: 480_000,
             stretches: vec![],
+            answer_req: false,
         }
+    }
+
+    #[test]
+    fn armed_before_answer_writes_nothing_until_the_answer() {
+        let mut r = ActiveRecording {
+            answer_req: true,
+            pre_buffer_left: 0,
+            ..rec()
+        };
+        // Early media while ringing reaches an ordinary bug, not one armed for the answer.
+        let early = Media::Audio(Audio::Tone);
+        r.settle(2_000_000, r.gate(early, false));
+        assert!(r.stretches.is_empty());
+        r.settle(5_000_000, r.gate(early, true));
+        assert_eq!(r.stretches, vec![(Audio::Tone, 3_000_000)]);
+        let plain = rec();
+        assert_eq!(plain.gate(early, false), early);
     }
 
     #[test]

@@ -1,12 +1,21 @@
 //! Answer → start recording: whose mode says record, which leg of an internal call records,
 //! and legs that wait for their user's own leg before deciding.
+//!
+//! A leg heard ringing (CHANNEL_PROGRESS) whose owner's mode records on answer is armed
+//! first (SPEC §3.3): `uuid_record … start` with `RECORD_ANSWER_REQ=true`, so the switch
+//! writes from the leg's first answered frame in the channel's own thread, however long
+//! CHANNEL_ANSWER then takes to reach callrec. Nothing is indexed for an armed recording. At
+//! answer the usual decision runs; if it records the armed leg, the armed recording becomes
+//! the recording (its row is created then, no second command), and any armed leg it does not
+//! record is stopped and its file removed. A leg that answers without ringing first is
+//! started at answer, as before.
 
 use std::path::PathBuf;
 
-use callrec_model::{NewRecording, PauseBehavior, SegmentKind, SegmentSource, to_utc};
+use callrec_model::{NewRecording, PauseBehavior, SegmentKind, SegmentSource, UserId, to_utc};
 
 use super::{Effect, POLICY_ACTOR, RecordOp, Recorder, StoreOp, SwitchCommand, Ticket};
-use crate::calls::{GroupId, LiveRecording};
+use crate::calls::{GroupId, LiveRecording, Owner};
 use crate::event::{ChannelEvent, Micros};
 
 impl Recorder {
@@ -21,10 +30,123 @@ impl Recorder {
         self.on_answer_decision(&ev.uuid, ev.at)
     }
 
+    /// Arms a recording on a leg heard ringing, if its owner's mode records on answer and
+    /// the leg is theirs by a channel variable (their own leg, not one that only carries
+    /// their number); one armed leg per user per call.
+    pub(super) fn arm(&mut self, uuid: &str, at: Micros) -> Vec<Effect> {
+        let Some(ch) = self.table.channel(uuid) else {
+            return Vec::new();
+        };
+        if ch.answered_at.is_some()
+            || ch.recording.is_some()
+            || ch.armed.is_some()
+            || ch.feature_call
+        {
+            return Vec::new();
+        }
+        let Some(owner) = ch.owner.as_ref().filter(|o| !o.by_number) else {
+            return Vec::new();
+        };
+        let user = owner.user.clone();
+        let taken = self
+            .table
+            .group_members(ch.group)
+            .any(|c| c.user() == Some(&user) && (c.armed.is_some() || c.recording.is_some()));
+        if taken
+            || !self
+                .owners
+                .user(&user)
+                .is_some_and(|u| u.mode.records_on_answer())
+        {
+            return Vec::new();
+        }
+        let (min_seconds, pause_behavior) = self.site_rules(&user.site);
+        let id = (self.next_id)();
+        let path = self.settings.spool_path(&id);
+        if let Some(ch) = self.table.channel_mut(uuid) {
+            ch.armed = Some(LiveRecording {
+                id: id.clone(),
+                user,
+                path: path.clone(),
+                started_at: at,
+                confirmed: false,
+                paused_since: None,
+                pause_behavior,
+                stop_requested: None,
+                changing: false,
+            });
+        }
+        vec![Effect::Command(SwitchCommand {
+            channel: uuid.to_owned(),
+            op: RecordOp::Start {
+                min_seconds,
+                before_answer: true,
+            },
+            recording: id,
+            path,
+            attempt: 1,
+            ticket: None,
+            at,
+            source: SegmentSource::Policy,
+            actor: POLICY_ACTOR.to_owned(),
+            paused_before: None,
+        })]
+    }
+
+    /// The armed recording a RECORD_START/STOP is about, if it is one.
+    pub(super) fn armed_of(&mut self, ev: &ChannelEvent) -> Option<&mut LiveRecording> {
+        let id = ev.callrec_id.as_deref();
+        let path = ev.record_path.as_deref();
+        self.table
+            .channel_mut(&ev.uuid)?
+            .armed
+            .as_mut()
+            .filter(|r| id == Some(r.id.as_str()) || path == Some(r.path.as_str()))
+    }
+
+    /// Takes back a leg's armed recording, if it has one: stopped on the switch when
+    /// `stop` (it may be writing), its file removed, never indexed.
+    pub(super) fn disarm(&mut self, uuid: &str, stop: bool) -> Vec<Effect> {
+        let Some(armed) = self.table.channel_mut(uuid).and_then(|c| c.armed.take()) else {
+            return Vec::new();
+        };
+        let mut effects = Vec::new();
+        if stop {
+            effects.push(Effect::Command(SwitchCommand {
+                channel: uuid.to_owned(),
+                op: RecordOp::Stop,
+                recording: armed.id.clone(),
+                path: armed.path.clone(),
+                attempt: 1,
+                ticket: None,
+                at: armed.started_at,
+                source: SegmentSource::Policy,
+                actor: POLICY_ACTOR.to_owned(),
+                paused_before: None,
+            }));
+        }
+        effects.push(Effect::Store(StoreOp::Disarmed {
+            id: armed.id,
+            spool_path: armed.path,
+        }));
+        effects
+    }
+
+    /// `min_seconds` and the pause behaviour of a site (SPEC §1's defaults if it is gone).
+    fn site_rules(&self, site: &str) -> (u32, PauseBehavior) {
+        self.owners
+            .site(site)
+            .map_or((3, PauseBehavior::Silence), |s| {
+                (s.settings.min_seconds, s.settings.pause_behavior)
+            })
+    }
+
     /// Whether an answered leg is recorded from now on (modes `always`, `always_pausable`).
     pub(super) fn on_answer_decision(&mut self, uuid: &str, at: Micros) -> Vec<Effect> {
         if !self.records_on_answer(uuid) {
-            return Vec::new();
+            // An armed recording on this leg, if any, is not wanted (the mode changed, or
+            // the user's recording runs on another leg): the leg now writes to it.
+            return self.disarm(uuid, true);
         }
         if self.waits_for_own_leg(uuid) {
             self.waiting.insert(uuid.to_owned());
@@ -33,7 +155,7 @@ impl Recorder {
         if self.earlier_leg_waits(uuid) {
             // That leg is as much the user's and answered first: it is recorded now
             // ([`Recorder::settle_waits`]), this one is not.
-            return Vec::new();
+            return self.disarm(uuid, true);
         }
         self.start_recording(uuid, at, SegmentSource::Policy, POLICY_ACTOR, None)
     }
@@ -183,19 +305,33 @@ impl Recorder {
         actor: &str,
         ticket: Option<Ticket>,
     ) -> Vec<Effect> {
-        let Some(owner) = self.table.channel(uuid).and_then(|c| c.owner.clone()) else {
+        let Some((owner, group, answered_at)) = self
+            .table
+            .channel(uuid)
+            .and_then(|c| Some((c.owner.clone()?, c.group, c.answered_at)))
+        else {
             return Vec::new();
         };
         // Both callers found the owner in the directory (for their mode) under this lock.
         let Some(user) = self.owners.user(&owner.user).map(|u| u.id) else {
             return Vec::new();
         };
-        let (min_seconds, pause_behavior) = self
-            .owners
-            .site(&owner.user.site)
-            .map_or((3, PauseBehavior::Silence), |s| {
-                (s.settings.min_seconds, s.settings.pause_behavior)
-            });
+        // The user's recording armed on another leg of the call is not this one.
+        let others: Vec<String> = self
+            .table
+            .group_members(group)
+            .filter(|c| c.uuid != uuid && c.user() == Some(&owner.user) && c.armed.is_some())
+            .map(|c| c.uuid.clone())
+            .collect();
+        let mut effects: Vec<Effect> = others.iter().flat_map(|o| self.disarm(o, true)).collect();
+        if let Some(armed) = self.table.channel_mut(uuid).and_then(|c| c.armed.take()) {
+            // Armed on this leg: the switch has written since the leg answered. The row and
+            // the start segment say so; no command is needed.
+            let at = answered_at.unwrap_or(at);
+            effects.extend(self.promote(uuid, armed, user, &owner, at, source, actor));
+            return effects;
+        }
+        let (min_seconds, pause_behavior) = self.site_rules(&owner.user.site);
         let id = (self.next_id)();
         let path = self.settings.spool_path(&id);
         self.table.set_recording(
@@ -212,7 +348,7 @@ impl Recorder {
                 changing: false,
             }),
         );
-        vec![
+        effects.extend([
             Effect::Store(StoreOp::Create(NewRecording {
                 id: id.clone(),
                 user,
@@ -233,7 +369,10 @@ impl Recorder {
             }),
             Effect::Command(SwitchCommand {
                 channel: uuid.to_owned(),
-                op: RecordOp::Start { min_seconds },
+                op: RecordOp::Start {
+                    min_seconds,
+                    before_answer: false,
+                },
                 recording: id,
                 path,
                 attempt: 1,
@@ -242,6 +381,44 @@ impl Recorder {
                 source,
                 actor: actor.to_owned(),
                 paused_before: None,
+            }),
+        ]);
+        effects
+    }
+
+    /// An armed recording becomes the leg's recording: its row and start segment.
+    #[allow(clippy::too_many_arguments)]
+    fn promote(
+        &mut self,
+        uuid: &str,
+        mut armed: LiveRecording,
+        user: UserId,
+        owner: &Owner,
+        at: Micros,
+        source: SegmentSource,
+        actor: &str,
+    ) -> Vec<Effect> {
+        armed.started_at = at;
+        let (id, path) = (armed.id.clone(), armed.path.clone());
+        self.table.set_recording(uuid, Some(armed));
+        vec![
+            Effect::Store(StoreOp::Create(NewRecording {
+                id: id.clone(),
+                user,
+                call_uuid: uuid.to_owned(),
+                direction: owner.direction,
+                from: owner.from.clone(),
+                to: owner.to.clone(),
+                started_at: to_utc(at),
+                format: self.settings.format.clone(),
+                spool_path: PathBuf::from(path),
+            })),
+            Effect::Store(StoreOp::Segment {
+                id,
+                kind: SegmentKind::Start,
+                at,
+                source,
+                actor: actor.to_owned(),
             }),
         ]
     }

@@ -12,6 +12,9 @@ impl Recorder {
         cmd: &SwitchCommand,
         outcome: CommandOutcome,
     ) -> Vec<Effect> {
+        if let Some(effects) = self.arming_refused(cmd, &outcome) {
+            return effects;
+        }
         let still_ours = self
             .table
             .channel(&cmd.channel)
@@ -114,6 +117,35 @@ impl Recorder {
             }
         }
         effects
+    }
+
+    /// The switch refused to arm a recording before answer (the leg hung up meanwhile, say):
+    /// the armed recording is forgotten, so the answer, if it comes, starts one the usual way.
+    /// `None` when the command is anything else.
+    fn arming_refused(
+        &mut self,
+        cmd: &SwitchCommand,
+        outcome: &CommandOutcome,
+    ) -> Option<Vec<Effect>> {
+        if !matches!(
+            cmd.op,
+            RecordOp::Start {
+                before_answer: true,
+                ..
+            }
+        ) || !matches!(outcome, CommandOutcome::Refused(_))
+        {
+            return None;
+        }
+        let ch = self.table.channel_mut(&cmd.channel)?;
+        if ch.armed.as_ref().is_none_or(|r| r.id != cmd.recording) {
+            return None;
+        }
+        let armed = ch.armed.take()?;
+        Some(vec![Effect::Store(StoreOp::Disarmed {
+            id: armed.id,
+            spool_path: armed.path,
+        })])
     }
 
     pub(super) fn segment(&self, cmd: &SwitchCommand, kind: SegmentKind) -> Effect {

@@ -17,6 +17,10 @@ pub enum RecordOp {
     Start {
         /// Passed as `RECORD_MIN_SEC`.
         min_seconds: u32,
+        /// Armed before answer: `RECORD_ANSWER_REQ=true`, so the switch writes nothing until
+        /// the leg answers, and starts writing in the channel's own thread at its first
+        /// answered frame.
+        before_answer: bool,
     },
     /// `mask` (pause as silence).
     Mask,
@@ -84,9 +88,20 @@ impl SwitchCommand {
     /// The API command text, exactly as the switch expects it.
     pub fn api_text(&self) -> String {
         match self.op {
-            RecordOp::Start { min_seconds } => format!(
-                "uuid_record {} start {} 0 {{callrec_id={},RECORD_MIN_SEC={}}}",
-                self.channel, self.path, self.recording, min_seconds
+            RecordOp::Start {
+                min_seconds,
+                before_answer,
+            } => format!(
+                "uuid_record {} start {} 0 {{callrec_id={},RECORD_MIN_SEC={}{}}}",
+                self.channel,
+                self.path,
+                self.recording,
+                min_seconds,
+                if before_answer {
+                    ",RECORD_ANSWER_REQ=true"
+                } else {
+                    ""
+                }
             ),
             op => format!("uuid_record {} {} {}", self.channel, op.verb(), self.path),
         }
@@ -129,6 +144,15 @@ pub enum StoreOp {
         /// When.
         at: Micros,
         /// Where the file would be, in case the switch kept it after all.
+        spool_path: String,
+    },
+    /// A recording armed before answer whose leg was not the one recorded (it hung up
+    /// unanswered, or another leg carries the user's recording): it has no row; whatever
+    /// file the switch left is removed.
+    Disarmed {
+        /// The armed recording's id (never indexed).
+        id: RecordingId,
+        /// Where the switch was told to write.
         spool_path: String,
     },
     /// The recording could not be made.

@@ -190,6 +190,7 @@ impl Recorder {
     /// What one event does to the table, and the decisions it calls for.
     fn apply_event(&mut self, ev: &ChannelEvent) -> Vec<Effect> {
         match ev.kind {
+            EventKind::Progress => self.arm(&ev.uuid, ev.at),
             EventKind::Answer => self.on_answer(ev),
             EventKind::Hold => {
                 if let Some(ch) = self.table.channel_mut(&ev.uuid) {
@@ -205,7 +206,9 @@ impl Recorder {
                 Vec::new()
             }
             EventKind::RecordStart => {
-                if let Some(uuid) = self.recording_channel(ev)
+                if let Some(armed) = self.armed_of(ev) {
+                    armed.confirmed = true;
+                } else if let Some(uuid) = self.recording_channel(ev)
                     && let Some(ch) = self.table.channel_mut(&uuid)
                     && let Some(rec) = ch.recording.as_mut()
                 {
@@ -213,6 +216,7 @@ impl Recorder {
                 }
                 Vec::new()
             }
+            EventKind::RecordStop if self.armed_of(ev).is_some() => self.disarm(&ev.uuid, false),
             EventKind::RecordStop => match self.recording_channel(ev) {
                 Some(uuid) => self.finish_recording(&uuid, ev),
                 None => self.finish_closing(ev),
@@ -221,9 +225,10 @@ impl Recorder {
                 // RECORD_STOP normally comes first (every capture shows it); if the hangup
                 // comes first, the recording waits for it, since only RECORD_STOP says
                 // whether the switch kept or discarded the file.
+                let effects = self.disarm(&ev.uuid, false);
                 self.table.remove(&ev.uuid, ev.at);
                 self.waiting.remove(&ev.uuid);
-                Vec::new()
+                effects
             }
             EventKind::Bridge
             | EventKind::Heartbeat

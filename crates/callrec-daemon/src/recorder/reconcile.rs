@@ -230,7 +230,10 @@ impl Recorder {
             .map_or(3, |s| s.settings.min_seconds);
         vec![Effect::Command(SwitchCommand {
             channel: uuid.to_owned(),
-            op: RecordOp::Start { min_seconds },
+            op: RecordOp::Start {
+                min_seconds,
+                before_answer: false,
+            },
             recording: rec.id,
             path: rec.path,
             attempt: 1,

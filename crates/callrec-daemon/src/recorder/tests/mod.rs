@@ -1,6 +1,7 @@
 //! Decisions on events parsed from the real captures: no socket, no clock.
 
 mod answer;
+mod arm;
 mod commands;
 mod feature;
 mod reconcile;

@@ -1,0 +1,222 @@
+//! Recordings armed before answer (`RECORD_ANSWER_REQ`): armed while ringing, indexed at
+//! answer without a second command, never indexed for a leg that is not recorded.
+
+use super::*;
+
+/// An event of a leg that 1001 owns by `callrec_user` (their own leg, not a number).
+fn of_1001(kind: EventKind, uuid: &str, at: Micros) -> ChannelEvent {
+    ChannelEvent {
+        kind,
+        uuid: uuid.into(),
+        at,
+        owner_headers: vec![Some("1001".into()), None, None, None, None],
+        ..ChannelEvent::empty()
+    }
+}
+
+/// The same, of a loopback leg paired with `peer`.
+fn of_1001_paired(kind: EventKind, uuid: &str, peer: &str, at: Micros) -> ChannelEvent {
+    ChannelEvent {
+        loopback_peer: Some(peer.into()),
+        ..of_1001(kind, uuid, at)
+    }
+}
+
+fn record_event(kind: EventKind, uuid: &str, cmd: &SwitchCommand, at: Micros) -> ChannelEvent {
+    ChannelEvent {
+        record_path: Some(cmd.path.clone()),
+        callrec_id: Some(cmd.recording.to_string()),
+        ..of_1001(kind, uuid, at)
+    }
+}
+
+fn only_command(effects: &[Effect]) -> &SwitchCommand {
+    match effects {
+        [Effect::Command(cmd)] => cmd,
+        other => panic!("expected one command, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_ringing_leg_is_armed_and_its_answer_indexes_it_without_a_second_command() {
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let armed = rec.on_event(&of_1001(EventKind::Progress, "leg", 1_000_000));
+    let cmd = only_command(&armed).clone();
+    assert_eq!(
+        cmd.api_text(),
+        format!(
+            "uuid_record leg start {SPOOL}/01900000-0000-7000-8000-000000000001.wav 0 \
+             {{callrec_id=01900000-0000-7000-8000-000000000001,RECORD_MIN_SEC=3,RECORD_ANSWER_REQ=true}}"
+        )
+    );
+    assert!(rec.live_calls().iter().all(|c| c.recording_id.is_none()));
+    assert!(rec.on_command_result(&cmd, CommandOutcome::Ok).is_empty());
+    assert!(
+        rec.on_event(&record_event(
+            EventKind::RecordStart,
+            "leg",
+            &cmd,
+            1_020_000
+        ))
+        .is_empty()
+    );
+
+    let answered = rec.on_event(&of_1001(EventKind::Answer, "leg", 5_000_000));
+    assert!(commands(&answered).is_empty(), "{answered:?}");
+    let created = creates(&answered);
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].id, cmd.recording);
+    assert_eq!(created[0].spool_path, std::path::PathBuf::from(&cmd.path));
+    // The switch writes from the answer, not from when the leg was armed.
+    assert_eq!(created[0].started_at.timestamp_micros(), 5_000_000);
+    assert!(store_ops(&answered).iter().any(|op| matches!(
+        op,
+        StoreOp::Segment {
+            kind: SegmentKind::Start,
+            at: 5_000_000,
+            source: SegmentSource::Policy,
+            ..
+        }
+    )));
+
+    // It ends like any recording: RECORD_STOP ingests it.
+    let stopped = rec.on_event(&record_event(EventKind::RecordStop, "leg", &cmd, 9_000_000));
+    assert!(
+        store_ops(&stopped)
+            .iter()
+            .any(|op| matches!(op, StoreOp::Ingest { id, .. } if *id == cmd.recording)),
+        "{stopped:?}"
+    );
+}
+
+#[test]
+fn a_leg_that_hangs_up_unanswered_leaves_no_row_and_no_file() {
+    let mut rec = recorder(&[("1001", RecordingMode::AlwaysPausable)]);
+    let cmd = only_command(&rec.on_event(&of_1001(EventKind::Progress, "leg", 1_000_000))).clone();
+    let stopped = rec.on_event(&record_event(EventKind::RecordStop, "leg", &cmd, 7_000_000));
+    assert_eq!(
+        stopped,
+        vec![Effect::Store(StoreOp::Disarmed {
+            id: cmd.recording.clone(),
+            spool_path: cmd.path.clone(),
+        })]
+    );
+    assert!(
+        rec.on_event(&of_1001(EventKind::HangupComplete, "leg", 7_000_000))
+            .is_empty()
+    );
+
+    // The hangup without its RECORD_STOP (lost, or still to come) removes the file too.
+    let cmd = only_command(&rec.on_event(&of_1001(EventKind::Progress, "leg2", 8_000_000))).clone();
+    let gone = rec.on_event(&of_1001(EventKind::HangupComplete, "leg2", 9_000_000));
+    assert_eq!(
+        gone,
+        vec![Effect::Store(StoreOp::Disarmed {
+            id: cmd.recording.clone(),
+            spool_path: cmd.path.clone(),
+        })]
+    );
+    assert!(
+        rec.on_event(&record_event(
+            EventKind::RecordStop,
+            "leg2",
+            &cmd,
+            9_100_000
+        ))
+        .is_empty()
+    );
+}
+
+#[test]
+fn only_modes_that_record_on_answer_arm_and_only_on_the_users_own_leg() {
+    for mode in [RecordingMode::OnDemand, RecordingMode::Never] {
+        let mut rec = recorder(&[("1001", mode)]);
+        assert!(
+            rec.on_event(&of_1001(EventKind::Progress, "leg", 1))
+                .is_empty(),
+            "{mode:?}"
+        );
+    }
+    // A leg that is 1001's only by the caller ID it carries (the far leg of their call) is
+    // not armed: their own leg may still prove to be another.
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let by_number = ChannelEvent {
+        owner_headers: vec![None, None, None, Some("1001".into()), None],
+        ..of_1001(EventKind::Progress, "far", 1)
+    };
+    assert!(rec.on_event(&by_number).is_empty());
+}
+
+#[test]
+fn a_refused_arming_falls_back_to_a_start_at_answer() {
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let cmd = only_command(&rec.on_event(&of_1001(EventKind::Progress, "leg", 1_000_000))).clone();
+    let refused = rec.on_command_result(
+        &cmd,
+        CommandOutcome::Refused("-ERR Cannot record session!".into()),
+    );
+    assert_eq!(
+        refused,
+        vec![Effect::Store(StoreOp::Disarmed {
+            id: cmd.recording.clone(),
+            spool_path: cmd.path.clone(),
+        })]
+    );
+    let answered = rec.on_event(&of_1001(EventKind::Answer, "leg", 2_000_000));
+    let started = commands(&answered);
+    assert_eq!(started.len(), 1, "{answered:?}");
+    assert!(started[0].contains(" start ") && !started[0].contains("RECORD_ANSWER_REQ"));
+    assert_eq!(creates(&answered).len(), 1);
+}
+
+#[test]
+fn one_leg_is_armed_per_user_and_call_and_an_armed_leg_not_recorded_is_stopped() {
+    // A loopback pair that names 1001 on both legs (`{callrec_user=1001}` is seen by both).
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let cmd =
+        only_command(&rec.on_event(&of_1001_paired(EventKind::Progress, "b", "a", 1_000_000)))
+            .clone();
+    assert!(
+        rec.on_event(&of_1001_paired(EventKind::Progress, "a", "b", 1_000_000))
+            .is_empty()
+    );
+    assert_eq!(cmd.channel, "b");
+
+    // Leg a answers first and is recorded (it answered first, as strongly 1001's): the
+    // recording armed on b is stopped, its file removed, and nothing indexed for it.
+    let answered = rec.on_event(&of_1001_paired(EventKind::Answer, "a", "b", 2_000_000));
+    let cmds = commands(&answered);
+    assert_eq!(cmds.len(), 2, "{answered:?}");
+    assert_eq!(cmds[0], format!("uuid_record b stop {}", cmd.path));
+    assert!(cmds[1].starts_with("uuid_record a start "));
+    assert!(store_ops(&answered).iter().any(|op| matches!(
+        op,
+        StoreOp::Disarmed { id, .. } if *id == cmd.recording
+    )));
+    let created = creates(&answered);
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].call_uuid, "a");
+    assert_ne!(created[0].id, cmd.recording);
+}
+
+#[test]
+fn a_mode_changed_to_never_before_answer_stops_the_armed_recording() {
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let cmd = only_command(&rec.on_event(&of_1001(EventKind::Progress, "leg", 1_000_000))).clone();
+    let site = fixtures::site(PauseBehavior::Silence);
+    rec.set_owners(testing::index(
+        vec![site],
+        vec![fixtures::user("1001", RecordingMode::Never)],
+    ));
+    let answered = rec.on_event(&of_1001(EventKind::Answer, "leg", 2_000_000));
+    assert_eq!(
+        commands(&answered),
+        vec![format!("uuid_record leg stop {}", cmd.path)]
+    );
+    assert!(creates(&answered).is_empty());
+    assert!(
+        store_ops(&answered)
+            .iter()
+            .any(|op| matches!(op, StoreOp::Disarmed { .. }))
+    );
+}
