@@ -352,9 +352,18 @@ impl Drop for Switch {
 }
 
 /// Test extensions beside the vanilla ones (9999 tone, 9998 park from configure.sh):
-/// `7<ext>` answers as the directory user `<ext>` (its leg's `callrec_user`), then plays the
+/// `9997` rings for 2 s, then answers and plays the 9999 tone (a call that rings first, as a
+/// phone's does); `7<ext>` answers as the directory user `<ext>` (its leg's `callrec_user`), then plays the
 /// tone: the other party of an internal call, with no phone registered.
 const TEST_DIALPLAN: &str = r#"<include>
+  <extension name="callrec_test_ringing_tone">
+    <condition field="destination_number" expression="^9997$">
+      <action application="ring_ready"/>
+      <action application="sleep" data="2000"/>
+      <action application="answer"/>
+      <action application="playback" data="tone_stream://%(1000,500,440);loops=-1"/>
+    </condition>
+  </extension>
   <extension name="callrec_test_internal">
     <condition field="destination_number" expression="^7(10[0-9][0-9])$">
       <action application="set" data="callrec_user=$1"/>

@@ -11,6 +11,9 @@ pub struct Wav {
     pub samples: Vec<i16>,
 }
 
+/// The loudest a sample of generated silence is (the switch's silence carries ±1).
+pub const QUIET: i32 = 64;
+
 impl Wav {
     /// Parses a RIFF/WAVE file (PCM, 16-bit); `None` if it is not one.
     pub fn parse(bytes: &[u8]) -> Option<Wav> {
@@ -66,6 +69,29 @@ impl Wav {
             .map(|s| i32::from(*s).abs())
             .max()
             .unwrap_or(0)
+    }
+
+    /// The first stretch of sound (start, end in seconds): from the first sample louder than
+    /// [`QUIET`] to the start of the next run of quiet samples at least `gap_secs` long (the
+    /// switch's generated silence carries ±1 of noise, so quiet is not zero). `None` if the
+    /// file is quiet throughout.
+    pub fn first_sound(&self, gap_secs: f64) -> Option<(f64, f64)> {
+        let rate = f64::from(self.rate.max(1));
+        let loud = |s: &i16| i32::from(*s).abs() > QUIET;
+        let start = self.samples.iter().position(loud)?;
+        let gap = (gap_secs * rate).ceil() as usize;
+        let mut quiet_run = 0;
+        for (i, s) in self.samples.iter().enumerate().skip(start) {
+            if loud(s) {
+                quiet_run = 0;
+            } else {
+                quiet_run += 1;
+                if quiet_run >= gap {
+                    return Some((start as f64 / rate, (i + 1 - quiet_run) as f64 / rate));
+                }
+            }
+        }
+        Some((start as f64 / rate, self.seconds()))
     }
 
     /// The stretches (start, end in seconds) at least `min_secs` long where every sample is

@@ -58,6 +58,43 @@ fn an_always_call_is_recorded_once_from_answer_to_hangup() {
     switch.wait_idle(10 * SEC);
 }
 
+/// A call that rings before it is answered is armed while ringing (`RECORD_ANSWER_REQ`), so
+/// the switch starts writing at the leg's first answered frame whatever the Event Socket's
+/// delay: here every event reaches callrec 600 ms late (a relay holds them back), which a
+/// start sent on CHANNEL_ANSWER would pay in lost audio. The 9997 extension answers after 2 s
+/// of ringing and plays the tone, 1 s on and 0.5 s off, from its answer: the recording must
+/// hold the whole first second of tone.
+#[test]
+fn a_ringing_call_is_recorded_from_its_first_answered_frame_even_with_late_events() {
+    let switch = Switch::start(free_addr());
+    let relay = callrec_realswitch::proxy::Proxy::start_delayed(
+        switch.esl_port,
+        Duration::from_millis(600),
+    );
+    let mut callrec = Callrec::install(&switch, relay.port, &[("1001", "always")]);
+    callrec.serve();
+    switch.call_to("9997", "callrec_user=1001", 5);
+    let (id, rec) = only_recording(&callrec, 40 * SEC);
+    let wav = callrec.wav(&id);
+    let (start, end) = wav.first_sound(0.1).expect("sound in the recording");
+    eprintln!(
+        "first tone burst {start:.3}-{end:.3} s of {:.3} s; {rec:#}",
+        wav.seconds()
+    );
+    assert!(
+        start <= 0.06,
+        "the tone starts {start:.3} s into the recording: audio lost at the start"
+    );
+    // The tone's first second ends at 1 s after the answer, or a frame later (playback starts
+    // once `answer` returns): a recording started X late ends that burst 1 s - X in.
+    assert!(
+        end >= 0.98,
+        "the first tone burst ends {end:.3} s into the recording, not 1 s: audio lost at the start"
+    );
+    assert_eq!(segment_kinds(&rec), ["start", "stop"]);
+    switch.wait_idle(10 * SEC);
+}
+
 /// The recording's id and its metadata with segments.
 fn only_recording(callrec: &Callrec, within: Duration) -> (String, serde_json::Value) {
     let recs = callrec.stored(1, within);
