@@ -101,6 +101,8 @@ pub struct Channel {
     pub owner: Option<Owner>,
     /// A feature-code call (*48, *49, *44): never recorded, never a target.
     pub feature_call: bool,
+    /// The originated leg of a loopback pair (`variable_loopback_leg=A`).
+    pub loopback_a: bool,
     /// When it was answered.
     pub answered_at: Option<Micros>,
     /// On hold since this time.
@@ -124,6 +126,7 @@ impl Channel {
             first_seq: 0,
             owner: None,
             feature_call: false,
+            loopback_a: false,
             answered_at: None,
             held_since: None,
             last_held_at: None,

@@ -116,6 +116,9 @@ pub struct ChannelEvent {
     pub other_leg: Option<String>,
     /// `variable_other_loopback_leg_uuid`: the other half of a loopback pair.
     pub loopback_peer: Option<String>,
+    /// `variable_loopback_leg` is `A`: the loopback leg that was originated (the B leg runs
+    /// the dialplan). Its recordings end about 0.5 s before the call; the B leg's do not.
+    pub loopback_a: bool,
     /// `Channel-Call-UUID` when it names another channel: the leg that created this one.
     pub call_uuid: Option<String>,
     /// `Call-Direction` as the switch sees the leg (`inbound` = the leg called the switch).
@@ -183,6 +186,7 @@ impl ChannelEvent {
             at,
             other_leg: owned("Other-Leg-Unique-ID").filter(|s| !s.is_empty()),
             loopback_peer: owned("variable_other_loopback_leg_uuid").filter(|s| !s.is_empty()),
+            loopback_a: owned("variable_loopback_leg").as_deref() == Some("A"),
             call_uuid,
             call_direction: owned("Call-Direction"),
             caller_number: owned("Caller-Caller-ID-Number"),
@@ -211,6 +215,7 @@ impl ChannelEvent {
             at: 0,
             other_leg: None,
             loopback_peer: None,
+            loopback_a: false,
             call_uuid: None,
             call_direction: None,
             caller_number: None,

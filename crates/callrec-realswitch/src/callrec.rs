@@ -221,6 +221,25 @@ impl Callrec {
             .unwrap_or_default()
     }
 
+    /// Every recording the index has, all pages (`next_cursor` followed).
+    pub fn all_recordings(&self) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut path = "/api/v1/recordings?limit=500".to_owned();
+        loop {
+            let page = self.json("GET", &path);
+            all.extend(page["items"].as_array().cloned().unwrap_or_default());
+            match page["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/api/v1/recordings?limit=500&cursor={cursor}"),
+                None => return all,
+            }
+        }
+    }
+
+    /// The process id of the running `callrec serve`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// One recording's metadata (with segments).
     pub fn recording(&self, id: &str) -> Value {
         self.json("GET", &format!("/api/v1/recordings/{id}"))

@@ -253,6 +253,16 @@ impl Switch {
         );
     }
 
+    /// The switch's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Where the switch writes recordings a dialplan starts without a path (`-recordings`).
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.dir("recordings")
+    }
+
     /// How many channels the switch has.
     pub fn channel_count(&self) -> usize {
         let text = self.api("show channels count");
@@ -353,9 +363,21 @@ impl Drop for Switch {
 
 /// Test extensions beside the vanilla ones (9999 tone, 9998 park from configure.sh):
 /// `9997` rings for 2 s, then answers and plays the 9999 tone (a call that rings first, as a
-/// phone's does); `7<ext>` answers as the directory user `<ext>` (its leg's `callrec_user`), then plays the
+/// phone's does); `9996` rings `callrec_bench_ring_ms`, answers, starts two `record_session`s
+/// of its own (the reference recordings of the load benchmark, named by `callrec_bench_call`)
+/// and plays the tone; `7<ext>` answers as the directory user `<ext>` (its leg's `callrec_user`), then plays the
 /// tone: the other party of an internal call, with no phone registered.
 const TEST_DIALPLAN: &str = r#"<include>
+  <extension name="callrec_bench_reference">
+    <condition field="destination_number" expression="^9996$">
+      <action application="ring_ready"/>
+      <action application="sleep" data="${callrec_bench_ring_ms}"/>
+      <action application="answer"/>
+      <action application="record_session" data="$${recordings_dir}/ref-${callrec_bench_call}.wav"/>
+      <action application="record_session" data="$${recordings_dir}/ref2-${callrec_bench_call}.wav"/>
+      <action application="playback" data="tone_stream://%(1000,500,440);loops=-1"/>
+    </condition>
+  </extension>
   <extension name="callrec_test_ringing_tone">
     <condition field="destination_number" expression="^9997$">
       <action application="ring_ready"/>

@@ -37,10 +37,16 @@ impl Recorder {
         let Some(ch) = self.table.channel(uuid) else {
             return Vec::new();
         };
+        // The originated leg of a loopback pair is not armed: a recording on it ends about
+        // 0.5 s before the call (mod_loopback drops the frames it still queues at hangup),
+        // one on its B leg does not (measured on the real switch, README). When the B leg is
+        // the user's too, it is armed and recorded instead; when it is not, the A leg is
+        // started at answer.
         if ch.answered_at.is_some()
             || ch.recording.is_some()
             || ch.armed.is_some()
             || ch.feature_call
+            || ch.loopback_a
         {
             return Vec::new();
         }
@@ -212,6 +218,11 @@ impl Recorder {
         let Some(ch) = self.table.channel(uuid) else {
             return false;
         };
+        if ch.armed.is_some() {
+            // Armed while ringing, it records from its own answer: the leg that waited for
+            // it (`waits_for_own_leg`) is not recorded.
+            return false;
+        }
         let Some(owner) = ch.owner.as_ref() else {
             return false;
         };
@@ -235,10 +246,13 @@ impl Recorder {
     /// the user's own:
     ///
     /// - a leg of the same user matched by a stronger header (earlier in `[match] headers`)
-    ///   that has not answered yet; or,
+    ///   that has not answered yet;
+    /// - a leg of the same user matched at least as strongly that was armed while ringing
+    ///   (the loopback B leg, say, whose A leg answers first): it records from its own
+    ///   answer, a round trip earlier than a start sent now; or,
     /// - when this leg is the user's only by a number (`Caller-*` headers), a peer leg the
     ///   switch has told nothing about yet (the daemon does not subscribe to
-    ///   CHANNEL_CREATE, so the user's own leg is first heard of at its answer).
+    ///   CHANNEL_CREATE, so the user's own leg may first be heard of at its answer).
     ///
     /// The wait ends at the next event that settles it ([`Recorder::settle_waits`]): the own
     /// leg answers and is recorded (the waiting leg then stays unrecorded), or it turns out
@@ -259,7 +273,10 @@ impl Recorder {
             }
             match &other.owner {
                 _ if !other.seen => owner.by_number,
-                Some(o) => o.user == owner.user && o.rank < owner.rank,
+                Some(o) => {
+                    o.user == owner.user
+                        && (o.rank < owner.rank || (other.armed.is_some() && o.rank <= owner.rank))
+                }
                 None => false,
             }
         })

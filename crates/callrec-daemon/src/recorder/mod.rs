@@ -257,6 +257,7 @@ impl Recorder {
             ch.seen = true;
             ch.owner = owner;
             ch.feature_call = feature_call;
+            ch.loopback_a = ev.loopback_a;
         }
         let peers: Vec<String> = ev.peers().map(str::to_owned).collect();
         for peer in peers {

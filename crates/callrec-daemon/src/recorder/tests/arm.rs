@@ -171,19 +171,23 @@ fn a_refused_arming_falls_back_to_a_start_at_answer() {
 
 #[test]
 fn one_leg_is_armed_per_user_and_call_and_an_armed_leg_not_recorded_is_stopped() {
-    // A loopback pair that names 1001 on both legs (`{callrec_user=1001}` is seen by both).
+    // Two legs of one call name 1001: b by `dialed_user` (third in `[match] headers`), a by
+    // `callrec_user` (first). b rings first and is armed; a is not (one armed leg per user
+    // and call).
     let mut rec = recorder(&[("1001", RecordingMode::Always)]);
-    let cmd =
-        only_command(&rec.on_event(&of_1001_paired(EventKind::Progress, "b", "a", 1_000_000)))
-            .clone();
+    let b = |kind, at| ChannelEvent {
+        owner_headers: vec![None, None, Some("1001".into()), None, None],
+        ..of_1001_paired(kind, "b", "a", at)
+    };
+    let cmd = only_command(&rec.on_event(&b(EventKind::Progress, 1_000_000))).clone();
     assert!(
         rec.on_event(&of_1001_paired(EventKind::Progress, "a", "b", 1_000_000))
             .is_empty()
     );
     assert_eq!(cmd.channel, "b");
 
-    // Leg a answers first and is recorded (it answered first, as strongly 1001's): the
-    // recording armed on b is stopped, its file removed, and nothing indexed for it.
+    // a, the more strongly 1001's, answers and is recorded: the recording armed on b is
+    // stopped, its file removed, and nothing indexed for it.
     let answered = rec.on_event(&of_1001_paired(EventKind::Answer, "a", "b", 2_000_000));
     let cmds = commands(&answered);
     assert_eq!(cmds.len(), 2, "{answered:?}");
@@ -197,6 +201,8 @@ fn one_leg_is_armed_per_user_and_call_and_an_armed_leg_not_recorded_is_stopped()
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].call_uuid, "a");
     assert_ne!(created[0].id, cmd.recording);
+    // b's own answer later records nothing more.
+    assert!(creates(&rec.on_event(&b(EventKind::Answer, 2_100_000))).is_empty());
 }
 
 #[test]
@@ -218,5 +224,35 @@ fn a_mode_changed_to_never_before_answer_stops_the_armed_recording() {
         store_ops(&answered)
             .iter()
             .any(|op| matches!(op, StoreOp::Disarmed { .. }))
+    );
+}
+
+#[test]
+fn of_a_loopback_pair_the_b_leg_is_armed_and_recorded_though_the_a_leg_answers_first() {
+    // `originate {callrec_user=1001}loopback/…`: both legs are 1001's. The real switch says
+    // the A leg rings first and answers first; a recording on it ends about 0.5 s early,
+    // one on the B leg does not.
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let a = |kind, at| ChannelEvent {
+        loopback_a: true,
+        ..of_1001_paired(kind, "a", "b", at)
+    };
+    let b = |kind, at| of_1001_paired(kind, "b", "a", at);
+    assert!(rec.on_event(&a(EventKind::Progress, 1_000_000)).is_empty());
+    let cmd = only_command(&rec.on_event(&b(EventKind::Progress, 1_000_000))).clone();
+    assert_eq!(cmd.channel, "b");
+
+    let a_answered = rec.on_event(&a(EventKind::Answer, 2_000_000));
+    assert!(
+        a_answered.is_empty(),
+        "the A leg waits for the armed B leg: {a_answered:?}"
+    );
+    let b_answered = rec.on_event(&b(EventKind::Answer, 2_000_000));
+    assert!(commands(&b_answered).is_empty(), "{b_answered:?}");
+    let created = creates(&b_answered);
+    assert_eq!(created.len(), 1);
+    assert_eq!(
+        (created[0].call_uuid.as_str(), &created[0].id),
+        ("b", &cmd.recording)
     );
 }
