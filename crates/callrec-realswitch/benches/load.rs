@@ -7,23 +7,26 @@
 //! `RATE` calls a second (50), `TALK` seconds after answer (8), `RING_MS` before answer (1000).
 //!
 //! Every call goes to the 9996 test extension: it rings `RING_MS`, answers, starts two
-//! `record_session`s of its own on the same leg (`ref`, `ref2`) and plays a tone, 1 s on and
-//! 0.5 s off, from the answer. For each call the bench reads callrec's stored file through
-//! the API and the two references from the switch's recordings directory, and measures where
-//! each file's first tone burst ends and how much audio follows it:
+//! `record_session`s of its own on its leg (`ref`, `ref2`) and plays a tone. A watcher on the
+//! Event Socket notes, on the switch's clock (20 ms steps), when each leg answered and when
+//! each recording started (RECORD_START, which a recording armed before answer fires when it
+//! is armed). Per call:
 //!
-//! - audio lost at the start = (reference's first burst end) - (callrec's first burst end);
-//! - audio lost at the end = (audio after the first burst in the reference) - (the same in
-//!   callrec's file);
+//! - answer → start: when callrec's recording started after its leg's answer (0 when armed
+//!   in time), beside the same for the dialplan's first `record_session` (the floor);
+//! - audio lost at the start, against `record_session`: callrec's answer → start minus the
+//!   reference's;
+//! - audio lost at the end: where each file's audio ends, its start plus its length, the
+//!   reference's minus callrec's (a loopback A leg's recording ends 0.5 s early);
 //!
-//! with the floor beside each: the same differences between the two references, which the
-//! switch starts one after the other on the same leg. Two phases on one switch and one
-//! callrec: the user in mode `never` (callrec hears every event, records nothing: the floor
-//! for CPU and memory), then `always`. CPU seconds and peak RSS of the switch and of callrec
-//! come from `/proc`.
+//! with the second `record_session` against the first as the floor of the last two. Two
+//! phases on one switch and one callrec: the user in mode `never` (callrec hears every
+//! event, records nothing: the floor for CPU and memory), then `always`. CPU seconds and
+//! peak RSS of the switch and of callrec come from `/proc`.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use callrec_realswitch::{Callrec, Switch, Wav, free_addr};
@@ -82,10 +85,48 @@ fn summary(name: &str, mut ms: Vec<f64>) {
     );
 }
 
-/// Where the first tone burst ends, and how much audio follows it (seconds).
-fn shape(wav: &Wav) -> Option<(f64, f64)> {
-    let (_, end) = wav.first_sound(0.1)?;
-    Some((end, wav.seconds() - end))
+/// What the switch said about the calls, on its own clock (µs).
+#[derive(Default)]
+struct Seen {
+    /// Leg uuid → when it answered.
+    answered: HashMap<String, i64>,
+    /// Recording file path → (leg uuid, when RECORD_START came).
+    started: HashMap<String, (String, i64)>,
+}
+
+/// Listens to CHANNEL_ANSWER and RECORD_START on its own Event Socket connection.
+fn watch(switch: &Switch) -> Arc<Mutex<Seen>> {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut esl = switch.esl();
+    esl.command("event plain CHANNEL_ANSWER RECORD_START")
+        .expect("subscribe");
+    let into = seen.clone();
+    std::thread::spawn(move || {
+        while let Ok(frame) = esl.read_frame() {
+            let e = frame.event();
+            let get = |k: &str| e.get(k).cloned().unwrap_or_default();
+            let at: i64 = get("Event-Date-Timestamp").parse().unwrap_or(0);
+            let mut seen = into.lock().unwrap();
+            match get("Event-Name").as_str() {
+                "CHANNEL_ANSWER" => {
+                    seen.answered.insert(get("Unique-ID"), at);
+                }
+                "RECORD_START" => {
+                    seen.started
+                        .insert(get("Record-File-Path"), (get("Unique-ID"), at));
+                }
+                _ => {}
+            }
+        }
+    });
+    seen
+}
+
+/// When a recording started after its leg answered (ms, 0 if before), and its leg.
+fn answer_to_start(seen: &Seen, path: &str) -> Option<(f64, String)> {
+    let (leg, started) = seen.started.get(path)?;
+    let answered = seen.answered.get(leg)?;
+    Some(((started - answered).max(0) as f64 / 1000.0, leg.clone()))
 }
 
 fn read_wav(path: &Path) -> Option<Wav> {
@@ -98,24 +139,32 @@ struct Phase {
     callrec_cpu: f64,
 }
 
-/// Places `calls` calls at `rate` a second, numbered from `first`; waits until the switch
-/// has no channel left.
+/// Places `calls` calls at `rate` a second, numbered from `first`, over four Event Socket
+/// connections (one `bgapi` round trip at a time each: a loaded switch answers them slowly);
+/// waits until the switch has no channel left.
 fn place_calls(switch: &Switch, first: u64, calls: u64, rate: u64, talk: u64, ring_ms: u64) {
-    let mut esl = switch.esl();
+    const LANES: u64 = 4;
     let started = Instant::now();
-    for i in 0..calls {
-        let n = first + i;
-        let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
-        std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        let reply = esl
-            .command(&format!(
-                "bgapi originate {{callrec_user=1001,callrec_bench_call={n},\
-                 callrec_bench_ring_ms={ring_ms},origination_caller_id_number=9{n:06},\
-                 execute_on_answer='sched_hangup +{talk} normal_clearing'}}loopback/9996/default &park"
-            ))
-            .expect("bgapi originate");
-        assert!(reply.starts_with("+OK"), "{reply}");
-    }
+    std::thread::scope(|scope| {
+        for lane in 0..LANES {
+            scope.spawn(move || {
+                let mut esl = switch.esl();
+                for i in (lane..calls).step_by(LANES as usize) {
+                    let n = first + i;
+                    let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                    let reply = esl
+                        .command(&format!(
+                            "bgapi originate {{callrec_user=1001,callrec_bench_call={n},\
+                             callrec_bench_ring_ms={ring_ms},origination_caller_id_number=9{n:06},\
+                             execute_on_answer='sched_hangup +{talk} normal_clearing'}}loopback/9996/default &park"
+                        ))
+                        .expect("bgapi originate");
+                    assert!(reply.starts_with("+OK"), "{reply}");
+                }
+            });
+        }
+    });
     println!(
         "  {calls} calls placed in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -158,6 +207,7 @@ fn main() {
 
     let switch = Switch::start(free_addr());
     switch.api(&format!("fsctl sps {}", (rate * 4).max(300)));
+    let seen = watch(&switch);
     let mut callrec = Callrec::install(&switch, switch.esl_port, &[("1001", "never")]);
     callrec.serve();
 
@@ -170,13 +220,14 @@ fn main() {
 
     // Every call stored exactly once.
     let waited = Instant::now();
+    let all = || {
+        let mut recs = callrec.all_recordings("");
+        recs.extend(callrec.all_recordings("state=discarded"));
+        recs
+    };
     let recs = loop {
-        if std::env::var_os("LOAD_LOG").is_some() && waited.elapsed() > 10 * SEC {
-            break callrec.all_recordings();
-        }
-        let recs = callrec.all_recordings();
-        let done = recs.iter().filter(|r| r["state"] != "recording").count();
-        if done >= calls as usize || waited.elapsed() > 300 * SEC {
+        let recs = all();
+        if recs.len() >= calls as usize || waited.elapsed() > 300 * SEC {
             break recs;
         }
         std::thread::sleep(2 * SEC);
@@ -197,22 +248,6 @@ fn main() {
             by_call.entry(n).or_default().push(r);
         }
     }
-    if std::env::var_os("LOAD_LOG").is_some() {
-        println!("{}", callrec.log_tail(80));
-        let log = switch.log_tail(3000);
-        for line in log
-            .lines()
-            .filter(|l| l.contains("uuid_record") || l.contains("Record") || l.contains("record"))
-        {
-            println!("{line}");
-        }
-    }
-    if let Some(r) = recs.first() {
-        println!(
-            "  a row: from {} to {} direction {}",
-            r["from"]["raw"], r["to"]["raw"], r["direction"]
-        );
-    }
     let once = (calls..2 * calls)
         .filter(|n| by_call.get(n).is_some_and(|v| v.len() == 1))
         .count();
@@ -222,9 +257,11 @@ fn main() {
     );
 
     let refs = switch.recordings_dir();
-    let (mut lost_start, mut lost_end, mut floor_start, mut floor_end) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut unreadable = 0;
+    let spool = callrec.spool();
+    let seen = seen.lock().unwrap();
+    let (mut latency, mut latency_ref, mut lost_start, mut lost_end, mut floor_end) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut unmeasured, mut other_leg) = (0, 0);
     for n in calls..2 * calls {
         let Some([rec]) = by_call.get(&n).map(Vec::as_slice) else {
             continue;
@@ -232,31 +269,51 @@ fn main() {
         if rec["state"] != "stored" {
             continue;
         }
-        let ours = callrec.wav(rec["id"].as_str().unwrap());
-        let (Some(r1), Some(r2)) = (
-            read_wav(&refs.join(format!("ref-{n}.wav"))),
-            read_wav(&refs.join(format!("ref2-{n}.wav"))),
+        let id = rec["id"].as_str().unwrap();
+        let (r1, r2) = (
+            refs.join(format!("ref-{n}.wav")),
+            refs.join(format!("ref2-{n}.wav")),
+        );
+        let ours_path = spool.join(format!("{id}.wav"));
+        let (Some((ours_ms, ours_leg)), Some((ref_ms, ref_leg)), Some((ref2_ms, _))) = (
+            answer_to_start(&seen, &ours_path.display().to_string()),
+            answer_to_start(&seen, &r1.display().to_string()),
+            answer_to_start(&seen, &r2.display().to_string()),
         ) else {
-            unreadable += 1;
+            unmeasured += 1;
             continue;
         };
-        let (Some(o), Some(a), Some(b)) = (shape(&ours), shape(&r1), shape(&r2)) else {
-            unreadable += 1;
+        let (Some(a), Some(b)) = (read_wav(&r1), read_wav(&r2)) else {
+            unmeasured += 1;
             continue;
         };
-        lost_start.push((a.0 - o.0) * 1000.0);
-        lost_end.push((a.1 - o.1) * 1000.0);
-        floor_start.push((a.0 - b.0) * 1000.0);
-        floor_end.push((a.1 - b.1) * 1000.0);
+        let ours = callrec.wav(id);
+        if ours_leg != ref_leg {
+            other_leg += 1;
+        }
+        // Where each file's audio ends, from its leg's answer (ms).
+        let end = |start_ms: f64, wav: &Wav| start_ms + wav.seconds() * 1000.0;
+        latency.push(ours_ms);
+        latency_ref.push(ref_ms);
+        lost_start.push(ours_ms - ref_ms);
+        lost_end.push(end(ref_ms, &a) - end(ours_ms, &ours));
+        floor_end.push(end(ref_ms, &a) - end(ref2_ms, &b));
     }
-    if unreadable > 0 {
-        println!("{unreadable} calls without a readable reference or tone (left out)");
+    if unmeasured > 0 {
+        println!(
+            "{unmeasured} stored calls without the switch's timestamps or a reference (left out)"
+        );
     }
+    println!("{other_leg} recorded on the other loopback leg than the references");
+    summary("answer -> start, callrec", latency);
+    summary(
+        "  floor: answer -> start, the dialplan's record_session",
+        latency_ref,
+    );
     summary(
         "audio lost at the start, callrec vs record_session",
         lost_start,
     );
-    summary("  floor: second record_session vs the first", floor_start);
     summary("audio lost at the end, callrec vs record_session", lost_end);
     summary("  floor: second record_session vs the first", floor_end);
     for (name, p) in [("never (floor)", &idle), ("always", &busy)] {

@@ -221,15 +221,18 @@ impl Callrec {
             .unwrap_or_default()
     }
 
-    /// Every recording the index has, all pages (`next_cursor` followed).
-    pub fn all_recordings(&self) -> Vec<Value> {
+    /// Every recording a search lists, all pages (`next_cursor` followed). `filter` is more
+    /// query parameters, e.g. `state=discarded` (by default a search lists `stored` and
+    /// `failed`).
+    pub fn all_recordings(&self, filter: &str) -> Vec<Value> {
         let mut all = Vec::new();
-        let mut path = "/api/v1/recordings?limit=500".to_owned();
+        let base = format!("/api/v1/recordings?limit=500&{filter}");
+        let mut path = base.clone();
         loop {
             let page = self.json("GET", &path);
             all.extend(page["items"].as_array().cloned().unwrap_or_default());
             match page["next_cursor"].as_str() {
-                Some(cursor) => path = format!("/api/v1/recordings?limit=500&cursor={cursor}"),
+                Some(cursor) => path = format!("{base}&cursor={cursor}"),
                 None => return all,
             }
         }
