@@ -139,17 +139,18 @@ struct Phase {
     callrec_cpu: f64,
 }
 
-/// Places `calls` calls at `rate` a second, numbered from `first`, over four Event Socket
-/// connections (one `bgapi` round trip at a time each: a loaded switch answers them slowly);
-/// waits until the switch has no channel left.
+/// Places `calls` calls at `rate` a second, numbered from `first`, over `LANES` Event
+/// Socket connections (1; one `bgapi` round trip at a time each: a loaded switch answers
+/// them slowly, so one lane may fall behind `rate`); waits until the switch has no channel
+/// left.
 fn place_calls(switch: &Switch, first: u64, calls: u64, rate: u64, talk: u64, ring_ms: u64) {
-    const LANES: u64 = 4;
+    let lanes = env_or("LANES", 1).max(1);
     let started = Instant::now();
     std::thread::scope(|scope| {
-        for lane in 0..LANES {
+        for lane in 0..lanes {
             scope.spawn(move || {
                 let mut esl = switch.esl();
-                for i in (lane..calls).step_by(LANES as usize) {
+                for i in (lane..calls).step_by(lanes as usize) {
                     let n = first + i;
                     let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
                     std::thread::sleep(due.saturating_duration_since(Instant::now()));
@@ -329,4 +330,7 @@ fn main() {
         peak_rss_mib(switch.pid().unwrap_or(0)),
         peak_rss_mib(callrec.pid().unwrap_or(0))
     );
+    if std::env::var_os("KEEP").is_some() {
+        panic!("KEEP is set: the switch's and callrec's directories are kept");
+    }
 }
