@@ -341,99 +341,73 @@ impl Recorder {
             .map(|c| c.uuid.clone())
             .collect();
         let mut effects: Vec<Effect> = others.iter().flat_map(|o| self.disarm(o, true)).collect();
-        if let Some(armed) = self.table.channel_mut(uuid).and_then(|c| c.armed.take()) {
+        if let Some(mut armed) = self.table.channel_mut(uuid).and_then(|c| c.armed.take()) {
             // Armed on this leg: the switch has written since the leg answered. The row and
             // the start segment say so; no command is needed.
-            let at = answered_at.unwrap_or(at);
-            effects.extend(self.promote(uuid, armed, user, &owner, at, source, actor));
+            armed.started_at = answered_at.unwrap_or(at);
+            effects.extend(self.indexed(uuid, &armed, user, &owner, source, actor));
+            self.table.set_recording(uuid, Some(armed));
             return effects;
         }
         let (min_seconds, pause_behavior) = self.site_rules(&owner.user.site);
         let id = (self.next_id)();
-        let path = self.settings.spool_path(&id);
-        self.table.set_recording(
-            uuid,
-            Some(LiveRecording {
-                id: id.clone(),
-                user: owner.user.clone(),
-                path: path.clone(),
-                started_at: at,
-                confirmed: false,
-                paused_since: None,
-                pause_behavior,
-                stop_requested: None,
-                changing: false,
-            }),
-        );
-        effects.extend([
-            Effect::Store(StoreOp::Create(NewRecording {
-                id: id.clone(),
-                user,
-                call_uuid: uuid.to_owned(),
-                direction: owner.direction,
-                from: owner.from.clone(),
-                to: owner.to.clone(),
-                started_at: to_utc(at),
-                format: self.settings.format.clone(),
-                spool_path: PathBuf::from(&path),
-            })),
-            Effect::Store(StoreOp::Segment {
-                id: id.clone(),
-                kind: SegmentKind::Start,
-                at,
-                source,
-                actor: actor.to_owned(),
-            }),
-            Effect::Command(SwitchCommand {
-                channel: uuid.to_owned(),
-                op: RecordOp::Start {
-                    min_seconds,
-                    before_answer: false,
-                },
-                recording: id,
-                path,
-                attempt: 1,
-                ticket,
-                at,
-                source,
-                actor: actor.to_owned(),
-                paused_before: None,
-            }),
-        ]);
+        let rec = LiveRecording {
+            id: id.clone(),
+            user: owner.user.clone(),
+            path: self.settings.spool_path(&id),
+            started_at: at,
+            confirmed: false,
+            paused_since: None,
+            pause_behavior,
+            stop_requested: None,
+            changing: false,
+        };
+        effects.extend(self.indexed(uuid, &rec, user, &owner, source, actor));
+        effects.push(Effect::Command(SwitchCommand {
+            channel: uuid.to_owned(),
+            op: RecordOp::Start {
+                min_seconds,
+                before_answer: false,
+            },
+            recording: id,
+            path: rec.path.clone(),
+            attempt: 1,
+            ticket,
+            at,
+            source,
+            actor: actor.to_owned(),
+            paused_before: None,
+        }));
+        self.table.set_recording(uuid, Some(rec));
         effects
     }
 
-    /// An armed recording becomes the leg's recording: its row and start segment.
-    #[allow(clippy::too_many_arguments)]
-    fn promote(
-        &mut self,
+    /// The row and the start segment of a recording now running on `uuid`.
+    fn indexed(
+        &self,
         uuid: &str,
-        mut armed: LiveRecording,
+        rec: &LiveRecording,
         user: UserId,
         owner: &Owner,
-        at: Micros,
         source: SegmentSource,
         actor: &str,
-    ) -> Vec<Effect> {
-        armed.started_at = at;
-        let (id, path) = (armed.id.clone(), armed.path.clone());
-        self.table.set_recording(uuid, Some(armed));
-        vec![
+    ) -> [Effect; 2] {
+        [
             Effect::Store(StoreOp::Create(NewRecording {
-                id: id.clone(),
+                id: rec.id.clone(),
                 user,
                 call_uuid: uuid.to_owned(),
                 direction: owner.direction,
                 from: owner.from.clone(),
                 to: owner.to.clone(),
-                started_at: to_utc(at),
+                started_at: to_utc(rec.started_at),
                 format: self.settings.format.clone(),
-                spool_path: PathBuf::from(path),
+                spool_path: PathBuf::from(&rec.path),
             })),
             Effect::Store(StoreOp::Segment {
-                id,
+                id: rec.id.clone(),
                 kind: SegmentKind::Start,
-                at,
+                at: rec.started_at,
                 source,
                 actor: actor.to_owned(),
             }),
