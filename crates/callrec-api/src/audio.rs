@@ -29,14 +29,20 @@ pub const CHUNK_BYTES: usize = 512 * 1024;
 /// Chunks read ahead of the one being sent.
 const READ_AHEAD: usize = 2;
 
-/// The request headers that shape an audio reply.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The request headers that shape an audio reply. Their doc comments are the document's
+/// descriptions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
 pub struct AudioHeaders {
-    /// `Range`.
+    /// `bytes=first-last`, `bytes=first-`, `bytes=-suffix`, or several separated by commas.
+    #[param(rename = "Range", value_type = String, required = false)]
     pub range: Option<String>,
-    /// `If-Range`.
+    /// The ETag the ranges were computed against: ranges of another version get the whole
+    /// file.
+    #[param(rename = "If-Range", value_type = String, required = false)]
     pub if_range: Option<String>,
-    /// `If-None-Match`.
+    /// ETags the client holds: 304 when one is current.
+    #[param(rename = "If-None-Match", value_type = String, required = false)]
     pub if_none_match: Option<String>,
 }
 

@@ -8,12 +8,13 @@
 use std::convert::Infallible;
 
 use callrec_store::{ErrorKind, StoreError};
-use serde::Serialize;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reject::Rejection;
 use warp::reply::{Reply, Response};
 
 use callrec_model::ActionError;
+
+use crate::replies::{ErrorDetail, ErrorReply};
 
 /// A failed request: the status, a stable machine-readable code and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,19 +96,10 @@ impl ApiError {
 
     /// The JSON reply.
     pub fn into_response(self) -> Response {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            error: Inner<'a>,
-        }
-        #[derive(Serialize)]
-        struct Inner<'a> {
-            code: &'a str,
-            message: &'a str,
-        }
-        let body = Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
+        let body = ErrorReply {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
             },
         };
         let mut response =

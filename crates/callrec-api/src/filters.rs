@@ -11,7 +11,7 @@ use std::convert::Infallible;
 
 use bytes::Buf;
 use callrec_model::RecordingId;
-use callrec_store::{Caller, SiteUpdate, UserUpdate, validate_extension};
+use callrec_store::{Caller, validate_extension};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use warp::Filter;
@@ -24,7 +24,7 @@ use crate::error::{ApiError, reject};
 use crate::handlers;
 use crate::models::{
     AudioParams, AuditParams, DeleteParams, HoldBody, NoteBody, QueryParams, SearchParams,
-    no_params,
+    SiteUpdate, UserUpdate, no_params,
 };
 use crate::state::ApiState;
 use callrec_model::RecordingAction;

@@ -12,7 +12,7 @@ use std::fs::File;
 use std::path::Path;
 
 use callrec_model::{RecordingId, Role};
-use callrec_store::{Caller, FilePurpose, SiteUpdate, UserUpdate};
+use callrec_store::{Caller, FilePurpose};
 use serde::Serialize;
 use serde_json::json;
 use warp::http::StatusCode;
@@ -28,11 +28,18 @@ use callrec_model::ActionRequest;
 use crate::live::visible_to;
 use crate::metrics::{self, StoreFigures};
 use crate::models::{
-    AudioParams, AuditParams, Calls, DeleteParams, Health, HoldBody, Items, Me, NoteBody,
-    SearchParams,
+    AudioParams, AuditParams, DeleteParams, HoldBody, NoteBody, SearchParams, SiteUpdate,
+    UserUpdate,
 };
 use crate::openapi;
+use crate::replies::{
+    Alive, AudioFile, AuditPage, Calls, ErrorReply, LiveCall, Liveness, Me, Note, Readiness, Ready,
+    Recording, RecordingDetail, SearchPage, Site, Usage, User, Users,
+};
 use crate::state::ApiState;
+
+/// Why an admin-only route refuses a user token.
+const ADMIN_ONLY: &str = "admin only: a user token gets 403";
 
 /// What a handler returns.
 pub type Handled = Result<Response, Rejection>;
@@ -57,7 +64,17 @@ fn require_admin(caller: &Caller, what: &str) -> Result<(), Rejection> {
 
 // ---- recordings ----------------------------------------------------------------------
 
-/// `GET /api/v1/recordings`
+/// Search recordings, newest first, with keyset pagination
+///
+/// A user sees their own recordings, an admin their whole site. Filters combine with AND.
+#[utoipa::path(
+    get,
+    path = "/api/v1/recordings",
+    operation_id = "searchRecordings",
+    tag = "recordings",
+    params(SearchParams),
+    responses((status = 200, description = "a page", body = SearchPage)),
+)]
 pub async fn search(state: ApiState, caller: Caller, params: SearchParams) -> Handled {
     let access = caller.access();
     let site = caller.site_id;
@@ -86,10 +103,21 @@ pub async fn search(state: ApiState, caller: Caller, params: SearchParams) -> Ha
         )
         .await
         .map_err(reject)?;
-    ok(&page)
+    ok(&SearchPage::from(page))
 }
 
-/// `GET /api/v1/recordings/{id}`
+/// A recording's metadata with its segments and notes
+#[utoipa::path(
+    get,
+    path = "/api/v1/recordings/{id}",
+    operation_id = "getRecording",
+    tag = "recordings",
+    params(("id" = String, Path, format = Uuid, description = "the recording's id")),
+    responses(
+        (status = 200, description = "the recording", body = RecordingDetail),
+        (status = 404, description = "no such recording that the caller may see", body = ErrorReply),
+    ),
+)]
 pub async fn get_recording(state: ApiState, caller: Caller, id: RecordingId) -> Handled {
     let access = caller.access();
     let detail = state
@@ -97,10 +125,43 @@ pub async fn get_recording(state: ApiState, caller: Caller, id: RecordingId) -> 
         .write(move |s| s.read_recording(&id, &access))
         .await
         .map_err(reject)?;
-    ok(&detail)
+    ok(&RecordingDetail::from(detail))
 }
 
-/// `GET /api/v1/recordings/{id}/audio`
+/// The audio file, streamed, with HTTP Range and ETag
+///
+/// `Content-Type` follows the recording's format (`audio/wav` for wav). The `ETag` is the
+/// file's SHA-256.
+#[utoipa::path(
+    get,
+    path = "/api/v1/recordings/{id}/audio",
+    operation_id = "getRecordingAudio",
+    tag = "recordings",
+    params(
+        ("id" = String, Path, format = Uuid, description = "the recording's id"),
+        AudioParams,
+        AudioHeaders,
+    ),
+    responses(
+        (status = 200, description = "the whole file", content_type = "audio/*", body = AudioFile,
+            headers(
+                ("ETag" = String, description = "the file's SHA-256, quoted"),
+                ("Accept-Ranges" = String, description = "bytes"),
+                ("Content-Disposition" = String, description = "with `download`: attachment, with the file name"),
+            )),
+        (status = 206, description = "one range, or several as multipart/byteranges", content(
+            (AudioFile = "audio/*"),
+            (AudioFile = "multipart/byteranges"),
+        ), headers(
+            ("ETag" = String, description = "the file's SHA-256, quoted"),
+            ("Content-Range" = String, description = "one range: bytes first-last/length"),
+        )),
+        (status = 304, description = "the client's copy is current"),
+        (status = 404, description = "no such recording that the caller may see", body = ErrorReply),
+        (status = 409, description = "the recording has no file (still recording, discarded, deleted)", body = ErrorReply),
+        (status = 416, description = "no requested range lies within the file, or the Range header is malformed; Content-Range: bytes */length", body = ErrorReply),
+    ),
+)]
 pub async fn audio(
     state: ApiState,
     caller: Caller,
@@ -161,7 +222,21 @@ fn open_stored(store_root: &Path, path: &Path, expected: u64) -> Result<File, Ap
     Ok(file)
 }
 
-/// `POST /api/v1/recordings/{id}/notes`
+/// Add a note (author and time are recorded)
+#[utoipa::path(
+    post,
+    path = "/api/v1/recordings/{id}/notes",
+    operation_id = "addNote",
+    tag = "recordings",
+    params(("id" = String, Path, format = Uuid, description = "the recording's id")),
+    request_body = NoteBody,
+    responses(
+        (status = 201, description = "the note", body = Note),
+        (status = 404, description = "no such recording that the caller may see", body = ErrorReply),
+        (status = 413, description = "body too large", body = ErrorReply),
+        (status = 422, description = "empty or too long", body = ErrorReply),
+    ),
+)]
 pub async fn add_note(state: ApiState, caller: Caller, id: RecordingId, body: NoteBody) -> Handled {
     let access = caller.access();
     let note = state
@@ -169,10 +244,28 @@ pub async fn add_note(state: ApiState, caller: Caller, id: RecordingId, body: No
         .write(move |s| s.add_note(&id, &access, &body.text))
         .await
         .map_err(reject)?;
-    Ok(json(StatusCode::CREATED, &note))
+    Ok(json(StatusCode::CREATED, &Note::from(note)))
 }
 
-/// `PUT /api/v1/recordings/{id}/hold`
+/// Set or release a litigation hold (admin)
+///
+/// A held recording is kept past its retention and cannot be deleted.
+#[utoipa::path(
+    put,
+    path = "/api/v1/recordings/{id}/hold",
+    operation_id = "setHold",
+    tag = "recordings",
+    params(("id" = String, Path, format = Uuid, description = "the recording's id")),
+    request_body = HoldBody,
+    responses(
+        (status = 200, description = "the recording", body = Recording),
+        (status = 403, description = ADMIN_ONLY, body = ErrorReply),
+        (status = 404, description = "no such recording", body = ErrorReply),
+        (status = 409, description = "the recording is deleted", body = ErrorReply),
+        (status = 413, description = "body too large", body = ErrorReply),
+        (status = 422, description = "wrong shape", body = ErrorReply),
+    ),
+)]
 pub async fn set_hold(state: ApiState, caller: Caller, id: RecordingId, body: HoldBody) -> Handled {
     require_admin(&caller, "set a hold")?;
     let access = caller.access();
@@ -202,10 +295,26 @@ pub async fn set_hold(state: ApiState, caller: Caller, id: RecordingId, body: Ho
         })
         .await
         .map_err(reject)?;
-    ok(&rec)
+    ok(&Recording::from(rec))
 }
 
-/// `DELETE /api/v1/recordings/{id}`
+/// Delete a recording now, leaving a tombstone (admin)
+#[utoipa::path(
+    delete,
+    path = "/api/v1/recordings/{id}",
+    operation_id = "deleteRecording",
+    tag = "recordings",
+    params(
+        ("id" = String, Path, format = Uuid, description = "the recording's id"),
+        DeleteParams,
+    ),
+    responses(
+        (status = 200, description = "the tombstone", body = Recording),
+        (status = 403, description = ADMIN_ONLY, body = ErrorReply),
+        (status = 404, description = "no such recording", body = ErrorReply),
+        (status = 409, description = "on hold, its site under legal hold (kept seven years), or in a state without a file", body = ErrorReply),
+    ),
+)]
 pub async fn delete_recording(
     state: ApiState,
     caller: Caller,
@@ -222,12 +331,21 @@ pub async fn delete_recording(
         .write(move |s| s.delete_recording(&id, &access, &reason))
         .await
         .map_err(reject)?;
-    ok(&rec)
+    ok(&Recording::from(rec))
 }
 
 // ---- calls ---------------------------------------------------------------------------
 
-/// `GET /api/v1/calls`
+/// Calls in progress with their recording state
+///
+/// A user sees their own calls, an admin every call of their site; newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/calls",
+    operation_id = "listCalls",
+    tag = "calls",
+    responses((status = 200, description = "the calls the caller may see", body = Calls)),
+)]
 pub async fn list_calls(state: ApiState, caller: Caller) -> Handled {
     let mut items: Vec<_> = state
         .daemon()
@@ -249,21 +367,39 @@ pub async fn list_calls(state: ApiState, caller: Caller) -> Handled {
         )
         .await
         .map_err(reject)?;
-    ok(&Calls { items })
+    ok(&Calls {
+        items: items.into_iter().map(LiveCall::from).collect(),
+    })
 }
 
-/// `POST /api/v1/calls/{uuid}/recording/{action}`
-///
-/// The audit entry of the action is the daemon's: the recording's segment (`recording.start`,
-/// `.pause`, `.resume`, `.stop`) names the caller as actor, with source `api`. The API adds
-/// none of its own, so each action is in the log exactly once, next to the handset's and the
-/// policy's.
+/// Start, stop, pause or resume a call's recording, with the mode rules of the feature codes
+#[utoipa::path(
+    post,
+    path = "/api/v1/calls/{uuid}/recording/{action}",
+    operation_id = "recordingAction",
+    tag = "calls",
+    params(
+        ("uuid" = String, Path, description = "the call (the owner's leg)"),
+        ("action" = inline(openapi::names::RecordingAction), Path, description = "what to do"),
+    ),
+    responses(
+        (status = 200, description = "the call after the action", body = LiveCall),
+        (status = 404, description = "no such call that the caller may see", body = ErrorReply),
+        (status = 409, description = "the mode forbids it, or the recording is not in a state it applies to", body = ErrorReply),
+        (status = 502, description = "the switch refused", body = ErrorReply),
+        (status = 503, description = "the switch is not connected", body = ErrorReply),
+    ),
+)]
 pub async fn call_action(
     state: ApiState,
     caller: Caller,
     call_uuid: String,
     action: RecordingAction,
 ) -> Handled {
+    // The audit entry of the action is the daemon's: the recording's segment
+    // (`recording.start`, `.pause`, `.resume`, `.stop`) names the caller as actor, with source
+    // `api`. The API adds none of its own, so each action is in the log exactly once, next to
+    // the handset's and the policy's.
     let visible = state
         .daemon()
         .calls()
@@ -284,12 +420,19 @@ pub async fn call_action(
         .recording_action(request)
         .await
         .map_err(reject)?;
-    ok(&call)
+    ok(&LiveCall::from(call))
 }
 
 // ---- people and settings -------------------------------------------------------------
 
-/// `GET /api/v1/me`
+/// The caller: user, role, token and storage used
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    operation_id = "getMe",
+    tag = "people and settings",
+    responses((status = 200, description = "the caller", body = Me)),
+)]
 pub async fn me(state: ApiState, caller: Caller) -> Handled {
     let user_id = caller.user_id;
     let (user, usage) = state
@@ -309,7 +452,17 @@ pub async fn me(state: ApiState, caller: Caller) -> Handled {
     ok(&Me::new(&caller, user, usage))
 }
 
-/// `GET /api/v1/users`
+/// The site's users and their modes (admin)
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    operation_id = "listUsers",
+    tag = "people and settings",
+    responses(
+        (status = 200, description = "the users", body = Users),
+        (status = 403, description = ADMIN_ONLY, body = ErrorReply),
+    ),
+)]
 pub async fn list_users(state: ApiState, caller: Caller) -> Handled {
     require_admin(&caller, "list users")?;
     let site = caller.site.clone();
@@ -327,10 +480,24 @@ pub async fn list_users(state: ApiState, caller: Caller) -> Handled {
         )
         .await
         .map_err(reject)?;
-    ok(&Items { items })
+    ok(&Users {
+        items: items.into_iter().map(User::from).collect(),
+    })
 }
 
-/// `GET /api/v1/users/{extension}`
+/// One user (admin)
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{extension}",
+    operation_id = "getUser",
+    tag = "people and settings",
+    params(("extension" = String, Path, description = "the user's extension")),
+    responses(
+        (status = 200, description = "the user", body = User),
+        (status = 403, description = ADMIN_ONLY, body = ErrorReply),
+        (status = 404, description = "no such user in the site", body = ErrorReply),
+    ),
+)]
 pub async fn get_user(state: ApiState, caller: Caller, extension: String) -> Handled {
     require_admin(&caller, "read users")?;
     let (site, ext) = (caller.site.clone(), extension.clone());
@@ -348,10 +515,26 @@ pub async fn get_user(state: ApiState, caller: Caller, extension: String) -> Han
         )
         .await
         .map_err(reject)?;
-    ok(&user)
+    ok(&User::from(user))
 }
 
-/// `PUT /api/v1/users/{extension}`
+/// Change a user's mode, role, name or numbers (admin)
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/{extension}",
+    operation_id = "updateUser",
+    tag = "people and settings",
+    params(("extension" = String, Path, description = "the user's extension")),
+    request_body = UserUpdate,
+    responses(
+        (status = 200, description = "the user", body = User),
+        (status = 403, description = ADMIN_ONLY, body = ErrorReply),
+        (status = 404, description = "no such user in the site", body = ErrorReply),
+        (status = 409, description = "a number belongs to another user", body = ErrorReply),
+        (status = 413, description = "body too large", body = ErrorReply),
+        (status = 422, description = "a value is not acceptable", body = ErrorReply),
+    ),
+)]
 pub async fn put_user(
     state: ApiState,
     caller: Caller,
@@ -360,15 +543,26 @@ pub async fn put_user(
 ) -> Handled {
     require_admin(&caller, "change users")?;
     let (site, actor) = (caller.site.clone(), caller.actor());
+    let update = callrec_store::UserUpdate::from(update);
     let user = state
         .store()
         .write(move |s| s.update_user(&site, &extension, &update, &actor))
         .await
         .map_err(reject)?;
-    ok(&user)
+    ok(&User::from(user))
 }
 
-/// `GET /api/v1/site`
+/// The site's settings (admin)
+#[utoipa::path(
+    get,
+    path = "/api/v1/site",
+    operation_id = "getSite",
+    tag = "people and settings",
+    responses(
+        (status = 200, description = "the site", body = Site),
+        (status = 403, description = ADMIN_ONLY, body = ErrorReply),
+    ),
+)]
 pub async fn get_site(state: ApiState, caller: Caller) -> Handled {
     require_admin(&caller, "read the site's settings")?;
     let site_id = caller.site_id;
@@ -386,13 +580,27 @@ pub async fn get_site(state: ApiState, caller: Caller) -> Handled {
         )
         .await
         .map_err(reject)?;
-    ok(&site)
+    ok(&Site::from(site))
 }
 
-/// `PUT /api/v1/site`
+/// Change some of the site's settings (admin)
+#[utoipa::path(
+    put,
+    path = "/api/v1/site",
+    operation_id = "updateSite",
+    tag = "people and settings",
+    request_body = SiteUpdate,
+    responses(
+        (status = 200, description = "the site", body = Site),
+        (status = 403, description = ADMIN_ONLY, body = ErrorReply),
+        (status = 413, description = "body too large", body = ErrorReply),
+        (status = 422, description = "a value is not acceptable", body = ErrorReply),
+    ),
+)]
 pub async fn put_site(state: ApiState, caller: Caller, update: SiteUpdate) -> Handled {
     require_admin(&caller, "change the site's settings")?;
     let (name, actor, site_id) = (caller.site.clone(), caller.actor(), caller.site_id);
+    let update = callrec_store::SiteUpdate::from(update);
     let site = state
         .store()
         .write(move |s| {
@@ -411,10 +619,17 @@ pub async fn put_site(state: ApiState, caller: Caller, update: SiteUpdate) -> Ha
         })
         .await
         .map_err(reject)?;
-    ok(&site)
+    ok(&Site::from(site))
 }
 
-/// `GET /api/v1/usage`
+/// Storage used per user against the quota (a user sees their own)
+#[utoipa::path(
+    get,
+    path = "/api/v1/usage",
+    operation_id = "getUsage",
+    tag = "people and settings",
+    responses((status = 200, description = "usage", body = Usage)),
+)]
 pub async fn usage(state: ApiState, caller: Caller) -> Handled {
     let (role, user, site) = (caller.role, caller.user_id, caller.site_id);
     let items = state
@@ -434,10 +649,23 @@ pub async fn usage(state: ApiState, caller: Caller) -> Handled {
         )
         .await
         .map_err(reject)?;
-    ok(&Items { items })
+    ok(&Usage {
+        items: items.into_iter().map(Into::into).collect(),
+    })
 }
 
-/// `GET /api/v1/audit`
+/// The site's audit log, newest first (admin)
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    operation_id = "getAudit",
+    tag = "people and settings",
+    params(AuditParams),
+    responses(
+        (status = 200, description = "a page", body = AuditPage),
+        (status = 403, description = ADMIN_ONLY, body = ErrorReply),
+    ),
+)]
 pub async fn audit_log(state: ApiState, caller: Caller, params: AuditParams) -> Handled {
     require_admin(&caller, "read the audit log")?;
     let site = caller.site_id;
@@ -455,21 +683,36 @@ pub async fn audit_log(state: ApiState, caller: Caller, params: AuditParams) -> 
         )
         .await
         .map_err(reject)?;
-    ok(&page)
+    ok(&AuditPage::from(page))
 }
 
 // ---- operations ----------------------------------------------------------------------
 
-/// `GET /healthz`
+/// Liveness: the process answers
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "alive", body = Liveness)),
+)]
 pub async fn healthz() -> Handled {
-    ok(&Health {
-        status: "ok",
-        index: None,
-        esl_connected: None,
-    })
+    ok(&Liveness { status: Alive::Ok })
 }
 
-/// `GET /readyz`
+/// Readiness: the index answers and the switch is connected
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    security(()),
+    responses(
+        (status = 200, description = "ready", body = Readiness),
+        (status = 503, description = "not ready", body = Readiness),
+    ),
+)]
 pub async fn readyz(state: ApiState) -> Handled {
     let index = match state.store().read(|v| v.directory_version()).await {
         Ok(_) => true,
@@ -479,13 +722,8 @@ pub async fn readyz(state: ApiState) -> Handled {
         }
     };
     let esl = state.daemon().status().esl_connected;
-    let ready = index && esl;
-    let body = Health {
-        status: if ready { "ok" } else { "unavailable" },
-        index: Some(index),
-        esl_connected: Some(esl),
-    };
-    let status = if ready {
+    let body = Readiness::new(index, esl);
+    let status = if body.status == Ready::Ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -493,7 +731,15 @@ pub async fn readyz(state: ApiState) -> Handled {
     Ok(json(status, &body))
 }
 
-/// `GET /metrics`
+/// Prometheus metrics (OpenMetrics text)
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "metrics", content_type = "application/openmetrics-text", body = String)),
+)]
 pub async fn metrics(state: ApiState) -> Handled {
     let figures = state
         .store()
@@ -514,7 +760,15 @@ pub async fn metrics(state: ApiState) -> Handled {
     Ok(warp::reply::with_header(text, "content-type", metrics::CONTENT_TYPE).into_response())
 }
 
-/// `GET /openapi.json`
+/// This document
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "the OpenAPI 3.1 document", body = Object)),
+)]
 pub async fn openapi() -> Handled {
     ok(openapi::document())
 }

@@ -1,5 +1,5 @@
-//! What requests carry and replies hold: query parameters, JSON bodies and the reply shapes
-//! that are not the store's own records.
+//! What requests carry: query parameters and JSON bodies, each with its OpenAPI description
+//! (`IntoParams`, `ToSchema`). Replies are [`crate::replies`].
 //!
 //! Every query string is read strictly: an unknown parameter, a repeated one or a value of
 //! the wrong form is a 400 that names the parameter, never a silent default (a misspelt
@@ -8,14 +8,15 @@
 
 use std::collections::BTreeMap;
 
-use callrec_model::{Direction, RecordingState, Role, TokenId};
-use callrec_store::{Caller, MAX_LIMIT, SearchQuery, User, UserUsage};
+use callrec_model::{Direction, PauseBehavior, QuotaPolicy, RecordingMode, RecordingState, Role};
+use callrec_store::{self as store, MAX_LIMIT, SearchQuery};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
-use callrec_model::LiveCall;
+use crate::openapi::names;
 
 /// The longest value accepted for a string query parameter.
 pub const MAX_PARAM_CHARS: usize = 256;
@@ -175,36 +176,53 @@ fn start_of_day(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
         .unwrap_or_else(|| day.and_time(chrono::NaiveTime::MIN).and_utc())
 }
 
-/// The parameters of `GET /recordings`.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The parameters of `GET /recordings`. Their doc comments are the document's descriptions.
+#[derive(Debug, Clone, Default, PartialEq, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
-    /// Either party, any form.
+    /// Either party, in any form: 01234567890, 441234567890, +441234567890, (01234) 567890,
+    /// or an extension.
+    #[param(value_type = String, required = false)]
     pub number: Option<String>,
-    /// The calling party, any form.
+    /// The calling party, in any form.
+    #[param(value_type = String, required = false)]
     pub from: Option<String>,
-    /// The called party, any form.
+    /// The called party, in any form.
+    #[param(value_type = String, required = false)]
     pub to: Option<String>,
     /// The owner's extension.
+    #[param(value_type = String, required = false)]
     pub user: Option<String>,
-    /// Started at or after.
+    /// Started at or after: an RFC 3339 time, or a date (YYYY-MM-DD) in the site's time zone.
+    #[param(value_type = String, required = false)]
     pub since: Option<TimeBound>,
-    /// Started before (a date includes that whole day).
+    /// Started before: an RFC 3339 time, or a date in the site's time zone (which includes
+    /// that whole day).
+    #[param(value_type = String, required = false)]
     pub until: Option<TimeBound>,
-    /// Direction.
+    /// Direction from the owner's side.
+    #[param(value_type = names::Direction, inline, required = false)]
     pub direction: Option<Direction>,
-    /// At least this long, in milliseconds (given in seconds).
+    /// At least this many seconds of audio (e.g. 30 or 2.5; held in milliseconds).
+    #[param(rename = "min_duration", value_type = f64, required = false, minimum = 0)]
     pub min_duration_ms: Option<u64>,
-    /// With or without notes.
+    /// With (true) or without (false) notes.
+    #[param(value_type = bool, required = false)]
     pub has_notes: Option<bool>,
-    /// On hold or not.
+    /// On hold (true) or not (false).
+    #[param(value_type = bool, required = false)]
     pub hold: Option<bool>,
-    /// Text in notes.
+    /// Text in notes, case-insensitive.
+    #[param(value_type = String, required = false)]
     pub q: Option<String>,
-    /// Only this state (default: recordings with a file, `stored` and `failed`).
+    /// Only this state (default: `stored` and `failed`, the recordings with a file).
+    #[param(value_type = names::RecordingState, inline, required = false)]
     pub state: Option<RecordingState>,
     /// Page size.
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<u32>,
-    /// The previous page's `next_cursor`.
+    /// The `next_cursor` of the previous page.
+    #[param(value_type = String, required = false)]
     pub cursor: Option<String>,
 }
 
@@ -314,9 +332,11 @@ impl SearchParams {
 }
 
 /// The parameters of `GET /recordings/{id}/audio`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AudioParams {
-    /// `download=1`: as an attachment with the file's name.
+    /// `true` or `1`: `Content-Disposition: attachment` with the file's name.
+    #[param(required = false)]
     pub download: bool,
 }
 
@@ -330,9 +350,11 @@ impl AudioParams {
 }
 
 /// The parameters of `DELETE /recordings/{id}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteParams {
     /// Why, for the tombstone and the audit log.
+    #[param(value_type = String, required = false)]
     pub reason: Option<String>,
 }
 
@@ -346,11 +368,14 @@ impl DeleteParams {
 }
 
 /// The parameters of `GET /audit`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Entries before this sequence number (the previous page's `next_before`).
+    #[param(value_type = i64, required = false, minimum = 1)]
     pub before: Option<i64>,
-    /// Page size, 1 to 500 (default 100).
+    /// Page size.
+    #[param(required = false, minimum = 1, maximum = 500, default = 100)]
     pub limit: u32,
 }
 
@@ -369,67 +394,115 @@ impl AuditParams {
 }
 
 /// `POST /recordings/{id}/notes`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteBody {
     /// The note.
+    #[schema(min_length = 1, max_length = 10000)]
     pub text: String,
 }
 
 /// `PUT /recordings/{id}/hold`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldBody {
     /// Hold (true) or release (false).
     pub hold: bool,
 }
 
-/// `GET /me`: who the token stands for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Me {
-    /// The user.
-    pub user: User,
-    /// Its role (also in `user`; here for clients that only look at the top).
-    pub role: Role,
-    /// The token used.
-    pub token_id: TokenId,
-    /// Storage used against the quota.
-    pub usage: UserUsage,
+/// `PUT /site`: a change to some of the site's settings. An absent (or `null`) setting is
+/// left as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteUpdate {
+    /// Whether recording is on for the whole site.
+    pub enabled: Option<bool>,
+    /// The mode new users get.
+    #[schema(value_type = Option<names::RecordingMode>)]
+    pub default_mode: Option<RecordingMode>,
+    /// Days a recording is kept (unless `legal_hold`).
+    #[schema(minimum = 1, maximum = 36525)]
+    pub retention_days: Option<u32>,
+    /// Keep every recording of the site seven years.
+    pub legal_hold: Option<bool>,
+    /// How pauses are carried out on the switch.
+    #[schema(value_type = Option<names::PauseBehavior>)]
+    pub pause_behavior: Option<PauseBehavior>,
+    /// Recordings shorter than this many seconds are discarded by the switch.
+    #[schema(maximum = 3600)]
+    pub min_seconds: Option<u32>,
+    /// The site's time zone: an IANA name, e.g. `Europe/London`.
+    #[schema(value_type = Option<String>)]
+    pub timezone: Option<Tz>,
+    /// Country calling code for number normalisation.
+    #[schema(minimum = 1, maximum = 999)]
+    pub country_code: Option<u16>,
+    /// National trunk prefix for number normalisation: up to 4 digits.
+    #[schema(max_length = 4)]
+    pub national_prefix: Option<String>,
+    /// Storage quota per user, in bytes.
+    #[schema(minimum = 1)]
+    pub quota_bytes: Option<u64>,
+    /// What happens over quota.
+    #[schema(value_type = Option<names::QuotaPolicy>)]
+    pub quota_policy: Option<QuotaPolicy>,
 }
 
-impl Me {
-    /// From the caller and what the store knows of them.
-    pub fn new(caller: &Caller, user: User, usage: UserUsage) -> Self {
-        Me {
-            role: caller.role,
-            token_id: caller.token_id,
-            user,
-            usage,
+impl From<SiteUpdate> for store::SiteUpdate {
+    fn from(u: SiteUpdate) -> Self {
+        store::SiteUpdate {
+            enabled: u.enabled,
+            default_mode: u.default_mode,
+            retention_days: u.retention_days,
+            legal_hold: u.legal_hold,
+            pause_behavior: u.pause_behavior,
+            min_seconds: u.min_seconds,
+            timezone: u.timezone,
+            country_code: u.country_code,
+            national_prefix: u.national_prefix,
+            quota_bytes: u.quota_bytes,
+            quota_policy: u.quota_policy,
         }
     }
 }
 
-/// A list reply: `{"items": [...]}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Items<T> {
-    /// The items.
-    pub items: Vec<T>,
+/// `PUT /users/{extension}`: a change to a user. An absent field is left as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserUpdate {
+    /// A new recording mode.
+    #[schema(value_type = Option<names::RecordingMode>)]
+    pub mode: Option<RecordingMode>,
+    /// A new role.
+    #[schema(value_type = Option<names::Role>)]
+    pub role: Option<Role>,
+    /// A new display name; `null` clears it.
+    #[serde(deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub display_name: Option<Option<String>>,
+    /// A new set of extra numbers, in any form, replacing the old one.
+    pub numbers: Option<Vec<String>>,
 }
 
-/// `GET /calls`.
-pub type Calls = Items<LiveCall>;
+/// A field that is present, `null` included (`Some(None)`); an absent one is `None` through
+/// `#[serde(default)]`. Plain `Option<Option<T>>` reads `null` as absent.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
 
-/// `GET /healthz` and `/readyz`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Health {
-    /// `ok` or `unavailable`.
-    pub status: &'static str,
-    /// The index answered a query.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index: Option<bool>,
-    /// The daemon's Event Socket session is up.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub esl_connected: Option<bool>,
+impl From<UserUpdate> for store::UserUpdate {
+    fn from(u: UserUpdate) -> Self {
+        store::UserUpdate {
+            mode: u.mode,
+            role: u.role,
+            display_name: u.display_name,
+            numbers: u.numbers,
+        }
+    }
 }
 
 #[cfg(test)]

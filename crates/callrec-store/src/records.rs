@@ -1,7 +1,8 @@
 //! What the store hands in and out: sites, users, recordings, notes, tokens, audit entries.
 //!
-//! These are plain data. They serialise to the JSON the API shows (`snake_case` fields, times
-//! in RFC 3339 UTC), so the API can return them as they are or wrap them.
+//! These are plain data, the store's own: what the index holds, not a wire format. The API
+//! builds its replies from them (`callrec-api`'s `replies`); the few that derive `Serialize`
+//! do so for the CLI's `--json` output (users, tokens) or for audit details (site settings).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::StoreError;
 use callrec_model::limits::{MAX_MIN_SECONDS, MAX_RETENTION_DAYS};
@@ -20,7 +21,7 @@ use callrec_model::{
 use callrec_numbers::{self as numbers, NumberPlan};
 
 /// A site's settings (SPEC §1). `Default` gives the documented defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SiteSettings {
     /// Whether recording is on for the whole site.
     pub enabled: bool,
@@ -112,8 +113,7 @@ pub fn parse_timezone(name: &str) -> Result<Tz, StoreError> {
 }
 
 /// A change to some of a site's settings; `None` leaves a setting as it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SiteUpdate {
     /// See [`SiteSettings::enabled`].
     pub enabled: Option<bool>,
@@ -170,19 +170,18 @@ impl SiteUpdate {
 }
 
 /// A site (tenant) with its settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Site {
     /// Its id in the index.
     pub id: SiteId,
     /// Its name, e.g. `default`; also its directory in the store.
     pub name: String,
     /// Its settings.
-    #[serde(flatten)]
     pub settings: SiteSettings,
 }
 
 /// A number of a user: as typed, and normalised (SPEC §1.1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserNumber {
     /// As given.
     pub raw: String,
@@ -191,7 +190,7 @@ pub struct UserNumber {
 }
 
 /// A user of a site.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
     /// Its id in the index.
     pub id: UserId,
@@ -246,33 +245,20 @@ impl NewUser {
 }
 
 /// A change to a user; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserUpdate {
     /// A new recording mode.
     pub mode: Option<RecordingMode>,
     /// A new role.
     pub role: Option<Role>,
-    /// A new display name (`Some(None)` clears it). In JSON, absent leaves it, `null`
-    /// clears it.
-    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    /// A new display name (`Some(None)` clears it).
     pub display_name: Option<Option<String>>,
     /// A new set of extra numbers, replacing the old one.
     pub numbers: Option<Vec<String>>,
 }
 
-/// A field that is present, `null` included (`Some(None)`); an absent one is `None` through
-/// `#[serde(default)]`. Plain `Option<Option<T>>` reads `null` as absent.
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
 /// Everything the daemon needs to decide who owns a channel, in memory (SPEC §3.2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Directory {
     /// The directory version this snapshot was taken at; see
     /// [`crate::ReadView::directory_version`].
@@ -340,7 +326,7 @@ impl<'a> DirectoryLookup<'a> {
 }
 
 /// One party of a call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Party {
     /// As presented by the switch.
     pub raw: String,
@@ -349,7 +335,7 @@ pub struct Party {
 }
 
 /// A recording's metadata (SPEC §1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recording {
     /// Its id.
     pub id: RecordingId,
@@ -400,7 +386,7 @@ pub struct Recording {
 }
 
 /// One pause, resume, start or stop of a recording.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
     /// What happened.
     pub kind: SegmentKind,
@@ -413,7 +399,7 @@ pub struct Segment {
 }
 
 /// A note on a recording.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
     /// Its id.
     pub id: i64,
@@ -425,11 +411,10 @@ pub struct Note {
     pub text: String,
 }
 
-/// A recording with its segments and notes: `GET /recordings/{id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A recording with its segments and notes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordingDetail {
     /// The metadata.
-    #[serde(flatten)]
     pub recording: Recording,
     /// Every segment, in time order.
     pub segments: Vec<Segment>,
@@ -437,8 +422,8 @@ pub struct RecordingDetail {
     pub notes: Vec<Note>,
 }
 
-/// A stored file, ready to be served: `GET /recordings/{id}/audio`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A stored file, opened for a reader: played, downloaded or archived.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredFile {
     /// The recording.
     pub id: RecordingId,
@@ -473,8 +458,7 @@ pub fn content_type(format: &str) -> &'static str {
 }
 
 /// Why a stored file is being opened (for the audit log).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FilePurpose {
     /// Played in a browser or player.
     Play,
@@ -495,7 +479,7 @@ impl FilePurpose {
 }
 
 /// A recording the switch may still be writing (state `recording`), for reconciliation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InProgress {
     /// The recording.
     pub id: RecordingId,
@@ -515,7 +499,7 @@ pub struct InProgress {
 }
 
 /// Storage used by a user against the site's quota (SPEC §4.4).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserUsage {
     /// The user.
     pub user_id: UserId,
@@ -536,7 +520,7 @@ pub struct UserUsage {
 }
 
 /// One entry of the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
     /// Its position in the log.
     pub seq: i64,
@@ -557,7 +541,7 @@ pub struct AuditEntry {
 }
 
 /// A page of the audit log, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditPage {
     /// The entries.
     pub entries: Vec<AuditEntry>,
@@ -566,7 +550,7 @@ pub struct AuditPage {
 }
 
 /// An API token as listed (never with its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokenInfo {
     /// Its id.
     pub id: TokenId,
@@ -585,7 +569,7 @@ pub struct TokenInfo {
 }
 
 /// A token just created: the only time its secret is known.
-#[derive(Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct NewToken {
     /// Its id.
     pub id: TokenId,
@@ -603,7 +587,7 @@ impl fmt::Debug for NewToken {
 }
 
 /// Who is calling the API: what a valid token stands for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The token used.
     pub token_id: TokenId,

@@ -13,7 +13,6 @@
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params_from_iter};
-use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 use crate::records::{Access, Recording, Scope};
@@ -26,9 +25,8 @@ pub const DEFAULT_LIMIT: u32 = 50;
 /// The largest page.
 pub const MAX_LIMIT: u32 = 500;
 
-/// The filters of `GET /recordings`. All are optional and combine with AND.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+/// The filters of a search. All are optional and combine with AND.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchQuery {
     /// Either party, in any form (`01234567890`, `+441234567890`, `(01234) 567890`, `1001`).
     pub number: Option<String>,
@@ -61,7 +59,7 @@ pub struct SearchQuery {
 }
 
 /// One page of results.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchPage {
     /// The recordings, newest first.
     pub items: Vec<Recording>,
