@@ -40,6 +40,8 @@ use crate::state::ApiState;
 
 /// Why an admin-only route refuses a user token.
 const ADMIN_ONLY: &str = "admin only: a user token gets 403";
+/// A recording that does not exist and one the caller may not see look the same.
+const NOT_VISIBLE: &str = "no such recording that the caller may see";
 
 /// What a handler returns.
 pub type Handled = Result<Response, Rejection>;
@@ -115,7 +117,7 @@ pub async fn search(state: ApiState, caller: Caller, params: SearchParams) -> Ha
     params(("id" = String, Path, format = Uuid, description = "the recording's id")),
     responses(
         (status = 200, description = "the recording", body = RecordingDetail),
-        (status = 404, description = "no such recording that the caller may see", body = ErrorReply),
+        (status = 404, description = NOT_VISIBLE, body = ErrorReply),
     ),
 )]
 pub async fn get_recording(state: ApiState, caller: Caller, id: RecordingId) -> Handled {
@@ -147,7 +149,8 @@ pub async fn get_recording(state: ApiState, caller: Caller, id: RecordingId) -> 
             headers(
                 ("ETag" = String, description = "the file's SHA-256, quoted"),
                 ("Accept-Ranges" = String, description = "bytes"),
-                ("Content-Disposition" = String, description = "with `download`: attachment, with the file name"),
+                ("Content-Disposition" = String,
+                    description = "with `download`: attachment, with the file name"),
             )),
         (status = 206, description = "one range, or several as multipart/byteranges", content(
             (AudioFile = "audio/*"),
@@ -157,9 +160,12 @@ pub async fn get_recording(state: ApiState, caller: Caller, id: RecordingId) -> 
             ("Content-Range" = String, description = "one range: bytes first-last/length"),
         )),
         (status = 304, description = "the client's copy is current"),
-        (status = 404, description = "no such recording that the caller may see", body = ErrorReply),
-        (status = 409, description = "the recording has no file (still recording, discarded, deleted)", body = ErrorReply),
-        (status = 416, description = "no requested range lies within the file, or the Range header is malformed; Content-Range: bytes */length", body = ErrorReply),
+        (status = 404, description = NOT_VISIBLE, body = ErrorReply),
+        (status = 409, body = ErrorReply,
+            description = "the recording has no file (still recording, discarded, deleted)"),
+        (status = 416, body = ErrorReply,
+            description = "no requested range lies within the file, or the Range header is \
+                           malformed; Content-Range: bytes */length"),
     ),
 )]
 pub async fn audio(
@@ -232,7 +238,7 @@ fn open_stored(store_root: &Path, path: &Path, expected: u64) -> Result<File, Ap
     request_body = NoteBody,
     responses(
         (status = 201, description = "the note", body = Note),
-        (status = 404, description = "no such recording that the caller may see", body = ErrorReply),
+        (status = 404, description = NOT_VISIBLE, body = ErrorReply),
         (status = 413, description = "body too large", body = ErrorReply),
         (status = 422, description = "empty or too long", body = ErrorReply),
     ),
@@ -312,7 +318,9 @@ pub async fn set_hold(state: ApiState, caller: Caller, id: RecordingId, body: Ho
         (status = 200, description = "the tombstone", body = Recording),
         (status = 403, description = ADMIN_ONLY, body = ErrorReply),
         (status = 404, description = "no such recording", body = ErrorReply),
-        (status = 409, description = "on hold, its site under legal hold (kept seven years), or in a state without a file", body = ErrorReply),
+        (status = 409, body = ErrorReply,
+            description = "on hold, its site under legal hold (kept seven years), or in a \
+                           state without a file"),
     ),
 )]
 pub async fn delete_recording(
@@ -385,7 +393,8 @@ pub async fn list_calls(state: ApiState, caller: Caller) -> Handled {
     responses(
         (status = 200, description = "the call after the action", body = LiveCall),
         (status = 404, description = "no such call that the caller may see", body = ErrorReply),
-        (status = 409, description = "the mode forbids it, or the recording is not in a state it applies to", body = ErrorReply),
+        (status = 409, body = ErrorReply,
+            description = "the mode forbids it, or the recording is not in a state it applies to"),
         (status = 502, description = "the switch refused", body = ErrorReply),
         (status = 503, description = "the switch is not connected", body = ErrorReply),
     ),
@@ -738,7 +747,8 @@ pub async fn readyz(state: ApiState) -> Handled {
     operation_id = "metrics",
     tag = "operations",
     security(()),
-    responses((status = 200, description = "metrics", content_type = "application/openmetrics-text", body = String)),
+    responses((status = 200, description = "metrics", body = String,
+        content_type = "application/openmetrics-text")),
 )]
 pub async fn metrics(state: ApiState) -> Handled {
     let figures = state

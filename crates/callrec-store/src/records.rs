@@ -2,7 +2,8 @@
 //!
 //! These are plain data, the store's own: what the index holds, not a wire format. The API
 //! builds its replies from them (`callrec-api`'s `replies`); the few that derive `Serialize`
-//! do so for the CLI's `--json` output (users, tokens) or for audit details (site settings).
+//! do so for the CLI's `--json` output (users, tokens) or for audit details (site settings, a
+//! user's numbers).
 
 use std::collections::HashMap;
 use std::fmt;
