@@ -27,7 +27,7 @@
 //! # Times and ids
 //!
 //! Times are `chrono::DateTime<Utc>` in the API and milliseconds since the epoch in the index.
-//! Recordings are named by [`RecordingId`] (UUIDv7); sites, users and tokens by integer ids.
+//! Recordings are named by [`callrec_model::RecordingId`] (UUIDv7); sites, users and tokens by integer ids.
 //!
 //! # Concurrency
 //!
