@@ -14,7 +14,8 @@ use crate::names::{Direction, RecordingAction, RecordingId};
 /// A boxed future, so [`LiveCalls`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The state of a call's recording, as the daemon reports it to whoever shows calls in progress.
+/// The state of a call's recording, as the daemon reports it to whoever shows calls in
+/// progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallRecording {
@@ -37,7 +38,8 @@ impl CallRecording {
     }
 }
 
-/// One user's view of one call in progress, as the daemon reports it (the API shows it as its own reply type).
+/// One user's view of one call in progress, as the daemon reports it (the API shows it as
+/// its own reply type).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveCall {
     /// The user's leg: the uuid `POST /calls/{uuid}/recording/{action}` and the feature codes
