@@ -203,9 +203,14 @@ impl Switch {
         };
         self.play(uuid, record_leg(kind), "record_start", &extras);
         if limit_secs > 0 {
+            // `stop_time = switch_epoch_time_now() + limit`, checked on every frame
+            // (switch_core_media_bug.c): the recording stops as the clock reaches the whole
+            // second `limit` after the one it started in, so it lasts `limit - 1` to `limit`
+            // seconds (measured: 1.5 s for a limit of 2).
+            let stop_at = (now.div_euclid(1_000_000) + i64::from(limit_secs)) * 1_000_000;
             let (u, p) = (uuid.to_string(), path.to_string());
             self.schedule_in(
-                limit_secs as i64 * 1_000_000,
+                stop_at - now,
                 Box::new(move |sw: &mut Switch| {
                     sw.stop_recording(&u, &p, CompletionCause::SuccessMaxtime, None);
                 }),

@@ -381,3 +381,25 @@ async fn a_parked_call_is_recorded_as_near_silence_not_as_masked_zeros() {
     assert!(wav.samples.iter().all(|s| *s == -2), "the switch writes -2");
     assert!(wav.silences(Duration::from_millis(10)).is_empty());
 }
+
+#[tokio::test]
+async fn a_limit_stops_the_recording_on_the_clocks_whole_second() {
+    let bed = Bed::new().await;
+    let a = bed.tone_call();
+    // Half a second into a second of the switch's clock.
+    bed.wait(Duration::from_millis(500));
+    let path = bed.path("limited.wav");
+    let reply = bed.api(&format!("uuid_record {a} start {} 2", path.display()));
+    assert_eq!(reply, "+OK Success\n");
+    bed.wait(Duration::from_millis(1400));
+    assert!(bed.sim.recordings().is_empty(), "still recording at 1.4 s");
+    bed.wait(Duration::from_millis(200));
+    let rec = &bed.sim.recordings()[0];
+    assert_eq!(rec.cause, Some(CompletionCause::SuccessMaxtime));
+    let wav = WavInfo::read(&path).expect("the file exists");
+    assert_eq!(
+        wav.frames(),
+        frames_in(Duration::from_millis(1500) - PRE_BUFFER),
+        "a limit of 2 s started half a second into a second records 1.5 s"
+    );
+}
