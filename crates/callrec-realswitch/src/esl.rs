@@ -63,6 +63,12 @@ impl Esl {
         Ok(esl)
     }
 
+    /// A handle on the connection's socket: shutting it down from another thread ends a
+    /// `read_frame` blocked on it.
+    pub fn socket(&self) -> io::Result<TcpStream> {
+        self.writer.try_clone()
+    }
+
     /// Reads one frame.
     pub fn read_frame(&mut self) -> io::Result<Frame> {
         let mut head = String::new();

@@ -6,13 +6,18 @@
 //! `scripts/real-switch.sh`). Every fixture cleans up after itself on drop, panics included:
 //! the switch and the daemon are child processes of the test and are killed, and their
 //! temporary directories removed (kept, and named on stderr, when the test failed).
+//!
+//! [`scenario`] and [`compare`] serve the simulator's check against the switch: the same
+//! scripted Event Socket commands run on either, and the two runs compared.
 
 #![deny(missing_docs)]
 
 pub mod callrec;
+pub mod compare;
 pub mod esl;
 pub mod http;
 pub mod proxy;
+pub mod scenario;
 pub mod switch;
 pub mod wav;
 

@@ -9,6 +9,9 @@
 //! (1 s on, 0.5 s off) on the B leg while the A leg parks, with `callrec_user=1001` on the
 //! call so that it is 1001's, as an authenticated phone's would be. The switch hangs each
 //! call up a set time after answer (`sched_hangup`).
+//!
+//! `sim_vs_switch` (in `real_switch/`) needs no callrec: it runs scripted scenarios on the
+//! switch and on the simulator and compares what the two sent.
 
 use std::time::Duration;
 
@@ -563,3 +566,8 @@ fn three_hundred_concurrent_calls_are_each_stored_exactly_once() {
     );
     assert!(ms[0] >= 10_000, "a 20 s call recorded {} ms", ms[0]);
 }
+
+// The simulator checked against this switch: a module of this suite so that
+// `scripts/real-switch.sh` runs it with the rest.
+#[path = "real_switch/sim_vs_switch.rs"]
+mod sim_vs_switch;

@@ -216,7 +216,8 @@ impl Switch {
     /// `originate [{vars}]loopback/<ext>[/<context>] &<app>|<ext>`: a loopback pair; the
     /// reply waits for the A leg to answer.
     fn api_originate(&mut self, args: &str) -> ApiReply {
-        let mut it = args.split_whitespace();
+        let words = words_outside_quotes(args);
+        let mut it = words.into_iter();
         let (Some(url), Some(_app)) = (it.next(), it.next()) else {
             return ApiReply::Now(
                 "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"
@@ -240,6 +241,12 @@ impl Switch {
             name: get("origination_caller_id_name"),
             directory_user: false,
         };
+        // `origination_uuid` names the A leg, as the switch's originate does, unless a
+        // channel has it already: the switch then picks one of its own (measured); the B
+        // leg's uuid is always the switch's choice.
+        let a = get("origination_uuid")
+            .filter(|u| !self.channels.contains_key(u))
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let id = self.next_call;
         self.next_call += 1;
         let (tx, rx) = oneshot::channel();
@@ -247,7 +254,7 @@ impl Switch {
             id,
             CallRecord {
                 id,
-                a: uuid::Uuid::new_v4().to_string(),
+                a,
                 b: uuid::Uuid::new_v4().to_string(),
                 phase: Phase::Ringing,
                 b_created: true,
@@ -477,17 +484,62 @@ fn render_rows(rows: &[Vec<(&'static str, String)>], json: bool) -> String {
     out
 }
 
-/// Parses `{a=b,c=d}` (recording or originate variables).
+/// Splits on spaces that are neither inside `{…}` nor inside single quotes, as the switch
+/// reads `originate`'s arguments (`{execute_on_answer='sched_hangup +3 normal_clearing'}…`
+/// is one word).
+fn words_outside_quotes(s: &str) -> Vec<&str> {
+    let mut words = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0usize, false, None);
+    for (i, c) in s.char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            '{' if !quoted => depth += 1,
+            '}' if !quoted => depth = depth.saturating_sub(1),
+            ' ' | '\t' if !quoted && depth == 0 => {
+                if let Some(b) = start.take() {
+                    words.push(&s[b..i]);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        start.get_or_insert(i);
+    }
+    if let Some(b) = start {
+        words.push(&s[b..]);
+    }
+    words
+}
+
+/// Parses `{a=b,c='d e'}` (recording or originate variables): commas inside single quotes
+/// belong to the value, and the quotes around a value are dropped, as the switch does.
 pub(crate) fn parse_brackets(s: &str) -> Vec<(String, String)> {
     let inner = s.trim().trim_start_matches('{').trim_end_matches('}');
-    inner
-        .split(',')
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            let k = k.trim();
-            (!k.is_empty()).then(|| (k.to_string(), v.to_string()))
-        })
-        .collect()
+    let mut pairs = Vec::new();
+    let (mut quoted, mut from) = (false, 0);
+    for (i, c) in inner
+        .char_indices()
+        .chain(std::iter::once((inner.len(), ',')))
+    {
+        match c {
+            '\'' => quoted = !quoted,
+            ',' if !quoted => {
+                if let Some((k, v)) = inner[from..i].split_once('=') {
+                    let k = k.trim();
+                    if !k.is_empty() {
+                        let v = v
+                            .strip_prefix('\'')
+                            .and_then(|v| v.strip_suffix('\''))
+                            .unwrap_or(v);
+                        pairs.push((k.to_string(), v.to_string()));
+                    }
+                }
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    pairs
 }
 
 #[cfg(test)]
@@ -504,6 +556,25 @@ mod tests {
             ]
         );
         assert!(parse_brackets("{}").is_empty());
+    }
+
+    #[test]
+    fn quoted_values_keep_their_spaces_and_commas() {
+        assert_eq!(
+            parse_brackets("{a=1,execute_on_answer='sched_hangup +3 normal_clearing',b='x,y'}"),
+            vec![
+                ("a".to_string(), "1".to_string()),
+                (
+                    "execute_on_answer".to_string(),
+                    "sched_hangup +3 normal_clearing".to_string()
+                ),
+                ("b".to_string(), "x,y".to_string())
+            ]
+        );
+        assert_eq!(
+            words_outside_quotes("{a='b c'}loopback/9999/default  &park"),
+            vec!["{a='b c'}loopback/9999/default", "&park"]
+        );
     }
 
     #[test]

@@ -805,6 +805,53 @@ impl Switch {
             let _ = reply.send(format!("+OK {a}\n"));
         }
         self.call_answered(id);
+        self.execute_on_answer(&a);
+    }
+
+    /// `execute_on_answer` among an originate's variables. The simulator runs the one
+    /// application tests use there, `sched_hangup +N [cause]`: the switch's scheduler runs
+    /// it on its own whole-second tick, so the call talks between N-1 and N seconds (measured:
+    /// 1.5 s for `+2`). The variable is on both loopback legs; the A leg's runs first.
+    fn execute_on_answer(&mut self, a: &str) {
+        let Some(ch) = self.channels.get(a) else {
+            return;
+        };
+        let apps: Vec<String> = ch
+            .originate_vars
+            .iter()
+            .filter(|(n, _)| n == "execute_on_answer" || n.starts_with("execute_on_answer_"))
+            .map(|(_, v)| v.clone())
+            .collect();
+        for app in apps {
+            let mut words = app.split_whitespace();
+            let secs = match (words.next(), words.next()) {
+                (Some("sched_hangup"), Some(at)) => {
+                    at.strip_prefix('+').and_then(|n| n.parse::<u32>().ok())
+                }
+                _ => None,
+            };
+            let Some(secs) = secs else {
+                tracing::warn!(
+                    app,
+                    "execute_on_answer: only `sched_hangup +N` is simulated"
+                );
+                continue;
+            };
+            let cause = words
+                .next()
+                .unwrap_or("NORMAL_CLEARING")
+                .to_ascii_uppercase();
+            let since_boot = self.now() - self.boot_time;
+            let tick = since_boot - since_boot.rem_euclid(1_000_000);
+            let wait = tick + i64::from(secs) * 1_000_000 - since_boot;
+            let a = a.to_string();
+            self.schedule_in(
+                wait,
+                Box::new(move |sw: &mut Switch| {
+                    sw.hangup(&a, &cause);
+                }),
+            );
+        }
     }
 
     // ---- hangups ------------------------------------------------------------------------

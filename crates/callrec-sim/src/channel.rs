@@ -261,7 +261,7 @@ impl Channel {
             };
         }
         if self.silent_media {
-            Media::Audio(Audio::Silence)
+            Media::Audio(Audio::Quiet)
         } else {
             Media::Audio(Audio::Tone)
         }

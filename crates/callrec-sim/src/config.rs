@@ -43,7 +43,8 @@ pub struct SimConfig {
     /// (260 ms in the `sip-hold` capture).
     pub bridge_delay: Duration,
     /// Audio a recording's media bug swallows at its start and never writes (480 ms in
-    /// every capture: a 1.2 s recording holds 0.72 s of audio).
+    /// every capture: a 1.2 s recording holds 0.72 s of audio). A loopback B leg loses
+    /// nothing (measured against the real switch).
     pub record_pre_buffer: Duration,
 }
 

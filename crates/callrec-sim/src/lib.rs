@@ -81,9 +81,15 @@
 //!
 //! - A recording loses its first 480 ms ([`SimConfig::record_pre_buffer`]), as every capture
 //!   shows: a 1.2 s recording holds 0.72 s of audio, so `RECORD_MIN_SEC` judges less audio
-//!   than call time.
+//!   than call time. A loopback B leg (the one running the extension) loses nothing, as on
+//!   the real switch.
 //! - Nothing is written while a recording is paused or the call is on hold (no media flows);
-//!   masked audio is written as silence. The file is complete on disk before RECORD_STOP.
+//!   masked audio is written as zeros, a call with no sound (a parked partner) as the
+//!   constant -2 the real switch writes. The file is complete on disk before RECORD_STOP.
+//! - `uuid_record … stop` on a live channel ends with `Record-Completion-Cause:
+//!   success-maxtime`, as `record_callback` says; a hangup with `success-silence`.
+//! - `tests/fixtures/freeswitch/README.md` ("The simulator against the real switch") lists
+//!   what a comparison with the real switch found and what is still different on purpose.
 //! - A recording stops when its own leg enters CS_HANGUP, on either leg and whoever hangs
 //!   up: that leg's CHANNEL_HANGUP, then its CHANNEL_STATE `CS_HANGUP`, RECORD_STOP,
 //!   MEDIA_BUG_STOP, CHANNEL_CALLSTATE `HANGUP`, CHANNEL_STATE `CS_REPORTING`,

@@ -353,13 +353,16 @@ pub(crate) fn cdr_vars(ch: &Channel, now: Micros) -> Vec<(String, String)> {
     if !ch.last_arg.is_empty() {
         put("last_arg", ch.last_arg.clone());
     }
-    put(
-        "caller_id",
+    // `switch_channel_set_timestamps`: the number alone when there is no name.
+    let caller_id = if ch.profile.caller_id_name.is_empty() {
+        ch.profile.caller_id_number.clone()
+    } else {
         format!(
             "\"{}\" <{}>",
             ch.profile.caller_id_name, ch.profile.caller_id_number
-        ),
-    );
+        )
+    };
+    put("caller_id", caller_id);
     // Differences of truncated times, as the switch computes them.
     let diff = |a: Micros, b: Micros, unit: Micros| {
         if a > 0 && b > 0 {

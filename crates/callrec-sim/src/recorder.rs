@@ -1,7 +1,7 @@
 //! `uuid_record` on the switch: starting, pausing, masking and stopping recordings, with the
 //! events and channel variables the captures show.
 
-use crate::channel::{Extras, LegKind};
+use crate::channel::{Channel, Extras, LegKind};
 use crate::recording::{
     ActiveRecording, CompletionCause, RecordingInfo, SAMPLE_RATE, create_header_only, write_final,
 };
@@ -48,6 +48,60 @@ fn record_leg(kind: LegKind) -> LegId {
         LegKind::LoopA | LegKind::LoopB => LegId::LoopA,
         LegKind::SipCaller | LegKind::SipCallee | LegKind::SipFeature => LegId::SipA,
     }
+}
+
+/// The headers of a RECORD_* or MEDIA_BUG_* event that say which channel it is and where
+/// that channel is, taken from the channel itself rather than from the captured event it
+/// replays. The captures only recorded the loopback A leg and the SIP caller, and only ever
+/// saw a recording stop at hangup: without this a recorded loopback B leg would call itself
+/// `loopback/<ext>-a`, `outbound`, and a `uuid_record stop` on a live call would say
+/// `CS_HANGUP` and carry a `Hangup-Cause` (both seen against the real switch,
+/// `tests/fixtures/freeswitch/README.md`).
+fn own_headers(ch: &Channel) -> Vec<(&'static str, Option<String>)> {
+    let mut own = vec![
+        ("Channel-Name", Some(ch.profile.channel_name.clone())),
+        ("Call-Direction", Some(ch.profile.direction.clone())),
+        (
+            "Presence-Call-Direction",
+            Some(ch.profile.direction.clone()),
+        ),
+    ];
+    if !ch.hungup {
+        own.extend([
+            ("Channel-State", Some(ch.channel_state.clone())),
+            (
+                "Channel-State-Number",
+                state_number(&ch.channel_state).map(|n| n.to_string()),
+            ),
+            ("Channel-Call-State", Some(ch.call_state.clone())),
+            ("Answer-State", Some(ch.answer_state.clone())),
+            ("Hangup-Cause", None),
+        ]);
+    }
+    own
+}
+
+/// `switch_channel_state_t`'s number for a state name.
+fn state_number(state: &str) -> Option<u8> {
+    const STATES: [&str; 13] = [
+        "CS_NEW",
+        "CS_INIT",
+        "CS_ROUTING",
+        "CS_SOFT_EXECUTE",
+        "CS_EXECUTE",
+        "CS_EXCHANGE_MEDIA",
+        "CS_PARK",
+        "CS_CONSUME_MEDIA",
+        "CS_HIBERNATE",
+        "CS_RESET",
+        "CS_HANGUP",
+        "CS_REPORTING",
+        "CS_DESTROY",
+    ];
+    STATES
+        .iter()
+        .position(|s| *s == state)
+        .and_then(|n| u8::try_from(n).ok())
 }
 
 fn truthy(v: &str) -> bool {
@@ -114,7 +168,13 @@ impl Switch {
             self.play(uuid, LegId::SipA, "early", &Extras::default());
         }
         let now = self.now();
-        let pre_buffer = crate::clock::micros(self.cfg.record_pre_buffer);
+        // Measured against the real switch: a loopback A leg's recording loses its first
+        // half second, the B leg's (the one playing the extension's audio) nothing.
+        let pre_buffer = if kind == LegKind::LoopB {
+            0
+        } else {
+            crate::clock::micros(self.cfg.record_pre_buffer)
+        };
         let rec = ActiveRecording {
             path: path.to_string(),
             file,
@@ -129,23 +189,31 @@ impl Switch {
             stretches: Vec::new(),
             answer_req,
         };
-        if let Some(ch) = self.channels.get_mut(uuid) {
-            ch.recordings.push(rec);
-        }
+        let Some(ch) = self.channels.get_mut(uuid) else {
+            return Err("-ERR Cannot locate session!\n");
+        };
+        ch.recordings.push(rec);
+        let mut overrides = vec![
+            ("Record-File-Path", Some(path.to_string())),
+            ("Media-Bug-Target", Some(path.to_string())),
+        ];
+        overrides.extend(own_headers(ch));
         let extras = Extras {
-            overrides: vec![
-                ("Record-File-Path", Some(path.to_string())),
-                ("Media-Bug-Target", Some(path.to_string())),
-            ],
+            overrides,
             recording_vars: &vars,
             force_vars: false,
             leading: None,
         };
         self.play(uuid, record_leg(kind), "record_start", &extras);
         if limit_secs > 0 {
+            // `stop_time = switch_epoch_time_now() + limit`, checked on every frame
+            // (switch_core_media_bug.c): the recording stops as the clock reaches the whole
+            // second `limit` after the one it started in, so it lasts `limit - 1` to `limit`
+            // seconds (measured: 1.5 s for a limit of 2).
+            let stop_at = (now.div_euclid(1_000_000) + i64::from(limit_secs)) * 1_000_000;
             let (u, p) = (uuid.to_string(), path.to_string());
             self.schedule_in(
-                limit_secs as i64 * 1_000_000,
+                stop_at - now,
                 Box::new(move |sw: &mut Switch| {
                     sw.stop_recording(&u, &p, CompletionCause::SuccessMaxtime, None);
                 }),
@@ -175,8 +243,10 @@ impl Switch {
             if paths.is_empty() {
                 return Err(action.failure());
             }
+            // `record_callback` closing the file on a channel still up: `success-maxtime`,
+            // whatever stopped it.
             for p in paths {
-                self.stop_recording(uuid, &p, CompletionCause::SuccessSilence, None);
+                self.stop_recording(uuid, &p, CompletionCause::SuccessMaxtime, None);
             }
             return Ok(());
         }
@@ -269,12 +339,14 @@ impl Switch {
         ));
         vars.push(("record_completion_cause".into(), cause.as_str().to_string()));
         ch.pending_record_vars = vars;
+        let mut overrides = vec![
+            ("Record-File-Path", Some(path.to_string())),
+            ("Media-Bug-Target", Some(path.to_string())),
+            ("Record-Completion-Cause", Some(cause.as_str().to_string())),
+        ];
+        overrides.extend(own_headers(ch));
         let extras = Extras {
-            overrides: vec![
-                ("Record-File-Path", Some(path.to_string())),
-                ("Media-Bug-Target", Some(path.to_string())),
-                ("Record-Completion-Cause", Some(cause.as_str().to_string())),
-            ],
+            overrides,
             recording_vars: &rec.vars,
             force_vars: false,
             leading: None,

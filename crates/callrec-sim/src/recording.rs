@@ -1,13 +1,15 @@
 //! `uuid_record`: what a media bug writes, and when.
 //!
 //! A recording is a timeline of what the channel's media carried while the bug was
-//! attached: a tone while the call talks, silence while masked, nothing while paused or
-//! while the call is on hold (no media flows; see the `sip-hold` capture). The file gets its
-//! 44-byte header when recording starts and its audio when it stops, so a switch killed
-//! mid-call leaves exactly what the `crash` capture shows: a header and no audio.
+//! attached: a tone while the call talks, a constant -2 where it carries no sound, zeros
+//! while masked, nothing while paused or while the call is on hold (no media flows; see the
+//! `sip-hold` capture). The file gets its 44-byte header when recording starts and its audio
+//! when it stops, so a switch killed mid-call leaves exactly what the `crash` capture shows:
+//! a header and no audio.
 //!
 //! Like the real media bug, the first [`crate::SimConfig::record_pre_buffer`] of audio is
-//! never written (the captures lose 480 ms on every recording).
+//! never written (the captures lose 480 ms on every recording), except on a loopback B leg,
+//! which the real switch records from its first frame.
 
 use std::fs;
 use std::io::{self, BufWriter, Write};
@@ -23,7 +25,10 @@ pub const SAMPLE_RATE: u32 = 8000;
 pub enum Audio {
     /// The call talking: a tone.
     Tone,
-    /// Masked (`uuid_record mask`): written as silence.
+    /// A call that carries no sound (a parked loopback partner): written as the real
+    /// switch writes it, a constant -2, never as zeros.
+    Quiet,
+    /// Masked (`uuid_record mask`): written as silence, every sample zero.
     Silence,
 }
 
@@ -179,6 +184,7 @@ pub(crate) fn write_final(rec: &ActiveRecording) -> io::Result<u64> {
             for ch in 0..rec.channels {
                 let v = match audio {
                     Audio::Silence => 0i16,
+                    Audio::Quiet => QUIET_SAMPLE,
                     Audio::Tone => tone_sample(phase, ch),
                 };
                 f.write_all(&v.to_le_bytes())?;
@@ -190,6 +196,10 @@ pub(crate) fn write_final(rec: &ActiveRecording) -> io::Result<u64> {
     file.sync_all()?;
     Ok(44 + frames * 2 * rec.channels as u64)
 }
+
+/// What the real switch writes for a parked loopback partner's silence (measured:
+/// `tests/fixtures/freeswitch/README.md`), so that only masking writes zeros.
+const QUIET_SAMPLE: i16 = -2;
 
 /// A 440 Hz tone on the first channel, 660 Hz on the second; never exactly zero over a
 /// 10 ms window, so silence in a file always means masked audio.

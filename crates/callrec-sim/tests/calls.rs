@@ -206,3 +206,59 @@ async fn show_channels_and_getvar_see_the_live_call() {
     );
     assert_eq!(sim.api("show channels as json"), "{\"row_count\":0}");
 }
+
+#[tokio::test]
+async fn an_originate_names_its_a_leg_with_origination_uuid_and_both_legs_carry_its_variables() {
+    let (sim, _spool) = sim().await;
+    let mut rx = sim.subscribe();
+    let a = "0b8e3f0c-5b7e-4b8e-9d4a-1f2e3d4c5b6a";
+    assert_eq!(
+        sim.api(&format!(
+            "originate {{origination_uuid={a},callrec_user=1001}}loopback/9999/default &park"
+        )),
+        format!("+OK {a}\n")
+    );
+    sim.advance(Duration::from_secs(1)).expect("clock");
+    let evs = drain(&mut rx);
+    let answer = first(&evs, "CHANNEL_ANSWER", a).expect("the A leg has the given uuid");
+    let b = answer
+        .header("variable_other_loopback_leg_uuid")
+        .expect("the legs are tied by variable_other_loopback_leg_uuid")
+        .to_owned();
+    let b_answer = first(&evs, "CHANNEL_ANSWER", &b).expect("the B leg answered");
+    assert_eq!(b_answer.header("variable_callrec_user"), Some("1001"));
+    sim.api(&format!("uuid_kill {a}"));
+    let evs = drain(&mut rx);
+    // No caller ID name was given: the switch's `caller_id` is the number alone.
+    let end = first(&evs, "CHANNEL_HANGUP_COMPLETE", &b).expect("the B leg ended");
+    assert_eq!(end.header("variable_caller_id"), Some("0000000000"));
+}
+
+#[tokio::test]
+async fn sched_hangup_on_answer_ends_the_call_on_the_switchs_whole_second_tick() {
+    let (sim, _spool) = sim().await;
+    let mut rx = sim.subscribe();
+    // Half a second after the switch's own second boundary, as a real call answers anywhere
+    // within a second.
+    sim.advance(Duration::from_millis(500)).expect("clock");
+    let a = "5d1b1c1e-8f0a-4d7e-9a3b-2c4d6e8f0a1b";
+    sim.api(&format!(
+        "originate {{origination_uuid={a},execute_on_answer='sched_hangup +3 normal_clearing'}}\
+         loopback/9999/default &park"
+    ));
+    sim.advance(Duration::from_millis(2400)).expect("clock");
+    let evs = drain(&mut rx);
+    let answer = first(&evs, "CHANNEL_ANSWER", a).expect("answered");
+    assert_eq!(
+        answer.header("variable_execute_on_answer"),
+        Some("sched_hangup +3 normal_clearing")
+    );
+    assert!(
+        first(&evs, "CHANNEL_HANGUP", a).is_none(),
+        "still up at 2.4 s"
+    );
+    sim.advance(Duration::from_millis(200)).expect("clock");
+    let evs = drain(&mut rx);
+    let hangup = first(&evs, "CHANNEL_HANGUP", a).expect("hung up at the 3 s tick: 2.5 s of talk");
+    assert_eq!(hangup.header("Hangup-Cause"), Some("NORMAL_CLEARING"));
+}

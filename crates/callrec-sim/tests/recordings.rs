@@ -306,3 +306,100 @@ async fn stopping_one_recording_leaves_the_others_running() {
         vec![two.display().to_string()]
     );
 }
+
+// What a comparison with the real switch found (`tests/fixtures/freeswitch/README.md`, "The
+// simulator against the real switch"); the captures never showed any of it.
+
+#[tokio::test]
+async fn a_stop_on_a_live_call_ends_with_maxtime_and_leaves_the_channel_up() {
+    let bed = Bed::new().await;
+    let mut events = bed.sim.subscribe();
+    let a = bed.tone_call();
+    let path = bed.path("stopped.wav");
+    bed.record(&a, &path, "{callrec_id=s2}");
+    bed.wait(Duration::from_secs(2));
+    assert_eq!(
+        bed.api(&format!("uuid_record {a} stop {}", path.display())),
+        "+OK Success\n"
+    );
+    let stop = std::iter::from_fn(|| events.try_recv().ok())
+        .find(|e| e.name() == "RECORD_STOP")
+        .expect("RECORD_STOP");
+    assert_eq!(
+        stop.header("Record-Completion-Cause"),
+        Some("success-maxtime")
+    );
+    assert_eq!(stop.header("Hangup-Cause"), None, "the call is still up");
+    assert_eq!(stop.header("Channel-State"), Some("CS_EXECUTE"));
+    assert_eq!(stop.header("Channel-State-Number"), Some("4"));
+    assert_eq!(stop.header("Answer-State"), Some("answered"));
+    assert_eq!(
+        bed.sim.recordings()[0].cause,
+        Some(CompletionCause::SuccessMaxtime)
+    );
+    assert_eq!(bed.sim.channels()[0].state, "CS_EXECUTE");
+}
+
+#[tokio::test]
+async fn a_loopback_b_leg_is_recorded_under_its_own_name_from_its_first_frame() {
+    let bed = Bed::new().await;
+    let mut events = bed.sim.subscribe();
+    let call = bed.sim.place_call(
+        CallSpec::outbound("1001", "9999")
+            .loopback("9999")
+            .ring(Duration::from_secs(1)),
+    );
+    bed.wait(Duration::from_secs(1));
+    let path = bed.path("b-leg.wav");
+    bed.record(&call.callee_uuid, &path, "");
+    bed.wait(Duration::from_secs(3));
+    bed.api(&format!("uuid_kill {}", call.callee_uuid));
+    let wav = WavInfo::read(&path).expect("the file exists");
+    assert_eq!(wav.frames(), frames_in(Duration::from_secs(3)));
+    let start = std::iter::from_fn(|| events.try_recv().ok())
+        .find(|e| e.name() == "RECORD_START")
+        .expect("RECORD_START");
+    assert_eq!(start.header("Channel-Name"), Some("loopback/9999-b"));
+    assert_eq!(start.header("Call-Direction"), Some("inbound"));
+}
+
+#[tokio::test]
+async fn a_parked_call_is_recorded_as_near_silence_not_as_masked_zeros() {
+    let bed = Bed::new().await;
+    let call = bed.sim.place_call(
+        CallSpec::outbound("1001", "9998")
+            .loopback("9998")
+            .ring(Duration::from_secs(1)),
+    );
+    bed.wait(Duration::from_secs(1));
+    let path = bed.path("parked.wav");
+    bed.record(&call.caller_uuid, &path, "");
+    bed.wait(Duration::from_secs(2));
+    bed.api(&format!("uuid_kill {}", call.caller_uuid));
+    let wav = WavInfo::read(&path).expect("the file exists");
+    assert_eq!(wav.frames(), frames_in(Duration::from_secs(2) - PRE_BUFFER));
+    assert!(wav.samples.iter().all(|s| *s == -2), "the switch writes -2");
+    assert!(wav.silences(Duration::from_millis(10)).is_empty());
+}
+
+#[tokio::test]
+async fn a_limit_stops_the_recording_on_the_clocks_whole_second() {
+    let bed = Bed::new().await;
+    let a = bed.tone_call();
+    // Half a second into a second of the switch's clock.
+    bed.wait(Duration::from_millis(500));
+    let path = bed.path("limited.wav");
+    let reply = bed.api(&format!("uuid_record {a} start {} 2", path.display()));
+    assert_eq!(reply, "+OK Success\n");
+    bed.wait(Duration::from_millis(1400));
+    assert!(bed.sim.recordings().is_empty(), "still recording at 1.4 s");
+    bed.wait(Duration::from_millis(200));
+    let rec = &bed.sim.recordings()[0];
+    assert_eq!(rec.cause, Some(CompletionCause::SuccessMaxtime));
+    let wav = WavInfo::read(&path).expect("the file exists");
+    assert_eq!(
+        wav.frames(),
+        frames_in(Duration::from_millis(1500) - PRE_BUFFER),
+        "a limit of 2 s started half a second into a second records 1.5 s"
+    );
+}
