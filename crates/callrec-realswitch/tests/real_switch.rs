@@ -449,16 +449,19 @@ fn the_switch_killed_mid_call_leaves_one_row_and_callrec_records_the_next_call()
     assert!((8.0 - SHORTFALL..=8.1).contains(&seconds), "{seconds:.2} s");
 }
 
-/// Product bug found on the real switch (see the crate's README section in the top-level
-/// README): a WAV cut short by a switch crash keeps the header the switch wrote at the start
-/// (RIFF size 8, data size 0), and callrec stores it as a complete recording whose
-/// `duration_ms` counts the bytes after the header, while any player reading the header sees
-/// no audio. SPEC §3.3: such a file is kept but marked `failed` (or repaired). Ignored until
-/// fixed; run with `scripts/real-switch.sh switch_crash -- --ignored`.
+/// Found on the real switch: a WAV cut short by a switch crash keeps the header the switch
+/// wrote at the start (RIFF size 8, `data` size 0) before the audio it flushed, so a player
+/// reading the header sees no audio. callrec once stored it as a complete recording whose
+/// `duration_ms` counted the bytes after the header; SPEC §3.3 wants such a file marked
+/// `failed` or repaired. The ingest now repairs it (the sizes rewritten from the file's
+/// length): the served file's header and the index agree.
 #[test]
-#[ignore = "product bug: a crash-truncated WAV is stored as complete with a header saying 0 s"]
 fn a_recording_cut_by_a_switch_crash_is_not_served_as_complete() {
     let (_switch, callrec, rec) = kill_the_switch_mid_call();
+    eprintln!(
+        "after the kill: {} {} ms ({})",
+        rec["state"], rec["duration_ms"], rec["state_reason"]
+    );
     if rec["state"] == "stored" {
         let wav = callrec.wav(rec["id"].as_str().unwrap());
         let indexed = rec["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0;
@@ -467,6 +470,9 @@ fn a_recording_cut_by_a_switch_crash_is_not_served_as_complete() {
             "the index says {indexed:.2} s, the served file's header {:.2} s: {rec:#}",
             wav.seconds()
         );
+        // And it says what happened to the file.
+        let reason = rec["state_reason"].as_str().unwrap_or("");
+        assert!(reason.starts_with("header repaired"), "{rec:#}");
     } else {
         assert_eq!(rec["state"], "failed", "{rec:#}");
     }

@@ -8,7 +8,10 @@
 //!    way are made durable by fsyncing their parents;
 //! 3. across filesystems the file is copied to a temporary name next to its destination,
 //!    fsynced, renamed into place, and the spool file is removed only after the index
-//!    committed (the caller does that), so a failure at any step leaves the spool file intact.
+//!    committed (the caller does that), so a failure at any step leaves the spool file intact;
+//! 4. a file whose bytes must change on the way in (a WAV header the switch never finished,
+//!    see [`Rewrite`]) takes the copy path on any filesystem: the spool file, the only copy
+//!    of the recording, is never written to, and stays until the index has committed.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -44,14 +47,42 @@ pub(crate) struct Placed {
     pub spool_left: bool,
 }
 
+/// Changes made to a file's bytes as it is copied into the store: bytes written over at given
+/// offsets, and the length to cut it to. The store keeps the result, hashed as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rewrite {
+    /// (offset, bytes) to write over what the file holds there; inside the first `len` bytes.
+    pub patches: Vec<(u64, Vec<u8>)>,
+    /// The copy's length: at most the file's.
+    pub len: u64,
+}
+
+impl Rewrite {
+    /// Apply to `chunk`, read at `offset`: patch it and return how much of it to keep.
+    fn apply(&self, offset: u64, chunk: &mut [u8]) -> usize {
+        let end = offset + chunk.len() as u64;
+        for (at, bytes) in &self.patches {
+            for (i, b) in bytes.iter().enumerate() {
+                let pos = at + i as u64;
+                if (offset..end).contains(&pos) {
+                    chunk[(pos - offset) as usize] = *b;
+                }
+            }
+        }
+        usize::try_from(self.len.saturating_sub(offset))
+            .map_or(chunk.len(), |keep| keep.min(chunk.len()))
+    }
+}
+
 const BUF: usize = 256 * 1024;
 
 /// Read `file` to its end, hashing it and keeping its first bytes; optionally copy it to
-/// `copy_to` on the way.
+/// `copy_to` on the way, rewritten by `rewrite` (which then applies to what is hashed too).
 fn read_hashing(
     file: &mut File,
     path: &Path,
     mut copy_to: Option<(&mut File, &Path)>,
+    rewrite: Option<&Rewrite>,
 ) -> Result<Hashed, StoreError> {
     let mut hasher = Sha256::new();
     let mut head = Vec::new();
@@ -64,6 +95,13 @@ fn read_hashing(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(StoreError::io("read", path)(e)),
         };
+        let n = match rewrite {
+            Some(r) => r.apply(size, &mut buf[..n]),
+            None => n,
+        };
+        if n == 0 {
+            break;
+        }
         let chunk = &buf[..n];
         hasher.update(chunk);
         if head.len() < HEADER_WINDOW {
@@ -86,15 +124,28 @@ fn read_hashing(
 /// Hash a file and make its data durable.
 pub(crate) fn hash_and_sync(path: &Path) -> Result<Hashed, StoreError> {
     let mut file = File::open(path).map_err(StoreError::io("open", path))?;
-    let hashed = read_hashing(&mut file, path, None)?;
+    let hashed = read_hashing(&mut file, path, None, None)?;
     file.sync_all().map_err(StoreError::io("fsync", path))?;
     Ok(hashed)
+}
+
+/// The first bytes of a file (up to [`HEADER_WINDOW`]) and its length, read from one open
+/// file.
+pub(crate) fn read_head(path: &Path) -> Result<(Vec<u8>, u64), StoreError> {
+    let file = File::open(path).map_err(StoreError::io("open", path))?;
+    let len = file.metadata().map_err(StoreError::io("stat", path))?.len();
+    let mut head =
+        Vec::with_capacity(HEADER_WINDOW.min(usize::try_from(len).unwrap_or(HEADER_WINDOW)));
+    file.take(HEADER_WINDOW as u64)
+        .read_to_end(&mut head)
+        .map_err(StoreError::io("read", path))?;
+    Ok((head, len))
 }
 
 /// Hash a file without changing anything (verify).
 pub(crate) fn hash_file(path: &Path) -> Result<Hashed, StoreError> {
     let mut file = File::open(path).map_err(StoreError::io("open", path))?;
-    read_hashing(&mut file, path, None)
+    read_hashing(&mut file, path, None, None)
 }
 
 /// Create `dir` and any missing parents; returns the parents whose entries changed (to fsync).
@@ -165,7 +216,7 @@ pub(crate) fn place(spool: &Path, dest: &Path) -> Result<Placed, StoreError> {
             Err(e) => return Err(StoreError::io("rename into the store", spool)(e)),
         }
     }
-    let hashed = copy_durable(spool, dest)?;
+    let hashed = copy_durable(spool, dest, None)?;
     Ok(Placed {
         hashed,
         dirs_to_sync,
@@ -173,8 +224,31 @@ pub(crate) fn place(spool: &Path, dest: &Path) -> Result<Placed, StoreError> {
     })
 }
 
-/// Copy `src` to `dest` through a temporary file; the copy is fsynced and renamed into place.
-fn copy_durable(src: &Path, dest: &Path) -> Result<Hashed, StoreError> {
+/// Put a rewritten copy of `spool` at `dest` in the store (the copy path of [`place`], on any
+/// filesystem): the spool file is left as it was, for the caller to remove after the commit.
+/// Run again after a crash, it writes the same copy over the one already there.
+pub(crate) fn place_rewritten(
+    spool: &Path,
+    dest: &Path,
+    rewrite: &Rewrite,
+) -> Result<Placed, StoreError> {
+    let mut dirs_to_sync = BTreeSet::new();
+    let dest_dir = dest.parent().ok_or_else(|| {
+        StoreError::Corrupt(format!("store path {} has no parent", dest.display()))
+    })?;
+    ensure_dir(dest_dir, &mut dirs_to_sync)?;
+    dirs_to_sync.insert(dest_dir.to_path_buf());
+    let hashed = copy_durable(spool, dest, Some(rewrite))?;
+    Ok(Placed {
+        hashed,
+        dirs_to_sync,
+        spool_left: true,
+    })
+}
+
+/// Copy `src` (rewritten, if asked) to `dest` through a temporary file; the copy is fsynced
+/// and renamed into place.
+fn copy_durable(src: &Path, dest: &Path, rewrite: Option<&Rewrite>) -> Result<Hashed, StoreError> {
     let mut input = File::open(src).map_err(StoreError::io("open", src))?;
     let tmp = temp_name(dest);
     let result = (|| {
@@ -184,7 +258,18 @@ fn copy_durable(src: &Path, dest: &Path) -> Result<Hashed, StoreError> {
             .truncate(true)
             .open(&tmp)
             .map_err(StoreError::io("create", &tmp))?;
-        let hashed = read_hashing(&mut input, src, Some((&mut out, &tmp)))?;
+        let hashed = read_hashing(&mut input, src, Some((&mut out, &tmp)), rewrite)?;
+        if let Some(r) = rewrite
+            && hashed.size != r.len
+        {
+            // The file shrank since its header was read: the rewrite would be a lie.
+            return Err(StoreError::io("copy a repaired file into the store", src)(
+                io::Error::other(format!(
+                    "{} bytes read, {} expected: the file changed while it was copied",
+                    hashed.size, r.len
+                )),
+            ));
+        }
         out.sync_all().map_err(StoreError::io("fsync", &tmp))?;
         fs::rename(&tmp, dest).map_err(StoreError::io("rename into the store", &tmp))?;
         Ok(hashed)
@@ -312,6 +397,62 @@ mod tests {
         );
         assert!(placed.dirs_to_sync.contains(dir.path()));
         sync_dirs(&placed.dirs_to_sync).unwrap();
+    }
+
+    #[test]
+    fn a_rewrite_patches_bytes_across_reads_and_cuts_the_copy() {
+        let rewrite = Rewrite {
+            patches: vec![(2, b"XY".to_vec()), (9, b"abc".to_vec())],
+            len: 11,
+        };
+        // Read in chunks of 5 bytes: the second patch straddles two of them.
+        let mut file = b"0123456789ABCDEF".to_vec();
+        let mut out = Vec::new();
+        for (i, chunk) in file.chunks_mut(5).enumerate() {
+            let keep = rewrite.apply(i as u64 * 5, chunk);
+            out.extend_from_slice(&chunk[..keep]);
+        }
+        assert_eq!(out, b"01XY45678ab");
+    }
+
+    #[test]
+    fn a_rewritten_copy_leaves_the_spool_file_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool.wav");
+        let original: Vec<u8> = (0..BUF * 2 + 7).map(|i| (i % 251) as u8).collect();
+        fs::write(&spool, &original).unwrap();
+        let dest = dir.path().join("store/default/2024/01/02/x.wav");
+        let rewrite = Rewrite {
+            patches: vec![(4, vec![0xAA; 4]), (BUF as u64 - 2, vec![0xBB; 4])],
+            len: original.len() as u64 - 1,
+        };
+        let placed = place_rewritten(&spool, &dest, &rewrite).unwrap();
+        assert!(placed.spool_left);
+        assert_eq!(
+            fs::read(&spool).unwrap(),
+            original,
+            "the only copy is untouched"
+        );
+        let mut expected = original[..original.len() - 1].to_vec();
+        expected[4..8].fill(0xAA);
+        expected[BUF - 2..BUF + 2].fill(0xBB);
+        let stored = fs::read(&dest).unwrap();
+        assert!(stored == expected, "the copy is the rewritten file");
+        assert_eq!(placed.hashed.sha256, hex::encode(Sha256::digest(&stored)));
+        assert_eq!(placed.hashed.size, stored.len() as u64);
+        assert_eq!(placed.hashed.head, stored[..HEADER_WINDOW]);
+        assert!(!temp_name(&dest).exists());
+        // Again (a retry after a crash before the commit): the same copy over the first.
+        let again = place_rewritten(&spool, &dest, &rewrite).unwrap();
+        assert_eq!(again.hashed.sha256, placed.hashed.sha256);
+
+        // A file that shrank since its header was read is not passed off as repaired.
+        let short = Rewrite {
+            patches: Vec::new(),
+            len: original.len() as u64 + 10,
+        };
+        assert!(place_rewritten(&spool, &dest, &short).is_err());
+        assert!(!temp_name(&dest).exists());
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //!    an ingest as under way so a crash from here on is finished by [`Store::reconcile`];
 //! 2. **place** (no lock): hash + fsync + rename into the store (copy across filesystems),
 //!    fsync of the directories; or, after a crash between rename and commit, re-hash the file
-//!    already in the store;
+//!    already in the store. A WAV whose header sizes disagree with the file (the switch was
+//!    killed before it closed it) is copied with the sizes rewritten instead (see
+//!    [`place`]);
 //! 3. **commit** (short write): one transaction sets `stored` (or `failed` with the reason
 //!    when the file holds no audio), size, hash, duration, expiry, usage, audit entry, and
-//!    quota eviction. Only then is a spool file left by a cross-filesystem copy removed.
+//!    quota eviction. Only then is a spool file left by a copy removed.
 //!
 //! Every phase is idempotent: running an ingest again at any point after a crash completes it
 //! exactly once. [`Store::ingest`] runs the three in a row; the worker (`worker.rs`) runs
@@ -110,7 +112,11 @@ pub(crate) struct Work {
 /// Phase 2's result.
 #[derive(Debug, Clone)]
 pub(crate) enum FileResult {
-    Placed(Placed),
+    /// The file is in the store; `repaired` if its WAV header was rewritten on the way.
+    Placed {
+        placed: Placed,
+        repaired: Option<wav::HeaderRepair>,
+    },
     /// Neither the spool file nor the store file exists.
     Lost,
 }
@@ -130,8 +136,10 @@ impl Store {
     /// filesystems), the directories are fsynced; one transaction then sets `stored` with
     /// size, hash, duration and expiry, updates usage, writes the audit entry and applies the
     /// `evict_oldest` quota policy. A file with no audio (a bare WAV header), unreadable audio
-    /// or no file at all ends `failed` with the reason (any file is kept). A spool file left
-    /// by a cross-filesystem copy is removed only after the commit.
+    /// or no file at all ends `failed` with the reason (any file is kept). A WAV whose header
+    /// sizes the switch never patched is stored as a copy with the sizes rewritten, its
+    /// `state_reason` saying so ([`HEADER_REPAIRED`]). A spool file left by a copy (across
+    /// filesystems, or repaired) is removed only after the commit.
     ///
     /// Idempotent: run again at any point after a crash it finishes the job exactly once
     /// (finding the file in the spool or already in the store); on a recording that is no
@@ -144,8 +152,8 @@ impl Store {
             Plan::Work(work) => work,
         };
         let file = place(&work)?;
-        if let FileResult::Placed(p) = &file {
-            files::sync_dirs(&p.dirs_to_sync)?;
+        if let FileResult::Placed { placed, .. } = &file {
+            files::sync_dirs(&placed.dirs_to_sync)?;
         }
         self.commit_ingests(&[(work, file)])?
             .pop()
@@ -262,24 +270,89 @@ fn plan_one(
 }
 
 /// Phase 2: put the file in the store (or find it there after a crash).
+///
+/// A WAV the switch never closed (killed mid-call) still has the sizes it wrote at the start:
+/// a player reading its header sees no audio. It is stored repaired: copied into the store
+/// with the RIFF and `data` sizes rewritten from the bytes really there (a torn last frame
+/// cut), so the stored file, its hash, its duration and what the API serves agree. A copy
+/// rather than a rewrite of the spool file in place, because the spool file is the only copy
+/// of the recording: it is never written to, it may belong to the switch's user (callrec
+/// needs to rename it, not to write it), and it stays, broken header and all, until the
+/// commit. So a crash anywhere before the commit leaves the same spool file, the next attempt
+/// repairs it again (writing the same bytes over the copy) and the commit still says it was
+/// repaired. The cost, one more copy of a file the switch left behind, is paid only after a
+/// switch crash.
 pub(crate) fn place(work: &Work) -> Result<FileResult, StoreError> {
     if files::exists(&work.spool) {
-        return files::place(&work.spool, &work.dest).map(FileResult::Placed);
+        if work.format == "wav" {
+            let (head, len) = files::read_head(&work.spool)?;
+            if let Some(repair) = wav::plan_repair(&head, len) {
+                let rewrite = files::Rewrite {
+                    patches: repair
+                        .patches()
+                        .iter()
+                        .map(|(at, bytes)| (*at, bytes.to_vec()))
+                        .collect(),
+                    len: repair.file_len,
+                };
+                let placed = files::place_rewritten(&work.spool, &work.dest, &rewrite)?;
+                tracing::warn!(
+                    recording = %work.id,
+                    spool = %work.spool.display(),
+                    header_data_bytes = repair.data_size_was,
+                    data_bytes = repair.data_size,
+                    cut_bytes = repair.cut_bytes(),
+                    "{HEADER_REPAIRED}"
+                );
+                return Ok(FileResult::Placed {
+                    placed,
+                    repaired: Some(repair),
+                });
+            }
+        }
+        return files::place(&work.spool, &work.dest).map(|placed| FileResult::Placed {
+            placed,
+            repaired: None,
+        });
     }
     if files::exists(&work.dest) {
         // Renamed before a crash, not yet committed: the file in the store is the recording.
+        // (A repaired copy never gets here: its spool file stays until the commit.)
         let hashed = files::hash_and_sync(&work.dest)?;
         let mut dirs_to_sync = BTreeSet::new();
         if let Some(dir) = work.dest.parent() {
             dirs_to_sync.insert(dir.to_path_buf());
         }
-        return Ok(FileResult::Placed(Placed {
-            hashed,
-            dirs_to_sync,
-            spool_left: false,
-        }));
+        return Ok(FileResult::Placed {
+            placed: Placed {
+                hashed,
+                dirs_to_sync,
+                spool_left: false,
+            },
+            repaired: None,
+        });
     }
     Ok(FileResult::Lost)
+}
+
+/// How the `state_reason` of a recording stored with a repaired WAV header begins (the
+/// switch was killed before it closed the file; see the ingest's phase 2), and what the
+/// warning logged then says.
+pub const HEADER_REPAIRED: &str = "header repaired: the switch stopped before closing the file";
+
+/// The `state_reason` of a recording stored repaired: [`HEADER_REPAIRED`] and what changed.
+fn repaired_reason(repair: &wav::HeaderRepair) -> String {
+    let mut reason = format!(
+        "{HEADER_REPAIRED} (its header said {} bytes of audio, the file held {})",
+        repair.data_size_was, repair.data_size
+    );
+    if repair.cut_bytes() > 0 {
+        reason.push_str(&format!(
+            "; a torn last frame of {} bytes was cut",
+            repair.cut_bytes()
+        ));
+    }
+    reason
 }
 
 /// Time spent paused, from the segments: each pause runs to the next resume or stop, or to
@@ -344,8 +417,8 @@ fn commit_one(
     let paused = paused_ms(tx, seq)?;
     let target = format!("recording:{}", work.id);
 
-    let placed = match file {
-        FileResult::Placed(p) => p,
+    let (placed, repaired) = match file {
+        FileResult::Placed { placed, repaired } => (placed, repaired),
         FileResult::Lost => {
             let reason = format!(
                 "no file: neither {} nor {} exists",
@@ -398,6 +471,10 @@ fn commit_one(
     } else {
         "stored"
     };
+    // A stored recording's reason says it was repaired; a failure's reason is the failure.
+    let reason = failure
+        .clone()
+        .or_else(|| repaired.as_ref().map(repaired_reason));
     tx.prepare_cached(
         "UPDATE recordings SET state = ?2, state_reason = ?3, size_bytes = ?4, sha256 = ?5,
              duration_ms = ?6, paused_ms = ?7, expires_at = ?8
@@ -407,7 +484,7 @@ fn commit_one(
         s.execute(params![
             seq,
             state,
-            failure,
+            reason,
             size,
             hashed.sha256,
             duration.map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
@@ -446,9 +523,8 @@ fn commit_one(
                 "recording.stored"
             },
             target: &target,
-            detail: &json!({"sha256": hashed.sha256, "size_bytes": size,
-                "duration_ms": duration, "reason": failure})
-            .to_string(),
+            detail: &audit_detail(hashed, size, duration, reason.as_deref(), repaired.as_ref())
+                .to_string(),
         },
     )?;
     if site.settings.quota_policy == callrec_model::QuotaPolicy::EvictOldest {
@@ -476,4 +552,103 @@ fn commit_one(
         },
     };
     Ok((outcome, removals))
+}
+
+/// The audit entry of an ingest: what was stored, and for a repaired file what its header
+/// said before.
+fn audit_detail(
+    hashed: &files::Hashed,
+    size: i64,
+    duration: Option<u64>,
+    reason: Option<&str>,
+    repaired: Option<&wav::HeaderRepair>,
+) -> serde_json::Value {
+    let mut detail = json!({"sha256": hashed.sha256, "size_bytes": size,
+        "duration_ms": duration, "reason": reason});
+    if let (Some(r), Some(map)) = (repaired, detail.as_object_mut()) {
+        map.insert(
+            "header_repaired".into(),
+            json!({"riff_size_was": r.riff_size_was, "data_size_was": r.data_size_was,
+                "data_size": r.data_size, "size_bytes_was": r.file_len_was,
+                "cut_bytes": r.cut_bytes()}),
+        );
+    }
+    detail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::{Access, NewUser};
+    use callrec_model::{Direction, NewRecording};
+    use callrec_testkit::wav as test_wav;
+
+    /// A store with one recording whose spool file holds `bytes`.
+    fn store_with_spool_file(dir: &std::path::Path, bytes: &[u8]) -> (Store, RecordingId) {
+        let mut store = Store::open(dir.join("data")).unwrap();
+        let user = store
+            .add_user(&NewUser::new("default", "1001"), "test")
+            .unwrap();
+        let id = RecordingId::new();
+        let spool_path = dir.join(format!("{id}.wav"));
+        store
+            .create_recording(
+                &NewRecording {
+                    id: id.clone(),
+                    user: user.id,
+                    call_uuid: format!("call-{id}"),
+                    direction: Direction::Inbound,
+                    from: "02920123123".into(),
+                    to: "1001".into(),
+                    started_at: Utc::now(),
+                    format: "wav".into(),
+                    spool_path: spool_path.clone(),
+                },
+                "daemon",
+            )
+            .unwrap();
+        std::fs::write(&spool_path, bytes).unwrap();
+        (store, id)
+    }
+
+    #[test]
+    fn a_crash_after_the_repaired_copy_is_in_the_store_still_ends_stored_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let cut = test_wav::cut_by_crash(2000, 21);
+        let (mut store, id) = store_with_spool_file(dir.path(), &cut);
+        // Phases 1 and 2, then the process dies before the commit.
+        let Plan::Work(work) = store.plan_ingest(&IngestJob::new(id.clone())).unwrap() else {
+            panic!("nothing to do");
+        };
+        let FileResult::Placed { placed, repaired } = place(&work).unwrap() else {
+            panic!("no file");
+        };
+        files::sync_dirs(&placed.dirs_to_sync).unwrap();
+        assert!(repaired.is_some());
+        assert_eq!(
+            std::fs::read(&work.spool).unwrap(),
+            cut,
+            "the spool file is as it was"
+        );
+        drop(store);
+
+        // The next life finds the spool file still there and repairs it again.
+        let mut store = Store::open(dir.path().join("data")).unwrap();
+        let outcome = store.ingest(&IngestJob::new(id.clone())).unwrap();
+        let IngestOutcome::Stored { sha256, path, .. } = outcome else {
+            panic!("{outcome:?}");
+        };
+        let stored = std::fs::read(&path).unwrap();
+        assert_eq!(stored, test_wav::noise(2000, 21));
+        assert_eq!(sha256, placed.hashed.sha256);
+        let rec = store.view().recording(&id, &Access::system("t")).unwrap();
+        assert!(
+            rec.state_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(HEADER_REPAIRED)),
+            "{rec:?}"
+        );
+        assert!(!work.spool.exists());
+        assert!(store.verify(&Default::default()).unwrap().is_clean());
+    }
 }

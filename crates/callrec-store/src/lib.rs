@@ -14,13 +14,13 @@
 //! | `store` | [`Store`]: owns the write connection and every change, each with its audit entry |
 //! | `view` | [`ReadView`]: reads that change nothing (directory, usage, audit, tokens) |
 //! | `search` | [`ReadView::search`]: every filter of SPEC §5 on an index, keyset pages |
-//! | `ingest` | spool file → hash → fsync → rename → fsync dirs → one transaction |
+//! | `ingest` | spool file → hash → fsync → rename → fsync dirs → one transaction (a WAV the switch never closed: a repaired copy) |
 //! | `worker` | [`IngestWorker`]: ingest off the runtime, batched, retrying transient failures |
 //! | `retention` | [`Store::sweep`], quota eviction, deletion (tombstones first, files after) |
 //! | `reconcile` | [`Store::reconcile`]: finish what a crash interrupted |
 //! | `verify` | [`Store::verify`]: re-hash files, walk the audit chain |
 //! | `handle` | [`StoreHandle`]: async access (`spawn_blocking`), pooled read connections |
-//! | [`wav`] | how much audio a WAV file holds, never panicking on a bad one |
+//! | [`wav`] | how much audio a WAV file holds, which header sizes a crash left wrong; never panicking on a bad one |
 //! | `files` | every file operation (the one module a remote object store would replace) |
 //! | `audit`, `migrate`, `naming` | the hash chain, schema upgrades, paths |
 //!
@@ -57,7 +57,7 @@ mod worker;
 pub use audit::ChainBreak;
 pub use error::{ErrorKind, StoreError};
 pub use handle::StoreHandle;
-pub use ingest::{IngestJob, IngestOutcome};
+pub use ingest::{HEADER_REPAIRED, IngestJob, IngestOutcome};
 pub use migrate::{Migration, SCHEMA_VERSION};
 pub use naming::{validate_extension, validate_format, validate_site_name};
 pub use reconcile::{ReconcileOptions, RepairReport};

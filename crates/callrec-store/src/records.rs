@@ -374,7 +374,8 @@ pub struct Recording {
     pub file_name: String,
     /// Where it is in its life.
     pub state: RecordingState,
-    /// Why it was discarded, failed or deleted.
+    /// Why it was discarded, failed or deleted; on a stored recording, that the switch left
+    /// its WAV header unfinished and the ingest repaired it ([`crate::HEADER_REPAIRED`]).
     pub state_reason: Option<String>,
     /// When retention deletes it.
     pub expires_at: Option<DateTime<Utc>>,

@@ -443,8 +443,8 @@ impl WorkerState {
         for ((entry, work), result) in works.into_iter().zip(placed) {
             match result {
                 Ok(file) => {
-                    if let FileResult::Placed(p) = &file {
-                        dirs.extend(p.dirs_to_sync.iter().cloned());
+                    if let FileResult::Placed { placed, .. } = &file {
+                        dirs.extend(placed.dirs_to_sync.iter().cloned());
                     }
                     ok.push((entry, work, file));
                 }

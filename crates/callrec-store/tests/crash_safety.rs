@@ -96,6 +96,8 @@ struct Expected {
     sha256: String,
     size: u64,
     user: String,
+    /// Whether the ingest must repair its header (a file the switch never closed).
+    repaired: bool,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -119,13 +121,23 @@ fn add_work(
         let spool = &spools[i % spools.len()];
         let spool_path = spool.join(format!("{id}.wav"));
         // A fifth started long ago and expire at once (the sweep deletes them); a tenth hold
-        // no audio (kept, `failed`); the rest are up to 3 s of noise.
+        // no audio (kept, `failed`); a tenth were cut by a switch crash (stored repaired:
+        // the store holds the file as the switch would have closed it, a torn sample cut);
+        // the rest are up to 3 s of noise.
         let old = rng.random_ratio(1, 5);
-        let bytes = if rng.random_ratio(1, 10) {
-            wav::empty()
-        } else {
-            wav::noise(rng.random_range(100..3_000), rng.random())
+        let (ms, seed) = (rng.random_range(100..3_000), rng.random());
+        let (bytes, stored_bytes) = match rng.random_range(0..10) {
+            0 => (wav::empty(), wav::empty()),
+            1 => {
+                let mut cut = wav::cut_by_crash(ms, seed);
+                if rng.random() {
+                    cut.push(0x42);
+                }
+                (cut, wav::noise(ms, seed))
+            }
+            _ => (wav::noise(ms, seed), wav::noise(ms, seed)),
         };
+        let repaired = bytes != stored_bytes;
         let started_at = if old {
             Utc::now() - chrono::Duration::days(40)
         } else {
@@ -151,9 +163,10 @@ fn add_work(
         expected.insert(
             id,
             Expected {
-                sha256: sha256_hex(&bytes),
-                size: bytes.len() as u64,
+                sha256: sha256_hex(&stored_bytes),
+                size: stored_bytes.len() as u64,
                 user: user.extension.clone(),
+                repaired,
             },
         );
     }
@@ -297,16 +310,19 @@ fn check_invariants(
     expected: &BTreeMap<RecordingId, Expected>,
 ) {
     let conn = rusqlite::Connection::open(data_dir.join("index.db")).unwrap();
-    let mut rows: BTreeMap<String, (String, String, Option<String>, Option<i64>)> = BTreeMap::new();
+    type Row = (String, String, Option<String>, Option<i64>, Option<String>);
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     {
         let mut stmt = conn
-            .prepare("SELECT id, state, store_path, sha256, size_bytes FROM recordings")
+            .prepare(
+                "SELECT id, state, store_path, sha256, size_bytes, state_reason FROM recordings",
+            )
             .unwrap();
         for row in stmt
             .query_map([], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+                    (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
                 ))
             })
             .unwrap()
@@ -320,9 +336,9 @@ fn check_invariants(
     let store_root = data_dir.join("store");
     let mut live_paths = BTreeSet::new();
     let mut usage: HashMap<String, (i64, i64)> = HashMap::new();
-    let (mut stored, mut failed, mut deleted) = (0, 0, 0);
+    let (mut stored, mut failed, mut deleted, mut repaired) = (0, 0, 0, 0);
     for (id, exp) in expected {
-        let (state, store_path, sha, size) = &rows[id.as_str()];
+        let (state, store_path, sha, size, reason) = &rows[id.as_str()];
         let path = store_root.join(store_path);
         match state.as_str() {
             "stored" | "failed" => {
@@ -341,6 +357,15 @@ fn check_invariants(
                     "{id}: indexed hash"
                 );
                 assert_eq!(*size, Some(exp.size as i64), "{id}: indexed size");
+                // The mark survives every kill: the spool file keeps its broken header until
+                // the commit, so whichever life commits repairs it and says so.
+                let marked = reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with(callrec_store::HEADER_REPAIRED));
+                assert_eq!(marked, exp.repaired, "{id}: {reason:?}");
+                if marked {
+                    repaired += 1;
+                }
                 live_paths.insert(path);
                 let u = usage.entry(exp.user.clone()).or_default();
                 u.0 += exp.size as i64;
@@ -357,9 +382,12 @@ fn check_invariants(
             other => panic!("{id} ended in state {other}"),
         }
     }
-    println!("crash_safety: {stored} stored, {failed} failed (no audio), {deleted} swept");
+    println!(
+        "crash_safety: {stored} stored ({repaired} with a repaired header), {failed} failed \
+         (no audio), {deleted} swept"
+    );
     assert!(
-        stored > 0 && failed > 0 && deleted > 0,
+        stored > 0 && failed > 0 && deleted > 0 && repaired > 0,
         "every path was exercised"
     );
 

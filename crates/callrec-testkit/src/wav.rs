@@ -61,6 +61,25 @@ pub fn empty() -> Vec<u8> {
     header(8000, 1, 0).to_vec()
 }
 
+/// The RIFF size the switch writes at the start of a file and patches when it closes it.
+pub const UNCLOSED_RIFF_SIZE: u32 = 8;
+
+/// `ms` milliseconds of noise (as [`noise`]) under the header a switch killed mid-call leaves:
+/// RIFF size 8 and `data` size 0, as written when the file was opened (seen on the real
+/// switch: it flushes audio in 64 KiB blocks and patches the sizes only on close).
+pub fn cut_by_crash(ms: u32, seed: u64) -> Vec<u8> {
+    let mut out = noise(ms, seed);
+    out[4..8].copy_from_slice(&UNCLOSED_RIFF_SIZE.to_le_bytes());
+    out[40..44].copy_from_slice(&0u32.to_le_bytes());
+    out
+}
+
+/// The (RIFF size, `data` size) of a canonical 44-byte header.
+pub fn sizes(file: &[u8]) -> (u32, u32) {
+    let le32 = |at: usize| u32::from_le_bytes([file[at], file[at + 1], file[at + 2], file[at + 3]]);
+    (le32(4), le32(40))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +102,16 @@ mod tests {
         assert_eq!(a[..HEADER_LEN], header(8000, 1, 4000));
         assert_eq!(a, noise(250, 1));
         assert_ne!(a, noise(250, 2));
+    }
+
+    #[test]
+    fn a_file_cut_by_a_crash_keeps_the_sizes_written_at_the_start() {
+        let cut = cut_by_crash(250, 1);
+        let whole = noise(250, 1);
+        assert_eq!(sizes(&whole), (36 + 4000, 4000));
+        assert_eq!(sizes(&cut), (8, 0));
+        assert_eq!(cut[8..40], whole[8..40]);
+        assert_eq!(cut[HEADER_LEN..], whole[HEADER_LEN..]);
     }
 
     #[test]
