@@ -63,7 +63,8 @@ impl Leg {
 pub enum RecordAction {
     /// `start <path> 0 {vars}`.
     Start,
-    /// `start <path> <limit> {vars}`: stops by itself after `limit` seconds.
+    /// `start <path> <limit> {vars}`: stops by itself once the switch's clock reaches the
+    /// whole second `limit` after the one it started in.
     StartFor(u32),
     /// `mask <path>`: silence written from now on.
     Mask,
