@@ -164,7 +164,8 @@ async fn switch_killed_mid_recording_leaves_a_failed_recording_and_the_daemon_ca
     bed.advance(secs(1.0));
     bed.recording_on_switch(1).await;
     bed.advance(secs(3.0));
-    // kill -9: the socket closes with no notice; the file is a bare 44-byte header.
+    // kill -9: the socket closes with no notice; the file is a bare 44-byte header (the
+    // switch had not flushed a first 64 KiB block of audio).
     bed.sim.crash();
     eventually("the daemon to see the switch gone", || {
         (!bed.handle.readiness().esl_connected).then_some(())

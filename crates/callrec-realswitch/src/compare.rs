@@ -134,12 +134,39 @@ pub struct Ev {
 /// A recording's shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Audio {
-    /// Length in seconds.
+    /// Length in seconds, as the header says.
     pub seconds: f64,
     /// Channels.
     pub channels: u16,
     /// Stretches of digital silence (start, end in seconds) of at least [`MIN_SILENCE`].
     pub silences: Vec<(f64, f64)>,
+    /// The header's RIFF size less its data size: 36 in a finished 44-byte header.
+    pub riff_less_data: i64,
+    /// Bytes after the audio the header announces: audio written under a header the switch
+    /// never finished (a crash).
+    pub unannounced: u64,
+}
+
+/// The RIFF size, and where the data chunk's size and its data are.
+fn header_sizes(bytes: &[u8]) -> Option<(u32, u32, usize)> {
+    let u32_at = |at: usize| {
+        Some(u32::from_le_bytes([
+            *bytes.get(at)?,
+            *bytes.get(at + 1)?,
+            *bytes.get(at + 2)?,
+            *bytes.get(at + 3)?,
+        ]))
+    };
+    let riff = u32_at(4)?;
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        let len = u32_at(at + 4)?;
+        if &bytes[at..at + 4] == b"data" {
+            return Some((riff, len, at + 8));
+        }
+        at += 8 + usize::try_from(len).ok()? + (len as usize & 1);
+    }
+    None
 }
 
 /// A run reduced to what is compared.
@@ -192,14 +219,17 @@ pub fn reduce(run: &Run) -> Reduced {
         .files
         .iter()
         .map(|(name, path)| {
-            let audio = std::fs::read(path)
-                .ok()
-                .and_then(|bytes| Wav::parse(&bytes))
-                .map(|wav| Audio {
+            let audio = std::fs::read(path).ok().and_then(|bytes| {
+                let wav = Wav::parse(&bytes)?;
+                let (riff, data, from) = header_sizes(&bytes)?;
+                Some(Audio {
                     seconds: wav.seconds(),
                     channels: wav.channels,
                     silences: wav.silences(MIN_SILENCE),
-                });
+                    riff_less_data: i64::from(riff) - i64::from(data),
+                    unannounced: (bytes.len() as u64).saturating_sub(from as u64 + u64::from(data)),
+                })
+            });
             (name.to_string(), audio)
         })
         .collect();
@@ -349,12 +379,22 @@ fn compare_audio(
             format!("{:.2} s", b.seconds),
         ));
     }
-    if a.channels != b.channels {
-        out.push(diff(
-            "channels",
-            a.channels.to_string(),
-            b.channels.to_string(),
-        ));
+    for (what, x, y) in [
+        ("channels", i64::from(a.channels), i64::from(b.channels)),
+        (
+            "RIFF size less data size",
+            a.riff_less_data,
+            b.riff_less_data,
+        ),
+        (
+            "bytes after the announced data",
+            a.unannounced as i64,
+            b.unannounced as i64,
+        ),
+    ] {
+        if x != y {
+            out.push(diff(what, x.to_string(), y.to_string()));
+        }
     }
     let close = |x: &(f64, f64), y: &(f64, f64)| {
         (x.0 - y.0).abs() <= tolerance && (x.1 - y.1).abs() <= tolerance

@@ -63,7 +63,8 @@ impl Leg {
 pub enum RecordAction {
     /// `start <path> 0 {vars}`.
     Start,
-    /// `start <path> <limit> {vars}`: stops by itself after `limit` seconds.
+    /// `start <path> <limit> {vars}`: stops by itself once the switch's clock reaches the
+    /// whole second `limit` after the one it started in.
     StartFor(u32),
     /// `mask <path>`: silence written from now on.
     Mask,
@@ -154,6 +155,9 @@ pub enum Step {
     },
     /// Lets the call run.
     Wait(Duration),
+    /// Kills the switch (SIGKILL, or the simulator's crash): what the caller of [`run`]
+    /// passed as `crash`. Nothing can follow it.
+    Crash,
 }
 
 /// A named list of steps.
@@ -278,8 +282,12 @@ impl Listener {
         }
     }
 
-    fn stop(mut self) -> (Vec<Event>, Vec<Instant>) {
-        let _ = self.socket.shutdown(Shutdown::Both);
+    /// Ends the connection and returns every event; after a crash, what the switch sent
+    /// before its socket closed.
+    fn stop(mut self, crashed: bool) -> (Vec<Event>, Vec<Instant>) {
+        if !crashed {
+            let _ = self.socket.shutdown(Shutdown::Both);
+        }
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
@@ -293,8 +301,15 @@ fn header<'e>(event: &'e Event, name: &str) -> Option<&'e str> {
 }
 
 /// Runs `scenario` against the Event Socket on 127.0.0.1:`port`, with recordings written
-/// under `dir`. Returns once every leg it created has been destroyed.
-pub fn run(port: u16, password: &str, scenario: &Scenario, dir: &Path) -> Run {
+/// under `dir`; `crash` kills that switch for a [`Step::Crash`]. Returns once every leg it
+/// created has been destroyed, or the killed switch's socket has closed.
+pub fn run(
+    port: u16,
+    password: &str,
+    scenario: &Scenario,
+    dir: &Path,
+    crash: &mut dyn FnMut(),
+) -> Run {
     std::fs::create_dir_all(dir)
         .unwrap_or_else(|e| panic!("the recordings' directory {}: {e}", dir.display()));
     let mut listener = Listener::start(port, password);
@@ -312,6 +327,7 @@ pub fn run(port: u16, password: &str, scenario: &Scenario, dir: &Path) -> Run {
         files: BTreeMap::new(),
     };
     let mut jobs: Vec<String> = Vec::new();
+    let mut crashed = false;
     for step in &scenario.steps {
         match step {
             Step::Call {
@@ -393,10 +409,15 @@ pub fn run(port: u16, password: &str, scenario: &Scenario, dir: &Path) -> Run {
                 run.reply(&command, &reply);
             }
             Step::Wait(d) => std::thread::sleep(*d),
+            Step::Crash => {
+                crash();
+                crashed = true;
+                break;
+            }
         }
     }
     let legs: Vec<String> = run.legs.values().cloned().collect();
-    listener.wait_for("every leg to be destroyed and every job to end", |seen| {
+    let ended = |seen: &[Event]| {
         let destroyed = legs.iter().all(|u| {
             seen.iter().any(|e| {
                 header(e, "Event-Name") == Some("CHANNEL_DESTROY")
@@ -410,11 +431,14 @@ pub fn run(port: u16, password: &str, scenario: &Scenario, dir: &Path) -> Run {
             })
         });
         (destroyed && jobs_done).then_some(())
-    });
-    // Whatever the switch sends after the last CHANNEL_DESTROY (nothing, so far) is part
-    // of the run too.
-    std::thread::sleep(Duration::from_millis(500));
-    let (events, arrivals) = listener.stop();
+    };
+    if !crashed {
+        listener.wait_for("every leg to be destroyed and every job to end", ended);
+        // Whatever the switch sends after the last CHANNEL_DESTROY (nothing, so far) is
+        // part of the run too: there is nothing to wait for but time.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (events, arrivals) = listener.stop(crashed);
     run.events = events;
     run.arrivals = arrivals
         .into_iter()

@@ -994,17 +994,24 @@ impl Switch {
 
     /// Forgets a channel that has been destroyed.
     pub(crate) fn remove_channel(&mut self, uuid: &str) {
+        let now = self.now();
         if let Some(ch) = self.channels.remove(uuid) {
             // A recording still attached here was never stopped (the switch was killed):
-            // its file is left as it is, a bare header.
-            for r in ch.recordings {
+            // its file keeps the header written at the start and the audio flushed so far.
+            let media = ch.media();
+            for mut r in ch.recordings {
+                r.settle(now, media);
+                let samples = crate::recording::write_killed(&r).unwrap_or_else(|e| {
+                    tracing::warn!(path = r.path, error = %e, "cannot write recording");
+                    0
+                });
                 self.recordings.push(crate::recording::RecordingInfo {
                     uuid: ch.uuid.clone(),
                     path: r.path.clone(),
                     vars: r.vars.clone(),
                     started: r.started,
                     stopped: None,
-                    samples: 0,
+                    samples,
                     channels: r.channels,
                     cause: None,
                     discarded: false,

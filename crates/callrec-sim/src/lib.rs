@@ -63,8 +63,8 @@
 //! command directly; [`Simulator::subscribe`] taps every event fired.
 //!
 //! Faults: [`Simulator::drop_connections`], [`Simulator::restart`] (channels kept or gone),
-//! [`Simulator::crash`] (kill -9: no notice, recordings left as a 44-byte header, the port
-//! refusing connections) and [`Simulator::boot`], [`Simulator::shutdown_switch`]
+//! [`Simulator::crash`] (kill -9: no notice, recordings left with the header written at their
+//! start and their audio in whole 64 KiB blocks, the port refusing connections) and [`Simulator::boot`], [`Simulator::shutdown_switch`]
 //! (`fsctl shutdown`: every recording stopped, then the notice, then the port closed),
 //! [`Simulator::add_reply_fault`] (delay or withhold replies), [`Simulator::send_malformed_frame`],
 //! [`Simulator::refuse_auth`].

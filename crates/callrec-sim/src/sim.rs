@@ -394,7 +394,9 @@ impl Simulator {
     }
 
     /// `kill -9`: every socket closes with no notice, recordings in progress are left as
-    /// their 44-byte header, and the Event Socket's port is closed before this returns:
+    /// the switch leaves them (the 44-byte header written at their start, RIFF size 8 and
+    /// data size 0, then the audio flushed so far in whole 64 KiB blocks: 4.096 s of mono),
+    /// and the Event Socket's port is closed before this returns:
     /// connection attempts are refused (and connections not yet accepted reset) until
     /// [`Simulator::boot`]. Nothing more happens until then.
     pub fn crash(&self) {

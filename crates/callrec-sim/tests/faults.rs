@@ -130,7 +130,7 @@ async fn next_core_uuid(events: &mut EslEventStream) -> String {
 }
 
 #[tokio::test]
-async fn kill_9_closes_without_notice_and_leaves_a_header_only_recording() {
+async fn kill_9_closes_without_notice_and_leaves_the_unpatched_header_and_the_flushed_blocks() {
     let (sim, spool) = sim().await;
     let (client, mut events) = connect(&sim).await.expect("connect");
     client
@@ -156,7 +156,13 @@ async fn kill_9_closes_without_notice_and_leaves_a_header_only_recording() {
         status,
         ConnectionStatus::Disconnected(DisconnectReason::ConnectionClosed)
     );
-    assert_eq!(std::fs::metadata(&path).expect("file").len(), 44);
+    // 4.52 s of stereo audio (the vanilla dialplan records SIP calls in stereo) is 144,640
+    // bytes, of which the switch's writer had flushed two 64 KiB blocks; the header is still
+    // the one written at the start: RIFF size 8, data size 0 (measured on the real switch).
+    let bytes = std::fs::read(&path).expect("file");
+    assert_eq!(bytes.len(), 44 + 2 * 65_536);
+    assert_eq!(&bytes[4..8], &8u32.to_le_bytes(), "RIFF size");
+    assert_eq!(&bytes[40..44], &0u32.to_le_bytes(), "data size");
     assert!(
         connect(&sim).await.is_err(),
         "a dead switch refuses connections"

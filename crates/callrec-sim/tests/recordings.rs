@@ -403,3 +403,23 @@ async fn a_limit_stops_the_recording_on_the_clocks_whole_second() {
         "a limit of 2 s started half a second into a second records 1.5 s"
     );
 }
+
+#[tokio::test]
+async fn a_killed_switch_leaves_its_recordings_flushed_in_whole_64_kib_blocks() {
+    let bed = Bed::new().await;
+    let a = bed.tone_call();
+    let path = bed.path("killed.wav");
+    bed.record(&a, &path, "");
+    // 5.52 s of mono audio: 88,320 bytes, one 64 KiB block of them written.
+    bed.wait(Duration::from_secs(6));
+    bed.sim.crash();
+    let bytes = std::fs::read(&path).expect("the file is left behind");
+    assert_eq!(bytes.len(), 44 + 65_536);
+    assert_eq!(&bytes[4..8], &8u32.to_le_bytes(), "RIFF size never patched");
+    assert_eq!(
+        &bytes[40..44],
+        &0u32.to_le_bytes(),
+        "data size never patched"
+    );
+    assert_eq!(bed.sim.recordings()[0].samples, 32_768);
+}

@@ -233,13 +233,25 @@ fn scenarios() -> Vec<Scenario> {
                 "callrec_user=1001,execute_on_answer='sched_hangup +2 normal_clearing'",
             )],
         },
+        Scenario {
+            // Last: it kills the switch. Long enough for the switch to have flushed a block
+            // of the file (64 KiB, 4.096 s at 8 kHz), not two.
+            name: "switch_killed_mid_recording",
+            steps: vec![
+                call("9999", "callrec_user=1001"),
+                record(Leg::A, Start),
+                wait(6000),
+                Step::Crash,
+            ],
+        },
     ]
 }
 
 #[test]
 fn the_simulator_sends_what_the_switch_sends_for_the_same_commands() {
     let files = tempfile::tempdir().expect("a directory for the recordings");
-    let switch = Switch::start(free_addr());
+    let mut switch = Switch::start(free_addr());
+    let switch_port = switch.esl_port;
     let runtime = tokio::runtime::Runtime::new().expect("a runtime for the simulator");
     let sim = runtime
         .block_on(Simulator::start(SimConfig {
@@ -251,12 +263,19 @@ fn the_simulator_sends_what_the_switch_sends_for_the_same_commands() {
     let dump = std::env::var_os("CALLREC_SIM_VS_SWITCH_DUMP").map(std::path::PathBuf::from);
     let mut found = Vec::new();
     for s in scenarios() {
-        let real = scenario::run(switch.esl_port, "ClueCon", &s, &files.path().join("switch"));
+        let real = scenario::run(
+            switch_port,
+            "ClueCon",
+            &s,
+            &files.path().join("switch"),
+            &mut || switch.kill(),
+        );
         let simmed = scenario::run(
             sim.esl_addr().port(),
             "ClueCon",
             &s,
             &files.path().join("sim"),
+            &mut || sim.crash(),
         );
         if let Some(dir) = &dump {
             write_dump(dir, "switch", &real);
