@@ -13,7 +13,7 @@
 //! | this one | [`Recorder`] and its [`Settings`]; events applied to the call table |
 //! | `effects` | what a decision asks for: [`Effect`], [`SwitchCommand`], [`StoreOp`], answers |
 //! | `ownership` | whose leg an event describes (SPEC §3.2) |
-//! | `answer` | answer → start recording, and legs waiting for their user's own leg |
+//! | `answer` | a ringing leg armed (`RECORD_ANSWER_REQ`); answer → start recording; legs waiting for their user's own leg |
 //! | `finish` | RECORD_STOP and hangup: a recording ends, stored or discarded |
 //! | `commands` | the switch's reply to a command: confirm, or undo what was assumed |
 //! | `actions` | pause, resume, start and stop asked by the API or the handset |
