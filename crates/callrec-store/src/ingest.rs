@@ -27,6 +27,7 @@ use serde_json::json;
 use crate::audit::{self, Event};
 use crate::error::StoreError;
 use crate::files::{self, Placed};
+use crate::phases::{self, JobAttempt};
 use crate::retention;
 use crate::store::{Store, expires_at};
 use crate::view::{self, ReadView, ms};
@@ -147,17 +148,14 @@ impl Store {
     /// Errors of kind `DiskFull`, `Io` or `Busy` leave the spool file intact and are worth
     /// retrying.
     pub fn ingest(&mut self, job: &IngestJob) -> Result<IngestOutcome, StoreError> {
-        let work = match self.plan_ingest(job)? {
-            Plan::Done(outcome) => return Ok(outcome),
-            Plan::Work(work) => work,
-        };
-        let file = place(&work)?;
-        if let FileResult::Placed { placed, .. } = &file {
-            files::sync_dirs(&placed.dirs_to_sync)?;
+        // The worker's phases, for a batch of one, the store held throughout.
+        let mut run = phases::run_phases(self, std::slice::from_ref(job), 1);
+        match run.jobs.pop() {
+            Some(JobAttempt::Done(outcome)) => Ok(outcome),
+            Some(JobAttempt::Error(e)) => Err(e),
+            Some(JobAttempt::BatchFailed(i)) => Err(run.batch_errors.swap_remove(i)),
+            None => Err(StoreError::Corrupt("ingest returned nothing".into())),
         }
-        self.commit_ingests(&[(work, file)])?
-            .pop()
-            .ok_or_else(|| StoreError::Corrupt("ingest commit returned nothing".into()))
     }
 
     /// Phase 1 for one job.

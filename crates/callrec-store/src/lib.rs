@@ -44,6 +44,7 @@ mod handle;
 mod ingest;
 mod migrate;
 mod naming;
+mod phases;
 mod reconcile;
 pub mod records;
 mod retention;

@@ -12,8 +12,7 @@
 //! Shutdown finishes the jobs already submitted (one more attempt each, no further backoff)
 //! and stops; anything still failing is left for the reconcile pass of the next start.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
-use std::path::PathBuf;
+use std::collections::{HashSet, VecDeque};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -23,8 +22,8 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::error::{ErrorKind, StoreError};
-use crate::files;
-use crate::ingest::{self, FileResult, IngestJob, IngestOutcome, Plan, Work};
+use crate::ingest::{IngestJob, IngestOutcome};
+use crate::phases::{self, JobAttempt};
 use crate::store::Store;
 
 /// How the worker batches and retries.
@@ -377,12 +376,10 @@ impl WorkerState {
         }
     }
 
-    /// One attempt at a batch: every entry comes back with its attempt's result.
+    /// One attempt at a batch: every entry comes back with its attempt's result. The phases
+    /// are `phases::run_phases`, with the store locked only while a phase needs it.
     fn run_batch(&mut self, batch: Vec<Entry>) -> Vec<(Entry, Attempt)> {
-        let mut results: Vec<(Entry, Attempt)> = Vec::with_capacity(batch.len());
-        let mut works: Vec<(Entry, Work)> = Vec::new();
         let mut ids = HashSet::new();
-        // Phase 1, under the lock, one transaction.
         let mut fresh = Vec::with_capacity(batch.len());
         for entry in batch {
             if ids.insert(entry.job.id.clone()) {
@@ -394,145 +391,24 @@ impl WorkerState {
             }
         }
         let jobs: Vec<IngestJob> = fresh.iter().map(|e| e.job.clone()).collect();
-        let planned = lock(&self.store).plan_ingests(&jobs);
-        match planned {
-            Ok(plans) => {
-                for (entry, plan) in fresh.into_iter().zip(plans) {
-                    match plan {
-                        Ok(Plan::Done(outcome)) => {
-                            results.push((entry, Attempt::Done(Ok(outcome))))
-                        }
-                        Ok(Plan::Work(work)) => works.push((entry, work)),
-                        Err(e) => {
-                            let a = self.attempt_of(e);
-                            results.push((entry, a));
-                        }
-                    }
-                }
-            }
-            Err(e) if e.kind().is_transient() => {
-                self.count_transient(&e);
-                for entry in fresh {
-                    results.push((entry, Attempt::Retry(StoreError::Task(e.to_string()))));
-                }
-            }
-            Err(_) => {
-                // Something permanent in the batch: plan one by one to find it.
-                let mut store = lock(&self.store);
-                for entry in fresh {
-                    match store.plan_ingest(&entry.job) {
-                        Ok(Plan::Done(outcome)) => {
-                            results.push((entry, Attempt::Done(Ok(outcome))))
-                        }
-                        Ok(Plan::Work(work)) => works.push((entry, work)),
-                        Err(e) => {
-                            let a = self.attempt_of(e);
-                            results.push((entry, a));
-                        }
-                    }
-                }
-            }
+        let run = phases::run_phases(&*self.store, &jobs, self.config.parallel_files);
+        // A failed transaction is one failure, counted once, whatever its jobs.
+        for e in &run.batch_errors {
+            self.count_transient(e);
         }
-        if works.is_empty() {
-            return results;
-        }
-        // Phase 2, without the lock: several files at once.
-        let placed = place_all(&works, self.config.parallel_files.max(1));
-        let mut ok: Vec<(Entry, Work, FileResult)> = Vec::new();
-        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
-        for ((entry, work), result) in works.into_iter().zip(placed) {
-            match result {
-                Ok(file) => {
-                    if let FileResult::Placed { placed, .. } = &file {
-                        dirs.extend(placed.dirs_to_sync.iter().cloned());
-                    }
-                    ok.push((entry, work, file));
-                }
-                Err(e) => {
-                    let a = self.attempt_of(e);
-                    results.push((entry, a));
-                }
-            }
-        }
-        if let Err(e) = files::sync_dirs(&dirs) {
-            for (entry, _, _) in ok {
-                let a = self.attempt_of(StoreError::Io {
-                    op: "fsync directory",
-                    path: PathBuf::new(),
-                    source: std::io::Error::other(e.to_string()),
-                });
-                results.push((entry, a));
-            }
-            return results;
-        }
-        if ok.is_empty() {
-            return results;
-        }
-        // Phase 3, under the lock: one transaction for the batch.
-        let (entries, commits): (Vec<Entry>, Vec<(Work, FileResult)>) =
-            ok.into_iter().map(|(e, w, f)| (e, (w, f))).unzip();
-        let committed = lock(&self.store).commit_ingests(&commits);
-        match committed {
-            Ok(outcomes) => {
-                for (entry, outcome) in entries.into_iter().zip(outcomes) {
-                    results.push((entry, Attempt::Done(Ok(outcome))));
-                }
-            }
-            Err(e) if e.kind().is_transient() => {
-                // Counted once: it is one failed transaction.
-                self.count_transient(&e);
-                for entry in entries {
-                    results.push((entry, Attempt::Retry(StoreError::Task(e.to_string()))));
-                }
-            }
-            Err(_) => {
-                // A permanent error somewhere in the batch: commit one by one to find it.
-                for (entry, commit) in entries.into_iter().zip(commits) {
-                    let r = lock(&self.store).commit_ingests(std::slice::from_ref(&commit));
-                    let a = match r {
-                        Ok(mut outcomes) => match outcomes.pop() {
-                            Some(o) => Attempt::Done(Ok(o)),
-                            None => Attempt::Done(Err(StoreError::Corrupt(
-                                "ingest commit returned nothing".into(),
-                            ))),
-                        },
-                        Err(e) => self.attempt_of(e),
-                    };
-                    results.push((entry, a));
-                }
-            }
-        }
-        results
-    }
-}
-
-/// Phase 2 for every job, `parallel` at a time.
-fn place_all(works: &[(Entry, Work)], parallel: usize) -> Vec<Result<FileResult, StoreError>> {
-    if parallel <= 1 || works.len() <= 1 {
-        return works.iter().map(|(_, w)| ingest::place(w)).collect();
-    }
-    let chunk = works.len().div_ceil(parallel);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = works
-            .chunks(chunk)
-            .map(|part| {
-                let handle = s.spawn(move || {
-                    part.iter()
-                        .map(|(_, w)| ingest::place(w))
-                        .collect::<Vec<_>>()
-                });
-                (part.len(), handle)
-            })
-            .collect();
-        handles
+        fresh
             .into_iter()
-            .flat_map(|(len, h)| {
-                h.join().unwrap_or_else(|_| {
-                    (0..len)
-                        .map(|_| Err(StoreError::Task("a file worker panicked".into())))
-                        .collect()
-                })
+            .zip(run.jobs)
+            .map(|(entry, attempt)| {
+                let attempt = match attempt {
+                    JobAttempt::Done(outcome) => Attempt::Done(Ok(outcome)),
+                    JobAttempt::Error(e) => self.attempt_of(e),
+                    JobAttempt::BatchFailed(i) => {
+                        Attempt::Retry(StoreError::Task(run.batch_errors[i].to_string()))
+                    }
+                };
+                (entry, attempt)
             })
             .collect()
-    })
+    }
 }
