@@ -15,6 +15,7 @@
 //! | `view` | [`ReadView`]: reads that change nothing (directory, usage, audit, tokens) |
 //! | `search` | [`ReadView::search`]: every filter of SPEC §5 on an index, keyset pages |
 //! | `ingest` | spool file → hash → fsync → rename → fsync dirs → one transaction (a WAV the switch never closed: a repaired copy) |
+//! | `phases` | the one driver of ingest's three phases, for [`Store::ingest`] and the worker |
 //! | `worker` | [`IngestWorker`]: ingest off the runtime, batched, retrying transient failures |
 //! | `retention` | [`Store::sweep`], quota eviction, deletion (tombstones first, files after) |
 //! | `reconcile` | [`Store::reconcile`]: finish what a crash interrupted |
