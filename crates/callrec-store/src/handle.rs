@@ -7,11 +7,12 @@
 //! WAL mode they see the last commit and never wait for the writer.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::StoreError;
+use crate::phases::lock;
 use crate::store::{Paths, Store, configure};
 use crate::view::ReadView;
 use crate::worker::{IngestConfig, IngestWorker};
@@ -44,12 +45,6 @@ impl Readers {
             idle.push(conn);
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // SQLite rolls back an unfinished transaction when its owner unwinds, so a poisoned lock
-    // guards consistent data.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A cheaply clonable, thread-safe handle on a [`Store`] with async access.

@@ -35,8 +35,9 @@ impl StoreAccess for &Mutex<Store> {
     }
 }
 
-/// The store behind a lock; a panic while holding it leaves nothing half-done in SQLite (the
-/// transaction rolls back on drop), so the data behind a poisoned lock is still usable.
+/// Locks a mutex of this crate (the store, the worker's counters, the read pool). A panic while
+/// holding one leaves nothing half-done in SQLite (the transaction rolls back on drop), so the
+/// data behind a poisoned lock is still usable.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -14,7 +14,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{ErrorKind, StoreError};
 use crate::ingest::{IngestJob, IngestOutcome};
-use crate::phases::{self, JobAttempt};
+use crate::phases::{self, JobAttempt, lock};
 use crate::store::Store;
 
 /// How the worker batches and retries.
@@ -101,12 +101,6 @@ impl std::fmt::Debug for IngestQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IngestQueue").finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock leaves nothing half-done in SQLite (the transaction
-    // rolls back on drop), so the data behind a poisoned lock is still usable.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl IngestQueue {
