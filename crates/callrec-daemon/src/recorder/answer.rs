@@ -68,35 +68,26 @@ impl Recorder {
         }
         let (min_seconds, pause_behavior) = self.site_rules(&user.site);
         let id = (self.next_id)();
-        let path = self.settings.spool_path(&id);
+        let armed = LiveRecording {
+            path: self.settings.spool_path(&id),
+            id,
+            user,
+            started_at: at,
+            confirmed: false,
+            paused_since: None,
+            pause_behavior,
+            stop_requested: None,
+            changing: false,
+        };
+        let op = RecordOp::Start {
+            min_seconds,
+            before_answer: true,
+        };
+        let cmd = SwitchCommand::policy(uuid, op, &armed, at);
         if let Some(ch) = self.table.channel_mut(uuid) {
-            ch.armed = Some(LiveRecording {
-                id: id.clone(),
-                user,
-                path: path.clone(),
-                started_at: at,
-                confirmed: false,
-                paused_since: None,
-                pause_behavior,
-                stop_requested: None,
-                changing: false,
-            });
+            ch.armed = Some(armed);
         }
-        vec![Effect::Command(SwitchCommand {
-            channel: uuid.to_owned(),
-            op: RecordOp::Start {
-                min_seconds,
-                before_answer: true,
-            },
-            recording: id,
-            path,
-            attempt: 1,
-            ticket: None,
-            at,
-            source: SegmentSource::Policy,
-            actor: POLICY_ACTOR.to_owned(),
-            paused_before: None,
-        })]
+        vec![Effect::Command(cmd)]
     }
 
     /// The armed recording a RECORD_START/STOP is about, if it is one.
@@ -118,18 +109,12 @@ impl Recorder {
         };
         let mut effects = Vec::new();
         if stop {
-            effects.push(Effect::Command(SwitchCommand {
-                channel: uuid.to_owned(),
-                op: RecordOp::Stop,
-                recording: armed.id.clone(),
-                path: armed.path.clone(),
-                attempt: 1,
-                ticket: None,
-                at: armed.started_at,
-                source: SegmentSource::Policy,
-                actor: POLICY_ACTOR.to_owned(),
-                paused_before: None,
-            }));
+            effects.push(Effect::Command(SwitchCommand::policy(
+                uuid,
+                RecordOp::Stop,
+                &armed,
+                armed.started_at,
+            )));
         }
         effects.push(Effect::Store(StoreOp::Disarmed {
             id: armed.id,
@@ -139,7 +124,7 @@ impl Recorder {
     }
 
     /// `min_seconds` and the pause behaviour of a site (SPEC §1's defaults if it is gone).
-    fn site_rules(&self, site: &str) -> (u32, PauseBehavior) {
+    pub(super) fn site_rules(&self, site: &str) -> (u32, PauseBehavior) {
         self.owners
             .site(site)
             .map_or((3, PauseBehavior::Silence), |s| {

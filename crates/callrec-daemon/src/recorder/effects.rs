@@ -5,6 +5,7 @@ use callrec_model::{
     ActionError, NewRecording, RecordingAction, RecordingId, SegmentKind, SegmentSource,
 };
 
+use crate::calls::LiveRecording;
 use crate::event::Micros;
 
 /// Identifies an action whose caller waits for the switch's answer.
@@ -85,6 +86,23 @@ pub struct SwitchCommand {
 }
 
 impl SwitchCommand {
+    /// A first try of `op` on `rec` that the daemon decided on its own (no one waits for
+    /// it; its segment, if any, is the policy's).
+    pub fn policy(channel: &str, op: RecordOp, rec: &LiveRecording, at: Micros) -> SwitchCommand {
+        SwitchCommand {
+            channel: channel.to_owned(),
+            op,
+            recording: rec.id.clone(),
+            path: rec.path.clone(),
+            attempt: 1,
+            ticket: None,
+            at,
+            source: SegmentSource::Policy,
+            actor: super::POLICY_ACTOR.to_owned(),
+            paused_before: None,
+        }
+    }
+
     /// The API command text, exactly as the switch expects it.
     pub fn api_text(&self) -> String {
         match self.op {

@@ -1,9 +1,9 @@
 //! After a reconnect or a restart (SPEC §3.6): the call table against the switch's channel
 //! list, channels adopted, recordings checked, and the index's rows no call accounts for.
 
-use callrec_model::{PauseBehavior, RecordingId, SegmentSource};
+use callrec_model::{PauseBehavior, RecordingId};
 
-use super::{Effect, POLICY_ACTOR, RecordOp, Recorder, StoreOp, SwitchCommand};
+use super::{Effect, RecordOp, Recorder, StoreOp, SwitchCommand};
 use crate::calls::{Channel, LiveRecording};
 use crate::directory::UserKey;
 use crate::event::{ChannelEvent, EventKind, Micros};
@@ -224,25 +224,12 @@ impl Recorder {
             }
             return Vec::new();
         }
-        let min_seconds = self
-            .owners
-            .site(&rec.user.site)
-            .map_or(3, |s| s.settings.min_seconds);
-        vec![Effect::Command(SwitchCommand {
-            channel: uuid.to_owned(),
-            op: RecordOp::Start {
-                min_seconds,
-                before_answer: false,
-            },
-            recording: rec.id,
-            path: rec.path,
-            attempt: 1,
-            ticket: None,
-            at,
-            source: SegmentSource::Policy,
-            actor: POLICY_ACTOR.to_owned(),
-            paused_before: None,
-        })]
+        let (min_seconds, _) = self.site_rules(&rec.user.site);
+        let op = RecordOp::Start {
+            min_seconds,
+            before_answer: false,
+        };
+        vec![Effect::Command(SwitchCommand::policy(uuid, op, &rec, at))]
     }
 
     /// Rows the index holds as `recording` that no live channel carries: the switch closed
