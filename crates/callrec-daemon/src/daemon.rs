@@ -594,6 +594,7 @@ async fn reconcile_loop(
         match reconcile::reconcile(&core, &rows).await {
             Ok(report) => {
                 authoritative = true;
+                core.metrics.reconciliations_completed.inc();
                 tracing::info!(?report, "reconciled with the switch");
             }
             Err(err) => {

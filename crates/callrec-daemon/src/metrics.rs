@@ -43,6 +43,8 @@ pub struct Metrics {
     pub command_failures: Family<Labels, Counter>,
     /// Reconciliation passes, by reason.
     pub reconciliations: Family<Labels, Counter>,
+    /// Reconciliation passes that finished (the call table speaks for the switch again).
+    pub reconciliations_completed: Counter,
     /// Feature-code calls answered, by prompt played.
     pub feature_codes: Family<Labels, Counter>,
     /// Seconds from RECORD_STOP to the file stored.
@@ -75,6 +77,7 @@ impl Default for Metrics {
             malformed_frames: Counter::default(),
             command_failures: Family::default(),
             reconciliations: Family::default(),
+            reconciliations_completed: Counter::default(),
             feature_codes: Family::default(),
             ingest_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             ingest_failures: Family::default(),
@@ -172,6 +175,11 @@ impl Metrics {
             "reconciliations",
             "Reconciliation passes against the switch",
             self.reconciliations.clone(),
+        );
+        r.register(
+            "reconciliations_completed",
+            "Reconciliation passes that finished: the call table matches the switch's channel list",
+            self.reconciliations_completed.clone(),
         );
         r.register(
             "feature_codes",

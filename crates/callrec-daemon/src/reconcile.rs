@@ -31,8 +31,10 @@ pub struct ResyncReport {
     pub switch_channels: usize,
     /// Tracked channels that had gone.
     pub gone: usize,
-    /// Channels taken in.
+    /// Answered channels taken in.
     pub adopted: usize,
+    /// Ringing channels taken in (armed again, or armed now).
+    pub ringing: usize,
     /// Recordings whose start was checked.
     pub checked: usize,
     /// Index rows handed to ingest because no channel carries them any more.
@@ -122,10 +124,12 @@ async fn getvar(core: &Core, uuid: &str, name: &str) -> Result<Option<String>, Q
     }
 }
 
-/// Builds the event reconciliation decides on for a channel it never saw answered.
+/// Builds the event reconciliation decides on for a channel it never saw answered
+/// (`EventKind::Answer`) or never heard ring (`EventKind::Progress`).
 async fn describe(
     core: &Core,
     sc: &SwitchChannel,
+    kind: EventKind,
     owner_headers: &[String],
     at: i64,
 ) -> Result<ChannelEvent, QueryError> {
@@ -143,10 +147,11 @@ async fn describe(
         values.push(value.filter(|v| !v.is_empty()));
     }
     Ok(ChannelEvent {
-        kind: EventKind::Answer,
+        kind,
         uuid: sc.uuid.clone(),
         at,
         loopback_peer: getvar(core, &sc.uuid, "other_loopback_leg_uuid").await?,
+        loopback_a: getvar(core, &sc.uuid, "loopback_leg").await?.as_deref() == Some("A"),
         other_leg: match getvar(core, &sc.uuid, "bridge_uuid").await? {
             Some(peer) => Some(peer),
             None => getvar(core, &sc.uuid, "signal_bond").await?,
@@ -188,7 +193,7 @@ pub(crate) async fn reconcile(
     }
     let mut described = Vec::with_capacity(plan.unknown.len());
     for sc in &plan.unknown {
-        let ev = describe(core, sc, &owner_headers, now).await?;
+        let ev = describe(core, sc, EventKind::Answer, &owner_headers, now).await?;
         let targets = bug_targets(core, &sc.uuid).await?;
         described.push((sc, ev, targets));
     }
@@ -209,6 +214,13 @@ pub(crate) async fn reconcile(
     for (_, sc, ev, targets) in &described {
         report.adopted += 1;
         core.decide(|rec| rec.adopt_channel(ev, sc.held, targets, rows));
+    }
+    // Ringing legs: one armed before a restart is known again before its answer comes.
+    for sc in &plan.ringing {
+        let ev = describe(core, sc, EventKind::Progress, &owner_headers, now).await?;
+        let targets = bug_targets(core, &sc.uuid).await?;
+        report.ringing += 1;
+        core.decide(|rec| rec.adopt_ringing(&ev, &targets));
     }
     for uuid in &plan.unconfirmed {
         let targets = bug_targets(core, uuid).await?;

@@ -296,6 +296,82 @@ async fn shutdown_during_ingest_stores_everything_and_ends_cleanly() {
     assert!(stored.is_empty(), "nothing left half-done: {stored:?}");
 }
 
+/// Waits for the daemon's first reconciliation with the switch to finish.
+async fn reconciled(bed: &Bed) {
+    eventually("a reconciliation to finish", || {
+        bed.handle
+            .metrics_text()
+            .contains("callrec_reconciliations_completed_total 1")
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_restarted_while_a_call_rings_records_it_once_from_the_armed_recording() {
+    let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
+    reconciled(&bed).await;
+    bed.sim.place_call(
+        CallSpec::inbound("02079461111", "1001")
+            .ring(secs(3.0))
+            .talk(secs(6.0), Side::Caller),
+    );
+    bed.advance(secs(1.0));
+    // Armed while ringing: the switch holds the media bug, the index nothing yet.
+    bed.recording_on_switch(1).await;
+    let armed: Vec<String> = bed
+        .sim
+        .channels()
+        .iter()
+        .flat_map(|c| c.recording.clone())
+        .collect();
+    assert_eq!(armed.len(), 1, "{armed:?}");
+    assert!(bed.recordings().await.is_empty());
+    // A new process while the call still rings: it must know the armed recording again,
+    // or the answer starts a second one on top of it.
+    let bed = bed.restart_daemon().await;
+    // Answered once the new process has compared its table with the switch (an answer in
+    // the milliseconds before that is the one window left: see the recorder's reconcile).
+    reconciled(&bed).await;
+    bed.advance(secs(3.0));
+    let adopted = eventually("the call to be recording after its answer", || {
+        let calls = bed.handle.live_calls();
+        (calls.len() == 1 && calls[0].recording_id.is_some()).then_some(calls)
+    })
+    .await;
+    bed.advance(secs(7.0));
+    let stored = bed.wait_recordings(RecordingState::Stored, 1).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(Some(&stored[0].id), adopted[0].recording_id.as_ref());
+    assert!(
+        armed[0].contains(stored[0].id.as_str()),
+        "the armed file {} is the one stored ({})",
+        armed[0],
+        stored[0].id
+    );
+    let all = bed.recordings().await;
+    assert_eq!(
+        all.len(),
+        1,
+        "one recording of the call, nothing else: {all:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&bed.config.storage.spool_dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "no second file left in the spool: {left:?}"
+    );
+    // From the answer: the 6 s of talk, not the ring.
+    let detail = bed.detail(&stored[0].id).await;
+    let seconds = detail.recording.duration_ms.unwrap_or(0) as f64 / 1000.0;
+    assert!((5.5..=6.5).contains(&seconds), "{seconds} s");
+    bed.stop().await.expect("a clean stop");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_restarted_mid_call_takes_the_running_recording_back_and_stores_it() {
     let bed = Bed::start(Setup::users(&[("1001", RecordingMode::AlwaysPausable)])).await;

@@ -8,7 +8,9 @@
 //! answer the usual decision runs; if it records the armed leg, the armed recording becomes
 //! the recording (its row is created then, no second command), and any armed leg it does not
 //! record is stopped and its file removed. A leg that answers without ringing first is
-//! started at answer, as before.
+//! started at answer, as before. After a restart, reconciliation knows a leg armed by the
+//! previous process again from its media bugs (`Recorder::adopt_ringing`), so its answer
+//! indexes that recording instead of starting a second one.
 
 use std::path::PathBuf;
 
@@ -368,7 +370,7 @@ impl Recorder {
     }
 
     /// The row and the start segment of a recording now running on `uuid`.
-    fn indexed(
+    pub(super) fn indexed(
         &self,
         uuid: &str,
         rec: &LiveRecording,

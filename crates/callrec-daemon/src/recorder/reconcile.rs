@@ -1,9 +1,9 @@
 //! After a reconnect or a restart (SPEC §3.6): the call table against the switch's channel
 //! list, channels adopted, recordings checked, and the index's rows no call accounts for.
 
-use callrec_model::{PauseBehavior, RecordingId};
+use callrec_model::{PauseBehavior, RecordingId, SegmentSource};
 
-use super::{Effect, RecordOp, Recorder, StoreOp, SwitchCommand};
+use super::{Effect, POLICY_ACTOR, RecordOp, Recorder, StoreOp, SwitchCommand};
 use crate::calls::{Channel, LiveRecording};
 use crate::directory::UserKey;
 use crate::event::{ChannelEvent, EventKind, Micros};
@@ -36,6 +36,10 @@ pub struct ReconcilePlan {
     pub unknown: Vec<SwitchChannel>,
     /// Recordings whose start the switch never confirmed: check their media bugs.
     pub unconfirmed: Vec<String>,
+    /// Ringing channels we never heard of: fetch their variables and media bugs, so one
+    /// armed before a restart is known again (not armed twice, not recorded twice at
+    /// answer), and one whose owner records every call is armed now.
+    pub ringing: Vec<SwitchChannel>,
 }
 
 /// A recording still `recording` in the index (from before a restart).
@@ -87,6 +91,10 @@ impl Recorder {
                 .is_some_and(Channel::seen_answered);
             if sc.answered && !known && !self.table.is_gone(&sc.uuid) {
                 plan.unknown.push(sc.clone());
+            }
+            let heard = self.table.channel(&sc.uuid).is_some_and(|c| c.seen);
+            if !sc.answered && !heard && !self.table.is_gone(&sc.uuid) {
+                plan.ringing.push(sc.clone());
             }
         }
         plan.gone.sort();
@@ -175,21 +183,37 @@ impl Recorder {
                 .owners
                 .site(&user.site)
                 .map_or(PauseBehavior::Silence, |s| s.settings.pause_behavior);
-            self.table.set_recording(
-                &ev.uuid,
-                Some(LiveRecording {
-                    id,
-                    user,
-                    path,
-                    started_at: ev.at,
-                    confirmed: true,
-                    paused_since,
-                    pause_behavior,
-                    stop_requested: None,
-                    changing: false,
-                }),
-            );
-            return Vec::new();
+            let live = LiveRecording {
+                id,
+                user,
+                path,
+                started_at: ev.at,
+                confirmed: true,
+                paused_since,
+                pause_behavior,
+                stop_requested: None,
+                changing: false,
+            };
+            // No row: it was armed before the restart and the switch started it at answer
+            // while we were away. It is indexed now, or its file would end as nobody's.
+            let effects = match (row, owner) {
+                (None, Some(owner)) => match self.owners.user(&owner.user).map(|u| u.id) {
+                    Some(user_id) => self
+                        .indexed(
+                            &ev.uuid,
+                            &live,
+                            user_id,
+                            &owner,
+                            SegmentSource::Policy,
+                            POLICY_ACTOR,
+                        )
+                        .into(),
+                    None => Vec::new(),
+                },
+                _ => Vec::new(),
+            };
+            self.table.set_recording(&ev.uuid, Some(live));
+            return effects;
         }
         let mut effects = self.on_answer_decision(&ev.uuid, ev.at);
         if let Some(group) = self.table.channel(&ev.uuid).map(|c| c.group)
@@ -198,6 +222,69 @@ impl Recorder {
             effects.extend(self.settle_waits(group, ev.at));
         }
         effects
+    }
+
+    /// Takes in a channel still ringing that we never heard of (it rang while we were
+    /// away). `ev` carries what the switch said about it; `bug_targets` the files its media
+    /// bugs write. A recording of ours armed on it before a restart is known again as armed,
+    /// so its answer indexes it instead of starting a second one; otherwise the leg is armed
+    /// now if its owner's mode records every call.
+    pub fn adopt_ringing(&mut self, ev: &ChannelEvent, bug_targets: &[String]) -> Vec<Effect> {
+        if self.table.is_gone(&ev.uuid) || self.table.channel(&ev.uuid).is_some_and(|c| c.seen) {
+            return Vec::new();
+        }
+        self.observe(ev);
+        let ours = bug_targets.iter().find_map(|t| {
+            self.settings
+                .recording_id_of_path(t)
+                .map(|id| (id, t.clone()))
+        });
+        let Some((id, path)) = ours else {
+            return self.arm(&ev.uuid, ev.at);
+        };
+        let Some(user) = self
+            .table
+            .channel(&ev.uuid)
+            .and_then(|c| c.owner.as_ref())
+            .map(|o| o.user.clone())
+        else {
+            // Nobody's leg now (its owner left the directory): nothing would index what the
+            // switch writes at answer, so it is stopped and its file removed.
+            let stop = SwitchCommand {
+                channel: ev.uuid.clone(),
+                op: RecordOp::Stop,
+                recording: id.clone(),
+                path: path.clone(),
+                attempt: 1,
+                ticket: None,
+                at: ev.at,
+                source: SegmentSource::Policy,
+                actor: POLICY_ACTOR.to_owned(),
+                paused_before: None,
+            };
+            return vec![
+                Effect::Command(stop),
+                Effect::Store(StoreOp::Disarmed {
+                    id,
+                    spool_path: path,
+                }),
+            ];
+        };
+        let (_, pause_behavior) = self.site_rules(&user.site);
+        if let Some(ch) = self.table.channel_mut(&ev.uuid) {
+            ch.armed = Some(LiveRecording {
+                id,
+                user,
+                path,
+                started_at: ev.at,
+                confirmed: true,
+                paused_since: None,
+                pause_behavior,
+                stop_requested: None,
+                changing: false,
+            });
+        }
+        Vec::new()
     }
 
     /// The switch's media bugs on a channel whose recording start was never confirmed: if

@@ -256,3 +256,107 @@ fn of_a_loopback_pair_the_b_leg_is_armed_and_recorded_though_the_a_leg_answers_f
         ("b", &cmd.recording)
     );
 }
+
+/// A ringing channel as `show channels` lists it after a restart.
+fn ringing_channel(uuid: &str) -> SwitchChannel {
+    SwitchChannel {
+        uuid: uuid.into(),
+        answered: false,
+        held: false,
+        direction: "outbound".into(),
+        cid_num: "02079461111".into(),
+        dest: "1001".into(),
+        call_uuid: None,
+    }
+}
+
+const ARMED_BEFORE: &str = "01900000-0000-7000-8000-000000000042";
+
+#[test]
+fn a_leg_armed_before_a_restart_is_known_again_and_its_answer_indexes_it() {
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let plan = rec.reconcile_plan(&[ringing_channel("leg")], rec.event_seq());
+    assert_eq!(plan.ringing.len(), 1);
+    assert!(plan.unknown.is_empty());
+    let theirs = format!("{SPOOL}/{ARMED_BEFORE}.wav");
+    let adopted = rec.adopt_ringing(
+        &of_1001(EventKind::Progress, "leg", 1_000_000),
+        std::slice::from_ref(&theirs),
+    );
+    assert!(adopted.is_empty(), "not armed a second time: {adopted:?}");
+    // Heard now: a second pass does not take it in again.
+    assert!(
+        rec.reconcile_plan(&[ringing_channel("leg")], rec.event_seq())
+            .ringing
+            .is_empty()
+    );
+
+    let answered = rec.on_event(&of_1001(EventKind::Answer, "leg", 5_000_000));
+    assert!(commands(&answered).is_empty(), "{answered:?}");
+    let created = creates(&answered);
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].id.as_str(), ARMED_BEFORE);
+    assert_eq!(created[0].spool_path, std::path::PathBuf::from(&theirs));
+    assert_eq!(created[0].started_at.timestamp_micros(), 5_000_000);
+}
+
+#[test]
+fn a_ringing_leg_met_at_reconciliation_is_armed_if_its_owner_records_every_call() {
+    let mut rec = recorder(&[
+        ("1001", RecordingMode::Always),
+        ("1002", RecordingMode::OnDemand),
+    ]);
+    let armed = rec.adopt_ringing(&of_1001(EventKind::Progress, "leg", 1_000_000), &[]);
+    let cmd = only_command(&armed);
+    assert!(
+        cmd.api_text().ends_with("RECORD_ANSWER_REQ=true}"),
+        "{}",
+        cmd.api_text()
+    );
+
+    let on_demand = ChannelEvent {
+        owner_headers: vec![Some("1002".into()), None, None, None, None],
+        ..of_1001(EventKind::Progress, "other", 1_000_000)
+    };
+    assert!(rec.adopt_ringing(&on_demand, &[]).is_empty());
+}
+
+#[test]
+fn a_recording_armed_before_a_restart_on_a_leg_nobody_owns_now_is_stopped_and_removed() {
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let theirs = format!("{SPOOL}/{ARMED_BEFORE}.wav");
+    let nobody = ChannelEvent {
+        owner_headers: vec![Some("1999".into()), None, None, None, None],
+        ..of_1001(EventKind::Progress, "leg", 1_000_000)
+    };
+    let effects = rec.adopt_ringing(&nobody, std::slice::from_ref(&theirs));
+    assert_eq!(
+        commands(&effects),
+        [format!("uuid_record leg stop {theirs}")]
+    );
+    assert!(matches!(
+        store_ops(&effects)[..],
+        [StoreOp::Disarmed { id, spool_path }] if id.as_str() == ARMED_BEFORE && *spool_path == theirs
+    ));
+}
+
+#[test]
+fn a_recording_armed_before_a_restart_and_answered_while_away_is_indexed_at_reconciliation() {
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let theirs = format!("{SPOOL}/{ARMED_BEFORE}.wav");
+    // The switch started it at answer; the index never heard of it (no row).
+    let effects = rec.adopt_channel(
+        &of_1001(EventKind::Answer, "leg", 9_000_000),
+        false,
+        std::slice::from_ref(&theirs),
+        &[],
+    );
+    assert!(
+        commands(&effects).is_empty(),
+        "not started twice: {effects:?}"
+    );
+    let created = creates(&effects);
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].id.as_str(), ARMED_BEFORE);
+    assert_eq!(rec.live_calls()[0].recording, CallRecording::Recording);
+}
