@@ -370,6 +370,84 @@ fn callrec_killed_while_the_call_ends_stores_it_once_after_restart() {
     assert!((4.0 - SHORTFALL..=4.1).contains(&seconds), "{seconds:.2} s");
 }
 
+/// The files the switch's media bugs write into `spool`, on any channel.
+fn bug_targets_in(switch: &Switch, spool: &std::path::Path) -> Vec<String> {
+    let listing: serde_json::Value =
+        serde_json::from_str(switch.api("show channels as json").trim()).unwrap_or_default();
+    let uuids: Vec<String> = listing["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|row| row["uuid"].as_str().map(str::to_owned))
+        .collect();
+    let spool = spool.to_string_lossy().into_owned();
+    uuids
+        .iter()
+        .flat_map(|uuid| {
+            let bugs = switch.api(&format!("uuid_buglist {uuid}"));
+            bugs.split("<target>")
+                .skip(1)
+                .filter_map(|rest| {
+                    rest.split_once("</target>")
+                        .map(|(t, _)| t.trim().to_owned())
+                })
+                .collect::<Vec<_>>()
+        })
+        .filter(|target| target.starts_with(&spool))
+        .collect()
+}
+
+/// callrec killed while a call rings, after it armed the recording (`RECORD_ANSWER_REQ`),
+/// and started again before the answer: the new process knows the armed recording from the
+/// switch's media bugs, so the call is recorded once, by that recording, from its first
+/// answered frame, and no second file is left in the spool.
+#[test]
+fn callrec_killed_while_a_call_rings_records_it_once_from_the_answer() {
+    let (switch, mut callrec) = switch_and_callrec(&[("1001", "always")]);
+    let call = callrec_realswitch::switch::new_uuid();
+    let armed = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            switch.call_to(
+                "9996",
+                &format!("callrec_user=1001,callrec_bench_ring_ms=6000,callrec_bench_call={call}"),
+                5,
+            )
+        });
+        let armed =
+            callrec_realswitch::eventually(10 * SEC, "the ringing call to be armed", || {
+                bug_targets_in(&switch, &callrec.spool()).into_iter().next()
+            });
+        callrec.kill();
+        std::thread::sleep(SEC / 2);
+        callrec.serve();
+        armed
+    });
+    let (id, rec) = only_recording(&callrec, 40 * SEC);
+    assert!(
+        armed.contains(&id),
+        "the recording stored ({id}) is the one armed before the kill ({armed})"
+    );
+    let wav = callrec.wav(&id);
+    let (start, _) = wav.first_sound(0.1).expect("sound in the recording");
+    assert!(
+        start <= 0.06,
+        "the tone starts {start:.3} s into the recording: audio lost at the start"
+    );
+    assert_eq!(segment_kinds(&rec), ["start", "stop"]);
+    switch.wait_idle(20 * SEC);
+    let left: Vec<_> = std::fs::read_dir(callrec.spool())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "nothing left in the spool: {left:?}");
+    assert_eq!(
+        callrec.all_recordings("state=discarded").len(),
+        0,
+        "no second recording of the call"
+    );
+}
+
 /// callrec cannot hear an answer it was not connected for: at start it reconciles with
 /// `show channels`, adopts the call and starts recording it then, so the talk before is lost.
 #[test]
