@@ -143,6 +143,9 @@ pub struct ChannelEvent {
     pub completion_cause: Option<String>,
     /// `variable_RECORD_DISCARDED` is `true`: the switch deleted a too-short file.
     pub record_discarded: bool,
+    /// `Answer-State` is `early`: the leg has media before its answer (it was pre-answered:
+    /// CHANNEL_PROGRESS_MEDIA), so a recording armed on it changes nothing the caller hears.
+    pub early_media: bool,
 }
 
 impl ChannelEvent {
@@ -203,6 +206,7 @@ impl ChannelEvent {
             record_discarded: event
                 .header_str("variable_RECORD_DISCARDED")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            early_media: event.header_str("Answer-State") == Some("early"),
             uuid,
         })
     }
@@ -227,6 +231,7 @@ impl ChannelEvent {
             callrec_id: None,
             completion_cause: None,
             record_discarded: false,
+            early_media: false,
         }
     }
 

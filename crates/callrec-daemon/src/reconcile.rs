@@ -84,6 +84,7 @@ pub fn parse_channels(body: &str) -> Result<Vec<SwitchChannel>, ReconcileError> 
             // UNHELD: taken off hold, until its next audio frame makes it ACTIVE again.
             answered: matches!(row.callstate.as_str(), "ACTIVE" | "HELD" | "UNHELD"),
             held: row.callstate == "HELD",
+            early_media: row.callstate == "EARLY",
             call_uuid: (!row.call_uuid.is_empty() && row.call_uuid != row.uuid)
                 .then_some(row.call_uuid),
             uuid: row.uuid,
@@ -152,6 +153,7 @@ async fn describe(
         at,
         loopback_peer: getvar(core, &sc.uuid, "other_loopback_leg_uuid").await?,
         loopback_a: getvar(core, &sc.uuid, "loopback_leg").await?.as_deref() == Some("A"),
+        early_media: sc.early_media,
         other_leg: match getvar(core, &sc.uuid, "bridge_uuid").await? {
             Some(peer) => Some(peer),
             None => getvar(core, &sc.uuid, "signal_bond").await?,

@@ -311,8 +311,11 @@ async fn reconciled(bed: &Bed) {
 async fn a_daemon_restarted_while_a_call_rings_records_it_once_from_the_armed_recording() {
     let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
     reconciled(&bed).await;
+    // The far end plays early media while it rings (as carriers do), so 1001's leg has media
+    // before the answer and is armed.
     bed.sim.place_call(
-        CallSpec::inbound("02079461111", "1001")
+        CallSpec::outbound("1001", "02079461111")
+            .with_early_media()
             .ring(secs(3.0))
             .talk(secs(6.0), Side::Caller),
     );

@@ -16,6 +16,7 @@ pub mod callrec;
 pub mod compare;
 pub mod esl;
 pub mod http;
+pub mod phone;
 pub mod proxy;
 pub mod scenario;
 pub mod switch;

@@ -362,15 +362,18 @@ impl Drop for Switch {
 }
 
 /// Test extensions beside the vanilla ones (9999 tone, 9998 park from configure.sh):
-/// `9997` rings for 2 s, then answers and plays the 9999 tone (a call that rings first, as a
-/// phone's does); `9996` rings `callrec_bench_ring_ms`, answers, starts two `record_session`s
+/// `9997` rings for 2 s (a 180, no media), then answers and plays the 9999 tone (a call
+/// that rings first, as a phone's does); `9995` is pre-answered and gives 2 s of early media
+/// (a 183, as carriers' gateways send), then answers, starts a `record_session` of its own
+/// (`ref-<callrec_bench_call>.wav`) and plays the tone; `9996` gives `callrec_bench_ring_ms` of early
+/// media, answers, starts two `record_session`s
 /// of its own (the reference recordings of the load benchmark, named by `callrec_bench_call`)
 /// and plays the tone; `7<ext>` answers as the directory user `<ext>` (its leg's `callrec_user`), then plays the
 /// tone: the other party of an internal call, with no phone registered.
 const TEST_DIALPLAN: &str = r#"<include>
   <extension name="callrec_bench_reference">
     <condition field="destination_number" expression="^9996$">
-      <action application="ring_ready"/>
+      <action application="pre_answer"/>
       <action application="sleep" data="${callrec_bench_ring_ms}"/>
       <action application="answer"/>
       <action application="record_session" data="$${recordings_dir}/ref-${callrec_bench_call}.wav"/>
@@ -383,6 +386,15 @@ const TEST_DIALPLAN: &str = r#"<include>
       <action application="ring_ready"/>
       <action application="sleep" data="2000"/>
       <action application="answer"/>
+      <action application="playback" data="tone_stream://%(1000,500,440);loops=-1"/>
+    </condition>
+  </extension>
+  <extension name="callrec_test_early_media">
+    <condition field="destination_number" expression="^9995$">
+      <action application="pre_answer"/>
+      <action application="sleep" data="2000"/>
+      <action application="answer"/>
+      <action application="record_session" data="$${recordings_dir}/ref-${callrec_bench_call}.wav"/>
       <action application="playback" data="tone_stream://%(1000,500,440);loops=-1"/>
     </condition>
   </extension>

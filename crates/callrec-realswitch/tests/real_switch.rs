@@ -61,14 +61,16 @@ fn an_always_call_is_recorded_once_from_answer_to_hangup() {
     switch.wait_idle(10 * SEC);
 }
 
-/// A call that rings before it is answered is armed while ringing (`RECORD_ANSWER_REQ`), so
-/// the switch starts writing at the leg's first answered frame whatever the Event Socket's
-/// delay: here every event reaches callrec 600 ms late (a relay holds them back), which a
-/// start sent on CHANNEL_ANSWER would pay in lost audio. The 9997 extension answers after 2 s
-/// of ringing and plays the tone, 1 s on and 0.5 s off, from its answer: the recording must
-/// hold the whole first second of tone.
+/// A call with early media before its answer (a 183, as carriers' gateways send while the
+/// far end rings) is armed while it rings (`RECORD_ANSWER_REQ`), so the switch starts writing
+/// at the leg's first answered frame whatever the Event Socket's delay: here every event
+/// reaches callrec 600 ms late (a relay holds them back), which a start sent on
+/// CHANNEL_ANSWER would pay in lost audio. The 9995 extension gives 2 s of early media, then
+/// answers, starts a `record_session` of its own and plays the tone, 1 s on and 0.5 s off:
+/// the recording must hold the whole first second of tone, and be as long as the
+/// `record_session`.
 #[test]
-fn a_ringing_call_is_recorded_from_its_first_answered_frame_even_with_late_events() {
+fn a_call_with_early_media_is_recorded_from_its_first_answered_frame_even_with_late_events() {
     let switch = Switch::start(free_addr());
     let relay = callrec_realswitch::proxy::Proxy::start_delayed(
         switch.esl_port,
@@ -76,13 +78,25 @@ fn a_ringing_call_is_recorded_from_its_first_answered_frame_even_with_late_event
     );
     let mut callrec = Callrec::install(&switch, relay.port, &[("1001", "always")]);
     callrec.serve();
-    switch.call_to("9997", "callrec_user=1001", 5);
+    let call = callrec_realswitch::switch::new_uuid();
+    switch.call_to(
+        "9995",
+        &format!("callrec_user=1001,callrec_bench_call={call}"),
+        5,
+    );
     let (id, rec) = only_recording(&callrec, 40 * SEC);
+    switch.wait_idle(20 * SEC);
     let wav = callrec.wav(&id);
     let (start, end) = wav.first_sound(0.1).expect("sound in the recording");
+    let reference = callrec_realswitch::Wav::parse(
+        &std::fs::read(switch.recordings_dir().join(format!("ref-{call}.wav")))
+            .expect("the dialplan's record_session"),
+    )
+    .expect("a WAV");
     eprintln!(
-        "first tone burst {start:.3}-{end:.3} s of {:.3} s; {rec:#}",
-        wav.seconds()
+        "first tone burst {start:.3}-{end:.3} s of {:.3} s (record_session: {:.3} s); {rec:#}",
+        wav.seconds(),
+        reference.seconds()
     );
     assert!(
         start <= 0.06,
@@ -95,7 +109,25 @@ fn a_ringing_call_is_recorded_from_its_first_answered_frame_even_with_late_event
         "the first tone burst ends {end:.3} s into the recording, not 1 s: audio lost at the start"
     );
     assert_eq!(segment_kinds(&rec), ["start", "stop"]);
-    switch.wait_idle(10 * SEC);
+}
+
+/// A call that rings without media (a 180) is not touched while it rings: arming a recording
+/// then would pre-answer the leg (`uuid_record` asks for media first), and a calling phone
+/// would hear silence instead of its ringback. The 9997 extension rings 2 s (`ring_ready`);
+/// no leg may be in the EARLY state while it does, and the call is recorded from its answer.
+#[test]
+fn a_call_ringing_without_media_is_not_pre_answered_by_callrec() {
+    let (switch, callrec) = switch_and_callrec(&[("1001", "always")]);
+    let uuid = switch.call_to("9997", "callrec_user=1001", 4);
+    std::thread::sleep(SEC);
+    let listing = switch.api("show channels as json");
+    assert!(listing.contains(&uuid), "the call is up: {listing}");
+    assert!(
+        !listing.contains("\"EARLY\""),
+        "a leg was pre-answered while ringing: {listing}"
+    );
+    let (_, rec) = only_recording(&callrec, 40 * SEC);
+    assert_eq!(segment_kinds(&rec), ["start", "stop"]);
 }
 
 /// The recording's id and its metadata with segments.
@@ -368,6 +400,80 @@ fn callrec_killed_while_the_call_ends_stores_it_once_after_restart() {
     let (id, _) = only_recording(&callrec, 40 * SEC);
     let seconds = callrec.wav(&id).seconds();
     assert!((4.0 - SHORTFALL..=4.1).contains(&seconds), "{seconds:.2} s");
+}
+
+/// The leg of the SIP phone registered as `user`, as `show channels` lists it.
+fn phone_leg(switch: &Switch, user: &str) -> Option<serde_json::Value> {
+    let listing: serde_json::Value =
+        serde_json::from_str(switch.api("show channels as json").trim()).ok()?;
+    listing["rows"]
+        .as_array()?
+        .iter()
+        .find(|row| {
+            row["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(&format!("sofia/internal/{user}")))
+        })
+        .cloned()
+}
+
+/// Length of the dialplan's `record_session` of a phone's call (9995 writes `ref-.wav` when
+/// the call carries no `callrec_bench_call`) against callrec's recording of the same leg, ms.
+fn lost_against_reference(switch: &Switch, callrec: &Callrec, id: &str) -> f64 {
+    let reference = callrec_realswitch::Wav::parse(
+        &std::fs::read(switch.recordings_dir().join("ref-.wav"))
+            .expect("the dialplan's record_session"),
+    )
+    .expect("a WAV");
+    (reference.seconds() - callrec.wav(id).seconds()) * 1000.0
+}
+
+/// A registered SIP phone (baresip) calls an extension that rings 2 s without media (a 180):
+/// the phone's leg stays RINGING (callrec does not pre-answer it, so the phone plays its own
+/// ringback), and the call is recorded once from the answer.
+#[test]
+fn a_sip_phone_calling_out_keeps_its_ringback_and_is_recorded() {
+    let (switch, callrec) = switch_and_callrec(&[("1001", "always")]);
+    let phone = callrec_realswitch::phone::Phone::register(&switch, "1001", 4, true);
+    phone.command_with("dial", "9997");
+    let leg = callrec_realswitch::eventually(10 * SEC, "the phone's call to ring", || {
+        phone_leg(&switch, "1001")
+    });
+    std::thread::sleep(SEC);
+    let ringing = phone_leg(&switch, "1001").expect("still ringing");
+    assert_eq!(
+        ringing["callstate"], "RINGING",
+        "the phone's leg while the far end rings: {ringing:#}"
+    );
+    std::thread::sleep(4 * SEC);
+    phone.command("hangup");
+    let (_, rec) = only_recording(&callrec, 40 * SEC);
+    assert_eq!(rec["call_uuid"], leg["uuid"]);
+    assert_eq!(rec["user"], "1001");
+    assert_eq!(segment_kinds(&rec), ["start", "stop"]);
+}
+
+/// A registered SIP phone calls an extension that answers after 2 s of early media (a 183,
+/// as a carrier's gateway sends while the far end rings): callrec arms the recording on the
+/// phone's leg while it rings, and its file loses not one 20 ms frame against the
+/// `record_session` the dialplan starts at answer on the same leg.
+#[test]
+fn a_sip_call_with_early_media_loses_not_one_frame_against_record_session() {
+    let (switch, callrec) = switch_and_callrec(&[("1001", "always")]);
+    let phone = callrec_realswitch::phone::Phone::register(&switch, "1001", 4, true);
+    phone.command_with("dial", "9995");
+    std::thread::sleep(7 * SEC);
+    phone.command("hangup");
+    let (id, rec) = only_recording(&callrec, 40 * SEC);
+    switch.wait_idle(20 * SEC);
+    let lost_ms = lost_against_reference(&switch, &callrec, &id);
+    eprintln!("{lost_ms:.0} ms lost against record_session; {rec:#}");
+    assert!(
+        lost_ms < 20.0,
+        "{lost_ms:.0} ms lost against record_session\n{}",
+        phone.log()
+    );
+    assert_eq!(segment_kinds(&rec), ["start", "stop"]);
 }
 
 /// The files the switch's media bugs write into `spool`, on any channel.

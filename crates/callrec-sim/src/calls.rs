@@ -104,6 +104,10 @@ pub struct CallSpec {
     pub ring: Duration,
     /// Whether the callee answers.
     pub answer: bool,
+    /// Whether the far end sends early media while it rings (a 183 with SDP, as carriers'
+    /// gateways do): the caller's leg is pre-answered (CHANNEL_PROGRESS_MEDIA) when the
+    /// callee starts ringing.
+    pub early_media: bool,
     /// How long the call talks after the answer; `None` keeps it up until
     /// [`crate::Simulator::hangup`].
     pub talk: Option<Duration>,
@@ -124,6 +128,7 @@ impl CallSpec {
             variables: Vec::new(),
             ring: Duration::from_secs(2),
             answer: true,
+            early_media: false,
             talk: None,
             hangup_by: Side::Caller,
             holds: Vec::new(),
@@ -156,6 +161,12 @@ impl CallSpec {
     /// Sets the ring time.
     pub fn ring(mut self, ring: Duration) -> CallSpec {
         self.ring = ring;
+        self
+    }
+
+    /// The far end sends early media while it rings (see [`CallSpec::early_media`]).
+    pub fn with_early_media(mut self) -> CallSpec {
+        self.early_media = true;
         self
     }
 
@@ -473,14 +484,22 @@ impl Switch {
         self.play(&a, LegId::SipA, "prelude", &sleep_extras(sleep));
         let ring = micros(spec.ring);
         let answer = spec.answer;
+        let early = spec.early_media;
         let callee_user = callee.directory_user;
         self.schedule_in(
             sleep,
-            Box::new(move |sw: &mut Switch| sw.sip_dialplan(id, ring, answer, callee_user)),
+            Box::new(move |sw: &mut Switch| sw.sip_dialplan(id, ring, answer, early, callee_user)),
         );
     }
 
-    fn sip_dialplan(&mut self, id: u64, ring: Micros, answer: bool, callee_user: bool) {
+    fn sip_dialplan(
+        &mut self,
+        id: u64,
+        ring: Micros,
+        answer: bool,
+        early: bool,
+        callee_user: bool,
+    ) {
         let Some(c) = self.calls.get(&id) else {
             return;
         };
@@ -549,6 +568,9 @@ impl Switch {
                 ch.profile.times.progress = now;
             }
         });
+        if early && self.channels.get(&a).is_some_and(|ch| !ch.early_media) {
+            self.play(&a, LegId::SipA, "early", &Extras::default());
+        }
         if answer {
             self.schedule_in(ring, Box::new(move |sw: &mut Switch| sw.sip_answer(id)));
         } else {

@@ -152,8 +152,14 @@ impl Switch {
             1
         };
         let answer_req = lookup("RECORD_ANSWER_REQ").is_some_and(truthy);
-        // Armed before answer, the bug waits for the answer instead of asking for media.
-        let needs_early_media = !ch.answered && !ch.early_media && !answer_req;
+        // Recording needs media whether or not the bug waits for the answer
+        // (`switch_ivr_record_session_event` pre-answers first): an unanswered leg calling
+        // the switch is pre-answered; one the switch is calling, with no media yet, refuses
+        // (measured on the real switch with a SIP phone).
+        let needs_early_media = !ch.answered && !ch.early_media;
+        if needs_early_media && kind == LegKind::SipCallee {
+            return Err("-ERR Cannot record session!\n");
+        }
         let file = if std::path::Path::new(path).is_absolute() {
             std::path::PathBuf::from(path)
         } else {

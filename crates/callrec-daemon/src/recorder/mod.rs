@@ -190,7 +190,11 @@ impl Recorder {
     /// What one event does to the table, and the decisions it calls for.
     fn apply_event(&mut self, ev: &ChannelEvent) -> Vec<Effect> {
         match ev.kind {
-            EventKind::Progress => self.arm(&ev.uuid, ev.at),
+            // Only a leg whose media is already up: `uuid_record` pre-answers a leg that has
+            // none (a 183 to a calling phone, which then plays silence instead of its
+            // ringback) or is refused on one the switch is calling (measured, README).
+            EventKind::Progress if ev.early_media => self.arm(&ev.uuid, ev.at),
+            EventKind::Progress => Vec::new(),
             EventKind::Answer => self.on_answer(ev),
             EventKind::Hold => {
                 if let Some(ch) = self.table.channel_mut(&ev.uuid) {

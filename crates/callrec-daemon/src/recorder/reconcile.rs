@@ -17,6 +17,9 @@ pub struct SwitchChannel {
     pub answered: bool,
     /// `callstate` is `HELD`.
     pub held: bool,
+    /// `callstate` is `EARLY`: ringing with media up (pre-answered), where a recording may be
+    /// armed without changing what the caller hears.
+    pub early_media: bool,
     /// `direction` (the switch's view of the leg).
     pub direction: String,
     /// `cid_num`.
@@ -228,7 +231,7 @@ impl Recorder {
     /// away). `ev` carries what the switch said about it; `bug_targets` the files its media
     /// bugs write. A recording of ours armed on it before a restart is known again as armed,
     /// so its answer indexes it instead of starting a second one; otherwise the leg is armed
-    /// now if its owner's mode records every call.
+    /// now if its owner's mode records every call and its media is up (`ev.early_media`).
     pub fn adopt_ringing(&mut self, ev: &ChannelEvent, bug_targets: &[String]) -> Vec<Effect> {
         if self.table.is_gone(&ev.uuid) || self.table.channel(&ev.uuid).is_some_and(|c| c.seen) {
             return Vec::new();
@@ -240,7 +243,11 @@ impl Recorder {
                 .map(|id| (id, t.clone()))
         });
         let Some((id, path)) = ours else {
-            return self.arm(&ev.uuid, ev.at);
+            return if ev.early_media {
+                self.arm(&ev.uuid, ev.at)
+            } else {
+                Vec::new()
+            };
         };
         let Some(user) = self
             .table

@@ -3,15 +3,45 @@
 
 use super::*;
 
-/// An event of a leg that 1001 owns by `callrec_user` (their own leg, not a number).
+/// An event of a leg that 1001 owns by `callrec_user` (their own leg, not a number); a
+/// progress event is CHANNEL_PROGRESS_MEDIA (media up before the answer).
 fn of_1001(kind: EventKind, uuid: &str, at: Micros) -> ChannelEvent {
     ChannelEvent {
         kind,
         uuid: uuid.into(),
         at,
         owner_headers: vec![Some("1001".into()), None, None, None, None],
+        early_media: kind == EventKind::Progress,
         ..ChannelEvent::empty()
     }
+}
+
+#[test]
+fn a_leg_ringing_without_media_is_not_armed_but_started_at_answer() {
+    // CHANNEL_PROGRESS (a 180, no media): `uuid_record` would pre-answer the leg (a calling
+    // phone then plays silence instead of its ringback) or be refused (a leg the switch
+    // calls). Measured on the real switch: see the README.
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let ringing = ChannelEvent {
+        early_media: false,
+        ..of_1001(EventKind::Progress, "leg", 1_000_000)
+    };
+    assert!(rec.on_event(&ringing).is_empty());
+    let answered = rec.on_event(&of_1001(EventKind::Answer, "leg", 5_000_000));
+    let cmd = only_command(
+        &answered
+            .iter()
+            .filter(|e| matches!(e, Effect::Command(_)))
+            .cloned()
+            .collect::<Vec<_>>(),
+    )
+    .clone();
+    assert!(
+        !cmd.api_text().contains("RECORD_ANSWER_REQ"),
+        "{}",
+        cmd.api_text()
+    );
+    assert_eq!(creates(&answered).len(), 1);
 }
 
 /// The same, of a loopback leg paired with `peer`.
@@ -263,6 +293,7 @@ fn ringing_channel(uuid: &str) -> SwitchChannel {
         uuid: uuid.into(),
         answered: false,
         held: false,
+        early_media: true,
         direction: "outbound".into(),
         cid_num: "02079461111".into(),
         dest: "1001".into(),

@@ -7,6 +7,7 @@ fn switch_channel(uuid: &str, held: bool) -> SwitchChannel {
         uuid: uuid.into(),
         answered: true,
         held,
+        early_media: false,
         direction: "outbound".into(),
         cid_num: "442920123123".into(),
         dest: "9999".into(),
