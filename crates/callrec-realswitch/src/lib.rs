@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod callrec;
 pub mod compare;
 pub mod esl;
