@@ -168,7 +168,10 @@ impl Core {
     pub(crate) fn apply(&self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Command(cmd) => self.send(Job::Record(cmd)),
+                Effect::Command(cmd) => {
+                    tracing::debug!(command = %cmd.api_text(), "sending to the switch");
+                    self.send(Job::Record(cmd))
+                }
                 Effect::Store(op) => {
                     if self.to_store(StoreWork::Op(op)).is_some() {
                         tracing::error!(

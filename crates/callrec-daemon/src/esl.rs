@@ -376,7 +376,10 @@ pub(crate) fn handle_event(core: &Core, event: &EslEvent, owner_headers: &[Strin
         return;
     }
     match ChannelEvent::from_headers(event, owner_headers) {
-        Ok(ev) => core.decide(|rec| rec.on_event(&ev)),
+        Ok(ev) => {
+            tracing::trace!(event = name, channel = %ev.uuid, "event");
+            core.decide(|rec| rec.on_event(&ev))
+        }
         Err(err) => {
             core.metrics.malformed_frames.inc();
             tracing::warn!(error = %err, "unusable event from the switch");

@@ -215,6 +215,7 @@ pub(crate) async fn reconcile(
     described.sort_by_key(|(key, ..)| *key);
     for (_, sc, ev, targets) in &described {
         report.adopted += 1;
+        tracing::debug!(channel = %sc.uuid, owner = ?ev.owner_headers, "taking in an answered channel");
         core.decide(|rec| rec.adopt_channel(ev, sc.held, targets, rows));
     }
     // Ringing legs: one armed before a restart is known again before its answer comes.
@@ -222,6 +223,7 @@ pub(crate) async fn reconcile(
         let ev = describe(core, sc, EventKind::Progress, &owner_headers, now).await?;
         let targets = bug_targets(core, &sc.uuid).await?;
         report.ringing += 1;
+        tracing::debug!(channel = %sc.uuid, owner = ?ev.owner_headers, "taking in a ringing channel");
         core.decide(|rec| rec.adopt_ringing(&ev, &targets));
     }
     for uuid in &plan.unconfirmed {

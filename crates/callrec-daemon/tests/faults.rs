@@ -376,6 +376,44 @@ async fn a_daemon_restarted_while_a_call_rings_records_it_once_from_the_armed_re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_ringing_while_the_daemon_restarts_are_recorded_on_each_users_own_leg() {
+    // The new process first hears of these calls from `show channels` while they ring (no
+    // early media: nothing is armed). An inbound call's outside leg carries 1002's number
+    // as its destination, but the recording belongs on the leg to 1002's phone, as it does
+    // when the daemon watched the call ring.
+    let bed = Bed::start(Setup::users(&[
+        ("1001", RecordingMode::Always),
+        ("1002", RecordingMode::Always),
+    ]))
+    .await;
+    reconciled(&bed).await;
+    let out = bed.sim.place_call(
+        CallSpec::outbound("1001", "02079461111")
+            .ring(secs(2.0))
+            .talk(secs(5.0), Side::Caller),
+    );
+    let inb = bed.sim.place_call(
+        CallSpec::inbound("02079460000", "1002")
+            .ring(secs(2.0))
+            .talk(secs(5.0), Side::Caller),
+    );
+    bed.advance(secs(1.0));
+    let bed = bed.restart_daemon().await;
+    reconciled(&bed).await;
+    bed.advance(secs(1.0));
+    bed.recording_on_switch(2).await;
+    bed.advance(secs(6.0));
+    let stored = bed.wait_recordings(RecordingState::Stored, 2).await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    let by_user: std::collections::HashMap<&str, &callrec_store::Recording> =
+        stored.iter().map(|r| (r.user.as_str(), r)).collect();
+    assert_eq!(by_user["1001"].call_uuid, out.caller_uuid);
+    assert_eq!(by_user["1002"].call_uuid, inb.callee_uuid);
+    assert_eq!(by_user["1002"].direction, callrec_model::Direction::Inbound);
+    bed.stop().await.expect("a clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_restarted_mid_call_takes_the_running_recording_back_and_stores_it() {
     let bed = Bed::start(Setup::users(&[("1001", RecordingMode::AlwaysPausable)])).await;
     bed.sim.place_call(

@@ -27,17 +27,22 @@ fn side_of_header(name: &str) -> Side {
 impl Recorder {
     /// The owner of the leg an event describes (SPEC §3.2), with direction and parties.
     pub fn owner_of(&self, ev: &ChannelEvent) -> Option<Owner> {
+        let header_name = |i: usize| {
+            self.settings
+                .owner_headers
+                .get(i)
+                .map_or("", String::as_str)
+        };
         let (index, user) = ev.owner_headers.iter().enumerate().find_map(|(i, value)| {
+            if names_the_reached_party(header_name(i), ev) {
+                return None;
+            }
             value
                 .as_deref()
                 .and_then(|v| self.owners.find(v))
                 .map(|u| (i, u))
         })?;
-        let header = self
-            .settings
-            .owner_headers
-            .get(index)
-            .map_or("", String::as_str);
+        let header = header_name(index);
         let is_user = |number: Option<&str>| {
             number
                 .and_then(|n| self.owners.find(n))
@@ -83,6 +88,16 @@ impl Recorder {
             by_number: !header.to_ascii_lowercase().starts_with("variable_"),
         })
     }
+}
+
+/// Whether a header, on this leg, names the party the leg reached rather than the leg's own
+/// user: the switch sets `dialed_user` on the leg that runs a `user/…` bridge as well as on
+/// the leg it dials (the `sip-hold` capture: 1001's inbound leg carries `dialed_user` 1000),
+/// so on a leg that called the switch (`Call-Direction: inbound`: a phone, a trunk, a
+/// loopback B leg) it is the called user's, not this leg's.
+fn names_the_reached_party(header: &str, ev: &ChannelEvent) -> bool {
+    header.eq_ignore_ascii_case("variable_dialed_user")
+        && ev.call_direction.as_deref() == Some("inbound")
 }
 
 /// The number a leg's destination names: sofia gives the leg it dials out on the dialled

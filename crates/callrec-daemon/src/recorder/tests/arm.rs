@@ -391,3 +391,63 @@ fn a_recording_armed_before_a_restart_and_answered_while_away_is_indexed_at_reco
     assert_eq!(created[0].id.as_str(), ARMED_BEFORE);
     assert_eq!(rec.live_calls()[0].recording, CallRecording::Recording);
 }
+
+#[test]
+fn an_outside_callers_leg_naming_the_user_it_reached_is_not_armed_for_them() {
+    // The switch sets `dialed_user` on the leg that bridges to `user/1002` too (the
+    // `sip-hold` capture: 1001's inbound leg carries `dialed_user` 1000). Heard ringing with
+    // media (the caller hears 1002's ringback), the outside caller's leg is 1002's only by the
+    // number it dialled: it is not armed, and the leg to 1002's phone is the one recorded.
+    let mut rec = recorder(&[("1002", RecordingMode::Always)]);
+    let outside = |kind, at| ChannelEvent {
+        kind,
+        uuid: "outside".into(),
+        at,
+        call_direction: Some("inbound".into()),
+        caller_number: Some("02079460000".into()),
+        destination: Some("1002".into()),
+        dialed_user: Some("1002".into()),
+        owner_headers: vec![
+            None,
+            None,
+            Some("1002".into()),
+            Some("02079460000".into()),
+            Some("1002".into()),
+        ],
+        early_media: kind == EventKind::Progress,
+        other_leg: Some("phone".into()),
+        ..ChannelEvent::empty()
+    };
+    let owner = rec
+        .owner_of(&outside(EventKind::Progress, 1_000_000))
+        .unwrap();
+    assert!(owner.by_number, "{owner:?}");
+    assert_eq!(owner.direction, Direction::Inbound);
+    assert!(
+        rec.on_event(&outside(EventKind::Progress, 1_000_000))
+            .is_empty()
+    );
+    let phone = ChannelEvent {
+        kind: EventKind::Answer,
+        uuid: "phone".into(),
+        at: 2_000_000,
+        call_direction: Some("outbound".into()),
+        caller_number: Some("02079460000".into()),
+        destination: Some("1002-0x56345d2322d0".into()),
+        dialed_user: Some("1002".into()),
+        owner_headers: vec![
+            None,
+            None,
+            Some("1002".into()),
+            Some("02079460000".into()),
+            None,
+        ],
+        other_leg: Some("outside".into()),
+        ..ChannelEvent::empty()
+    };
+    let answered = rec.on_event(&phone);
+    let started = commands(&answered);
+    assert_eq!(started.len(), 1, "{answered:?}");
+    assert!(started[0].starts_with("uuid_record phone start "));
+    assert!(commands(&rec.on_event(&outside(EventKind::Answer, 2_000_000))).is_empty());
+}
