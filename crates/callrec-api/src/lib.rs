@@ -55,6 +55,7 @@ pub mod models;
 mod openapi;
 pub mod range;
 pub mod replies;
+pub mod server;
 mod state;
 
 use std::convert::Infallible;
@@ -129,31 +130,31 @@ fn harden(mut response: warp::reply::Response) -> warp::reply::Response {
 /// Serve the API on an already-bound listener until `shutdown` completes; then stop
 /// accepting, let the requests in flight finish for up to [`ApiConfig::shutdown_grace`] (a
 /// long download included), and return. Connections still open after the grace period are
-/// left to end with the runtime.
+/// left to end with the runtime. Connections are limited and timed out as
+/// [`ApiConfig::limits`] says (see [`server`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    let limits = state.config().limits.for_process();
     match listener.local_addr() {
-        Ok(addr) => tracing::info!(%addr, "API listening"),
+        Ok(addr) => tracing::info!(
+            %addr,
+            max_connections = limits.max_connections,
+            header_timeout = ?limits.header_timeout,
+            "API listening"
+        ),
         Err(e) => tracing::warn!(error = %e, "API listening (address unknown)"),
     }
-    let grace = state.config().shutdown_grace;
-    let asked = std::sync::Arc::new(tokio::sync::Notify::new());
-    let told = asked.clone();
-    let server = warp::serve(routes(state))
-        .incoming(listener)
-        .graceful(async move {
-            shutdown.await;
-            told.notify_one();
-        })
-        .run();
-    tokio::select! {
-        () = server => tracing::info!("API stopped"),
-        () = async {
-            asked.notified().await;
-            tokio::time::sleep(grace).await;
-        } => tracing::warn!(?grace, "API stopped with requests still in flight after the grace period"),
+    if limits.max_connections < state.config().limits.max_connections {
+        tracing::warn!(
+            configured = state.config().limits.max_connections,
+            serving = limits.max_connections,
+            "api.max_connections lowered to keep file descriptors for recordings; raise the \
+             open-files limit (LimitNOFILE in the systemd unit) to serve more"
+        );
     }
+    let grace = state.config().shutdown_grace;
+    server::run(listener, routes(state), limits, grace, shutdown).await;
 }

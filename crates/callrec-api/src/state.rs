@@ -18,6 +18,8 @@ pub struct ApiConfig {
     /// After shutdown is asked for, how long requests in flight (a long download to a slow
     /// client) may run before they are cut, so that a stuck client cannot hold the daemon.
     pub shutdown_grace: Duration,
+    /// Connections served at once and how long one may idle ([`crate::server`]).
+    pub limits: crate::server::Limits,
 }
 
 impl Default for ApiConfig {
@@ -25,6 +27,7 @@ impl Default for ApiConfig {
         ApiConfig {
             max_body_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            limits: crate::server::Limits::default(),
         }
     }
 }

@@ -309,6 +309,14 @@ section! {
         listen: SocketAddr = loopback(8080);
         /// The largest request body accepted; larger ones get 413.
         max_body_bytes: ByteSize = ByteSize(64 * 1024), check at_least_one_byte;
+        /// Connections served at once; more wait in the kernel's accept queue. Lowered at
+        /// start, with a warning, to keep a quarter of the open-files limit (at least 64
+        /// descriptors) for recordings and the index.
+        max_connections: u32 = 512, check within(1, 1_000_000, " connections");
+        /// A connection that has not sent a complete request head within this time (a new
+        /// one, or a kept-alive one between requests) is closed: idle and slow clients
+        /// cannot hold the daemon's sockets.
+        header_timeout_secs: u32 = 10, check within(1, 3600, " seconds");
     }
 }
 

@@ -34,6 +34,12 @@ pub fn spawn_api(
         Arc::new(handle.clone()),
         ApiConfig {
             max_body_bytes: config.api.max_body_bytes.bytes(),
+            limits: callrec_api::server::Limits {
+                max_connections: config.api.max_connections as usize,
+                header_timeout: std::time::Duration::from_secs(
+                    config.api.header_timeout_secs.into(),
+                ),
+            },
             ..ApiConfig::default()
         },
     );

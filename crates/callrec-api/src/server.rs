@@ -1,0 +1,167 @@
+//! The HTTP server's own loop: what a client may hold of the daemon.
+//!
+//! warp's built-in server has no header-read or idle timeout and no connection limit, so any
+//! client that reaches the port could hold sockets open until the daemon ran out of file
+//! descriptors, and ingest (which opens spool files and the index) failed with them
+//! (issue 12). Here, as in hyper- and axum-based servers that face the internet:
+//!
+//! - a connection must send a complete request head within [`Limits::header_timeout`], on a
+//!   new connection and again between requests on a kept-alive one (hyper's
+//!   `header_read_timeout`, which starts when the connection waits for a head), so idle and
+//!   slow (one byte a second) clients are closed;
+//! - at most [`Limits::max_connections`] are served at once, and never more than the
+//!   descriptors the process may open minus a reserve ([`Limits::for_process`]): the rest
+//!   wait in the kernel's accept queue, holding no descriptor of ours;
+//! - a descriptor shortage at `accept` is logged once a second at most, not in a busy loop;
+//! - a client that goes away mid-request is routine (debug), not an error.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::Semaphore;
+use warp::Filter;
+
+/// What one client may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request head, or stay idle between requests.
+    pub header_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Descriptors kept for everything but API connections (the index, spool and store files,
+/// the Event Socket, the feature-code listener, logs): a quarter of the limit, at least 64.
+pub fn descriptor_reserve(nofile: u64) -> u64 {
+    (nofile / 4).max(64)
+}
+
+impl Limits {
+    /// These limits, with `max_connections` lowered so that API connections can never take
+    /// the descriptors the rest of the daemon needs (`RLIMIT_NOFILE` minus
+    /// [`descriptor_reserve`]); at least one connection is always served.
+    pub fn for_process(self) -> Limits {
+        match open_files_limit() {
+            Some(nofile) => self.within(nofile),
+            None => self,
+        }
+    }
+
+    /// These limits under a descriptor limit of `nofile`.
+    pub fn within(self, nofile: u64) -> Limits {
+        let room = nofile.saturating_sub(descriptor_reserve(nofile)).max(1);
+        let max = (self.max_connections as u64).min(room);
+        Limits {
+            max_connections: usize::try_from(max).unwrap_or(usize::MAX),
+            ..self
+        }
+    }
+}
+
+/// The process's soft `RLIMIT_NOFILE`, if it has one.
+fn open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes the struct it is given and nothing else.
+        let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+        (ok && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Serves `filter` on `listener` until `shutdown` completes; then stops accepting and lets
+/// the connections in flight finish for up to `grace`.
+pub(crate) async fn run<F>(
+    listener: tokio::net::TcpListener,
+    filter: F,
+    limits: Limits,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) where
+    F: Filter + Clone + Send + Sync + 'static,
+    F::Extract: warp::Reply,
+{
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut last_accept_error: Option<Instant> = None;
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, _peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                // EMFILE/ENFILE and the like: the connection stays queued; try again shortly
+                // rather than spin, and say so at most once a second.
+                if last_accept_error.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(error = %err, "the API cannot accept a connection; retrying");
+                    last_accept_error = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(warp::service(filter.clone()));
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                // Header timeouts, clients hanging up mid-request or mid-download, bad
+                // framing: the client's doing, answered by closing; nothing for an operator.
+                tracing::debug!(error = %err, "API connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("API stopped"),
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(?grace, "API stopped with requests still in flight after the grace period");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_never_take_the_descriptors_the_daemon_keeps() {
+        let limits = Limits::default();
+        assert_eq!(limits.within(1_048_576).max_connections, 512);
+        assert_eq!(limits.within(1024).max_connections, 512);
+        assert_eq!(limits.within(512).max_connections, 384);
+        assert_eq!(limits.within(128).max_connections, 64);
+        assert_eq!(limits.within(64).max_connections, 1);
+        assert_eq!(limits.within(0).max_connections, 1);
+    }
+}
