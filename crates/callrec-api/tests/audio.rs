@@ -176,6 +176,28 @@ async fn several_ranges_come_back_as_multipart_byteranges_in_the_order_asked() {
 }
 
 #[tokio::test]
+async fn overlapping_ranges_never_send_a_byte_twice() {
+    // The adversarial trial: 16 copies of `0-` returned the whole file 16 times.
+    let p = played(2000);
+    let len = p.bytes.len();
+    let r = p
+        .range(&format!("bytes={}", vec!["0-"; 16].join(",")))
+        .await;
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        header(&r, "content-range"),
+        format!("bytes 0-{}/{len}", len - 1)
+    );
+    assert_eq!(r.body().as_ref(), p.bytes.as_slice());
+    // Overlapping parts are merged; the reply is the bytes asked for, each once.
+    let r = p.range("bytes=0-99,50-149,1000-1009,1005-1019").await;
+    let got = parts(&r);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].2.as_slice(), &p.bytes[0..150]);
+    assert_eq!(got[1].2.as_slice(), &p.bytes[1000..1020]);
+}
+
+#[tokio::test]
 async fn ranges_across_read_chunks_of_a_large_file_are_byte_exact() {
     // About 2.4 MB: several of the server's read chunks.
     let p = played(150_000);
