@@ -135,12 +135,20 @@ fn users_are_added_listed_and_their_mode_changed() {
 
     let changed = install
         .callrec(["user", "set-mode", "1001", "on_demand"])
+        .env("SUDO_USER", "ceo")
+        .env("USER", "ceo")
         .run()
         .success();
     assert_eq!(changed.stdout, "1001@default: mode always -> on_demand\n");
     assert_eq!(users_json(&install)[0]["mode"], "on_demand");
 
-    // Every change is in the audit log under the name of the person who ran the command.
+    // Every change is in the audit log under the name of the person who ran the command:
+    // the account of the real uid, whatever USER or SUDO_USER say.
+    let me = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let me = format!("cli:{}", String::from_utf8(me.stdout).unwrap().trim());
     let audit = open_store(&install)
         .view()
         .audit(None, None, 500)
@@ -148,7 +156,7 @@ fn users_are_added_listed_and_their_mode_changed() {
         .entries;
     let by_cli: Vec<(&str, &str)> = audit
         .iter()
-        .filter(|e| e.actor == "cli:tester")
+        .filter(|e| e.actor == me)
         .map(|e| (e.action.as_str(), e.target.as_str()))
         .collect();
     assert!(

@@ -74,7 +74,7 @@ impl Session {
     fn start(global: &GlobalArgs) -> anyhow::Result<Session> {
         let config = load_config(global)?;
         logging::init(&config.log)?;
-        let actor = actor_name(|name| std::env::var(name).ok());
+        let actor = this_actor();
         Ok(Session { config, actor })
     }
 
@@ -88,7 +88,7 @@ impl Session {
             config.log.level = quiet;
         }
         logging::init(&config.log)?;
-        let actor = actor_name(|name| std::env::var(name).ok());
+        let actor = this_actor();
         Ok(Session { config, actor })
     }
 
@@ -145,17 +145,51 @@ impl Session {
     }
 }
 
-/// The audit-log name of the person running the CLI: `cli:<unix user>`, preferring the user
-/// behind `sudo` to `root`. `env` looks a variable up (the process environment in production).
-fn actor_name(env: impl Fn(&str) -> Option<String>) -> String {
-    let user = ["SUDO_USER", "USER", "LOGNAME"]
-        .into_iter()
-        .filter_map(env)
-        .find(|name| !name.is_empty() && name.chars().all(|c| !c.is_control()));
-    match user {
-        Some(name) => format!("cli:{name}"),
-        None => "cli".to_owned(),
+/// The audit-log name of the person running the CLI (issue 12): `cli:<name of the real
+/// uid>`, never an environment variable a user can set (`SUDO_USER=ceo callrec …` was logged
+/// as `cli:ceo`). Only when the real uid is root and `sudo` ran the command
+/// (`SUDO_USER` and `SUDO_UID` both set, as sudo sets them) is the caller named beside it:
+/// `cli:root(sudo:alice)`; it is still root acting. A uid with no account name is
+/// `cli:uid:<n>`.
+fn actor_name(
+    uid: u32,
+    name_of: impl Fn(u32) -> Option<String>,
+    env: impl Fn(&str) -> Option<String>,
+) -> String {
+    let printable = |s: &String| !s.is_empty() && s.chars().all(|c| !c.is_control());
+    let me = name_of(uid)
+        .filter(printable)
+        .unwrap_or_else(|| format!("uid:{uid}"));
+    let sudo_caller = (uid == 0)
+        .then(|| env("SUDO_USER").zip(env("SUDO_UID")))
+        .flatten()
+        .filter(|(name, id)| printable(name) && id.parse::<u32>().is_ok());
+    match sudo_caller {
+        Some((caller, _)) => format!("cli:{me}(sudo:{caller})"),
+        None => format!("cli:{me}"),
     }
+}
+
+/// [`actor_name`] of this process.
+#[cfg(unix)]
+fn this_actor() -> String {
+    let uid = nix::unistd::getuid().as_raw();
+    actor_name(
+        uid,
+        |uid| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        },
+        |name| std::env::var(name).ok(),
+    )
+}
+
+/// [`actor_name`] of this process: no uid here; the account name Windows gives.
+#[cfg(not(unix))]
+fn this_actor() -> String {
+    actor_name(u32::MAX, |_| std::env::var("USERNAME").ok(), |_| None)
 }
 
 #[cfg(test)]
@@ -171,14 +205,33 @@ mod tests {
     }
 
     #[test]
-    fn the_audit_actor_is_the_person_behind_sudo() {
+    fn the_audit_actor_is_the_real_uid_and_the_sudo_caller_only_beside_root() {
+        let names = |uid: u32| match uid {
+            0 => Some("root".to_owned()),
+            1000 => Some("bob".to_owned()),
+            _ => None,
+        };
+        // What the trial did: an environment variable named someone else.
         assert_eq!(
-            actor_name(env(&[("USER", "root"), ("SUDO_USER", "alice")])),
-            "cli:alice"
+            actor_name(1000, names, env(&[("SUDO_USER", "ceo"), ("SUDO_UID", "1")])),
+            "cli:bob"
         );
-        assert_eq!(actor_name(env(&[("USER", "bob")])), "cli:bob");
-        assert_eq!(actor_name(env(&[("LOGNAME", "carol")])), "cli:carol");
-        assert_eq!(actor_name(env(&[("USER", "")])), "cli");
-        assert_eq!(actor_name(env(&[])), "cli");
+        assert_eq!(actor_name(1000, names, env(&[("USER", "ceo")])), "cli:bob");
+        assert_eq!(actor_name(1000, names, env(&[])), "cli:bob");
+        // Root through sudo: root, and who ran sudo.
+        assert_eq!(
+            actor_name(
+                0,
+                names,
+                env(&[("SUDO_USER", "alice"), ("SUDO_UID", "1001")])
+            ),
+            "cli:root(sudo:alice)"
+        );
+        // SUDO_USER alone is not how sudo runs a command.
+        assert_eq!(
+            actor_name(0, names, env(&[("SUDO_USER", "alice")])),
+            "cli:root"
+        );
+        assert_eq!(actor_name(4242, names, env(&[])), "cli:uid:4242");
     }
 }
