@@ -615,3 +615,24 @@ async fn broken_json_is_400_and_the_wrong_shape_422() {
         error_code(&resp);
     }
 }
+
+#[tokio::test]
+async fn a_huge_bad_id_or_extension_is_not_echoed_whole() {
+    // The adversarial trial: a 65,000-character id came back whole in the 400.
+    let w = World::new();
+    let huge = "a".repeat(60_000);
+    for path in [
+        format!("/api/v1/recordings/{huge}"),
+        format!("/api/v1/users/{huge}"),
+    ] {
+        let (status, body) = w.json(w.req(&w.admin, "GET", &path)).await;
+        assert_eq!(status, 400, "{path:.40}");
+        let text = body.to_string();
+        assert!(
+            text.len() < 500,
+            "a {}-byte error for {path:.40}",
+            text.len()
+        );
+        assert!(text.contains("60000 characters"), "{text}");
+    }
+}

@@ -314,3 +314,56 @@ async fn a_number_plan_that_would_merge_two_users_numbers_is_refused() {
         assert_eq!(user["numbers"][0]["normalised"], number, "{user}");
     }
 }
+
+#[tokio::test]
+async fn the_last_admin_of_a_site_cannot_demote_itself_but_can_once_another_is_made() {
+    // The adversarial trial: `PUT /users/9000 {"role":"user"}` left a site with no admin.
+    let w = World::new();
+    let demote = json!({"role": "user"});
+    let (s, body) = w
+        .json(w.req(&w.admin, "PUT", "/api/v1/users/9000").json(&demote))
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert_eq!(error_code(&body), "conflict");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("last admin"),
+        "{body}"
+    );
+    let (_, me) = w.json(w.req(&w.admin, "GET", "/api/v1/me")).await;
+    assert_eq!(me["role"], "admin");
+
+    let (s, _) = w
+        .json(
+            w.req(&w.admin, "PUT", "/api/v1/users/1002")
+                .json(&json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, user) = w
+        .json(w.req(&w.admin, "PUT", "/api/v1/users/9000").json(&demote))
+        .await;
+    assert_eq!(s, 200, "{user}");
+    assert_eq!(user["role"], "user");
+}
+
+#[tokio::test]
+async fn a_quota_too_large_for_the_index_says_what_range_is_allowed() {
+    let w = World::new();
+    for quota in [json!(0), json!(u64::MAX)] {
+        let (s, body) = w
+            .json(
+                w.req(&w.admin, "PUT", "/api/v1/site")
+                    .json(&json!({"quota_bytes": quota})),
+            )
+            .await;
+        assert!(s == 400 || s == 422, "{s} {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("between 1 and 9223372036854775807"),
+            "{message}"
+        );
+    }
+}

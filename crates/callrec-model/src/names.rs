@@ -272,6 +272,16 @@ impl fmt::Display for RecordingId {
     }
 }
 
+/// Input quoted back in an error message: at most 64 characters, then how long it was. A
+/// reply never echoes a 65,000-character path segment whole.
+pub fn excerpt(s: &str) -> String {
+    const SHOWN: usize = 64;
+    match s.char_indices().nth(SHOWN) {
+        None => s.to_owned(),
+        Some((cut, _)) => format!("{}… ({} characters)", &s[..cut], s.chars().count()),
+    }
+}
+
 /// Text that is not a recording id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not a recording id (a UUID)")]
@@ -283,13 +293,24 @@ impl FromStr for RecordingId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         uuid::Uuid::try_parse(s)
             .map(|u| RecordingId(u.hyphenated().to_string()))
-            .map_err(|_| BadRecordingId(s.to_owned()))
+            .map_err(|_| BadRecordingId(excerpt(s)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_quote_at_most_64_characters_of_their_input() {
+        assert_eq!(excerpt("short"), "short");
+        let long = "é".repeat(65_000);
+        let quoted = excerpt(&long);
+        assert!(quoted.starts_with(&"é".repeat(64)));
+        assert!(quoted.ends_with("… (65000 characters)"), "{quoted}");
+        let err = long.parse::<RecordingId>().unwrap_err().to_string();
+        assert!(err.len() < 200, "{}", err.len());
+    }
 
     #[test]
     fn every_name_round_trips_through_its_spelling() {

@@ -106,6 +106,15 @@ pub enum StoreError {
     #[error("unknown recording {0}")]
     UnknownRecording(RecordingId),
 
+    /// The change would leave a site that has an admin with none (the last admin demoted).
+    #[error("user {extension} is the last admin of site {site}; make another user admin first")]
+    LastAdmin {
+        /// The site.
+        site: String,
+        /// The admin's extension.
+        extension: String,
+    },
+
     /// The recording is on hold and may not be deleted.
     #[error("recording {0} is on hold and cannot be deleted")]
     OnHold(RecordingId),
@@ -239,6 +248,7 @@ impl StoreError {
             | StoreError::DuplicateExtension { .. }
             | StoreError::DuplicateNumber { .. }
             | StoreError::OnHold(_)
+            | StoreError::LastAdmin { .. }
             | StoreError::UnderLegalHold { .. }
             | StoreError::WrongState { .. } => ErrorKind::Conflict,
             StoreError::Forbidden { .. } => ErrorKind::Forbidden,
@@ -263,7 +273,7 @@ impl StoreError {
     ) -> Self {
         StoreError::Invalid {
             field,
-            value: value.into(),
+            value: callrec_model::names::excerpt(&value.into()),
             reason: reason.into(),
         }
     }

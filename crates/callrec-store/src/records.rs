@@ -95,7 +95,7 @@ impl SiteSettings {
             return Err(StoreError::invalid(
                 "quota_bytes",
                 self.quota_bytes.to_string(),
-                "must be at least 1 byte",
+                format!("must be between 1 and {} bytes", i64::MAX),
             ));
         }
         Ok(self.number_plan().validate()?)

@@ -29,7 +29,7 @@ use crate::records::{
 use crate::view::{self, ReadView, ms};
 use callrec_model::{Clock, NewRecording, SystemClock};
 use callrec_model::{RecordingId, RecordingMode, RecordingState, SegmentKind, SegmentSource};
-use callrec_model::{SiteId, TokenId, UserId};
+use callrec_model::{Role, SiteId, TokenId, UserId};
 use callrec_numbers::{self as numbers, NumberPlan};
 
 /// How long a connection waits for another process's write lock before giving up with
@@ -362,6 +362,20 @@ impl Store {
         let old = view.user(site, extension)?;
         let mode = update.mode.unwrap_or(old.mode);
         let role = update.role.unwrap_or(old.role);
+        if old.role == Role::Admin && role != Role::Admin {
+            let others: i64 = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM users WHERE site_id = ?1 AND role = 'admin' AND id != ?2",
+                )
+                .and_then(|mut s| s.query_row(params![site_row.id.0, old.id.0], |r| r.get(0)))
+                .map_err(StoreError::sql("count admins"))?;
+            if others == 0 {
+                return Err(StoreError::LastAdmin {
+                    site: site.to_owned(),
+                    extension: extension.to_owned(),
+                });
+            }
+        }
         let display_name = update
             .display_name
             .clone()

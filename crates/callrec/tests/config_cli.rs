@@ -319,4 +319,13 @@ fn logs_go_to_stderr_in_the_configured_format() {
         .run()
         .success();
     assert!(!quiet.stderr.contains("applied"), "{}", quiet.stderr);
+
+    // Human lines written to a pipe (a file, the journal) carry no colour escapes.
+    let human = install
+        .callrec(["migrate"])
+        .env("CALLREC_SITE_RETENTION_DAYS", "32")
+        .run()
+        .success();
+    assert!(human.stderr.contains("applied"), "{}", human.stderr);
+    assert!(!human.stderr.contains('\u{1b}'), "{:?}", human.stderr);
 }
