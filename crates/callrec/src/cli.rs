@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use callrec_model::RecordingMode;
+use callrec_model::{RecordingMode, Role};
 use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
@@ -101,6 +101,16 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+
+    /// Print a shell completion script, e.g. `callrec completions bash >
+    /// /etc/bash_completion.d/callrec`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page (roff), e.g. `callrec man > /usr/local/share/man/man1/callrec.1`.
+    Man,
 }
 
 /// `callrec user …`
@@ -135,6 +145,30 @@ pub enum UserCommand {
         /// never, always, always_pausable or on_demand.
         #[arg(value_parser = parse_mode)]
         mode: RecordingMode,
+        /// The user's site.
+        #[arg(long, default_value = "default")]
+        site: String,
+    },
+
+    /// Make a user an admin of their site, or a plain user again (a site's last admin stays
+    /// admin).
+    SetRole {
+        /// The user's extension.
+        extension: String,
+        /// admin or user.
+        #[arg(value_parser = parse_role)]
+        role: Role,
+        /// The user's site.
+        #[arg(long, default_value = "default")]
+        site: String,
+    },
+
+    /// Replace a user's extra numbers (DIDs); none given removes them all.
+    SetNumbers {
+        /// The user's extension.
+        extension: String,
+        /// The numbers, in any form (0…, 44…, +44…).
+        numbers: Vec<String>,
         /// The user's site.
         #[arg(long, default_value = "default")]
         site: String,
@@ -190,6 +224,11 @@ pub enum ConfigCommand {
 }
 
 fn parse_mode(text: &str) -> Result<RecordingMode, String> {
+    text.parse()
+        .map_err(|e: callrec_model::UnknownName| e.to_string())
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
     text.parse()
         .map_err(|e: callrec_model::UnknownName| e.to_string())
 }

@@ -170,6 +170,94 @@ fn users_are_added_listed_and_their_mode_changed() {
 }
 
 #[test]
+fn roles_and_numbers_are_set_from_the_cli_and_the_last_admin_is_kept() {
+    let install = migrated();
+    install.callrec(["user", "add", "1001"]).run().success();
+    install
+        .callrec(["user", "add", "9000", "--admin"])
+        .run()
+        .success();
+
+    let refused = install
+        .callrec(["user", "set-role", "9000", "user"])
+        .run()
+        .expect_code(1);
+    assert!(refused.stderr.contains("last admin"), "{}", refused.stderr);
+    let promoted = install
+        .callrec(["user", "set-role", "1001", "admin"])
+        .run()
+        .success();
+    assert_eq!(promoted.stdout, "1001@default: role user -> admin\n");
+    install
+        .callrec(["user", "set-role", "9000", "user"])
+        .run()
+        .success();
+
+    let numbered = install
+        .callrec([
+            "user",
+            "set-numbers",
+            "1001",
+            "02071234567",
+            "+44 20 7123 4568",
+        ])
+        .run()
+        .success();
+    assert_eq!(
+        numbered.stdout,
+        "1001@default: numbers +442071234567 +442071234568\n"
+    );
+    let cleared = install
+        .callrec(["user", "set-numbers", "1001"])
+        .run()
+        .success();
+    assert_eq!(cleared.stdout, "1001@default: no numbers\n");
+    let json = users_json(&install);
+    assert_eq!(json[0]["role"], "admin");
+    assert_eq!(json[1]["role"], "user");
+    assert_eq!(json[0]["numbers"], serde_json::json!([]));
+    let audit = open_store(&install)
+        .view()
+        .audit(None, None, 500)
+        .unwrap()
+        .entries;
+    assert_eq!(
+        audit.iter().filter(|e| e.action == "user.update").count(),
+        4,
+        "two role changes and two number changes audited"
+    );
+}
+
+#[test]
+fn completions_and_the_manual_page_come_from_the_command_definitions() {
+    let install = Install::new();
+    let bash = install.callrec(["completions", "bash"]).run().success();
+    assert!(bash.stdout.contains("set-numbers"), "{}", bash.stdout);
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(bash.stdout.as_bytes())?;
+            child.wait()
+        })
+        .unwrap();
+    assert!(checked.success(), "bash -n refuses the completion script");
+    for shell in ["zsh", "fish"] {
+        let script = install.callrec(["completions", shell]).run().success();
+        assert!(script.stdout.contains("callrec"), "{shell}");
+    }
+    let man = install.callrec(["man"]).run().success();
+    assert!(man.stdout.contains(".TH callrec 1"), "{}", man.stdout);
+    assert!(man.stdout.contains("completions"), "{}", man.stdout);
+}
+
+#[test]
 fn a_duplicate_extension_is_refused_with_a_clear_message() {
     let install = migrated();
     install.callrec(["user", "add", "1001"]).run().success();

@@ -43,6 +43,21 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Token(command) => tokens::run(&Session::start(&global)?, command),
         Command::Sweep { dry_run, json } => sweep::run(&Session::start(&global)?, dry_run, json),
         Command::Verify { json } => verify::run(&Session::start(&global)?, json),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "callrec", &mut script);
+            out::print(&String::from_utf8_lossy(&script))?;
+            Ok(Outcome::Success)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut page)
+                .context("cannot render the manual page")?;
+            out::print(&String::from_utf8_lossy(&page))?;
+            Ok(Outcome::Success)
+        }
     }
 }
 

@@ -1,8 +1,8 @@
-//! `callrec user add | set-mode | list`: who is recorded, and how.
+//! `callrec user add | set-mode | set-role | set-numbers | list`: who is recorded, and how.
 
 use anyhow::Context as _;
 use callrec_model::Role;
-use callrec_store::{NewUser, User};
+use callrec_store::{NewUser, User, UserUpdate};
 
 use crate::cli::UserCommand;
 use crate::commands::{Session, out, table};
@@ -66,6 +66,43 @@ pub fn run(session: &Session, command: UserCommand) -> anyhow::Result<Outcome> {
                 ))?;
             }
         }
+        UserCommand::SetRole {
+            extension,
+            role,
+            site,
+        } => {
+            let update = UserUpdate {
+                role: Some(role),
+                ..UserUpdate::default()
+            };
+            let (before, after) = update_user(session, &site, &extension, &update)
+                .with_context(|| format!("cannot change the role of {extension}"))?;
+            out::line(format!(
+                "{}@{}: role {} -> {}",
+                after.extension, after.site, before.role, after.role
+            ))?;
+        }
+        UserCommand::SetNumbers {
+            extension,
+            numbers,
+            site,
+        } => {
+            let update = UserUpdate {
+                numbers: Some(numbers),
+                ..UserUpdate::default()
+            };
+            let (_, after) = update_user(session, &site, &extension, &update)
+                .with_context(|| format!("cannot set the numbers of {extension}"))?;
+            out::line(format!(
+                "{}@{}: {}",
+                after.extension,
+                after.site,
+                match numbers_suffix(&after) {
+                    s if s.is_empty() => "no numbers".to_owned(),
+                    s => s.trim_start_matches(", ").to_owned(),
+                }
+            ))?;
+        }
         UserCommand::List { site, json } => {
             let store = session.open_store()?;
             let users = store
@@ -82,6 +119,19 @@ pub fn run(session: &Session, command: UserCommand) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
+}
+
+/// Applies `update` to a user; the user before and after.
+fn update_user(
+    session: &Session,
+    site: &str,
+    extension: &str,
+    update: &UserUpdate,
+) -> anyhow::Result<(User, User)> {
+    let mut store = session.open_store()?;
+    let before = store.view().user(site, extension)?;
+    let after = store.update_user(site, extension, update, &session.actor)?;
+    Ok((before, after))
 }
 
 fn numbers_suffix(user: &User) -> String {
