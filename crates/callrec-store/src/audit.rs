@@ -109,6 +109,91 @@ fn insert(
     Ok(hash)
 }
 
+/// The newest entry of the log: its seq and chain hash. Saved away from the index (a file
+/// on another machine, syslog), it lets `verify` find entries cut from the end of the log,
+/// which leave an intact, shorter chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainHead {
+    /// The entry's seq.
+    pub seq: i64,
+    /// Its chain hash (hex).
+    pub hash: String,
+}
+
+impl std::fmt::Display for ChainHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.seq, self.hash)
+    }
+}
+
+impl std::str::FromStr for ChainHead {
+    type Err = String;
+
+    /// `SEQ HASH`, as [`ChainHead`]'s `Display` writes it (`callrec audit head`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "`{}` is not a chain head (`SEQ HASH`, as `callrec audit head` prints)",
+                callrec_model::names::excerpt(s.trim())
+            )
+        };
+        let (seq, hash) = s.trim().split_once(char::is_whitespace).ok_or_else(bad)?;
+        let seq: i64 = seq.parse().map_err(|_| bad())?;
+        let hash = hash.trim();
+        if seq < 1 || hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        Ok(ChainHead {
+            seq,
+            hash: hash.to_ascii_lowercase(),
+        })
+    }
+}
+
+/// The log's newest entry, if it has one.
+pub(crate) fn chain_head(conn: &Connection) -> Result<Option<ChainHead>, StoreError> {
+    conn.prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut s| {
+            s.query_row([], |r| {
+                Ok(ChainHead {
+                    seq: r.get(0)?,
+                    hash: r.get(1)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(StoreError::sql("read the audit log head"))
+}
+
+/// Whether the log still holds a head saved earlier: the entry at its seq, with its hash.
+pub(crate) fn check_saved_head(
+    conn: &Connection,
+    saved: &ChainHead,
+) -> Result<Option<ChainBreak>, StoreError> {
+    let hash: Option<String> = conn
+        .prepare_cached("SELECT hash FROM audit_log WHERE seq = ?1")
+        .and_then(|mut s| s.query_row([saved.seq], |r| r.get(0)).optional())
+        .map_err(StoreError::sql("read the audit log"))?;
+    Ok(match hash {
+        Some(h) if h == saved.hash => None,
+        Some(_) => Some(ChainBreak {
+            seq: saved.seq,
+            problem: format!(
+                "entry {} is not the one the saved chain head names ({}): the log was rewritten",
+                saved.seq, saved.hash
+            ),
+        }),
+        None => Some(ChainBreak {
+            seq: saved.seq,
+            problem: format!(
+                "the saved chain head names entry {}, which the log no longer has: entries \
+                 were cut from its end",
+                saved.seq
+            ),
+        }),
+    })
+}
+
 /// A break in the audit chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ChainBreak {

@@ -56,7 +56,7 @@ mod view;
 pub mod wav;
 mod worker;
 
-pub use audit::ChainBreak;
+pub use audit::{ChainBreak, ChainHead};
 pub use error::{ErrorKind, StoreError};
 pub use handle::StoreHandle;
 pub use ingest::{HEADER_REPAIRED, IngestJob, IngestOutcome};

@@ -10,7 +10,7 @@ use rusqlite::params;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::audit::{self, ChainBreak};
+use crate::audit::{self, ChainBreak, ChainHead};
 use crate::error::StoreError;
 use crate::files;
 use crate::store::Store;
@@ -23,6 +23,9 @@ pub struct VerifyOptions {
     pub actor: String,
     /// Also look for files in the store that no row knows.
     pub walk_store: bool,
+    /// Chain heads saved away from the index (`callrec audit head`): each must still be in
+    /// the log, or entries were cut from its end or rewritten.
+    pub saved_heads: Vec<ChainHead>,
 }
 
 impl Default for VerifyOptions {
@@ -30,6 +33,7 @@ impl Default for VerifyOptions {
         VerifyOptions {
             actor: "verify".to_owned(),
             walk_store: true,
+            saved_heads: Vec::new(),
         }
     }
 }
@@ -128,6 +132,12 @@ impl fmt::Display for VerifyReport {
 const MAX_NAMED_UNLOGGED: usize = 1000;
 
 impl Store {
+    /// The audit log's newest entry (`callrec audit head`): save it away from the index and
+    /// pass it to [`Store::verify`] later.
+    pub fn audit_head(&self) -> Result<Option<ChainHead>, StoreError> {
+        audit::chain_head(&self.conn)
+    }
+
     /// Recordings whose creation, or whose deletion, has no entry in the log. The chain links
     /// each entry to the one before, so entries cut from its end leave an intact, shorter
     /// chain; but the index still holds every recording (deleted ones as tombstones), each
@@ -202,23 +212,38 @@ impl Store {
         // Page by seq so no read transaction stays open while files are hashed.
         let mut after = 0i64;
         loop {
-            let rows: Vec<(i64, String, String, String, Option<i64>)> = self
+            // With each row, the hash its ingest wrote to the audit log: the index's copy
+            // alone can be rewritten together with the file.
+            type Row = (i64, String, String, String, Option<i64>, Option<String>);
+            let rows: Vec<Row> = self
                 .conn
                 .prepare_cached(
-                    "SELECT seq, id, store_path, sha256, size_bytes FROM recordings
-                     WHERE seq > ?1 AND state IN ('stored', 'failed') AND sha256 IS NOT NULL
-                     ORDER BY seq LIMIT 1000",
+                    "SELECT r.seq, r.id, r.store_path, r.sha256, r.size_bytes,
+                        (SELECT json_extract(a.detail, '$.sha256') FROM audit_log a
+                         WHERE a.target = 'recording:' || r.id
+                           AND a.action IN ('recording.stored', 'recording.failed')
+                         ORDER BY a.seq DESC LIMIT 1)
+                     FROM recordings r
+                     WHERE r.seq > ?1 AND r.state IN ('stored', 'failed') AND r.sha256 IS NOT NULL
+                     ORDER BY r.seq LIMIT 1000",
                 )
                 .and_then(|mut s| {
                     s.query_map(params![after], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ))
                     })?
                     .collect()
                 })
                 .map_err(StoreError::sql("list stored recordings"))?;
             let Some(last) = rows.last() else { break };
             after = last.0;
-            for (_, id, rel, expected, size) in rows {
+            for (_, id, rel, expected, size, logged) in rows {
                 let id: RecordingId = id
                     .parse()
                     .map_err(|e| StoreError::Corrupt(format!("recording id: {e}")))?;
@@ -231,6 +256,18 @@ impl Store {
                     actual_sha256: actual,
                     problem,
                 };
+                if logged.as_deref() != Some(expected.as_str()) {
+                    let hashed = files::hash_file(&path).ok().map(|h| h.sha256);
+                    let what = match &logged {
+                        Some(l) => format!(
+                            "the index's hash is not the one its ingest wrote to the audit log \
+                             ({l}): file and index were changed together"
+                        ),
+                        None => "the audit log has no ingest entry with its hash".to_owned(),
+                    };
+                    report.altered.push(problem(hashed, what));
+                    continue;
+                }
                 if !files::exists(&path) {
                     report
                         .missing
@@ -257,6 +294,9 @@ impl Store {
 
         let (entries, mut breaks) = audit::verify_chain(&self.conn)?;
         breaks.extend(self.entries_cut_from_the_log()?);
+        for saved in &options.saved_heads {
+            breaks.extend(audit::check_saved_head(&self.conn, saved)?);
+        }
         report.audit_entries = entries;
         report.audit_breaks = breaks;
 

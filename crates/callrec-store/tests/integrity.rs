@@ -331,3 +331,84 @@ fn state_of(f: &Fixture, id: &callrec_model::RecordingId) -> RecordingState {
         .unwrap()
         .state
 }
+
+#[test]
+fn verify_compares_the_index_hash_with_the_one_ingest_wrote_to_the_audit_log() {
+    // The adversarial trial: a stored file and `recordings.sha256` rewritten together passed.
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let a = f.recording(&alice, "1001", "02077456456", 300);
+    f.recording(&alice, "1001", "02077456456", 300);
+    let path = stored_file(&mut f, &a.id);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let forged = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    let conn = rusqlite::Connection::open(f.data_dir().join("index.db")).unwrap();
+    conn.execute(
+        "UPDATE recordings SET sha256 = ?1 WHERE id = ?2",
+        rusqlite::params![forged, a.id.to_string()],
+    )
+    .unwrap();
+    drop(conn);
+
+    let report = f.store.verify(&VerifyOptions::default()).unwrap();
+    assert_eq!(report.files_ok, 1, "{report}");
+    assert_eq!(report.altered.len(), 1, "{report}");
+    assert_eq!(report.altered[0].id, a.id);
+    assert!(
+        report.altered[0].problem.contains("audit log"),
+        "{}",
+        report.altered[0].problem
+    );
+    assert_eq!(
+        report.altered[0].actual_sha256.as_deref(),
+        Some(forged.as_str())
+    );
+}
+
+#[test]
+fn a_chain_head_saved_elsewhere_finds_a_tail_cut_with_the_trigger_dropped() {
+    // The adversarial trial: the newest entries deleted (after dropping the trigger) left an
+    // intact, shorter chain that passed. A head saved away from the index does not.
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    f.recording(&alice, "1001", "02077456456", 300);
+    f.user("1002");
+    let saved = f.store.audit_head().unwrap().expect("entries");
+    let printed: callrec_store::ChainHead = saved.to_string().parse().unwrap();
+    assert_eq!(printed, saved);
+    let with_head = VerifyOptions {
+        saved_heads: vec![saved.clone()],
+        ..VerifyOptions::default()
+    };
+
+    // Cut the tail: the entry of the user added last (no recording vouches for it) and
+    // everything after it.
+    let conn = rusqlite::Connection::open(f.data_dir().join("index.db")).unwrap();
+    conn.execute_batch(&format!(
+        "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq >= {};",
+        saved.seq
+    ))
+    .unwrap();
+    drop(conn);
+    let report = f.store.verify(&with_head).unwrap();
+    assert_eq!(report.audit_breaks.len(), 1, "{report}");
+    assert!(
+        report.audit_breaks[0].problem.contains("cut from its end"),
+        "{report}"
+    );
+    // Without the saved head the shorter chain looks whole: why the head is kept elsewhere.
+    let without = f.store.verify(&VerifyOptions::default()).unwrap();
+    assert!(without.is_clean(), "{without}");
+    // The log now has a different entry at that seq (verify's own): still caught.
+    let report = f.store.verify(&with_head).unwrap();
+    assert!(
+        report.audit_breaks[0].problem.contains("rewritten"),
+        "{report}"
+    );
+    assert!("12 zz".parse::<callrec_store::ChainHead>().is_err());
+}

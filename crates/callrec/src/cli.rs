@@ -96,7 +96,18 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// A chain head saved earlier with `callrec audit head` ("SEQ HASH"; repeatable):
+        /// the log must still hold it, or entries were cut from its end.
+        #[arg(long = "head", value_name = "SEQ HASH")]
+        heads: Vec<callrec_store::ChainHead>,
+        /// A file of saved chain heads, one per line (`callrec audit head >> FILE`).
+        #[arg(long, value_name = "FILE")]
+        head_file: Option<PathBuf>,
     },
+
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 
     /// Inspect the configuration.
     #[command(subcommand)]
@@ -111,6 +122,15 @@ pub enum Command {
 
     /// Print the manual page (roff), e.g. `callrec man > /usr/local/share/man/man1/callrec.1`.
     Man,
+}
+
+/// `callrec audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print the log's newest entry as "SEQ HASH". Keep it away from the index (append it to
+    /// a file on another machine, or to syslog, e.g. hourly from cron) and give it to
+    /// `callrec verify --head` or `--head-file`: a log whose end was cut is then found.
+    Head,
 }
 
 /// `callrec user …`

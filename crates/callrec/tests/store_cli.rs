@@ -712,3 +712,41 @@ fn verify_fails_on_a_rewritten_audit_log() {
         run.stdout
     );
 }
+
+#[test]
+fn a_chain_head_kept_in_a_file_finds_a_log_whose_end_was_cut() {
+    let install = migrated();
+    install.callrec(["user", "add", "1001"]).run().success();
+    install
+        .callrec(["user", "set-mode", "1001", "never"])
+        .run()
+        .success();
+    let head = install.callrec(["audit", "head"]).run().success();
+    let heads = install.root().join("heads.txt");
+    std::fs::write(&heads, format!("# saved hourly\n{}", head.stdout)).unwrap();
+    let heads_arg = heads.to_str().unwrap();
+    install
+        .callrec(["verify", "--head-file", heads_arg])
+        .run()
+        .success();
+
+    // The newest entries deleted, trigger dropped: the shorter chain is intact.
+    let (seq, _) = head.stdout.trim().split_once(' ').unwrap();
+    let db = rusqlite::Connection::open(install.data_dir().join("index.db")).unwrap();
+    db.execute_batch(&format!(
+        "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq >= {seq};"
+    ))
+    .unwrap();
+    drop(db);
+    let run = install
+        .callrec(["verify", "--head", head.stdout.trim()])
+        .run()
+        .expect_code(1);
+    assert!(run.stdout.contains("cut from its end"), "{}", run.stdout);
+
+    let bad = install
+        .callrec(["verify", "--head", "not a head"])
+        .run()
+        .expect_code(2);
+    assert!(bad.stderr.contains("chain head"), "{}", bad.stderr);
+}

@@ -23,7 +23,7 @@ use anyhow::{Context as _, bail};
 use callrec_config::{Config, ConfigError, Sources};
 use callrec_store::Store;
 
-use crate::cli::{Cli, Command, ConfigCommand, GlobalArgs};
+use crate::cli::{AuditCommand, Cli, Command, ConfigCommand, GlobalArgs};
 use crate::exit::Outcome;
 use crate::logging;
 
@@ -42,7 +42,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::User(command) => users::run(&Session::start(&global)?, command),
         Command::Token(command) => tokens::run(&Session::start(&global)?, command),
         Command::Sweep { dry_run, json } => sweep::run(&Session::start(&global)?, dry_run, json),
-        Command::Verify { json } => verify::run(&Session::start(&global)?, json),
+        Command::Verify {
+            json,
+            heads,
+            head_file,
+        } => verify::run(&Session::start(&global)?, json, heads, head_file.as_deref()),
+        Command::Audit(AuditCommand::Head) => verify::head(&Session::start(&global)?),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
