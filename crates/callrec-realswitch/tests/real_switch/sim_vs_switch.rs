@@ -87,19 +87,25 @@ const HANGUP_RACE: &str = "a race on the real switch: mod_loopback hangs the B l
     B leg's CHANNEL_HANGUP; the simulator sends the captures' order and content; callrec \
     does not subscribe to CHANNEL_HANGUP";
 
-/// Why the A leg's CHANNEL_CREATE can come after its CHANNEL_ANSWER: the switch fires
-/// CHANNEL_CREATE in the leg's own thread once its `on_init` handler has returned
-/// (`switch_core_session_run`, CS_INIT), and mod_loopback's `on_init` for the A leg starts
-/// the B leg's thread before it returns. The B leg runs its dialplan at once; its `answer`
-/// marks the A leg answered from the B leg's thread (`loopback`'s INDICATE_ANSWER:
-/// `switch_channel_mark_answered` on the other channel, which fires the A leg's
-/// CHANNEL_ANSWER and sets `endpoint_disposition`). On a loaded machine that happens before
-/// the A leg's thread builds CHANNEL_CREATE, which then says the leg is answered. callrec
-/// does not subscribe to CHANNEL_CREATE.
-const CREATE_RACE: &str = "a race on the real switch: the A leg's CHANNEL_CREATE is built \
-    in its own thread after mod_loopback's on_init has started the B leg, whose answer marks \
-    the A leg answered from the B leg's thread first (CHANNEL_ANSWER, endpoint_disposition); \
-    the simulator sends the captures' order; callrec does not subscribe to CHANNEL_CREATE";
+/// Why the A leg's events around its answer differ between runs: mod_loopback marks the A
+/// leg answered from the B leg's thread (`loopback`'s INDICATE_ANSWER calls
+/// `switch_channel_mark_answered` on the other channel), while the A leg's own thread goes
+/// on with its work. `switch_channel_perform_mark_answered` sets CF_ANSWERED, fires
+/// CHANNEL_ANSWER, sets `endpoint_disposition` and, last, the call state ACTIVE. So on a
+/// loaded machine the A leg's own thread can
+///
+/// - fire CHANNEL_CREATE (built once its `on_init` handler returns; mod_loopback's `on_init`
+///   starts the B leg's thread first) after CHANNEL_ANSWER, saying the leg is answered;
+/// - see the answer (CF_ANSWERED), park, and build CHANNEL_PARK before the B leg's thread
+///   has set the call state: `Channel-Call-State: DOWN`.
+///
+/// The simulator sends the captures' order and values. callrec subscribes to neither
+/// CHANNEL_CREATE nor CHANNEL_PARK, and reads no call state from events.
+const ANSWER_RACE: &str = "a race on the real switch: mod_loopback marks the A leg answered \
+    from the B leg's thread (CHANNEL_ANSWER, endpoint_disposition, then call state ACTIVE, \
+    last) while the A leg's own thread fires CHANNEL_CREATE after its on_init and parks once \
+    it sees the answer; the simulator sends the captures' order and values; callrec \
+    subscribes to neither CHANNEL_CREATE nor CHANNEL_PARK";
 
 /// The variables a leg's hangup state sets (`switch_core_session_hangup_state`,
 /// `switch_channel_set_timestamps`): in a CHANNEL_HANGUP built after that state ran.
@@ -193,7 +199,16 @@ const DELIBERATE: &[Deliberate] = &[
         items: &["Answer-State", "Channel-Call-State"],
         moved: false,
         every_run: false,
-        why: CREATE_RACE,
+        why: ANSWER_RACE,
+    },
+    Deliberate {
+        kind: Kind::Value,
+        leg: Some("a"),
+        event: Some("CHANNEL_PARK"),
+        items: &["Channel-Call-State"],
+        moved: false,
+        every_run: false,
+        why: ANSWER_RACE,
     },
     Deliberate {
         kind: Kind::Header(Side::Switch),
@@ -202,7 +217,7 @@ const DELIBERATE: &[Deliberate] = &[
         items: &["variable_endpoint_disposition"],
         moved: false,
         every_run: false,
-        why: CREATE_RACE,
+        why: ANSWER_RACE,
     },
     Deliberate {
         kind: Kind::Event(Side::Switch),
@@ -211,7 +226,7 @@ const DELIBERATE: &[Deliberate] = &[
         items: &["*"],
         moved: true,
         every_run: false,
-        why: CREATE_RACE,
+        why: ANSWER_RACE,
     },
     Deliberate {
         kind: Kind::Event(Side::Sim),
@@ -220,7 +235,7 @@ const DELIBERATE: &[Deliberate] = &[
         items: &["*"],
         moved: true,
         every_run: false,
-        why: CREATE_RACE,
+        why: ANSWER_RACE,
     },
     Deliberate {
         kind: Kind::Event(Side::Switch),
@@ -229,7 +244,7 @@ const DELIBERATE: &[Deliberate] = &[
         items: &["*"],
         moved: true,
         every_run: false,
-        why: CREATE_RACE,
+        why: ANSWER_RACE,
     },
     Deliberate {
         kind: Kind::Event(Side::Sim),
@@ -238,7 +253,7 @@ const DELIBERATE: &[Deliberate] = &[
         items: &["*"],
         moved: true,
         every_run: false,
-        why: CREATE_RACE,
+        why: ANSWER_RACE,
     },
 ];
 
