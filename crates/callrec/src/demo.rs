@@ -4,7 +4,8 @@
 //! calls: one paused with *48 and resumed with *49 while on hold, one started on demand with
 //! *44, an internal call between a recorded and a never-recorded user, a call in mode
 //! `never`. The daemon and the REST API run against it exactly as `callrec serve` would; the
-//! demo prints what happens, where the recordings are, an admin token and how to query them.
+//! demo prints what happens, where the recordings are, an admin's and a user's token and how
+//! to query them.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -132,30 +133,30 @@ pub async fn demo(
                 source,
             })?
     };
-    let token = store
+    // A token for the site's admin (1001) and one for a plain user (1002), so both views of
+    // the API can be tried.
+    let tokens = store
         .write(|s| {
-            let mut admin = None;
+            let mut tokens = Vec::new();
             for (ext, mode, role) in USERS {
                 let mut user = NewUser::new("default", ext);
                 user.mode = Some(mode);
                 user.role = role;
                 let created = s.add_user(&user, "demo")?;
-                if role == Role::Admin {
-                    admin = Some(created.id);
+                if ext == "1001" || ext == "1002" {
+                    let token = s.create_token(created.id, "demo", &Access::system("demo"))?;
+                    tokens.push(token.secret);
                 }
             }
-            match admin {
-                Some(id) => s
-                    .create_token(id, "demo", &Access::system("demo"))
-                    .map(Some),
-                None => Ok(None),
-            }
+            Ok(tokens)
         })
         .await
         .map_err(|source| DaemonError::Store {
             data_dir: store_dir.clone(),
             source,
         })?;
+    let token = tokens.first().cloned();
+    let user_token = tokens.get(1).cloned();
 
     config.esl.host = "127.0.0.1".into();
     config.esl.port = sim.esl_addr().port();
@@ -208,7 +209,7 @@ pub async fn demo(
     let script = play_script(&sim, &handle).await;
     let outcome = match script {
         Ok(()) => {
-            summary(&store, &api_addr, token.as_ref().map(|t| t.secret.as_str())).await;
+            summary(&store, &api_addr, token.as_deref(), user_token.as_deref()).await;
             say("");
             if options.exit_when_done {
                 say(
@@ -330,7 +331,7 @@ async fn play_script(sim: &Simulator, handle: &DaemonHandle) -> Result<(), Daemo
     Ok(())
 }
 
-async fn summary(store: &StoreHandle, api: &str, token: Option<&str>) {
+async fn summary(store: &StoreHandle, api: &str, token: Option<&str>, user_token: Option<&str>) {
     // The files reach the store moments after the last hangup.
     let mut rows = Vec::new();
     for _ in 0..100 {
@@ -414,6 +415,13 @@ async fn summary(store: &StoreHandle, api: &str, token: Option<&str>) {
     say(format!(
         "  curl -s {auth} http://{api}/api/v1/audit        # who did what, newest first"
     ));
+    if let Some(user_token) = user_token {
+        say("A plain user's token (1002): the same calls show only 1002's own recordings:");
+        say(format!("  export CALLREC_USER_TOKEN={user_token}"));
+        say(format!(
+            "  curl -s -H \"Authorization: Bearer $CALLREC_USER_TOKEN\" http://{api}/api/v1/recordings"
+        ));
+    }
     say("  (the answers are JSON: pipe them into `jq` or `python3 -m json.tool` to read them)");
 }
 

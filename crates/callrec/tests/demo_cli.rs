@@ -63,6 +63,17 @@ fn the_demo_tells_where_the_recordings_are_and_how_to_query_them() {
         (caller.extension.as_str(), caller.role),
         ("1001", Role::Admin)
     );
+    // And a plain user's, which authenticates as that user.
+    let user_token = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("export CALLREC_USER_TOKEN="))
+        .expect("a user token line");
+    let user = store
+        .view()
+        .authenticate(user_token)
+        .unwrap()
+        .expect("the printed user token authenticates");
+    assert_eq!((user.extension.as_str(), user.role), ("1002", Role::User));
 
     // The example recording is the paused one, so its segments show *48 and *49.
     let example: RecordingId = out
