@@ -431,6 +431,10 @@ pub struct SiteUpdate {
     /// Recordings shorter than this many seconds are discarded by the switch.
     #[schema(maximum = 3600)]
     pub min_seconds: Option<u32>,
+    /// A recording paused longer than this many seconds resumes by itself and its user hears
+    /// the "resumed" prompt; 0 turns it off.
+    #[schema(maximum = 86400)]
+    pub max_pause_seconds: Option<u32>,
     /// The site's time zone: an IANA name, e.g. `Europe/London`.
     #[schema(value_type = Option<String>)]
     pub timezone: Option<Tz>,
@@ -457,6 +461,7 @@ impl From<SiteUpdate> for store::SiteUpdate {
             legal_hold: u.legal_hold,
             pause_behavior: u.pause_behavior,
             min_seconds: u.min_seconds,
+            max_pause_seconds: u.max_pause_seconds,
             timezone: u.timezone,
             country_code: u.country_code,
             national_prefix: u.national_prefix,

@@ -446,6 +446,9 @@ pub struct SiteSettings {
     pub pause_behavior: callrec_model::PauseBehavior,
     /// Recordings shorter than this many seconds are discarded by the switch.
     pub min_seconds: u32,
+    /// A recording paused longer than this many seconds resumes by itself and its user hears
+    /// the "resumed" prompt; 0: off.
+    pub max_pause_seconds: u32,
     /// The site's time zone (IANA name, e.g. `Europe/London`): file names and the portal.
     #[schema(value_type = String)]
     pub timezone: Tz,
@@ -469,6 +472,7 @@ impl From<store::SiteSettings> for SiteSettings {
             legal_hold: s.legal_hold,
             pause_behavior: s.pause_behavior,
             min_seconds: s.min_seconds,
+            max_pause_seconds: s.max_pause_seconds,
             timezone: s.timezone,
             country_code: s.country_code,
             national_prefix: s.national_prefix,

@@ -367,3 +367,27 @@ async fn a_quota_too_large_for_the_index_says_what_range_is_allowed() {
         );
     }
 }
+
+#[tokio::test]
+async fn max_pause_seconds_is_a_site_setting_off_by_default_and_bounded() {
+    let w = World::new();
+    let (_, site) = w.json(w.req(&w.admin, "GET", "/api/v1/site")).await;
+    assert_eq!(site["max_pause_seconds"], 0, "{site}");
+    let put = |v: serde_json::Value| {
+        w.req(&w.admin, "PUT", "/api/v1/site")
+            .json(&json!({ "max_pause_seconds": v }))
+    };
+    let (s, body) = w.json(put(json!(300))).await;
+    assert_eq!(s, 200, "{body}");
+    let (_, site) = w.json(w.req(&w.admin, "GET", "/api/v1/site")).await;
+    assert_eq!(site["max_pause_seconds"], 300);
+    let (s, body) = w.json(put(json!(86_401))).await;
+    assert!(s == 400 || s == 422, "{s} {body}");
+    let (s, _) = w
+        .json(
+            w.req(&w.alice, "PUT", "/api/v1/site")
+                .json(&json!({"max_pause_seconds": 0})),
+        )
+        .await;
+    assert_eq!(s, 403);
+}

@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use callrec_model::limits::{MAX_MIN_SECONDS, MAX_RETENTION_DAYS};
+use callrec_model::limits::{MAX_MIN_SECONDS, MAX_PAUSE_SECONDS, MAX_RETENTION_DAYS};
 use callrec_model::{EventFormat, Prompt, RecordingAction};
 use callrec_model::{PauseBehavior, QuotaPolicy, RecordingMode};
 use callrec_numbers::NumberPlan;
@@ -381,6 +381,9 @@ section! {
         pause_behavior: PauseBehavior = PauseBehavior::Silence;
         /// Recordings shorter than this are discarded by the switch (`RECORD_MIN_SEC`).
         min_seconds: u32 = 3, check within(0, MAX_MIN_SECONDS, " seconds");
+        /// A recording paused longer than this resumes by itself and its user hears the
+        /// "resumed" prompt (0: off).
+        max_pause_seconds: u32 = 0, check within(0, MAX_PAUSE_SECONDS, " seconds");
         /// IANA time zone for file names and the dashboard.
         timezone: chrono_tz::Tz = chrono_tz::Tz::UTC;
         /// Country calling code used to normalise national numbers to E.164.

@@ -179,6 +179,20 @@ impl Core {
                         );
                     }
                 }
+                Effect::Announce { channel, file } => {
+                    let text = format!("uuid_broadcast {channel} {file} aleg");
+                    tracing::debug!(command = %text, "sending to the switch");
+                    let (reply, answer) = oneshot::channel();
+                    self.send(Job::Query {
+                        text: text.clone(),
+                        reply,
+                    });
+                    tokio::spawn(async move {
+                        if let Ok(Err(err)) = answer.await {
+                            tracing::warn!(command = %text, error = %err, "a prompt could not be played");
+                        }
+                    });
+                }
                 Effect::Resolve { ticket, outcome } => {
                     // Through the store writer, behind the segments decided before it; at
                     // shutdown, when the writer is gone, at once.

@@ -333,6 +333,9 @@ impl Daemon {
             format: config.storage.format.extension().to_owned(),
             owner_headers: config.matching.headers.clone(),
             feature_codes: config.feature_codes.clone(),
+            resumed_prompt: store_writer::absolute(&config.prompts.path(Prompt::Resumed))
+                .display()
+                .to_string(),
         };
         let ids = options
             .ids
@@ -419,6 +422,7 @@ impl Daemon {
             token.clone(),
         ));
         tracker.spawn(sweep_loop(store.clone(), sweep_interval, token.clone()));
+        tracker.spawn(auto_resume_loop(core.clone(), token.clone()));
         let prompts_dir = store_writer::absolute(&config.prompts.dir);
         let prompts = Prompts::new(
             prompts_dir.clone(),
@@ -601,6 +605,33 @@ async fn reconcile_loop(
                 tracing::warn!(error = %err, "reconciliation did not finish; it runs again at the next connect")
             }
         }
+    }
+}
+
+/// Every second, resumes recordings paused longer than their site's `max_pause_seconds`
+/// ([`Recorder::auto_resume`]), on the switch's clock.
+async fn auto_resume_loop(core: Arc<Core>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if !*core.esl_up.borrow() {
+            continue;
+        }
+        let now = core.clock.now_micros();
+        core.decide(|rec| {
+            let (effects, resumed) = rec.auto_resume(now);
+            for leg in resumed {
+                tracing::info!(
+                    channel = %leg,
+                    "a recording paused longer than the site's max_pause_seconds was resumed"
+                );
+            }
+            effects
+        });
     }
 }
 

@@ -94,6 +94,7 @@ pub fn recorder_in(owners: OwnerIndex) -> Recorder {
         format: "wav".into(),
         owner_headers: Settings::default_owner_headers(),
         feature_codes: callrec_config::FeatureCodesConfig::default(),
+        resumed_prompt: "/prompts/resumed.wav".into(),
     };
     Recorder::new(settings, owners, ids())
 }

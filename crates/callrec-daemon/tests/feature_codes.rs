@@ -128,6 +128,76 @@ async fn pause_as_silence_keeps_the_timeline_and_skip_drops_the_paused_audio() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_longer_than_max_pause_seconds_resumes_by_itself_with_the_prompt() {
+    // PCI DSS: a forgotten *49 must not leave the rest of the call unrecorded. Answered at
+    // 1 s; on hold 3–5 s, *48 at 3.5 s; the site allows 5 s of pause: at 8.5 s the policy
+    // resumes and the user hears "resumed"; hung up at 15 s.
+    let bed =
+        Bed::start(Setup::users(&[("1001", RecordingMode::AlwaysPausable)]).max_pause(5)).await;
+    bed.sim.place_call(
+        CallSpec::outbound("1001", "02079461111")
+            .ring(secs(1.0))
+            .hold(Side::Caller, secs(2.0), secs(2.0))
+            .talk(secs(14.0), Side::Caller),
+    );
+    bed.advance(secs(1.0));
+    bed.recording_on_switch(1).await;
+    bed.advance(secs(2.5));
+    on_hold(&bed, 1).await;
+    assert_eq!(bed.dial("1001", "*48").await.1, "paused.wav");
+    // 4.9 s later, still paused (the daemon checks every second of wall time; the switch's
+    // clock stands still meanwhile).
+    bed.advance(secs(4.9));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(bed.handle.live_calls()[0].recording.as_str(), "paused");
+    bed.advance(secs(0.1));
+    eventually("the policy to resume the recording", || {
+        (bed.handle.live_calls()[0].recording.as_str() == "recording").then_some(())
+    })
+    .await;
+    let leg = bed.handle.live_calls()[0].call_uuid.clone();
+    let heard = eventually("the resumed prompt played to the user's leg", || {
+        bed.sim
+            .channels()
+            .into_iter()
+            .find(|c| c.uuid == leg)
+            .filter(|c| !c.broadcasts.is_empty())
+            .map(|c| c.broadcasts)
+    })
+    .await;
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert!(heard[0].ends_with("/resumed.wav"), "{heard:?}");
+    assert!(std::path::Path::new(&heard[0]).is_absolute(), "{heard:?}");
+
+    bed.advance(secs(6.5));
+    let stored = bed.wait_recordings(RecordingState::Stored, 1).await;
+    let detail = bed.detail(&stored[0].id).await;
+    let segments: Vec<_> = detail
+        .segments
+        .iter()
+        .map(|s| (s.kind, s.source, s.actor.as_str()))
+        .collect();
+    assert_eq!(
+        segments,
+        [
+            (SegmentKind::Start, SegmentSource::Policy, "callrec"),
+            (SegmentKind::Pause, SegmentSource::Handset, "1001@default"),
+            (SegmentKind::Resume, SegmentSource::Policy, "callrec"),
+            (SegmentKind::Stop, SegmentSource::Policy, "callrec"),
+        ]
+    );
+    assert!(
+        (4_900..=5_100).contains(&stored[0].paused_ms),
+        "{}",
+        stored[0].paused_ms
+    );
+    // Masked from the end of the hold (5 s; nothing is written on hold) to the resume.
+    let silence = longest_silence(&bed, &stored[0].id).await;
+    assert!((3.4..=3.6).contains(&silence), "silent for {silence} s");
+    bed.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codes_on_a_single_unheld_call_act_on_that_call() {
     let bed = Bed::start(Setup::users(&[("1001", RecordingMode::AlwaysPausable)])).await;
     bed.sim

@@ -64,6 +64,21 @@ impl Switch {
                 None => String::new(),
             },
             "uuid_hold" => self.api_uuid_hold(args),
+            // mod_commands' replies. The simulator only notes the file: it sends none of the
+            // playback's events and mixes nothing into the recording.
+            "uuid_broadcast" => {
+                let mut it = args.split_whitespace();
+                match (it.next(), it.next()) {
+                    (Some(uuid), Some(path)) => match self.channels.get_mut(uuid) {
+                        Some(ch) if !ch.hungup => {
+                            ch.broadcasts.push(path.to_owned());
+                            "+OK Message sent\n".into()
+                        }
+                        _ => "-ERR invalid uuid\n".into(),
+                    },
+                    _ => "-USAGE: <uuid> <path> [aleg|bleg|holdb|both]\n".into(),
+                }
+            }
             "uuid_kill" => {
                 let mut it = args.split_whitespace();
                 match it.next() {

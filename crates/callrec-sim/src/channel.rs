@@ -167,6 +167,8 @@ pub(crate) struct Channel {
     pub last_app: String,
     pub last_arg: String,
     pub recordings: Vec<crate::recording::ActiveRecording>,
+    /// Files played to the channel by `uuid_broadcast`, in order.
+    pub broadcasts: Vec<String>,
     /// What the media carries while the call talks (a loopback B leg parked is silent).
     pub silent_media: bool,
     /// Running on a socket application (feature code) with this listener.
@@ -224,6 +226,7 @@ impl Channel {
             last_app: String::new(),
             last_arg: String::new(),
             recordings: Vec::new(),
+            broadcasts: Vec::new(),
             silent_media: false,
             outbound_session: None,
             linger: false,

@@ -601,6 +601,8 @@ pub struct ChannelInfo {
     pub peer: Option<String>,
     /// Paths being recorded.
     pub recording: Vec<String>,
+    /// Files played to it by `uuid_broadcast`, in order.
+    pub broadcasts: Vec<String>,
     /// Channel variables.
     pub variables: Vec<(String, String)>,
 }
@@ -621,6 +623,7 @@ impl ChannelInfo {
             hung_up: c.hungup,
             peer: c.peer.clone(),
             recording: c.recordings.iter().map(|r| r.path.clone()).collect(),
+            broadcasts: c.broadcasts.clone(),
             variables: c.vars.clone(),
         }
     }

@@ -12,7 +12,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::StoreError;
 
 /// Every migration, oldest first. Append only.
-pub(crate) const MIGRATIONS: &[&str] = &[include_str!("../../../schema.sql")];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("../../../schema.sql"),
+    include_str!("../migrations/0001-max-pause.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

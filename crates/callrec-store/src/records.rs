@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::error::StoreError;
-use callrec_model::limits::{MAX_MIN_SECONDS, MAX_RETENTION_DAYS};
+use callrec_model::limits::{MAX_MIN_SECONDS, MAX_PAUSE_SECONDS, MAX_RETENTION_DAYS};
 use callrec_model::{
     Direction, PauseBehavior, QuotaPolicy, RecordingId, RecordingMode, RecordingState, Role,
     SegmentKind, SegmentSource, SiteId, TokenId, UserId,
@@ -36,6 +36,10 @@ pub struct SiteSettings {
     pub pause_behavior: PauseBehavior,
     /// Recordings shorter than this are discarded by the switch.
     pub min_seconds: u32,
+    /// A recording paused longer than this resumes by itself, and its user hears the
+    /// "resumed" prompt (PCI DSS: a forgotten *49 must not leave the rest of a call
+    /// unrecorded). 0: off.
+    pub max_pause_seconds: u32,
     /// The site's time zone: file names and the dashboard.
     pub timezone: Tz,
     /// Country calling code for number normalisation.
@@ -57,6 +61,7 @@ impl Default for SiteSettings {
             legal_hold: false,
             pause_behavior: PauseBehavior::Silence,
             min_seconds: 3,
+            max_pause_seconds: 0,
             timezone: Tz::UTC,
             country_code: 44,
             national_prefix: "0".to_owned(),
@@ -89,6 +94,13 @@ impl SiteSettings {
                 "min_seconds",
                 self.min_seconds.to_string(),
                 format!("must be at most {MAX_MIN_SECONDS}"),
+            ));
+        }
+        if self.max_pause_seconds > MAX_PAUSE_SECONDS {
+            return Err(StoreError::invalid(
+                "max_pause_seconds",
+                self.max_pause_seconds.to_string(),
+                format!("must be at most {MAX_PAUSE_SECONDS} (0 turns auto-resume off)"),
             ));
         }
         if self.quota_bytes == 0 || self.quota_bytes > i64::MAX as u64 {
@@ -128,6 +140,8 @@ pub struct SiteUpdate {
     pub pause_behavior: Option<PauseBehavior>,
     /// See [`SiteSettings::min_seconds`].
     pub min_seconds: Option<u32>,
+    /// See [`SiteSettings::max_pause_seconds`].
+    pub max_pause_seconds: Option<u32>,
     /// See [`SiteSettings::timezone`].
     pub timezone: Option<Tz>,
     /// See [`SiteSettings::country_code`].
@@ -151,6 +165,7 @@ impl SiteUpdate {
             legal_hold: self.legal_hold.unwrap_or(s.legal_hold),
             pause_behavior: self.pause_behavior.unwrap_or(s.pause_behavior),
             min_seconds: self.min_seconds.unwrap_or(s.min_seconds),
+            max_pause_seconds: self.max_pause_seconds.unwrap_or(s.max_pause_seconds),
             timezone: self.timezone.unwrap_or(s.timezone),
             country_code: self.country_code.unwrap_or(s.country_code),
             national_prefix: self.national_prefix.clone().unwrap_or(s.national_prefix),

@@ -1053,7 +1053,8 @@ fn write_site_settings(tx: &Connection, id: SiteId, s: &SiteSettings) -> Result<
     tx.prepare_cached(
         "UPDATE sites SET enabled = ?2, default_mode = ?3, retention_days = ?4, legal_hold = ?5,
              pause_behavior = ?6, min_seconds = ?7, timezone = ?8, country_code = ?9,
-             national_prefix = ?10, quota_bytes = ?11, quota_policy = ?12
+             national_prefix = ?10, quota_bytes = ?11, quota_policy = ?12,
+             max_pause_seconds = ?13
          WHERE id = ?1",
     )
     .and_then(|mut st| {
@@ -1070,6 +1071,7 @@ fn write_site_settings(tx: &Connection, id: SiteId, s: &SiteSettings) -> Result<
             s.national_prefix,
             i64::try_from(s.quota_bytes).unwrap_or(i64::MAX),
             s.quota_policy.as_str(),
+            s.max_pause_seconds,
         ])
     })
     .map_err(StoreError::sql("write site settings"))?;

@@ -132,7 +132,8 @@ pub(crate) fn recording_from_row(row: &Row<'_>) -> rusqlite::Result<Recording> {
 }
 
 const SITE_COLUMNS: &str = "id, name, enabled, default_mode, retention_days, legal_hold, \
-     pause_behavior, min_seconds, timezone, country_code, national_prefix, quota_bytes, quota_policy";
+     pause_behavior, min_seconds, timezone, country_code, national_prefix, quota_bytes, quota_policy, \
+     max_pause_seconds";
 
 fn site_from_row(row: &Row<'_>) -> rusqlite::Result<Site> {
     Ok(Site {
@@ -150,6 +151,7 @@ fn site_from_row(row: &Row<'_>) -> rusqlite::Result<Site> {
             national_prefix: row.get(10)?,
             quota_bytes: u64_col(row, 11)?,
             quota_policy: parse_col(row, 12)?,
+            max_pause_seconds: row.get(13)?,
         },
     })
 }

@@ -21,6 +21,7 @@ pub fn site_update(config: &Config) -> SiteUpdate {
         legal_hold: set("site", "legal_hold").then_some(site.legal_hold),
         pause_behavior: set("site", "pause_behavior").then_some(site.pause_behavior),
         min_seconds: set("site", "min_seconds").then_some(site.min_seconds),
+        max_pause_seconds: set("site", "max_pause_seconds").then_some(site.max_pause_seconds),
         timezone: set("site", "timezone").then_some(site.timezone),
         country_code: set("site", "country_code").then_some(site.country_code),
         national_prefix: set("site", "national_prefix").then(|| site.national_prefix.clone()),

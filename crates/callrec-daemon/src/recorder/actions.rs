@@ -5,7 +5,7 @@ use callrec_model::{
     ActionError, PauseBehavior, Prompt, RecordingAction, RecordingMode, SegmentSource,
 };
 
-use super::{ActionPlan, Effect, RecordOp, Recorder, SwitchCommand};
+use super::{ActionPlan, Effect, POLICY_ACTOR, RecordOp, Recorder, SwitchCommand};
 use crate::calls::StopRequest;
 use crate::event::Micros;
 
@@ -21,6 +21,52 @@ pub fn confirming(action: RecordingAction) -> Prompt {
 }
 
 impl Recorder {
+    /// Recordings paused for their site's `max_pause_seconds` or longer are resumed by the
+    /// policy (issue 13: PCI DSS auditors ask for it, because a forgotten *49 otherwise
+    /// leaves the rest of a call unrecorded), and the user hears the "resumed" prompt. The
+    /// daemon calls this every second; the resume's segment says `policy`. A recording
+    /// whose pause or resume still awaits the switch, or that is stopping, is left alone.
+    /// Returns the effects and the legs resumed.
+    pub fn auto_resume(&mut self, now: Micros) -> (Vec<Effect>, Vec<String>) {
+        let due: Vec<String> = self
+            .table
+            .channels()
+            .filter_map(|c| {
+                let rec = c.recording.as_ref()?;
+                let since = rec.paused_since?;
+                if rec.changing || rec.stop_requested.is_some() {
+                    return None;
+                }
+                let max = self
+                    .owners
+                    .site(&rec.user.site)
+                    .map_or(0, |s| s.settings.max_pause_seconds);
+                (max > 0 && now.saturating_sub(since) >= i64::from(max) * 1_000_000)
+                    .then(|| c.uuid.clone())
+            })
+            .collect();
+        let mut effects = Vec::new();
+        let mut resumed = Vec::new();
+        for leg in due {
+            let Ok(plan) = self.recording_action(
+                &leg,
+                RecordingAction::Resume,
+                SegmentSource::Policy,
+                POLICY_ACTOR,
+                now,
+            ) else {
+                continue;
+            };
+            effects.extend(plan.effects);
+            effects.push(Effect::Announce {
+                channel: leg.clone(),
+                file: self.settings.resumed_prompt.clone(),
+            });
+            resumed.push(leg);
+        }
+        (effects, resumed)
+    }
+
     /// Starts, stops, pauses or resumes the recording of a call in progress, under the
     /// owner's mode rules (SPEC §1, §3.4). `call_uuid` is a leg as [`callrec_model::LiveCall`] lists it.
     pub fn recording_action(

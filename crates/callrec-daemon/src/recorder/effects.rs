@@ -200,6 +200,14 @@ pub enum Effect {
     Command(SwitchCommand),
     /// Apply to the store.
     Store(StoreOp),
+    /// Play a prompt to a call (`uuid_broadcast <channel> <file> aleg`); only logged if the
+    /// switch refuses it.
+    Announce {
+        /// The leg.
+        channel: String,
+        /// The file, as the switch reads it.
+        file: String,
+    },
     /// Tell whoever holds the ticket how their action ended.
     Resolve {
         /// The waiter.

@@ -59,6 +59,9 @@ pub struct Settings {
     pub owner_headers: Vec<String>,
     /// The handset codes.
     pub feature_codes: FeatureCodesConfig,
+    /// The "resumed" prompt as the switch reads it: played to a call whose recording the
+    /// policy resumed (`max_pause_seconds`).
+    pub resumed_prompt: String,
 }
 
 impl Settings {

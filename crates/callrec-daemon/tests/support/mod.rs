@@ -31,6 +31,7 @@ pub struct Setup {
     pub users: Vec<(&'static str, RecordingMode)>,
     pub pause: PauseBehavior,
     pub min_seconds: u32,
+    pub max_pause_seconds: u32,
     pub password: String,
     /// Point the daemon at this port instead of the simulator's.
     pub esl_port: Option<u16>,
@@ -44,6 +45,7 @@ impl Setup {
             users: users.to_vec(),
             pause: PauseBehavior::Silence,
             min_seconds: 3,
+            max_pause_seconds: 0,
             password: "ClueCon".into(),
             esl_port: None,
             event_format: callrec_model::EventFormat::Plain,
@@ -52,6 +54,11 @@ impl Setup {
 
     pub fn pause(mut self, pause: PauseBehavior) -> Setup {
         self.pause = pause;
+        self
+    }
+
+    pub fn max_pause(mut self, s: u32) -> Setup {
+        self.max_pause_seconds = s;
         self
     }
 
@@ -117,7 +124,8 @@ impl Bed {
         let data = dir.path().join("data");
         let store = StoreHandle::open(&data).unwrap();
         let users = setup.users.clone();
-        let (pause, min_seconds) = (setup.pause, setup.min_seconds);
+        let (pause, min_seconds, max_pause) =
+            (setup.pause, setup.min_seconds, setup.max_pause_seconds);
         store
             .write(move |s| {
                 s.update_site(
@@ -125,6 +133,7 @@ impl Bed {
                     &SiteUpdate {
                         pause_behavior: Some(pause),
                         min_seconds: Some(min_seconds),
+                        max_pause_seconds: Some(max_pause),
                         ..SiteUpdate::default()
                     },
                     "test",
