@@ -263,6 +263,60 @@ fn pause_and_resume_through_the_api_mask_the_call() {
 }
 
 #[test]
+fn a_pause_longer_than_max_pause_seconds_resumes_by_itself_and_plays_the_prompt() {
+    // Issue 13: a forgotten resume must not leave the rest of the call unrecorded.
+    let switch = Switch::start(free_addr());
+    let mut callrec = Callrec::install_with(
+        &switch,
+        switch.esl_port,
+        &[("1001", "always_pausable")],
+        "[site]\nmax_pause_seconds = 3\n",
+    );
+    callrec.serve();
+    switch.call("callrec_user=1001", 12);
+    let leg = callrec.call_in("recording", 10 * SEC)["call_uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::thread::sleep(2 * SEC);
+    let paused = callrec.json("POST", &format!("/api/v1/calls/{leg}/recording/pause"));
+    assert_eq!(paused["recording"], "paused", "{paused:#}");
+    // Nobody resumes it: the policy does, 3 s (and at most a second's check) later.
+    let resumed = callrec.call_in("recording", 6 * SEC);
+    assert_eq!(resumed["call_uuid"], leg.as_str());
+    let (id, rec) = only_recording(&callrec, 30 * SEC);
+    assert_eq!(
+        segment_kinds(&rec),
+        ["start", "pause", "resume", "stop"],
+        "{rec:#}"
+    );
+    assert_eq!(segment_sources(&rec)[1..3], ["api", "policy"], "{rec:#}");
+    let log = callrec.log();
+    assert!(
+        log.contains(&format!("uuid_broadcast {leg} ")),
+        "{}",
+        callrec.log_tail(40)
+    );
+    assert!(log.contains("resumed.wav aleg"), "{}", callrec.log_tail(40));
+    assert!(
+        !log.contains("a prompt could not be played"),
+        "{}",
+        callrec.log_tail(40)
+    );
+    let wav = callrec.wav(&id);
+    let masked = wav.silences(2.0);
+    assert_eq!(masked.len(), 1, "one masked stretch: {masked:?}");
+    assert!(
+        (2.8..=4.2).contains(&(masked[0].1 - masked[0].0)),
+        "masked for the allowed 3 s (plus the check's second): {masked:?}"
+    );
+    assert!(
+        wav.peak(masked[0].1, wav.seconds()) > 1000,
+        "audio after the resume"
+    );
+}
+
+#[test]
 fn pause_is_refused_in_always_mode_from_the_api_and_the_handset() {
     let (switch, callrec) = switch_and_callrec_keeping_short(&[("1001", "always")]);
     switch.call("callrec_user=1001", 8);
