@@ -23,8 +23,8 @@ use crate::audio::AudioHeaders;
 use crate::error::{ApiError, reject};
 use crate::handlers;
 use crate::models::{
-    AudioParams, AuditParams, DeleteParams, HoldBody, NoteBody, QueryParams, SearchParams,
-    SiteUpdate, UserUpdate, no_params,
+    AudioParams, AuditParams, DeleteParams, ErasureBody, HoldBody, NoteBody, QueryParams,
+    SearchParams, SiteUpdate, UserUpdate, no_params,
 };
 use crate::state::ApiState;
 use callrec_model::RecordingAction;
@@ -471,6 +471,19 @@ pub fn metrics(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `POST /api/v1/erasures`: erase recordings by number (admin).
+pub fn erase(state: ApiState) -> Route {
+    let limit = state.config().max_body_bytes;
+    warp::path!("api" / "v1" / "erasures")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(authenticated(state))
+        .and(no_query())
+        .and(json_body::<ErasureBody>(limit))
+        .and_then(handlers::erase)
+        .boxed()
+}
+
 /// `GET /openapi.json`: the OpenAPI 3 document, no auth.
 pub fn openapi() -> Route {
     warp::path!("openapi.json")
@@ -488,6 +501,7 @@ pub fn all(state: &ApiState) -> Route {
         add_note(state.clone()),
         set_hold(state.clone()),
         delete_recording(state.clone()),
+        erase(state.clone()),
         list_calls(state.clone()),
         call_action(state.clone()),
         me(state.clone()),

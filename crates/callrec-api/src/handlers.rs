@@ -28,13 +28,13 @@ use callrec_model::ActionRequest;
 use crate::live::visible_to;
 use crate::metrics::{self, StoreFigures};
 use crate::models::{
-    AudioParams, AuditParams, DeleteParams, HoldBody, NoteBody, SearchParams, SiteUpdate,
-    UserUpdate,
+    AudioParams, AuditParams, DeleteParams, ErasureBody, HoldBody, NoteBody, SearchParams,
+    SiteUpdate, UserUpdate,
 };
 use crate::openapi;
 use crate::replies::{
-    Alive, AudioFile, AuditPage, Calls, ErrorReply, LiveCall, Liveness, Me, Note, Readiness, Ready,
-    Recording, RecordingDetail, SearchPage, Site, Usage, User, Users,
+    Alive, AudioFile, AuditPage, Calls, ErasureReply, ErrorReply, LiveCall, Liveness, Me, Note,
+    Readiness, Ready, Recording, RecordingDetail, SearchPage, Site, Usage, User, Users,
 };
 use crate::state::ApiState;
 
@@ -302,6 +302,34 @@ pub async fn set_hold(state: ApiState, caller: Caller, id: RecordingId, body: Ho
         .await
         .map_err(reject)?;
     ok(&Recording::from(rec))
+}
+
+/// Erase every recording of the site with a number as either party, in any form (admin; a
+/// data subject's erasure request). Recordings on hold or under the legal hold are kept and
+/// listed with the reason; audited with who, why and what
+#[utoipa::path(
+    post,
+    path = "/api/v1/erasures",
+    operation_id = "eraseNumber",
+    tag = "recordings",
+    request_body = ErasureBody,
+    responses(
+        (status = 200, description = "what was erased and what was kept", body = ErasureReply),
+        (status = 403, description = ADMIN_ONLY, body = ErrorReply),
+        (status = 413, description = "body too large", body = ErrorReply),
+        (status = 422, description = "wrong shape, no reason given, or not a number", body = ErrorReply),
+    ),
+)]
+pub async fn erase(state: ApiState, caller: Caller, body: ErasureBody) -> Handled {
+    require_admin(&caller, "erase recordings by number")?;
+    let access = caller.access();
+    let site = caller.site.clone();
+    let report = state
+        .store()
+        .write(move |s| s.erase_number(&site, &body.number, &body.reason, &access, body.dry_run))
+        .await
+        .map_err(reject)?;
+    ok(&ErasureReply::from(report))
 }
 
 /// Delete a recording now, leaving a tombstone (admin)

@@ -410,6 +410,19 @@ pub struct HoldBody {
     pub hold: bool,
 }
 
+/// `POST /erasures`: erase every recording with a number as either party (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureBody {
+    /// The number, in any form (`01632 960123`, `441632960123`, `+44 1632 960123`).
+    pub number: String,
+    /// Why: the request it answers (written to the audit log; required).
+    pub reason: String,
+    /// List what would be erased and kept; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
 /// `PUT /site`: a change to some of the site's settings. An absent (or `null`) setting is
 /// left as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, ToSchema)]

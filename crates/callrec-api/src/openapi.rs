@@ -45,6 +45,7 @@ pub fn document() -> &'static Value {
         handlers::audio,
         handlers::add_note,
         handlers::set_hold,
+        handlers::erase,
         handlers::list_calls,
         handlers::call_action,
         handlers::me,
@@ -251,7 +252,13 @@ mod tests {
     #[test]
     fn every_reply_schema_requires_every_property() {
         let doc = document();
-        let bodies = ["NoteBody", "HoldBody", "SiteUpdate", "UserUpdate"];
+        let bodies = [
+            "NoteBody",
+            "HoldBody",
+            "SiteUpdate",
+            "UserUpdate",
+            "ErasureBody",
+        ];
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         let mut objects = 0;
         for (name, schema) in schemas {

@@ -635,3 +635,43 @@ pub struct ErrorDetail {
     /// What went wrong, in words.
     pub message: String,
 }
+
+/// A recording an erasure kept, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErasureRefusal {
+    /// The recording.
+    pub id: String,
+    /// Why it is kept (`on hold`, the legal hold and its date).
+    pub reason: String,
+}
+
+/// What an erasure did (or, `dry_run`, would do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErasureReply {
+    /// The number as searched, normalised with the site's number plan.
+    pub number: String,
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// Recordings erased (file removed; the tombstone keeps neither number nor notes).
+    pub erased: Vec<String>,
+    /// Recordings kept, with the reason.
+    pub refused: Vec<ErasureRefusal>,
+}
+
+impl From<store::ErasureReport> for ErasureReply {
+    fn from(r: store::ErasureReport) -> Self {
+        ErasureReply {
+            number: r.number,
+            dry_run: r.dry_run,
+            erased: r.erased.iter().map(ToString::to_string).collect(),
+            refused: r
+                .refused
+                .into_iter()
+                .map(|x| ErasureRefusal {
+                    id: x.id.to_string(),
+                    reason: x.reason,
+                })
+                .collect(),
+        }
+    }
+}

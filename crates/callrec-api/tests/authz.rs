@@ -165,6 +165,14 @@ async fn every_endpoint_answers_each_caller_as_its_role_allows_and_never_leaks_a
             expect: [N, N, N, 403, 403, 404, 200],
         },
         Case {
+            // A dry run: an admin sees what their site holds; the other site's admin finds
+            // nothing of alice's in theirs.
+            method: "POST",
+            path: |_, _| "/api/v1/erasures".into(),
+            body: Some(json!({"number": "01632960011", "reason": "SAR", "dry_run": true})),
+            expect: [N, N, N, 403, 403, 200, 200],
+        },
+        Case {
             method: "DELETE",
             path: |i, _| format!("/api/v1/recordings/{}", i.alice_rec_to_delete),
             body: None,

@@ -71,7 +71,7 @@ async fn the_document_and_the_routes_agree_on_every_path_and_method() {
             }
         }
     }
-    assert_eq!(checked, 20, "operations checked");
+    assert_eq!(checked, 21, "operations checked");
 
     for undocumented in [
         "/",
@@ -502,6 +502,27 @@ async fn every_reply_matches_its_schema() {
         with_json(ad, "PUT", &rec_path(&held.id, "/hold"), huge),
     )
     .await;
+    let t = "/api/v1/erasures";
+    let dry = json!({"number": "01632960123", "reason": "SAR", "dry_run": true});
+    let (s, report) = x
+        .send("POST", t, with_json(ad, "POST", t, dry.clone()))
+        .await;
+    assert_eq!(s, 200, "{report}");
+    x.send("POST", t, with_json(a, "POST", t, dry)).await;
+    let (s, _) = x
+        .send("POST", t, with_json(ad, "POST", t, json!({"number": 5})))
+        .await;
+    assert_eq!(s, 422);
+    let (s, _) = x
+        .send(
+            "POST",
+            t,
+            with_json(ad, "POST", t, json!({"number": "0", "reason": " "})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    let huge = json!({"number": "1", "reason": "y".repeat(100_000)});
+    x.send("POST", t, with_json(ad, "POST", t, huge)).await;
     let t = "/api/v1/recordings/{id}";
     let (s, _) = x
         .send("DELETE", t, w.req(ad, "DELETE", &rec_path(&held.id, "")))

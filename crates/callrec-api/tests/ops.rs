@@ -391,3 +391,51 @@ async fn max_pause_seconds_is_a_site_setting_off_by_default_and_bounded() {
         .await;
     assert_eq!(s, 403);
 }
+
+#[tokio::test]
+async fn an_admin_erases_a_number_through_the_api_and_held_recordings_stay() {
+    let mut w = World::new();
+    let alice = w.alice.user.clone();
+    let (gone, _) = w.record(&alice, "01632960123", "1001", t0(), 1000);
+    let (kept, _) = w.record(&alice, "1001", "+44 1632 960123", t0(), 1000);
+    let (s, _) = w
+        .json(
+            w.req(
+                &w.admin,
+                "PUT",
+                &format!("/api/v1/recordings/{}/hold", kept.id),
+            )
+            .json(&json!({"hold": true})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let erase = |body: serde_json::Value| w.req(&w.admin, "POST", "/api/v1/erasures").json(&body);
+    let (s, body) = w
+        .json(erase(json!({"number": "01632960123", "reason": ""})))
+        .await;
+    assert_eq!(s, 422, "{body}");
+    assert!(body.to_string().contains("reason"), "{body}");
+    let (s, report) = w
+        .json(erase(json!({"number": "441632960123", "reason": "SAR-9"})))
+        .await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["number"], "+441632960123");
+    assert_eq!(report["erased"], json!([gone.id.to_string()]));
+    assert_eq!(report["refused"][0]["id"], kept.id.to_string());
+    assert_eq!(report["refused"][0]["reason"], "on hold");
+    let (s, _) = w
+        .json(w.req(
+            &w.admin,
+            "GET",
+            &format!("/api/v1/recordings/{}/audio", gone.id),
+        ))
+        .await;
+    assert_eq!(s, 409, "the erased recording has no audio any more");
+    let (_, detail) = w
+        .json(w.req(&w.admin, "GET", &format!("/api/v1/recordings/{}", gone.id)))
+        .await;
+    assert_eq!(detail["state"], "deleted", "{detail}");
+    assert!(!detail.to_string().contains("1632960123"), "{detail}");
+    let (_, audit) = w.json(w.req(&w.admin, "GET", "/api/v1/audit")).await;
+    assert!(audit.to_string().contains("SAR-9"), "{audit}");
+}

@@ -39,6 +39,7 @@
 #![deny(missing_docs)]
 
 mod audit;
+mod erasure;
 mod error;
 mod files;
 mod handle;
@@ -57,6 +58,7 @@ pub mod wav;
 mod worker;
 
 pub use audit::{ChainBreak, ChainHead};
+pub use erasure::{ErasureReport, Refusal};
 pub use error::{ErrorKind, StoreError};
 pub use handle::StoreHandle;
 pub use ingest::{HEADER_REPAIRED, IngestJob, IngestOutcome};

@@ -681,6 +681,13 @@ impl Access {
         !matches!(self.scope, Scope::User { .. })
     }
 
+    pub(crate) fn may_see_site(&self, site: SiteId) -> bool {
+        match self.scope {
+            Scope::All => true,
+            Scope::Site(s) | Scope::User { site: s, .. } => s == site,
+        }
+    }
+
     pub(crate) fn may_see(&self, site: SiteId, user: UserId) -> bool {
         match self.scope {
             Scope::All => true,

@@ -109,6 +109,27 @@ pub enum Command {
     #[command(subcommand)]
     Audit(AuditCommand),
 
+    /// Erase every recording with a phone number as either party, in any form (a data
+    /// subject's erasure request); recordings on hold or under the legal hold are kept and
+    /// listed with the reason. Audited with who, why and what.
+    Erase {
+        /// The number, in any form (01632 960123, 441632960123, +44 1632 960123).
+        #[arg(long)]
+        number: String,
+        /// Why: the request it answers (written to the audit log; required).
+        #[arg(long)]
+        reason: String,
+        /// The site.
+        #[arg(long, default_value = "default")]
+        site: String,
+        /// List what would be erased and kept; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -750,3 +750,61 @@ fn a_chain_head_kept_in_a_file_finds_a_log_whose_end_was_cut() {
         .expect_code(2);
     assert!(bad.stderr.contains("chain head"), "{}", bad.stderr);
 }
+
+#[test]
+fn erase_by_number_keeps_what_a_hold_keeps_and_verify_stays_clean() {
+    let install = migrated();
+    install.callrec(["user", "add", "1001"]).run().success();
+    let (gone, gone_path) = stored_recording(&install, "1001", Utc::now(), 1);
+    let (kept, kept_path) = stored_recording(&install, "1001", Utc::now(), 2);
+    open_store(&install)
+        .set_hold(&kept, &Access::system("test"), true)
+        .unwrap();
+
+    let missing = install
+        .callrec(["erase", "--number", "02071234567"])
+        .run()
+        .expect_code(2);
+    assert!(missing.stderr.contains("--reason"), "{}", missing.stderr);
+
+    let dry = install
+        .callrec([
+            "erase",
+            "--number",
+            "+44 20 7123 4567",
+            "--reason",
+            "SAR-1",
+            "--dry-run",
+        ])
+        .run()
+        .success();
+    assert!(
+        dry.stdout.contains(&format!("WOULD ERASE {gone}")),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains(&format!("KEPT {kept}: on hold")),
+        "{}",
+        dry.stdout
+    );
+    assert!(gone_path.is_file());
+
+    let done = install
+        .callrec([
+            "erase",
+            "--number",
+            "442071234567",
+            "--reason",
+            "SAR-1",
+            "--json",
+        ])
+        .run()
+        .success();
+    let report: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
+    assert_eq!(report["erased"], serde_json::json!([gone.to_string()]));
+    assert_eq!(report["refused"][0]["id"], kept.to_string());
+    assert!(!gone_path.exists());
+    assert!(kept_path.is_file());
+    install.callrec(["verify"]).run().success();
+}

@@ -11,6 +11,7 @@
 
 mod config;
 mod daemon;
+mod erase;
 mod migrate;
 mod out;
 mod sweep;
@@ -48,6 +49,20 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             head_file,
         } => verify::run(&Session::start(&global)?, json, heads, head_file.as_deref()),
         Command::Audit(AuditCommand::Head) => verify::head(&Session::start(&global)?),
+        Command::Erase {
+            number,
+            reason,
+            site,
+            dry_run,
+            json,
+        } => erase::run(
+            &Session::start(&global)?,
+            &site,
+            &number,
+            &reason,
+            dry_run,
+            json,
+        ),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
