@@ -77,6 +77,64 @@ impl std::fmt::Display for ErasureReport {
 }
 
 impl Store {
+    /// The number as the site normalises it, and every recording of the site (stored or
+    /// failed, held ones included) with it as either party: what a subject access request
+    /// exports and an erasure considers.
+    pub fn find_by_number(
+        &self,
+        site: &str,
+        number: &str,
+        access: &Access,
+    ) -> Result<(String, Vec<RecordingId>), StoreError> {
+        access.require_admin("find recordings by number")?;
+        let view = self.view();
+        let site_row = view.site(site)?;
+        if !access.may_see_site(site_row.id) {
+            return Err(StoreError::UnknownSite(site.to_owned()));
+        }
+        let normalised = callrec_numbers::normalise(number, &site_row.settings.number_plan());
+        if normalised.is_empty() {
+            return Err(StoreError::invalid("number", number, "not a phone number"));
+        }
+        let ids = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM recordings
+                 WHERE site_id = ?1 AND (from_norm = ?2 OR to_norm = ?2)
+                   AND state IN ('stored', 'failed')
+                 ORDER BY seq",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![site_row.id.0, normalised], |r| {
+                    crate::view::parse_col(r, 0)
+                })?
+                .collect()
+            })
+            .map_err(StoreError::sql("find recordings by number"))?;
+        Ok((normalised, ids))
+    }
+
+    /// The audit entry of a subject access export of `number` (normalised): who, why, which
+    /// recordings; the number only as its SHA-256.
+    pub fn record_subject_export(
+        &mut self,
+        site: &str,
+        number: &str,
+        reason: &str,
+        ids: &[RecordingId],
+        access: &Access,
+    ) -> Result<(), StoreError> {
+        let site_id = self.view().site(site)?.id;
+        self.record_event(
+            Some(site_id),
+            &access.actor,
+            "subject_access.export",
+            &number_target(number),
+            &json!({"reason": reason.trim(), "recordings": ids}),
+        )?;
+        Ok(())
+    }
+
     /// Erases every recording of `site` with `number` as either party (see the module doc).
     /// `reason` (the request's reference, say) is required and audited.
     pub fn erase_number(
@@ -188,7 +246,7 @@ impl Store {
                 site: Some(site_row.id),
                 actor: &access.actor,
                 action: "erasure",
-                target: &format!("number-sha256:{}", hex::encode(Sha256::digest(&normalised))),
+                target: &number_target(&normalised),
                 detail: &json!({
                     "reason": reason,
                     "erased": report.erased,
@@ -201,4 +259,9 @@ impl Store {
         retention::remove_files(self, &removals)?;
         Ok(report)
     }
+}
+
+/// The audit target naming a number without writing it down: its SHA-256.
+fn number_target(normalised: &str) -> String {
+    format!("number-sha256:{}", hex::encode(Sha256::digest(normalised)))
 }

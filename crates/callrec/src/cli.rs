@@ -109,6 +109,24 @@ pub enum Command {
     #[command(subcommand)]
     Audit(AuditCommand),
 
+    /// Gather every recording with a phone number as either party, in any form, into one ZIP
+    /// with a manifest (metadata, segments, notes, SHA-256), for a subject access request.
+    /// Audited with who, why and what.
+    Export {
+        /// The number, in any form.
+        #[arg(long)]
+        number: String,
+        /// Where the ZIP is written.
+        #[arg(long, value_name = "DIR")]
+        dest: PathBuf,
+        /// Why: the request it answers (written to the audit log; required).
+        #[arg(long)]
+        reason: String,
+        /// The site.
+        #[arg(long, default_value = "default")]
+        site: String,
+    },
+
     /// Erase every recording with a phone number as either party, in any form (a data
     /// subject's erasure request); recordings on hold or under the legal hold are kept and
     /// listed with the reason. Audited with who, why and what.

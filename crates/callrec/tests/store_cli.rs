@@ -808,3 +808,96 @@ fn erase_by_number_keeps_what_a_hold_keeps_and_verify_stays_clean() {
     assert!(kept_path.is_file());
     install.callrec(["verify"]).run().success();
 }
+
+#[test]
+fn a_subject_access_export_is_a_zip_python_reads_with_the_store_hashes() {
+    let install = migrated();
+    install.callrec(["user", "add", "1001"]).run().success();
+    let (a, a_path) = stored_recording(&install, "1001", Utc::now(), 1);
+    let (b, _) = stored_recording(&install, "1001", Utc::now(), 2);
+    let admin = Access::system("test");
+    let mut store = open_store(&install);
+    store.set_hold(&b, &admin, true).unwrap();
+    store
+        .add_note(&a, &admin, "customer asked for a call back")
+        .unwrap();
+    drop(store);
+    let dest = install.root().join("exports");
+
+    let run = install
+        .callrec([
+            "export",
+            "--number",
+            "+44 20 7123 4567",
+            "--reason",
+            "SAR-2",
+            "--dest",
+            dest.to_str().unwrap(),
+        ])
+        .run()
+        .success();
+    let zip_path = run.stdout.split(" (").next().unwrap().trim().to_owned();
+    assert!(zip_path.ends_with(".zip"), "{}", run.stdout);
+    assert!(run.stdout.contains("(2 recording(s))"), "{}", run.stdout);
+    let leftovers: Vec<_> = std::fs::read_dir(&dest)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty());
+
+    // An independent reader: Python's zipfile, hashing each member.
+    let script = r#"
+import hashlib, json, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+assert z.testzip() is None
+m = json.loads(z.read("manifest.json"))
+out = {"number": m["number"], "reason": m["reason"], "recordings": []}
+for r in m["recordings"]:
+    data = z.read(r["file"])
+    out["recordings"].append({"id": r["id"], "sha256": hashlib.sha256(data).hexdigest(),
+        "listed": r["sha256"], "size": len(data), "listed_size": r["size_bytes"],
+        "notes": [n["text"] for n in r["notes"]], "hold": r["hold"]})
+print(json.dumps(out))
+"#;
+    let py = std::process::Command::new("python3")
+        .args(["-c", script, &zip_path])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    assert_eq!(seen["number"], "+442071234567");
+    assert_eq!(seen["reason"], "SAR-2");
+    let store = open_store(&install);
+    let recs = seen["recordings"].as_array().unwrap();
+    assert_eq!(recs.len(), 2);
+    for r in recs {
+        let id: callrec_model::RecordingId = r["id"].as_str().unwrap().parse().unwrap();
+        let rec = store.view().recording(&id, &admin).unwrap();
+        assert_eq!(r["sha256"], r["listed"]);
+        assert_eq!(r["sha256"].as_str(), rec.sha256.as_deref());
+        assert_eq!(r["size"], r["listed_size"]);
+        assert_eq!(r["size"].as_u64(), rec.size_bytes);
+    }
+    let a_entry = recs.iter().find(|r| r["id"] == a.to_string()).unwrap();
+    assert_eq!(a_entry["notes"][0], "customer asked for a call back");
+    assert!(
+        recs.iter()
+            .any(|r| r["id"] == b.to_string() && r["hold"] == true)
+    );
+    assert_eq!(
+        std::fs::read(&a_path).unwrap().len() as u64,
+        a_entry["size"].as_u64().unwrap()
+    );
+    let audit = store.view().audit(None, None, 500).unwrap().entries;
+    let export = audit
+        .iter()
+        .find(|e| e.action == "subject_access.export")
+        .expect("the export is audited");
+    assert!(export.detail.contains("SAR-2") && export.detail.contains(&a.to_string()));
+    assert!(!export.target.contains("2071234567"), "{}", export.target);
+}

@@ -12,6 +12,7 @@
 mod config;
 mod daemon;
 mod erase;
+mod export;
 mod migrate;
 mod out;
 mod sweep;
@@ -49,6 +50,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             head_file,
         } => verify::run(&Session::start(&global)?, json, heads, head_file.as_deref()),
         Command::Audit(AuditCommand::Head) => verify::head(&Session::start(&global)?),
+        Command::Export {
+            number,
+            dest,
+            reason,
+            site,
+        } => export::run(&Session::start(&global)?, &site, &number, &reason, &dest),
         Command::Erase {
             number,
             reason,
