@@ -23,8 +23,8 @@ use crate::audio::AudioHeaders;
 use crate::error::{ApiError, reject};
 use crate::handlers;
 use crate::models::{
-    AudioParams, AuditParams, DeleteParams, ErasureBody, HoldBody, NoteBody, QueryParams,
-    SearchParams, SiteUpdate, UserUpdate, no_params,
+    AudioParams, AuditParams, ChangesParams, DeleteParams, ErasureBody, HoldBody, NoteBody,
+    QueryParams, SearchParams, SiteUpdate, UserUpdate, no_params,
 };
 use crate::state::ApiState;
 use callrec_model::RecordingAction;
@@ -445,6 +445,17 @@ pub fn audit_log(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `GET /api/v1/changes`: the change feed, scoped to the caller.
+pub fn changes(state: ApiState) -> Route {
+    warp::path!("api" / "v1" / "changes")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(authenticated(state))
+        .and(query_params().and_then(|p| async move { ChangesParams::parse(p).map_err(reject) }))
+        .and_then(handlers::changes)
+        .boxed()
+}
+
 /// `GET /healthz`: liveness, no auth.
 pub fn healthz() -> Route {
     warp::path!("healthz")
@@ -512,6 +523,7 @@ pub fn all(state: &ApiState) -> Route {
         put_site(state.clone()),
         usage(state.clone()),
         audit_log(state.clone()),
+        changes(state.clone()),
         healthz(),
         readyz(state.clone()),
         metrics(state.clone()),

@@ -28,13 +28,13 @@ use callrec_model::ActionRequest;
 use crate::live::visible_to;
 use crate::metrics::{self, StoreFigures};
 use crate::models::{
-    AudioParams, AuditParams, DeleteParams, ErasureBody, HoldBody, NoteBody, SearchParams,
-    SiteUpdate, UserUpdate,
+    AudioParams, AuditParams, ChangesParams, DeleteParams, ErasureBody, HoldBody, NoteBody,
+    SearchParams, SiteUpdate, UserUpdate,
 };
 use crate::openapi;
 use crate::replies::{
-    Alive, AudioFile, AuditPage, Calls, ErasureReply, ErrorReply, LiveCall, Liveness, Me, Note,
-    Readiness, Ready, Recording, RecordingDetail, SearchPage, Site, Usage, User, Users,
+    Alive, AudioFile, AuditPage, Calls, ChangesPage, ErasureReply, ErrorReply, LiveCall, Liveness,
+    Me, Note, Readiness, Ready, Recording, RecordingDetail, SearchPage, Site, Usage, User, Users,
 };
 use crate::state::ApiState;
 
@@ -689,6 +689,26 @@ pub async fn usage(state: ApiState, caller: Caller) -> Handled {
     ok(&Usage {
         items: items.into_iter().map(Into::into).collect(),
     })
+}
+
+/// The change feed: what happened to the caller's recordings (a user's own; an admin's
+/// site's), oldest first, in a strictly increasing sequence; follow it with `after`
+#[utoipa::path(
+    get,
+    path = "/api/v1/changes",
+    operation_id = "getChanges",
+    tag = "recordings",
+    params(ChangesParams),
+    responses((status = 200, description = "a page", body = ChangesPage)),
+)]
+pub async fn changes(state: ApiState, caller: Caller, params: ChangesParams) -> Handled {
+    let access = caller.access();
+    let page = state
+        .store()
+        .read(move |v| v.changes(&access, params.after, params.limit))
+        .await
+        .map_err(reject)?;
+    ok(&ChangesPage::from(page))
 }
 
 /// The site's audit log, newest first (admin)

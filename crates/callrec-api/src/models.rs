@@ -393,6 +393,33 @@ impl AuditParams {
     }
 }
 
+/// The parameters of `GET /changes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChangesParams {
+    /// Changes after this sequence number (the previous page's `last_seq`; 0 or absent: from
+    /// the start).
+    #[param(value_type = i64, required = false, minimum = 0, default = 0)]
+    pub after: i64,
+    /// Page size.
+    #[param(required = false, minimum = 1, maximum = 1000, default = 500)]
+    pub limit: u32,
+}
+
+impl ChangesParams {
+    /// Read them.
+    pub fn parse(mut p: QueryParams) -> Result<ChangesParams, ApiError> {
+        let after = p
+            .take_parsed("after", int_in(0, i64::MAX as u64))?
+            .map_or(0, |n| n as i64);
+        let limit = p
+            .take_parsed("limit", int_in(1, 1000))?
+            .map_or(500, |n| n as u32);
+        p.finish(&["after", "limit"])?;
+        Ok(ChangesParams { after, limit })
+    }
+}
+
 /// `POST /recordings/{id}/notes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

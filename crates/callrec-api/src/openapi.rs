@@ -56,6 +56,7 @@ pub fn document() -> &'static Value {
         handlers::put_site,
         handlers::usage,
         handlers::audit_log,
+        handlers::changes,
         handlers::healthz,
         handlers::readyz,
         handlers::metrics,

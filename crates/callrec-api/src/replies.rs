@@ -675,3 +675,41 @@ impl From<store::ErasureReport> for ErasureReply {
         }
     }
 }
+
+/// One entry of the change feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Change {
+    /// Its place in the feed: strictly increasing, never reused.
+    pub seq: i64,
+    /// What happened: `stored`, `failed`, `deleted`, `hold`, `release` or `note`.
+    pub kind: String,
+    /// The recording it happened to (`GET /api/v1/recordings/{id}` for the rest).
+    pub recording_id: String,
+}
+
+/// A page of the change feed, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ChangesPage {
+    /// The changes after the one asked for.
+    pub changes: Vec<Change>,
+    /// Pass as `after` for the next page (the last change returned, or the `after` asked
+    /// for when there was none).
+    pub last_seq: i64,
+}
+
+impl From<store::ChangesPage> for ChangesPage {
+    fn from(p: store::ChangesPage) -> Self {
+        ChangesPage {
+            changes: p
+                .changes
+                .into_iter()
+                .map(|c| Change {
+                    seq: c.seq,
+                    kind: c.kind,
+                    recording_id: c.recording_id.to_string(),
+                })
+                .collect(),
+            last_seq: p.last_seq,
+        }
+    }
+}

@@ -237,6 +237,13 @@ async fn every_endpoint_answers_each_caller_as_its_role_allows_and_never_leaks_a
             expect: [N, N, N, 200, 200, 200, 200],
         },
         Case {
+            // The feed carries recording ids: each follower sees its own only.
+            method: "GET",
+            path: |_, _| "/api/v1/changes".into(),
+            body: None,
+            expect: [N, N, N, 200, 200, 200, 200],
+        },
+        Case {
             method: "GET",
             path: |_, _| "/api/v1/audit".into(),
             body: None,

@@ -71,7 +71,7 @@ async fn the_document_and_the_routes_agree_on_every_path_and_method() {
             }
         }
     }
-    assert_eq!(checked, 21, "operations checked");
+    assert_eq!(checked, 22, "operations checked");
 
     for undocumented in [
         "/",
@@ -668,6 +668,11 @@ async fn every_reply_matches_its_schema() {
         .await;
     x.send("GET", "/api/v1/usage", get(ad, "/api/v1/usage"))
         .await;
+    let t = "/api/v1/changes";
+    let (_, page) = x
+        .send("GET", t, get(ad, &format!("{t}?after=0&limit=2")))
+        .await;
+    assert_eq!(page["changes"].as_array().map(Vec::len), Some(2), "{page}");
     let t = "/api/v1/audit";
     let (_, page) = x.send("GET", t, get(ad, &format!("{t}?limit=1"))).await;
     assert!(page["next_before"].is_i64(), "{page}");

@@ -439,3 +439,47 @@ async fn an_admin_erases_a_number_through_the_api_and_held_recordings_stay() {
     let (_, audit) = w.json(w.req(&w.admin, "GET", "/api/v1/audit")).await;
     assert!(audit.to_string().contains("SAR-9"), "{audit}");
 }
+
+#[tokio::test]
+async fn the_change_feed_is_followed_page_by_page_and_scoped_to_the_caller() {
+    let mut w = World::new();
+    let (alice, bob) = (w.alice.user.clone(), w.bob.user.clone());
+    let (a, _) = w.record(&alice, "1001", "02079460000", t0(), 1000);
+    let (b, _) = w.record(&bob, "1002", "02079460000", t0(), 1000);
+    let (s, _) = w
+        .json(
+            w.req(
+                &w.alice,
+                "POST",
+                &format!("/api/v1/recordings/{}/notes", a.id),
+            )
+            .json(&json!({"text": "follow up"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, page) = w
+        .json(w.req(&w.admin, "GET", "/api/v1/changes?limit=2"))
+        .await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["changes"][0]["kind"], "stored");
+    assert_eq!(page["changes"][0]["recording_id"], a.id.to_string());
+    assert_eq!(page["changes"][1]["recording_id"], b.id.to_string());
+    let after = page["last_seq"].as_i64().unwrap();
+    let (_, next) = w
+        .json(w.req(&w.admin, "GET", &format!("/api/v1/changes?after={after}")))
+        .await;
+    assert_eq!(next["changes"].as_array().unwrap().len(), 1, "{next}");
+    assert_eq!(next["changes"][0]["kind"], "note");
+    let (_, mine) = w.json(w.req(&w.bob, "GET", "/api/v1/changes")).await;
+    let ids: Vec<&str> = mine["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["recording_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [b.id.to_string()]);
+    let (s, body) = w
+        .json(w.req(&w.admin, "GET", "/api/v1/changes?limit=0"))
+        .await;
+    assert_eq!(s, 400, "{body}");
+}

@@ -39,6 +39,7 @@
 #![deny(missing_docs)]
 
 mod audit;
+mod changes;
 mod erasure;
 mod error;
 mod files;
@@ -58,6 +59,7 @@ pub mod wav;
 mod worker;
 
 pub use audit::{ChainBreak, ChainHead};
+pub use changes::{Change, ChangesPage, MAX_CHANGES};
 pub use erasure::{ErasureReport, Refusal};
 pub use error::{ErrorKind, StoreError};
 pub use handle::StoreHandle;

@@ -15,6 +15,7 @@ use crate::error::StoreError;
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema.sql"),
     include_str!("../migrations/0001-max-pause.sql"),
+    include_str!("../migrations/0002-changes.sql"),
 ];
 
 /// The schema version this build writes.

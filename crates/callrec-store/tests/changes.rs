@@ -1,0 +1,78 @@
+//! The change feed (issue 11): every stored, failed, deleted, hold, release and note, in a
+//! strictly increasing sequence, scoped like the rest of the store.
+
+mod support;
+
+use callrec_store::{Access, StoreError};
+use support::Fixture;
+
+fn kinds(page: &callrec_store::ChangesPage) -> Vec<(String, String)> {
+    page.changes
+        .iter()
+        .map(|c| (c.kind.clone(), c.recording_id.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_change_is_in_the_feed_in_order_and_each_follower_sees_only_its_own() {
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let bob = f.user("1002");
+    let a = f.recording(&alice, "1001", "02079460000", 300);
+    let b = f.recording(&bob, "1002", "02079460000", 300);
+    let admin = Access::system("admin");
+    f.store.add_note(&a.id, &admin, "call back").unwrap();
+    f.store.set_hold(&b.id, &admin, true).unwrap();
+    f.store.set_hold(&b.id, &admin, false).unwrap();
+    f.store.delete_recording(&a.id, &admin, "asked").unwrap();
+
+    let all = f.store.view().changes(&admin, 0, 100).unwrap();
+    let (a_id, b_id) = (a.id.to_string(), b.id.to_string());
+    assert_eq!(
+        kinds(&all),
+        [
+            ("stored".into(), a_id.clone()),
+            ("stored".into(), b_id.clone()),
+            ("note".into(), a_id.clone()),
+            ("hold".into(), b_id.clone()),
+            ("release".into(), b_id.clone()),
+            ("deleted".into(), a_id.clone()),
+        ]
+    );
+    assert!(all.changes.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(all.last_seq, all.changes.last().unwrap().seq);
+
+    // Paged: after the second entry, two at a time; an empty page keeps the position.
+    let page = f
+        .store
+        .view()
+        .changes(&admin, all.changes[1].seq, 2)
+        .unwrap();
+    assert_eq!(page.changes, all.changes[2..4]);
+    let end = f.store.view().changes(&admin, all.last_seq, 10).unwrap();
+    assert!(end.changes.is_empty());
+    assert_eq!(end.last_seq, all.last_seq);
+
+    // A user follows only their own recordings.
+    let token = f.store.create_token(bob.id, "archive", &admin).unwrap();
+    let bob_access = f
+        .store
+        .view()
+        .authenticate(&token.secret)
+        .unwrap()
+        .unwrap()
+        .access();
+    let mine = f.store.view().changes(&bob_access, 0, 100).unwrap();
+    assert_eq!(
+        kinds(&mine),
+        [
+            ("stored".into(), b_id.clone()),
+            ("hold".into(), b_id.clone()),
+            ("release".into(), b_id),
+        ]
+    );
+    assert!(matches!(
+        f.store.view().changes(&admin, 0, 0),
+        Err(StoreError::Invalid { .. })
+    ));
+}
