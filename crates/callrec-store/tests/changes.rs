@@ -76,3 +76,34 @@ fn every_change_is_in_the_feed_in_order_and_each_follower_sees_only_its_own() {
         Err(StoreError::Invalid { .. })
     ));
 }
+
+#[test]
+fn an_index_from_before_the_feed_starts_it_with_what_it_holds() {
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let a = f.recording(&alice, "1001", "02079460000", 300);
+    let b = f.recording(&alice, "1001", "02079460000", 300);
+    let admin = Access::system("admin");
+    f.store.delete_recording(&b.id, &admin, "asked").unwrap();
+    // The index as the version before the feed left it.
+    let conn = rusqlite::Connection::open(f.data_dir().join("index.db")).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER changes_state; DROP TRIGGER changes_hold; DROP TRIGGER changes_note;
+         DROP TABLE changes; PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(conn);
+    f.reopen();
+    let page = f.store.view().changes(&admin, 0, 100).unwrap();
+    assert_eq!(
+        kinds(&page),
+        [
+            ("stored".into(), a.id.to_string()),
+            ("deleted".into(), b.id.to_string()),
+        ]
+    );
+    // And it follows from there.
+    f.store.set_hold(&a.id, &admin, true).unwrap();
+    let next = f.store.view().changes(&admin, page.last_seq, 100).unwrap();
+    assert_eq!(kinds(&next), [("hold".into(), a.id.to_string())]);
+}
