@@ -77,6 +77,10 @@ pub enum Command {
     #[command(subcommand)]
     User(UserCommand),
 
+    /// Manage sites (tenants): each has its own users, settings and admins.
+    #[command(subcommand)]
+    Site(SiteCommand),
+
     /// Manage API tokens (stored hashed; a token's secret is shown once, at creation).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -161,6 +165,23 @@ pub enum Command {
 
     /// Print the manual page (roff), e.g. `callrec man > /usr/local/share/man/man1/callrec.1`.
     Man,
+}
+
+/// `callrec site …`
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Create a site with the built-in default settings (change them with `PUT
+    /// /api/v1/site` as its admin); then `callrec user add EXT --site NAME --admin`.
+    Add {
+        /// The site's name: lower-case letters, digits, `-` and `_`.
+        name: String,
+    },
+    /// List sites and their main settings.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `callrec audit …`

@@ -901,3 +901,46 @@ print(json.dumps(out))
     assert!(export.detail.contains("SAR-2") && export.detail.contains(&a.to_string()));
     assert!(!export.target.contains("2071234567"), "{}", export.target);
 }
+
+#[test]
+fn a_site_is_created_from_the_cli_and_its_users_are_added_with_site() {
+    let install = migrated();
+    let added = install.callrec(["site", "add", "acme"]).run().success();
+    assert!(
+        added.stdout.starts_with("added site acme"),
+        "{}",
+        added.stdout
+    );
+    install
+        .callrec(["user", "add", "2001", "--site", "acme", "--admin"])
+        .run()
+        .success();
+    let dup = install
+        .callrec(["site", "add", "acme"])
+        .run()
+        .expect_code(1);
+    assert!(dup.stderr.contains("already exists"), "{}", dup.stderr);
+    let bad = install
+        .callrec(["site", "add", "../x"])
+        .run()
+        .expect_code(1);
+    assert!(bad.stderr.contains("site"), "{}", bad.stderr);
+    let list = install.callrec(["site", "list", "--json"]).run().success();
+    let sites: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let names: Vec<&str> = sites
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "acme"]);
+    let users = users_json(&install);
+    assert!(
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["site"] == "acme" && u["extension"] == "2001" && u["role"] == "admin"),
+        "{users}"
+    );
+}

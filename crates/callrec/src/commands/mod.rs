@@ -15,6 +15,7 @@ mod erase;
 mod export;
 mod migrate;
 mod out;
+mod sites;
 mod sweep;
 mod table;
 mod tokens;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Demo { exit, dir } => daemon::demo(&Session::start_demo(&global)?, exit, dir),
         Command::Migrate => migrate::run(&Session::start(&global)?),
         Command::User(command) => users::run(&Session::start(&global)?, command),
+        Command::Site(command) => sites::run(&Session::start(&global)?, command),
         Command::Token(command) => tokens::run(&Session::start(&global)?, command),
         Command::Sweep { dry_run, json } => sweep::run(&Session::start(&global)?, dry_run, json),
         Command::Verify {
