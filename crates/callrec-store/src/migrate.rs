@@ -16,6 +16,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema.sql"),
     include_str!("../migrations/0001-max-pause.sql"),
     include_str!("../migrations/0002-changes.sql"),
+    include_str!("../migrations/0003-token-expiry.sql"),
 ];
 
 /// The schema version this build writes.

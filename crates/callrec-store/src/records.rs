@@ -583,6 +583,8 @@ pub struct TokenInfo {
     pub created_at: DateTime<Utc>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it stops working, if it does.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A token just created: the only time its secret is known.

@@ -936,6 +936,18 @@ impl Store {
         label: &str,
         access: &Access,
     ) -> Result<NewToken, StoreError> {
+        self.create_token_until(user, label, access, None)
+    }
+
+    /// [`Store::create_token`] for a token that stops working at `expires_at` (never, with
+    /// `None`).
+    pub fn create_token_until(
+        &mut self,
+        user: UserId,
+        label: &str,
+        access: &Access,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<NewToken, StoreError> {
         let now = self.now();
         let tx = self.begin()?;
         let u = ReadView::new(&tx).user_by_id(user)?;
@@ -944,9 +956,18 @@ impl Store {
         }
         let secret = new_secret();
         tx.prepare_cached(
-            "INSERT INTO api_tokens (user_id, label, secret_sha256, created_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO api_tokens (user_id, label, secret_sha256, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )
-        .and_then(|mut s| s.execute(params![user.0, label, view::token_hash(&secret), ms(now)]))
+        .and_then(|mut s| {
+            s.execute(params![
+                user.0,
+                label,
+                view::token_hash(&secret),
+                ms(now),
+                expires_at.map(ms)
+            ])
+        })
         .map_err(StoreError::sql("insert token"))?;
         let id = TokenId(tx.last_insert_rowid());
         audit::append(
@@ -957,8 +978,9 @@ impl Store {
                 actor: &access.actor,
                 action: "token.create",
                 target: &format!("token:{id}"),
-                detail: &json!({"user": format!("{}/{}", u.site, u.extension), "label": label})
-                    .to_string(),
+                detail: &json!({"user": format!("{}/{}", u.site, u.extension), "label": label,
+                    "expires_at": expires_at.map(|t| t.to_rfc3339())})
+                .to_string(),
             },
         )?;
         tx.commit().map_err(StoreError::sql("commit token"))?;

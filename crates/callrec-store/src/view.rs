@@ -495,7 +495,8 @@ impl<'c> ReadView<'c> {
     pub fn tokens(&self, site: Option<SiteId>) -> Result<Vec<TokenInfo>, StoreError> {
         self.conn
             .prepare_cached(
-                "SELECT t.id, t.user_id, s.name, u.extension, t.label, t.created_at, t.revoked_at
+                "SELECT t.id, t.user_id, s.name, u.extension, t.label, t.created_at, t.revoked_at,
+                     t.expires_at
                  FROM api_tokens t JOIN users u ON u.id = t.user_id JOIN sites s ON s.id = u.site_id
                  WHERE ?1 IS NULL OR u.site_id = ?1 ORDER BY t.id DESC",
             )
@@ -509,6 +510,7 @@ impl<'c> ReadView<'c> {
                         label: r.get(4)?,
                         created_at: time_col(r, 5)?,
                         revoked_at: opt_time_col(r, 6)?,
+                        expires_at: opt_time_col(r, 7)?,
                     })
                 })?
                 .collect()
@@ -516,14 +518,16 @@ impl<'c> ReadView<'c> {
             .map_err(StoreError::sql("list tokens"))
     }
 
-    /// Who a bearer secret stands for; `None` for an unknown or revoked token.
+    /// Who a bearer secret stands for; `None` for an unknown, revoked or expired token
+    /// (expiry is checked against the system clock).
     pub fn authenticate(&self, secret: &str) -> Result<Option<Caller>, StoreError> {
         let hash = token_hash(secret.trim());
         self.conn
             .prepare_cached(
                 "SELECT t.id, u.id, s.id, s.name, u.extension, u.role
                  FROM api_tokens t JOIN users u ON u.id = t.user_id JOIN sites s ON s.id = u.site_id
-                 WHERE t.secret_sha256 = ?1 AND t.revoked_at IS NULL",
+                 WHERE t.secret_sha256 = ?1 AND t.revoked_at IS NULL
+                   AND (t.expires_at IS NULL OR t.expires_at > CAST(strftime('%s', 'now') AS INTEGER) * 1000)",
             )
             .and_then(|mut s| {
                 s.query_row([hash], |r| {

@@ -715,3 +715,46 @@ fn a_retention_change_keeps_a_recording_at_the_end_of_the_calendar_readable() {
     assert_eq!(rec.expires_at, saturated);
     assert!(rec.expires_at.is_some_and(|e| e > started_at));
 }
+
+#[test]
+fn a_token_past_its_expiry_no_longer_authenticates() {
+    // Issue 12: tokens had no expiry. Expiry is checked against the system clock.
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let admin = Access::system("t");
+    let now = chrono::Utc::now();
+    let lasting = f
+        .store
+        .create_token_until(
+            alice.id,
+            "ci",
+            &admin,
+            Some(now + chrono::Duration::days(30)),
+        )
+        .unwrap();
+    let expired = f
+        .store
+        .create_token_until(
+            alice.id,
+            "old",
+            &admin,
+            Some(now - chrono::Duration::minutes(1)),
+        )
+        .unwrap();
+    let forever = f.store.create_token(alice.id, "portal", &admin).unwrap();
+    let view = f.store.view();
+    assert!(view.authenticate(&lasting.secret).unwrap().is_some());
+    assert!(view.authenticate(&forever.secret).unwrap().is_some());
+    assert!(view.authenticate(&expired.secret).unwrap().is_none());
+    let listed = view.tokens(None).unwrap();
+    let old = listed.iter().find(|t| t.id == expired.id).unwrap();
+    assert!(old.expires_at.is_some_and(|t| t < now));
+    assert!(
+        listed
+            .iter()
+            .find(|t| t.id == forever.id)
+            .unwrap()
+            .expires_at
+            .is_none()
+    );
+}

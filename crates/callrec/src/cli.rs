@@ -278,6 +278,9 @@ pub enum TokenCommand {
         /// A note saying what the token is for.
         #[arg(long, default_value = "")]
         label: String,
+        /// The token stops working this many days from now (default: never).
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_days: Option<u32>,
     },
 
     /// List tokens (never their secrets).

@@ -944,3 +944,36 @@ fn a_site_is_created_from_the_cli_and_its_users_are_added_with_site() {
         "{users}"
     );
 }
+
+#[test]
+fn a_token_can_be_made_to_expire() {
+    let install = migrated();
+    install.callrec(["user", "add", "1001"]).run().success();
+    let made = install
+        .callrec(["token", "create", "1001", "--expires-days", "30"])
+        .run()
+        .success();
+    let secret = made.stdout.trim().to_owned();
+    let listed = install.callrec(["token", "list", "--json"]).run().success();
+    let tokens: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let expires: chrono::DateTime<Utc> = tokens[0]["expires_at"]
+        .as_str()
+        .expect("an expiry")
+        .parse()
+        .unwrap();
+    let days = (expires - Utc::now()).num_hours() as f64 / 24.0;
+    assert!((29.9..=30.1).contains(&days), "{days}");
+    let table = install.callrec(["token", "list"]).run().success();
+    assert!(table.stdout.contains("EXPIRES"), "{}", table.stdout);
+    assert!(
+        open_store(&install)
+            .view()
+            .authenticate(&secret)
+            .unwrap()
+            .is_some()
+    );
+    install
+        .callrec(["token", "create", "1001", "--expires-days", "0"])
+        .run()
+        .expect_code(2);
+}

@@ -17,12 +17,15 @@ pub fn run(session: &Session, command: TokenCommand) -> anyhow::Result<Outcome> 
             extension,
             site,
             label,
+            expires_days,
         } => {
             let mut store = session.open_store()?;
             let context = || format!("cannot create a token for {extension}@{site}");
             let user = store.view().user(&site, &extension).with_context(context)?;
+            let expires_at =
+                expires_days.map(|d| store.now() + chrono::Duration::days(i64::from(d)));
             let token = store
-                .create_token(user.id, &label, &access)
+                .create_token_until(user.id, &label, &access, expires_at)
                 .with_context(context)?;
             // The secret alone on stdout, so `TOKEN=$(callrec token create 1001)` works; the
             // explanation on stderr.
@@ -76,12 +79,23 @@ fn token_table(tokens: &[TokenInfo]) -> String {
                 t.extension.clone(),
                 table::time(&t.created_at),
                 t.revoked_at.as_ref().map_or("-".to_owned(), table::time),
+                t.expires_at
+                    .as_ref()
+                    .map_or("never".to_owned(), table::time),
                 t.label.clone(),
             ]
         })
         .collect();
     table::render(
-        &["ID", "SITE", "EXTENSION", "CREATED", "REVOKED", "LABEL"],
+        &[
+            "ID",
+            "SITE",
+            "EXTENSION",
+            "CREATED",
+            "REVOKED",
+            "EXPIRES",
+            "LABEL",
+        ],
         &rows,
     )
 }
