@@ -115,6 +115,22 @@ pub enum StoreError {
         extension: String,
     },
 
+    /// The user still has recordings: removing them would orphan what a regulator may ask
+    /// for.
+    #[error(
+        "user {extension} of site {site} has {recordings} recording(s) in the index; they are \
+         kept for their retention, so the user is too (set the mode to never and revoke the \
+         tokens instead)"
+    )]
+    UserHasRecordings {
+        /// The site.
+        site: String,
+        /// The extension.
+        extension: String,
+        /// How many (any state, tombstones included).
+        recordings: i64,
+    },
+
     /// The recording is on hold and may not be deleted.
     #[error("recording {0} is on hold and cannot be deleted")]
     OnHold(RecordingId),
@@ -249,6 +265,7 @@ impl StoreError {
             | StoreError::DuplicateNumber { .. }
             | StoreError::OnHold(_)
             | StoreError::LastAdmin { .. }
+            | StoreError::UserHasRecordings { .. }
             | StoreError::UnderLegalHold { .. }
             | StoreError::WrongState { .. } => ErrorKind::Conflict,
             StoreError::Forbidden { .. } => ErrorKind::Forbidden,

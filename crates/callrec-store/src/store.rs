@@ -422,6 +422,70 @@ impl Store {
         Ok(user)
     }
 
+    /// Remove a user who has no recordings (a typo, a leaver who was never recorded): their
+    /// numbers and tokens go with them. A user with recordings is refused (the recordings are
+    /// kept for their retention, and they name their owner), as is a site's last admin.
+    pub fn remove_user(
+        &mut self,
+        site: &str,
+        extension: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let tx = self.begin()?;
+        let view = ReadView::new(&tx);
+        let site_row = view.site(site)?;
+        let user = view.user(site, extension)?;
+        let recordings: i64 = tx
+            .prepare_cached("SELECT count(*) FROM recordings WHERE user_id = ?1")
+            .and_then(|mut s| s.query_row([user.id.0], |r| r.get(0)))
+            .map_err(StoreError::sql("count the user's recordings"))?;
+        if recordings > 0 {
+            return Err(StoreError::UserHasRecordings {
+                site: site.to_owned(),
+                extension: extension.to_owned(),
+                recordings,
+            });
+        }
+        if user.role == Role::Admin {
+            let others: i64 = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM users WHERE site_id = ?1 AND role = 'admin' AND id != ?2",
+                )
+                .and_then(|mut s| s.query_row(params![site_row.id.0, user.id.0], |r| r.get(0)))
+                .map_err(StoreError::sql("count admins"))?;
+            if others == 0 {
+                return Err(StoreError::LastAdmin {
+                    site: site.to_owned(),
+                    extension: extension.to_owned(),
+                });
+            }
+        }
+        for sql in [
+            "DELETE FROM api_tokens WHERE user_id = ?1",
+            "DELETE FROM usage WHERE user_id = ?1",
+            "DELETE FROM users WHERE id = ?1",
+        ] {
+            tx.prepare_cached(sql)
+                .and_then(|mut s| s.execute([user.id.0]))
+                .map_err(StoreError::sql("remove user"))?;
+        }
+        audit::append(
+            &tx,
+            &Event {
+                at_ms: ms(now),
+                site: Some(site_row.id),
+                actor,
+                action: "user.remove",
+                target: &format!("user:{site}/{extension}"),
+                detail: &json!({"role": user.role, "mode": user.mode}).to_string(),
+            },
+        )?;
+        tx.commit()
+            .map_err(StoreError::sql("commit user removal"))?;
+        Ok(())
+    }
+
     /// Set a user's recording mode.
     pub fn set_mode(
         &mut self,

@@ -254,6 +254,16 @@ pub enum UserCommand {
         site: String,
     },
 
+    /// Remove a user who has no recordings (their numbers and tokens go too). A user with
+    /// recordings is kept: set their mode to never and revoke their tokens instead.
+    Remove {
+        /// The user's extension.
+        extension: String,
+        /// The user's site.
+        #[arg(long, default_value = "default")]
+        site: String,
+    },
+
     /// List users.
     List {
         /// Only this site's users.

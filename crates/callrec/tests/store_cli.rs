@@ -977,3 +977,53 @@ fn a_token_can_be_made_to_expire() {
         .run()
         .expect_code(2);
 }
+
+#[test]
+fn a_user_without_recordings_is_removed_and_one_with_recordings_is_kept() {
+    let install = migrated();
+    install.callrec(["user", "add", "1001"]).run().success();
+    install.callrec(["user", "add", "1002"]).run().success();
+    install
+        .callrec(["user", "add", "9000", "--admin"])
+        .run()
+        .success();
+    let token = install.callrec(["token", "create", "1002"]).run().success();
+    stored_recording(&install, "1001", Utc::now(), 1);
+
+    let kept = install
+        .callrec(["user", "remove", "1001"])
+        .run()
+        .expect_code(1);
+    assert!(kept.stderr.contains("1 recording(s)"), "{}", kept.stderr);
+    let last = install
+        .callrec(["user", "remove", "9000"])
+        .run()
+        .expect_code(1);
+    assert!(last.stderr.contains("last admin"), "{}", last.stderr);
+
+    let removed = install.callrec(["user", "remove", "1002"]).run().success();
+    assert_eq!(removed.stdout, "removed user 1002@default\n");
+    let users = users_json(&install);
+    let exts: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["extension"].as_str().unwrap())
+        .collect();
+    assert_eq!(exts, ["1001", "9000"]);
+    let store = open_store(&install);
+    assert!(
+        store
+            .view()
+            .authenticate(token.stdout.trim())
+            .unwrap()
+            .is_none()
+    );
+    let audit = store.view().audit(None, None, 500).unwrap().entries;
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "user.remove" && e.target == "user:default/1002")
+    );
+    install.callrec(["verify"]).run().success();
+}

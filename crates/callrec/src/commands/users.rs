@@ -1,4 +1,4 @@
-//! `callrec user add | set-mode | set-role | set-numbers | list`: who is recorded, and how.
+//! `callrec user add | set-mode | set-role | set-numbers | remove | list`: who is recorded, and how.
 
 use anyhow::Context as _;
 use callrec_model::Role;
@@ -102,6 +102,13 @@ pub fn run(session: &Session, command: UserCommand) -> anyhow::Result<Outcome> {
                     s => s.trim_start_matches(", ").to_owned(),
                 }
             ))?;
+        }
+        UserCommand::Remove { extension, site } => {
+            let mut store = session.open_store()?;
+            store
+                .remove_user(&site, &extension, &session.actor)
+                .with_context(|| format!("cannot remove user {extension}@{site}"))?;
+            out::line(format!("removed user {extension}@{site}"))?;
         }
         UserCommand::List { site, json } => {
             let store = session.open_store()?;
