@@ -13,7 +13,8 @@
 //!   descriptors the process may open minus a reserve ([`Limits::for_process`]): the rest
 //!   wait in the kernel's accept queue, holding no descriptor of ours;
 //! - a descriptor shortage at `accept` is logged once a second at most, not in a busy loop;
-//! - a client that goes away mid-request is routine (debug), not an error.
+//! - a client that goes away mid-request is routine (debug), not an error;
+//! - HEAD is answered as GET without the body.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -126,7 +127,16 @@ pub(crate) async fn run<F>(
                 continue;
             }
         };
-        let service = TowerToHyperService::new(warp::service(filter.clone()));
+        // HEAD is answered as GET without the body (hyper leaves the body out of the reply
+        // to a HEAD request): a browser or download manager asking a file's size and type
+        // gets what GET would say, instead of a 405.
+        let inner = TowerToHyperService::new(warp::service(filter.clone()));
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            if req.method() == hyper::Method::HEAD {
+                *req.method_mut() = hyper::Method::GET;
+            }
+            hyper::service::Service::call(&inner, req)
+        });
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)

@@ -117,6 +117,20 @@ async fn a_large_recording_streams_over_the_socket_byte_for_byte_and_shutdown_re
     assert_eq!(r.status, 206);
     assert!(r.body == bytes[1_000_000..3_000_000]);
 
+    // HEAD: what GET would say, without the body (it was a 405).
+    let req = format!(
+        "HEAD /api/v1/recordings/{}/audio HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        rec.id, w.alice.token
+    );
+    let r = exchange(running.addr, req.as_bytes()).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-length"),
+        Some(bytes.len().to_string().as_str())
+    );
+    assert_eq!(r.header("content-type"), Some("audio/wav"));
+    assert!(r.body.is_empty(), "{} bytes after a HEAD", r.body.len());
+
     // A client that asks and goes away does not upset the server.
     let mut s = TcpStream::connect(running.addr).await.unwrap();
     let req = format!(
