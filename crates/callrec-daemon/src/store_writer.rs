@@ -151,6 +151,44 @@ async fn apply_one(
                     "cannot remove the file of a recording armed on a leg not recorded"),
             }
         }
+        StoreOp::ArmedEnded { new, ended_at } => {
+            // More than a WAV header: the leg answered and the switch wrote audio.
+            let has_audio = tokio::fs::metadata(&new.spool_path)
+                .await
+                .is_ok_and(|m| m.len() > 44);
+            if has_audio {
+                tracing::warn!(
+                    id = %new.id,
+                    channel = %new.call_uuid,
+                    "a recording armed before answer ended while its answer was never seen (a \
+                     dropped connection or events); the switch wrote it: storing it"
+                );
+                let id = new.id.clone();
+                let started_at = new.started_at;
+                store
+                    .write(move |s| {
+                        s.create_recording(&new, POLICY_ACTOR)?;
+                        s.add_segment(
+                            &new.id,
+                            callrec_model::SegmentKind::Start,
+                            started_at,
+                            callrec_model::SegmentSource::Policy,
+                            POLICY_ACTOR,
+                        )
+                    })
+                    .await?;
+                submit_ingest(core, ingest, id, Some(to_utc(ended_at)))?;
+            } else {
+                match tokio::fs::remove_file(&new.spool_path).await {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => {
+                        tracing::warn!(id = %new.id, path = %new.spool_path.display(), error = %err,
+                        "cannot remove the file of a recording armed on a leg that never answered")
+                    }
+                }
+            }
+        }
         StoreOp::Fail { id, reason, .. } => {
             core.metrics.finished("failed");
             store

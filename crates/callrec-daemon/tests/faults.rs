@@ -70,6 +70,39 @@ async fn a_hangup_missed_while_disconnected_is_found_by_reconciliation_and_store
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_armed_before_answer_whose_answer_and_hangup_were_missed_is_stored() {
+    // The CI failure of 2026-12-04: the recording was armed while the call rang (early
+    // media), the connection dropped before CHANNEL_ANSWER reached the daemon, and the call
+    // ended before it was back. The switch wrote the whole call; nothing indexed it and the
+    // file stayed in the spool. Now the channel found gone hands the armed file to the store
+    // writer, which stores it because it holds audio.
+    let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
+    reconciled(&bed).await;
+    bed.sim.place_call(
+        CallSpec::outbound("1001", "02079461111")
+            .with_early_media()
+            .ring(secs(2.0))
+            .talk(secs(5.0), Side::Caller),
+    );
+    bed.advance(secs(1.0));
+    bed.recording_on_switch(1).await;
+    assert!(bed.recordings().await.is_empty(), "armed: no row yet");
+    bed.sim.drop_connections();
+    bed.advance(secs(7.0));
+    sessions(&bed, 2).await;
+    let stored = bed.wait_recordings(RecordingState::Stored, 1).await;
+    let seconds = stored[0].duration_ms.unwrap() as f64 / 1000.0;
+    assert!((4.5..=5.5).contains(&seconds), "{seconds} s");
+    let left: Vec<_> = std::fs::read_dir(&bed.config.storage.spool_dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wav"))
+        .collect();
+    assert!(left.is_empty(), "nothing left in the spool: {left:?}");
+    bed.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switch_restarted_with_the_calls_gone_every_file_it_wrote_is_stored() {
     let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
     // Loopback calls as in the `shutdown` capture.

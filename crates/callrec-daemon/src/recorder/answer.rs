@@ -103,6 +103,43 @@ impl Recorder {
             .filter(|r| id == Some(r.id.as_str()) || path == Some(r.path.as_str()))
     }
 
+    /// A leg's armed recording that ends before its answer was seen (see
+    /// [`StoreOp::ArmedEnded`]): the store writer keeps the file if the switch wrote audio.
+    pub(super) fn armed_ended(&mut self, uuid: &str, at: Micros) -> Vec<Effect> {
+        let Some(ch) = self.table.channel_mut(uuid) else {
+            return Vec::new();
+        };
+        let Some(armed) = ch.armed.take() else {
+            return Vec::new();
+        };
+        let owner = ch.owner.clone();
+        let user = owner
+            .as_ref()
+            .and_then(|o| self.owners.user(&o.user))
+            .map(|u| u.id);
+        match (owner, user) {
+            (Some(owner), Some(user)) => vec![Effect::Store(StoreOp::ArmedEnded {
+                new: NewRecording {
+                    id: armed.id,
+                    user,
+                    call_uuid: uuid.to_owned(),
+                    direction: owner.direction,
+                    from: owner.from,
+                    to: owner.to,
+                    started_at: to_utc(armed.started_at),
+                    format: self.settings.format.clone(),
+                    spool_path: PathBuf::from(&armed.path),
+                },
+                ended_at: at,
+            })],
+            // Nobody's leg any more: nothing could index it.
+            _ => vec![Effect::Store(StoreOp::Disarmed {
+                id: armed.id,
+                spool_path: armed.path,
+            })],
+        }
+    }
+
     /// Takes back a leg's armed recording, if it has one: stopped on the switch when
     /// `stop` (it may be writing), its file removed, never indexed.
     pub(super) fn disarm(&mut self, uuid: &str, stop: bool) -> Vec<Effect> {

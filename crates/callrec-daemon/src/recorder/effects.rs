@@ -173,6 +173,17 @@ pub enum StoreOp {
         /// Where the switch was told to write.
         spool_path: String,
     },
+    /// A recording armed before answer ended (RECORD_STOP, hangup, or its channel found gone
+    /// by reconciliation) without the leg's answer having been seen: the answer may have been
+    /// lost with a dropped connection or dropped events while the switch wrote the whole
+    /// call. If the file holds audio it is indexed from `new` (a start segment at the arming
+    /// time) and ingested; if not (the leg never answered), it is removed.
+    ArmedEnded {
+        /// The row it gets if it holds audio.
+        new: NewRecording,
+        /// When it ended.
+        ended_at: Micros,
+    },
     /// The recording could not be made.
     Fail {
         /// Recording.

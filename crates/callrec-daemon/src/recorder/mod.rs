@@ -223,7 +223,9 @@ impl Recorder {
                 }
                 Vec::new()
             }
-            EventKind::RecordStop if self.armed_of(ev).is_some() => self.disarm(&ev.uuid, false),
+            EventKind::RecordStop if self.armed_of(ev).is_some() => {
+                self.armed_ended(&ev.uuid, ev.at)
+            }
             EventKind::RecordStop => match self.recording_channel(ev) {
                 Some(uuid) => self.finish_recording(&uuid, ev),
                 None => self.finish_closing(ev),
@@ -232,7 +234,7 @@ impl Recorder {
                 // RECORD_STOP normally comes first (every capture shows it); if the hangup
                 // comes first, the recording waits for it, since only RECORD_STOP says
                 // whether the switch kept or discarded the file.
-                let effects = self.disarm(&ev.uuid, false);
+                let effects = self.armed_ended(&ev.uuid, ev.at);
                 self.table.remove(&ev.uuid, ev.at);
                 self.waiting.remove(&ev.uuid);
                 effects

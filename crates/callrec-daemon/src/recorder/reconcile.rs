@@ -113,9 +113,11 @@ impl Recorder {
             .and_then(|c| c.recording.as_ref())
             .map(|r| r.id.clone());
         let group = self.table.channel(uuid).map(|c| c.group);
+        let armed = self.armed_ended(uuid, at);
         self.table.remove(uuid, at);
         self.waiting.remove(uuid);
-        let mut effects = match id.and_then(|id| self.table.take_closing(&id)) {
+        let mut effects = armed;
+        effects.extend(match id.and_then(|id| self.table.take_closing(&id)) {
             Some(closing) => {
                 let ev = ChannelEvent {
                     kind: EventKind::RecordStop,
@@ -126,7 +128,7 @@ impl Recorder {
                 self.finished(closing.recording, &ev)
             }
             None => Vec::new(),
-        };
+        });
         if let Some(group) = group
             && !self.waiting.is_empty()
         {

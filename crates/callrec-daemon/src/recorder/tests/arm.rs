@@ -120,32 +120,33 @@ fn a_ringing_leg_is_armed_and_its_answer_indexes_it_without_a_second_command() {
 }
 
 #[test]
-fn a_leg_that_hangs_up_unanswered_leaves_no_row_and_no_file() {
+fn an_armed_recording_ending_unanswered_is_handed_to_the_store_writer_to_keep_only_with_audio() {
+    // Unanswered, the switch wrote nothing and the store writer removes the file; but the
+    // answer may only have been missed (a dropped connection or dropped events) while the
+    // switch wrote the whole call: then the file holds audio and is indexed. The recorder
+    // cannot tell; it hands over the row the recording would get.
     let mut rec = recorder(&[("1001", RecordingMode::AlwaysPausable)]);
     let cmd = only_command(&rec.on_event(&of_1001(EventKind::Progress, "leg", 1_000_000))).clone();
     let stopped = rec.on_event(&record_event(EventKind::RecordStop, "leg", &cmd, 7_000_000));
-    assert_eq!(
-        stopped,
-        vec![Effect::Store(StoreOp::Disarmed {
-            id: cmd.recording.clone(),
-            spool_path: cmd.path.clone(),
-        })]
-    );
+    let handed = |effects: &[Effect], cmd: &SwitchCommand, at: Micros| match effects {
+        [Effect::Store(StoreOp::ArmedEnded { new, ended_at })] => {
+            new.id == cmd.recording
+                && new.spool_path == std::path::Path::new(&cmd.path)
+                && new.call_uuid == cmd.channel
+                && *ended_at == at
+        }
+        _ => false,
+    };
+    assert!(handed(&stopped, &cmd, 7_000_000), "{stopped:?}");
     assert!(
         rec.on_event(&of_1001(EventKind::HangupComplete, "leg", 7_000_000))
             .is_empty()
     );
 
-    // The hangup without its RECORD_STOP (lost, or still to come) removes the file too.
+    // The hangup without its RECORD_STOP (lost, or still to come) hands it over too.
     let cmd = only_command(&rec.on_event(&of_1001(EventKind::Progress, "leg2", 8_000_000))).clone();
     let gone = rec.on_event(&of_1001(EventKind::HangupComplete, "leg2", 9_000_000));
-    assert_eq!(
-        gone,
-        vec![Effect::Store(StoreOp::Disarmed {
-            id: cmd.recording.clone(),
-            spool_path: cmd.path.clone(),
-        })]
-    );
+    assert!(handed(&gone, &cmd, 9_000_000), "{gone:?}");
     assert!(
         rec.on_event(&record_event(
             EventKind::RecordStop,
