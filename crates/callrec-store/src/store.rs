@@ -363,18 +363,7 @@ impl Store {
         let mode = update.mode.unwrap_or(old.mode);
         let role = update.role.unwrap_or(old.role);
         if old.role == Role::Admin && role != Role::Admin {
-            let others: i64 = tx
-                .prepare_cached(
-                    "SELECT count(*) FROM users WHERE site_id = ?1 AND role = 'admin' AND id != ?2",
-                )
-                .and_then(|mut s| s.query_row(params![site_row.id.0, old.id.0], |r| r.get(0)))
-                .map_err(StoreError::sql("count admins"))?;
-            if others == 0 {
-                return Err(StoreError::LastAdmin {
-                    site: site.to_owned(),
-                    extension: extension.to_owned(),
-                });
-            }
+            refuse_last_admin(&tx, &site_row, &old)?;
         }
         let display_name = update
             .display_name
@@ -448,18 +437,7 @@ impl Store {
             });
         }
         if user.role == Role::Admin {
-            let others: i64 = tx
-                .prepare_cached(
-                    "SELECT count(*) FROM users WHERE site_id = ?1 AND role = 'admin' AND id != ?2",
-                )
-                .and_then(|mut s| s.query_row(params![site_row.id.0, user.id.0], |r| r.get(0)))
-                .map_err(StoreError::sql("count admins"))?;
-            if others == 0 {
-                return Err(StoreError::LastAdmin {
-                    site: site.to_owned(),
-                    extension: extension.to_owned(),
-                });
-            }
+            refuse_last_admin(&tx, &site_row, &user)?;
         }
         for sql in [
             "DELETE FROM api_tokens WHERE user_id = ?1",
@@ -1133,6 +1111,23 @@ pub(crate) fn row_key(
         })
         .map_err(StoreError::sql("read recording"))?
         .ok_or_else(|| StoreError::UnknownRecording(id.clone()))
+}
+
+/// Refuses a change that would leave `site` without an admin: `admin` is its last one.
+fn refuse_last_admin(tx: &Connection, site: &Site, admin: &User) -> Result<(), StoreError> {
+    let others: i64 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM users WHERE site_id = ?1 AND role = 'admin' AND id != ?2",
+        )
+        .and_then(|mut s| s.query_row(params![site.id.0, admin.id.0], |r| r.get(0)))
+        .map_err(StoreError::sql("count admins"))?;
+    if others == 0 {
+        return Err(StoreError::LastAdmin {
+            site: site.name.clone(),
+            extension: admin.extension.clone(),
+        });
+    }
+    Ok(())
 }
 
 fn write_site_settings(tx: &Connection, id: SiteId, s: &SiteSettings) -> Result<(), StoreError> {
