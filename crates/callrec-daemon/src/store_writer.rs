@@ -142,14 +142,7 @@ async fn apply_one(
         StoreOp::Disarmed { id, spool_path } => {
             // Usually there is nothing: the switch deletes a file shorter than RECORD_MIN_SEC,
             // and an unanswered leg wrote none. With `min_seconds = 0` the header is left.
-            match tokio::fs::remove_file(&spool_path).await {
-                Ok(()) => {
-                    tracing::debug!(%id, path = %spool_path, "removed the file of a recording armed on a leg not recorded")
-                }
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => tracing::warn!(%id, path = %spool_path, error = %err,
-                    "cannot remove the file of a recording armed on a leg not recorded"),
-            }
+            remove_armed_file(&id, std::path::Path::new(&spool_path)).await;
         }
         StoreOp::ArmedEnded { new, ended_at } => {
             // More than a WAV header: the leg answered and the switch wrote audio.
@@ -179,14 +172,7 @@ async fn apply_one(
                     .await?;
                 submit_ingest(core, ingest, id, Some(to_utc(ended_at)))?;
             } else {
-                match tokio::fs::remove_file(&new.spool_path).await {
-                    Ok(()) => {}
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(err) => {
-                        tracing::warn!(id = %new.id, path = %new.spool_path.display(), error = %err,
-                        "cannot remove the file of a recording armed on a leg that never answered")
-                    }
-                }
+                remove_armed_file(&new.id, &new.spool_path).await;
             }
         }
         StoreOp::Fail { id, reason, .. } => {
@@ -197,6 +183,19 @@ async fn apply_one(
         }
     }
     Ok(())
+}
+
+/// Removes whatever file the switch left for an armed recording that is not kept (none, or a
+/// bare header with `min_seconds = 0`).
+async fn remove_armed_file(id: &RecordingId, path: &std::path::Path) {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => {
+            tracing::debug!(%id, path = %path.display(), "removed the file of an armed recording not kept")
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => tracing::warn!(%id, path = %path.display(), error = %err,
+            "cannot remove the file of an armed recording not kept"),
+    }
 }
 
 fn submit_ingest(

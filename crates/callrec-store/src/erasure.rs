@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Event};
 use crate::error::StoreError;
-use crate::records::Access;
+use crate::records::{Access, Site};
 use crate::retention::{self, Victim};
 use crate::store::{Store, expires_at};
 use crate::view::{ReadView, from_ms, ms};
@@ -87,31 +87,8 @@ impl Store {
         access: &Access,
     ) -> Result<(String, Vec<RecordingId>), StoreError> {
         access.require_admin("find recordings by number")?;
-        let view = self.view();
-        let site_row = view.site(site)?;
-        if !access.may_see_site(site_row.id) {
-            return Err(StoreError::UnknownSite(site.to_owned()));
-        }
-        let normalised = callrec_numbers::normalise(number, &site_row.settings.number_plan());
-        if normalised.is_empty() {
-            return Err(StoreError::invalid("number", number, "not a phone number"));
-        }
-        let ids = self
-            .conn
-            .prepare_cached(
-                "SELECT id FROM recordings
-                 WHERE site_id = ?1 AND (from_norm = ?2 OR to_norm = ?2)
-                   AND state IN ('stored', 'failed')
-                 ORDER BY seq",
-            )
-            .and_then(|mut s| {
-                s.query_map(params![site_row.id.0, normalised], |r| {
-                    crate::view::parse_col(r, 0)
-                })?
-                .collect()
-            })
-            .map_err(StoreError::sql("find recordings by number"))?;
-        Ok((normalised, ids))
+        let (_, normalised, matches) = matching(&self.conn, site, number, access)?;
+        Ok((normalised, matches.into_iter().map(|m| m.id).collect()))
     }
 
     /// The audit entry of a subject access export of `number` (normalised): who, why, which
@@ -156,33 +133,7 @@ impl Store {
         }
         let now = self.now();
         let tx = self.begin()?;
-        let site_row = ReadView::new(&tx).site(site)?;
-        if !access.may_see_site(site_row.id) {
-            return Err(StoreError::UnknownSite(site.to_owned()));
-        }
-        let normalised = callrec_numbers::normalise(number, &site_row.settings.number_plan());
-        if normalised.is_empty() {
-            return Err(StoreError::invalid("number", number, "not a phone number"));
-        }
-        let matches: Vec<(i64, RecordingId, bool, i64)> = tx
-            .prepare_cached(
-                "SELECT seq, id, hold, started_at FROM recordings
-                 WHERE site_id = ?1 AND (from_norm = ?2 OR to_norm = ?2)
-                   AND state IN ('stored', 'failed')
-                 ORDER BY seq",
-            )
-            .and_then(|mut s| {
-                s.query_map(params![site_row.id.0, normalised], |r| {
-                    Ok((
-                        r.get(0)?,
-                        crate::view::parse_col(r, 1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                    ))
-                })?
-                .collect()
-            })
-            .map_err(StoreError::sql("find recordings by number"))?;
+        let (site_row, normalised, matches) = matching(&tx, site, number, access)?;
         let mut report = ErasureReport {
             number: normalised.clone(),
             dry_run,
@@ -190,7 +141,12 @@ impl Store {
             refused: Vec::new(),
         };
         let mut victims = Vec::new();
-        for (_, id, hold, started_ms) in matches {
+        for Match {
+            id,
+            hold,
+            started_ms,
+        } in matches
+        {
             let until = expires_at(from_ms(started_ms)?, &site_row.settings);
             if hold {
                 report.refused.push(Refusal {
@@ -259,6 +215,50 @@ impl Store {
         retention::remove_files(self, &removals)?;
         Ok(report)
     }
+}
+
+/// A recording with the number as a party.
+struct Match {
+    id: RecordingId,
+    hold: bool,
+    started_ms: i64,
+}
+
+/// `site` (which `access` must see), `number` as it normalises it, and every recording of
+/// the site (stored or failed, held ones included) with it as either party, oldest first.
+fn matching(
+    conn: &rusqlite::Connection,
+    site: &str,
+    number: &str,
+    access: &Access,
+) -> Result<(Site, String, Vec<Match>), StoreError> {
+    let site_row = ReadView::new(conn).site(site)?;
+    if !access.may_see_site(site_row.id) {
+        return Err(StoreError::UnknownSite(site.to_owned()));
+    }
+    let normalised = callrec_numbers::normalise(number, &site_row.settings.number_plan());
+    if normalised.is_empty() {
+        return Err(StoreError::invalid("number", number, "not a phone number"));
+    }
+    let matches = conn
+        .prepare_cached(
+            "SELECT id, hold, started_at FROM recordings
+             WHERE site_id = ?1 AND (from_norm = ?2 OR to_norm = ?2)
+               AND state IN ('stored', 'failed')
+             ORDER BY seq",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![site_row.id.0, normalised], |r| {
+                Ok(Match {
+                    id: crate::view::parse_col(r, 0)?,
+                    hold: r.get(1)?,
+                    started_ms: r.get(2)?,
+                })
+            })?
+            .collect()
+        })
+        .map_err(StoreError::sql("find recordings by number"))?;
+    Ok((site_row, normalised, matches))
 }
 
 /// The audit target naming a number without writing it down: its SHA-256.

@@ -140,26 +140,25 @@ impl Recorder {
         }
     }
 
-    /// Takes back a leg's armed recording, if it has one: stopped on the switch when
-    /// `stop` (it may be writing), its file removed, never indexed.
-    pub(super) fn disarm(&mut self, uuid: &str, stop: bool) -> Vec<Effect> {
+    /// Takes back a leg's armed recording, if it has one, because another leg carries the
+    /// recording or the mode no longer records: stopped on the switch (it may be writing),
+    /// its file removed, never indexed.
+    pub(super) fn disarm(&mut self, uuid: &str) -> Vec<Effect> {
         let Some(armed) = self.table.channel_mut(uuid).and_then(|c| c.armed.take()) else {
             return Vec::new();
         };
-        let mut effects = Vec::new();
-        if stop {
-            effects.push(Effect::Command(SwitchCommand::policy(
+        vec![
+            Effect::Command(SwitchCommand::policy(
                 uuid,
                 RecordOp::Stop,
                 &armed,
                 armed.started_at,
-            )));
-        }
-        effects.push(Effect::Store(StoreOp::Disarmed {
-            id: armed.id,
-            spool_path: armed.path,
-        }));
-        effects
+            )),
+            Effect::Store(StoreOp::Disarmed {
+                id: armed.id,
+                spool_path: armed.path,
+            }),
+        ]
     }
 
     /// `min_seconds` and the pause behaviour of a site (SPEC §1's defaults if it is gone).
@@ -176,7 +175,7 @@ impl Recorder {
         if !self.records_on_answer(uuid) {
             // An armed recording on this leg, if any, is not wanted (the mode changed, or
             // the user's recording runs on another leg): the leg now writes to it.
-            return self.disarm(uuid, true);
+            return self.disarm(uuid);
         }
         if self.waits_for_own_leg(uuid) {
             self.waiting.insert(uuid.to_owned());
@@ -185,7 +184,7 @@ impl Recorder {
         if self.earlier_leg_waits(uuid) {
             // That leg is as much the user's and answered first: it is recorded now
             // ([`Recorder::settle_waits`]), this one is not.
-            return self.disarm(uuid, true);
+            return self.disarm(uuid);
         }
         self.start_recording(uuid, at, SegmentSource::Policy, POLICY_ACTOR, None)
     }
@@ -364,7 +363,7 @@ impl Recorder {
             .filter(|c| c.uuid != uuid && c.user() == Some(&owner.user) && c.armed.is_some())
             .map(|c| c.uuid.clone())
             .collect();
-        let mut effects: Vec<Effect> = others.iter().flat_map(|o| self.disarm(o, true)).collect();
+        let mut effects: Vec<Effect> = others.iter().flat_map(|o| self.disarm(o)).collect();
         if let Some(mut armed) = self.table.channel_mut(uuid).and_then(|c| c.armed.take()) {
             // Armed on this leg: the switch has written since the leg answered. The row and
             // the start segment say so; no command is needed.
