@@ -172,6 +172,18 @@ pub enum StoreError {
     #[error("unknown token {0}")]
     UnknownToken(TokenId),
 
+    /// No webhook endpoint the caller may see has this id.
+    #[error("unknown webhook {0}")]
+    UnknownWebhook(i64),
+
+    /// An endpoint with this URL exists already.
+    #[error("a webhook for {0} exists already")]
+    DuplicateWebhook(String),
+
+    /// The endpoint comes from the config file, which is where it is changed.
+    #[error("webhook {0} is configured in the config file ([webhooks] urls); remove it there")]
+    ConfigWebhook(i64),
+
     /// A value given by a user or a config file is not acceptable.
     #[error("invalid {field} `{value}`: {reason}")]
     Invalid {
@@ -259,11 +271,14 @@ impl StoreError {
             | StoreError::UnknownUser { .. }
             | StoreError::UnknownUserId(_)
             | StoreError::UnknownRecording(_)
-            | StoreError::UnknownToken(_) => ErrorKind::NotFound,
+            | StoreError::UnknownToken(_)
+            | StoreError::UnknownWebhook(_) => ErrorKind::NotFound,
             StoreError::DuplicateSite(_)
             | StoreError::DuplicateExtension { .. }
             | StoreError::DuplicateNumber { .. }
             | StoreError::OnHold(_)
+            | StoreError::DuplicateWebhook(_)
+            | StoreError::ConfigWebhook(_)
             | StoreError::LastAdmin { .. }
             | StoreError::UserHasRecordings { .. }
             | StoreError::UnderLegalHold { .. }

@@ -56,6 +56,7 @@ mod store;
 mod verify;
 mod view;
 pub mod wav;
+mod webhooks;
 mod worker;
 
 pub use audit::{ChainBreak, ChainHead};
@@ -77,4 +78,5 @@ pub use search::{DEFAULT_LIMIT, MAX_LIMIT, SearchPage, SearchQuery};
 pub use store::{MAX_NOTE_CHARS, Paths, Store, expires_at};
 pub use verify::{FileProblem, VerifyOptions, VerifyReport};
 pub use view::ReadView;
+pub use webhooks::{ActiveEndpoint, DueEvent, EndpointSource, MIN_SECRET_CHARS, WebhookEndpoint};
 pub use worker::{IngestConfig, IngestQueue, IngestResult, IngestStats, IngestWorker};

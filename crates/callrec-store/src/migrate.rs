@@ -17,6 +17,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001-max-pause.sql"),
     include_str!("../migrations/0002-changes.sql"),
     include_str!("../migrations/0003-token-expiry.sql"),
+    include_str!("../migrations/0004-webhooks.sql"),
 ];
 
 /// The schema version this build writes.
