@@ -24,7 +24,7 @@ use crate::error::{ApiError, reject};
 use crate::handlers;
 use crate::models::{
     AudioParams, AuditParams, ChangesParams, DeleteParams, ErasureBody, HoldBody, NoteBody,
-    QueryParams, SearchParams, SiteUpdate, UserUpdate, no_params,
+    QueryParams, SearchParams, SiteUpdate, UserUpdate, WebhookBody, no_params,
 };
 use crate::state::ApiState;
 use callrec_model::RecordingAction;
@@ -495,6 +495,55 @@ pub fn erase(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `GET /api/v1/webhooks`: the webhook endpoints and their delivery state (admin).
+pub fn list_webhooks(state: ApiState) -> Route {
+    warp::path!("api" / "v1" / "webhooks")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(authenticated(state))
+        .and(no_query())
+        .and_then(handlers::list_webhooks)
+        .boxed()
+}
+
+/// `POST /api/v1/webhooks`: add an endpoint for the site's events (admin).
+pub fn add_webhook(state: ApiState) -> Route {
+    let limit = state.config().max_body_bytes;
+    warp::path!("api" / "v1" / "webhooks")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(authenticated(state))
+        .and(no_query())
+        .and(json_body::<WebhookBody>(limit))
+        .and_then(handlers::add_webhook)
+        .boxed()
+}
+
+/// `DELETE /api/v1/webhooks/{id}`: remove an endpoint added through the API (admin).
+pub fn remove_webhook(state: ApiState) -> Route {
+    warp::path!("api" / "v1" / "webhooks" / String)
+        .and(warp::delete())
+        .and(with_state(state.clone()))
+        .and(authenticated(state))
+        .and_then(|raw: String, state: ApiState, caller: Caller| async move {
+            let id = raw
+                .parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| {
+                    reject(ApiError::bad_request(format!(
+                        "`{}` is not a webhook id (a positive integer)",
+                        callrec_model::names::excerpt(&raw)
+                    )))
+                })?;
+            Ok::<_, Rejection>((state, caller, id))
+        })
+        .untuple_one()
+        .and(no_query())
+        .and_then(handlers::remove_webhook)
+        .boxed()
+}
+
 /// `GET /openapi.json`: the OpenAPI 3 document, no auth.
 pub fn openapi() -> Route {
     warp::path!("openapi.json")
@@ -513,6 +562,9 @@ pub fn all(state: &ApiState) -> Route {
         set_hold(state.clone()),
         delete_recording(state.clone()),
         erase(state.clone()),
+        list_webhooks(state.clone()),
+        add_webhook(state.clone()),
+        remove_webhook(state.clone()),
         list_calls(state.clone()),
         call_action(state.clone()),
         me(state.clone()),

@@ -29,12 +29,13 @@ use crate::live::visible_to;
 use crate::metrics::{self, StoreFigures};
 use crate::models::{
     AudioParams, AuditParams, ChangesParams, DeleteParams, ErasureBody, HoldBody, NoteBody,
-    SearchParams, SiteUpdate, UserUpdate,
+    SearchParams, SiteUpdate, UserUpdate, WebhookBody,
 };
 use crate::openapi;
 use crate::replies::{
     Alive, AudioFile, AuditPage, Calls, ChangesPage, ErasureReply, ErrorReply, LiveCall, Liveness,
     Me, Note, Readiness, Ready, Recording, RecordingDetail, SearchPage, Site, Usage, User, Users,
+    Webhook, Webhooks,
 };
 use crate::state::ApiState;
 
@@ -330,6 +331,91 @@ pub async fn erase(state: ApiState, caller: Caller, body: ErasureBody) -> Handle
         .await
         .map_err(reject)?;
     ok(&ErasureReply::from(report))
+}
+
+/// The webhook endpoints and their delivery state (admin)
+///
+/// The site's own endpoints and the config file's (which receive every site's events), with
+/// what waits for each, what it acknowledged, and why its last attempt failed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks",
+    operation_id = "listWebhooks",
+    tag = "people and settings",
+    responses(
+        (status = 200, description = "the endpoints", body = Webhooks),
+        (status = 403, description = ADMIN_ONLY, body = ErrorReply),
+    ),
+)]
+pub async fn list_webhooks(state: ApiState, caller: Caller) -> Handled {
+    require_admin(&caller, "list webhooks")?;
+    let access = caller.access();
+    let items = state
+        .store()
+        .read(move |v| v.webhook_endpoints(&access))
+        .await
+        .map_err(reject)?;
+    ok(&Webhooks {
+        items: items.into_iter().map(Webhook::from).collect(),
+    })
+}
+
+/// Add a webhook endpoint for the site's events (admin)
+///
+/// Every recording of the site stored, failed, discarded or deleted from now on, and every
+/// call that should have been recorded and was not, is POSTed to it, signed with the secret
+/// (`X-Callrec-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`). Audited.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks",
+    operation_id = "addWebhook",
+    tag = "people and settings",
+    request_body = WebhookBody,
+    responses(
+        (status = 201, description = "the endpoint", body = Webhook),
+        (status = 403, description = ADMIN_ONLY, body = ErrorReply),
+        (status = 409, description = "an endpoint with this URL exists already", body = ErrorReply),
+        (status = 413, description = "body too large", body = ErrorReply),
+        (status = 422, description = "wrong shape, not an http(s) URL, or a short secret", body = ErrorReply),
+    ),
+)]
+pub async fn add_webhook(state: ApiState, caller: Caller, body: WebhookBody) -> Handled {
+    require_admin(&caller, "add a webhook")?;
+    let access = caller.access();
+    let endpoint = state
+        .store()
+        .write(move |s| s.add_webhook(&body.url, &body.secret, &access))
+        .await
+        .map_err(reject)?;
+    Ok(json(StatusCode::CREATED, &Webhook::from(endpoint)))
+}
+
+/// Remove a webhook endpoint added through the API (admin)
+///
+/// Nothing more is queued for it and what waits is cancelled; its history stays. An endpoint
+/// of the config file is removed there.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhooks/{id}",
+    operation_id = "removeWebhook",
+    tag = "people and settings",
+    params(("id" = i64, Path, description = "the endpoint's id")),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 403, description = ADMIN_ONLY, body = ErrorReply),
+        (status = 404, description = "no such endpoint on the caller's site", body = ErrorReply),
+        (status = 409, description = "the endpoint is the config file's", body = ErrorReply),
+    ),
+)]
+pub async fn remove_webhook(state: ApiState, caller: Caller, id: i64) -> Handled {
+    require_admin(&caller, "remove a webhook")?;
+    let access = caller.access();
+    state
+        .store()
+        .write(move |s| s.remove_webhook(id, &access))
+        .await
+        .map_err(reject)?;
+    Ok(warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response())
 }
 
 /// Delete a recording now, leaving a tombstone (admin)

@@ -450,6 +450,18 @@ pub struct ErasureBody {
     pub dry_run: bool,
 }
 
+/// `POST /webhooks`: an endpoint for the admin's site's events (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookBody {
+    /// Where events are POSTed: an `http://` or `https://` URL.
+    pub url: String,
+    /// The HMAC-SHA256 key that signs every event to it (at least 16 characters); never
+    /// shown again.
+    #[schema(min_length = 16)]
+    pub secret: String,
+}
+
 /// `PUT /site`: a change to some of the site's settings. An absent (or `null`) setting is
 /// left as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, ToSchema)]

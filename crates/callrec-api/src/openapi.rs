@@ -46,6 +46,9 @@ pub fn document() -> &'static Value {
         handlers::add_note,
         handlers::set_hold,
         handlers::erase,
+        handlers::list_webhooks,
+        handlers::add_webhook,
+        handlers::remove_webhook,
         handlers::list_calls,
         handlers::call_action,
         handlers::me,
@@ -259,6 +262,7 @@ mod tests {
             "SiteUpdate",
             "UserUpdate",
             "ErasureBody",
+            "WebhookBody",
         ];
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         let mut objects = 0;

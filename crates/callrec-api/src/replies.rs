@@ -713,3 +713,78 @@ impl From<store::ChangesPage> for ChangesPage {
         }
     }
 }
+
+// ---- webhooks --------------------------------------------------------------------------
+
+/// A webhook endpoint and how delivering to it goes. Its secret is never shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Webhook {
+    /// Its id.
+    pub id: i64,
+    /// Where events are POSTed.
+    pub url: String,
+    /// `config` (from `[webhooks] urls`: every site's events) or `api` (an admin's).
+    pub source: String,
+    /// The site whose events it receives; `null`: every site's.
+    #[schema(required = true)]
+    pub site: Option<String>,
+    /// Whether events are queued for it.
+    pub enabled: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Who created it.
+    pub created_by: String,
+    /// Failed attempts since the last success (0: healthy).
+    pub failures: u32,
+    /// No attempt before this (backoff after failures); `null` when it may be tried now.
+    #[schema(required = true)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The last delivery it acknowledged.
+    #[schema(required = true)]
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// The last attempt that failed.
+    #[schema(required = true)]
+    pub last_failure_at: Option<DateTime<Utc>>,
+    /// Why the last failed attempt failed.
+    #[schema(required = true)]
+    pub last_error: Option<String>,
+    /// Events waiting for it.
+    pub pending: i64,
+    /// Events it acknowledged.
+    pub delivered: i64,
+    /// Events given up (too old) or cancelled when it was removed.
+    pub expired: i64,
+}
+
+impl From<store::WebhookEndpoint> for Webhook {
+    fn from(e: store::WebhookEndpoint) -> Self {
+        Webhook {
+            id: e.id,
+            url: e.url,
+            source: match e.source {
+                store::EndpointSource::Config => "config",
+                store::EndpointSource::Api => "api",
+            }
+            .to_owned(),
+            site: e.site,
+            enabled: e.enabled,
+            created_at: e.created_at,
+            created_by: e.created_by,
+            failures: e.failures,
+            next_attempt_at: e.next_attempt_at,
+            last_success_at: e.last_success_at,
+            last_failure_at: e.last_failure_at,
+            last_error: e.last_error,
+            pending: e.pending,
+            delivered: e.delivered,
+            expired: e.expired,
+        }
+    }
+}
+
+/// The webhook endpoints an admin sees: their site's and the config's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Webhooks {
+    /// The endpoints, oldest first.
+    pub items: Vec<Webhook>,
+}

@@ -69,6 +69,20 @@ async fn every_endpoint_answers_each_caller_as_its_role_allows_and_never_leaks_a
         t0() + chrono::Duration::minutes(2),
         1000,
     );
+    let seeded = w
+        .store
+        .write_blocking(|s| {
+            s.add_webhook(
+                "https://hooks.example/seeded",
+                "0123456789abcdef",
+                &callrec_store::Access {
+                    actor: "admin".into(),
+                    scope: callrec_store::Scope::Site(w.admin.user.site_id),
+                },
+            )
+        })
+        .unwrap();
+    assert_eq!(seeded.id, 1);
     let alice_note = "alice-secret-note about a card number";
     let (s, _) = w
         .json(
@@ -245,6 +259,26 @@ async fn every_endpoint_answers_each_caller_as_its_role_allows_and_never_leaks_a
         },
         Case {
             method: "GET",
+            path: |_, _| "/api/v1/webhooks".into(),
+            body: None,
+            expect: [N, N, N, 403, 403, 200, 200],
+        },
+        Case {
+            // Each site's admin adds the same URL for their own site.
+            method: "POST",
+            path: |_, _| "/api/v1/webhooks".into(),
+            body: Some(json!({"url": "https://hooks.example/x", "secret": "0123456789abcdef"})),
+            expect: [N, N, N, 403, 403, 201, 201],
+        },
+        Case {
+            // The default site's endpoint (seeded): the other site's admin cannot see it.
+            method: "DELETE",
+            path: |_, _| "/api/v1/webhooks/1".into(),
+            body: None,
+            expect: [N, N, N, 403, 403, 404, 204],
+        },
+        Case {
+            method: "GET",
             path: |_, _| "/api/v1/audit".into(),
             body: None,
             expect: [N, N, N, 403, 403, 200, 200],
@@ -294,7 +328,8 @@ async fn every_endpoint_answers_each_caller_as_its_role_allows_and_never_leaks_a
                 .replace(&ids.alice_rec_to_delete, "{id}")
                 .replace("call-alice", "{uuid}")
                 .replace("/resume", "/{action}")
-                .replace("/1001", "/{extension}");
+                .replace("/1001", "/{extension}")
+                .replace("/webhooks/1", "/webhooks/{id}");
             format!("{} {p}", c.method)
         })
         .collect();

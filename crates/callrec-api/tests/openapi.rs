@@ -71,7 +71,7 @@ async fn the_document_and_the_routes_agree_on_every_path_and_method() {
             }
         }
     }
-    assert_eq!(checked, 22, "operations checked");
+    assert_eq!(checked, 25, "operations checked");
 
     for undocumented in [
         "/",
@@ -398,6 +398,9 @@ async fn every_reply_matches_its_schema() {
     call.recording_id = Some(kept.id.clone());
     w.daemon.add_call(call, RecordingMode::AlwaysPausable);
 
+    w.store
+        .write_blocking(|s| s.sync_config_webhooks(&["http://127.0.0.1:9/config".to_owned()]))
+        .unwrap();
     let mut x = Exchange::new(&w);
     let (a, ad) = (&alice, &admin);
     let get = |who: &support::Person, path: &str| w.req(who, "GET", path);
@@ -523,6 +526,53 @@ async fn every_reply_matches_its_schema() {
     assert_eq!(s, 422);
     let huge = json!({"number": "1", "reason": "y".repeat(100_000)});
     x.send("POST", t, with_json(ad, "POST", t, huge)).await;
+    // Webhooks.
+    let t = "/api/v1/webhooks";
+    let hook = json!({"url": "https://hooks.example/callrec", "secret": "0123456789abcdef"});
+    let (s, made) = x
+        .send("POST", t, with_json(ad, "POST", t, hook.clone()))
+        .await;
+    assert_eq!(s, 201, "{made}");
+    let (s, _) = x
+        .send("POST", t, with_json(ad, "POST", t, hook.clone()))
+        .await;
+    assert_eq!(s, 409);
+    x.send("POST", t, with_json(a, "POST", t, hook)).await;
+    let (s, _) = x
+        .send(
+            "POST",
+            t,
+            with_json(
+                ad,
+                "POST",
+                t,
+                json!({"url": "ftp://x", "secret": "0123456789abcdef"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 422);
+    let huge = json!({"url": "https://h", "secret": "y".repeat(100_000)});
+    x.send("POST", t, with_json(ad, "POST", t, huge)).await;
+    let (_, list) = x.send("GET", t, get(ad, t)).await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list}");
+    x.send("GET", t, get(a, t)).await;
+    let config_id = list["items"][0]["id"].as_i64().unwrap();
+    let t = "/api/v1/webhooks/{id}";
+    let one = |id: &Value| format!("/api/v1/webhooks/{id}");
+    let (s, _) = x
+        .send("DELETE", t, w.req(ad, "DELETE", &one(&json!(config_id))))
+        .await;
+    assert_eq!(s, 409);
+    x.send("DELETE", t, w.req(a, "DELETE", &one(&made["id"])))
+        .await;
+    let (s, _) = x
+        .send("DELETE", t, w.req(ad, "DELETE", &one(&made["id"])))
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = x
+        .send("DELETE", t, w.req(ad, "DELETE", &one(&json!(999))))
+        .await;
+    assert_eq!(s, 404);
     let t = "/api/v1/recordings/{id}";
     let (s, _) = x
         .send("DELETE", t, w.req(ad, "DELETE", &rec_path(&held.id, "")))

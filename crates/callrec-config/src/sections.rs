@@ -458,13 +458,39 @@ impl PromptsConfig {
 }
 
 section! {
-    /// `[webhooks]`: signed notifications of stored and deleted recordings (SPEC §5.2, a
-    /// later round; the keys are accepted and checked now).
+    /// `[webhooks]`: signed notifications of recordings stored, failed, discarded and
+    /// deleted, and of calls that should have been recorded and were not (SPEC §5.2).
     WebhooksConfig, "webhooks" {
-        /// Every URL an event is POSTed to.
+        /// Every URL an event is POSTed to (every site's events); admins add their site's
+        /// own through the API.
         urls: Vec<String> = Vec::new(), check webhook_urls;
         /// The HMAC-SHA256 signing key; required when `urls` is not empty.
         secret: Secret = Secret::default();
+        /// The longest one delivery attempt may take, connecting included.
+        timeout_secs: u32 = 10, check within(1, 300, " seconds");
+        /// The longest wait between attempts at an endpoint that keeps failing (the wait
+        /// starts at 1 s and doubles).
+        max_backoff_secs: u32 = 3600, check within(1, 86400, " seconds");
+        /// An event an endpoint has not accepted this long after it happened is given up
+        /// (counted as expired, logged at WARN).
+        give_up_after_hours: u32 = 72, check within(1, 8760, " hours");
+    }
+}
+
+impl WebhooksConfig {
+    /// [`Self::timeout_secs`] as a duration.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs.into())
+    }
+
+    /// [`Self::max_backoff_secs`] as a duration.
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_secs(self.max_backoff_secs.into())
+    }
+
+    /// [`Self::give_up_after_hours`] as a duration.
+    pub fn give_up_after(&self) -> Duration {
+        Duration::from_secs(u64::from(self.give_up_after_hours) * 3600)
     }
 }
 

@@ -33,6 +33,7 @@ use crate::reconcile;
 use crate::recorder::{ActionDone, IdSource, Recorder, Settings};
 use crate::store_writer;
 use callrec_model::LiveCall;
+use callrec_webhooks::WebhookSettings;
 
 /// The sockets the daemon serves on, bound by the caller (tests bind `127.0.0.1:0`).
 #[derive(Debug)]
@@ -327,6 +328,11 @@ impl Daemon {
         };
         let metrics = Arc::new(Metrics::default());
         reconcile_store(&store, &metrics).await;
+        let urls = config.webhooks.urls.clone();
+        store
+            .write(move |s| s.sync_config_webhooks(&urls))
+            .await
+            .map_err(store_err)?;
         let dir = store.read(|v| v.directory()).await.map_err(store_err)?;
         let settings = Settings {
             spool_dir: spool_dir.display().to_string(),
@@ -423,6 +429,18 @@ impl Daemon {
         ));
         tracker.spawn(sweep_loop(store.clone(), sweep_interval, token.clone()));
         tracker.spawn(auto_resume_loop(core.clone(), token.clone()));
+        tracker.spawn(callrec_webhooks::run(
+            store.clone(),
+            WebhookSettings {
+                config_secret: config.webhooks.secret.expose().to_owned(),
+                timeout: config.webhooks.timeout(),
+                max_backoff: config.webhooks.max_backoff(),
+                give_up_after: config.webhooks.give_up_after(),
+                ..WebhookSettings::default()
+            },
+            core.metrics.webhooks.clone(),
+            token.clone(),
+        ));
         let prompts_dir = store_writer::absolute(&config.prompts.dir);
         let prompts = Prompts::new(
             prompts_dir.clone(),

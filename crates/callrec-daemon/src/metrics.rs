@@ -59,6 +59,11 @@ pub struct Metrics {
     /// What the store's reconcile pass at start found and could not repair, by kind
     /// (`ingest_error`, `unindexed_file`, `pass_failed`).
     pub store_reconcile_problems: Family<Labels, Counter>,
+    /// Calls that should have been recorded (the user's mode records every call) and were
+    /// not: the recording failed.
+    pub calls_not_recorded: Counter,
+    /// Webhook deliveries.
+    pub webhooks: std::sync::Arc<callrec_webhooks::WebhookMetrics>,
     dropped_seen: AtomicU64,
     by_name: Vec<(&'static str, Counter)>,
     ingest_seen: std::sync::Mutex<std::collections::HashMap<&'static str, u64>>,
@@ -84,6 +89,8 @@ impl Default for Metrics {
             recordings_finished: Family::default(),
             store_repairs: Family::default(),
             store_reconcile_problems: Family::default(),
+            calls_not_recorded: Counter::default(),
+            webhooks: std::sync::Arc::default(),
             dropped_seen: AtomicU64::new(0),
             by_name: Vec::new(),
             ingest_seen: std::sync::Mutex::default(),
@@ -197,6 +204,11 @@ impl Metrics {
             self.ingest_failures.clone(),
         );
         r.register(
+            "calls_not_recorded",
+            "Calls of users whose mode records every call that were not recorded (the recording failed)",
+            self.calls_not_recorded.clone(),
+        );
+        r.register(
             "recordings_finished",
             "Recordings that ended, by outcome",
             self.recordings_finished.clone(),
@@ -211,6 +223,7 @@ impl Metrics {
             "What the store's reconcile pass at start found and could not repair",
             self.store_reconcile_problems.clone(),
         );
+        self.webhooks.register(registry);
     }
 
     /// Counts one received event.

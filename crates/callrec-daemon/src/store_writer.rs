@@ -120,7 +120,7 @@ async fn apply_one(
                 .await?;
         }
         StoreOp::Ingest { id, ended_at, .. } => {
-            submit_ingest(core, ingest, id, Some(to_utc(ended_at)))?
+            submit_ingest(core, store, ingest, id, Some(to_utc(ended_at)))?
         }
         StoreOp::Discard {
             id,
@@ -131,7 +131,7 @@ async fn apply_one(
             // The switch says it deleted the file; if it is there after all, it is kept.
             if tokio::fs::try_exists(&spool_path).await.unwrap_or(false) {
                 tracing::warn!(%id, path = %spool_path, "a recording reported discarded left its file; storing it");
-                submit_ingest(core, ingest, id, Some(to_utc(at)))?;
+                submit_ingest(core, store, ingest, id, Some(to_utc(at)))?;
             } else {
                 core.metrics.finished("discarded");
                 store
@@ -170,19 +170,49 @@ async fn apply_one(
                         )
                     })
                     .await?;
-                submit_ingest(core, ingest, id, Some(to_utc(ended_at)))?;
+                submit_ingest(core, store, ingest, id, Some(to_utc(ended_at)))?;
             } else {
                 remove_armed_file(&new.id, &new.spool_path).await;
             }
         }
         StoreOp::Fail { id, reason, .. } => {
             core.metrics.finished("failed");
-            store
-                .write(move |s| s.fail(&id, &reason, POLICY_ACTOR))
+            let why = reason.clone();
+            let (recording, mode) = store
+                .write(move |s| {
+                    let rec = s.fail(&id, &reason, POLICY_ACTOR)?;
+                    let mode = s.view().user_by_id(rec.user_id)?.mode;
+                    Ok((rec, mode))
+                })
                 .await?;
+            alert_if_required(core, &recording, mode, &why);
         }
     }
     Ok(())
+}
+
+/// A failed recording of a user whose mode records every call is a call that should have
+/// been recorded and was not (MiFID II, FCA): counted (`callrec_calls_not_recorded_total`)
+/// and logged at WARN with the call and the user. The webhook event for it
+/// (`call.not_recorded`) is the index's, written with the failure.
+fn alert_if_required(
+    core: &Core,
+    recording: &callrec_store::Recording,
+    mode: callrec_model::RecordingMode,
+    reason: &str,
+) {
+    if !mode.records_on_answer() {
+        return;
+    }
+    core.metrics.calls_not_recorded.inc();
+    tracing::warn!(
+        id = %recording.id,
+        call = %recording.call_uuid,
+        user = %recording.user,
+        site = %recording.site,
+        %reason,
+        "a call that should have been recorded was not: the user's mode records every call"
+    );
 }
 
 /// Removes whatever file the switch left for an armed recording that is not kept (none, or a
@@ -200,6 +230,7 @@ async fn remove_armed_file(id: &RecordingId, path: &std::path::Path) {
 
 fn submit_ingest(
     core: &Arc<Core>,
+    store: &StoreHandle,
     ingest: &IngestQueue,
     id: RecordingId,
     ended_at: Option<DateTime<Utc>>,
@@ -220,6 +251,7 @@ fn submit_ingest(
         }
     };
     let core = core.clone();
+    let store = store.clone();
     tokio::spawn(async move {
         let result = result.await;
         core.ingesting().remove(&id);
@@ -237,6 +269,18 @@ fn submit_ingest(
                         core.metrics.finished("failed");
                         core.metrics.ingest_failed("no_audio");
                         tracing::warn!(%id, %reason, "recording kept as failed");
+                        let id = id.clone();
+                        let system = callrec_store::Access::system(POLICY_ACTOR);
+                        if let Ok((recording, mode)) = store
+                            .read(move |v| {
+                                let rec = v.recording(&id, &system)?;
+                                let mode = v.user_by_id(rec.user_id)?.mode;
+                                Ok((rec, mode))
+                            })
+                            .await
+                        {
+                            alert_if_required(&core, &recording, mode, reason);
+                        }
                     }
                     IngestOutcome::AlreadyDone { .. } => {}
                 }

@@ -528,3 +528,15 @@ fn validate_url(url: &str) -> Result<(), StoreError> {
         )),
     }
 }
+
+impl ReadView<'_> {
+    /// How many events wait for `endpoint`.
+    pub fn pending_webhook_events(&self, endpoint: i64) -> Result<i64, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = ?1 AND state = 'pending'",
+            )
+            .and_then(|mut s| s.query_row([endpoint], |r| r.get(0)))
+            .map_err(StoreError::sql("count pending webhook events"))
+    }
+}

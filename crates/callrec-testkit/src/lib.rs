@@ -7,6 +7,7 @@
 //! - [`tmpfs`]: a small tmpfs mounted for one test (a disk that fills up, a read-only
 //!   filesystem), unmounted when dropped, however the test ends;
 //! - [`wav`]: WAV files as the switch writes them (noise, silence, a header and no audio);
+//! - [`hooks`]: a webhook receiver that records requests and answers from a script;
 //! - [`capture`]: the captures of a real FreeSWITCH (`tests/fixtures/freeswitch/`), read frame
 //!   by frame.
 //!
@@ -23,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod capture;
+pub mod hooks;
 pub mod tmpfs;
 pub mod wait;
 pub mod wav;

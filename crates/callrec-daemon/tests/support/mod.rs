@@ -37,7 +37,12 @@ pub struct Setup {
     pub esl_port: Option<u16>,
     /// `esl.event_format`.
     pub event_format: callrec_model::EventFormat,
+    /// `[webhooks] urls` (signed with [`WEBHOOK_SECRET`]).
+    pub webhooks: Vec<String>,
 }
+
+/// `[webhooks] secret` of every test daemon.
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 
 impl Setup {
     pub fn users(users: &[(&'static str, RecordingMode)]) -> Setup {
@@ -49,7 +54,13 @@ impl Setup {
             password: "ClueCon".into(),
             esl_port: None,
             event_format: callrec_model::EventFormat::Plain,
+            webhooks: Vec::new(),
         }
+    }
+
+    pub fn webhooks(mut self, urls: &[String]) -> Setup {
+        self.webhooks = urls.to_vec();
+        self
     }
 
     pub fn pause(mut self, pause: PauseBehavior) -> Setup {
@@ -159,6 +170,8 @@ impl Bed {
         config.storage.spool_scan_secs = 1;
         config.feature_codes.listen = feature_addr;
         config.prompts.dir = prompts_dir();
+        config.webhooks.urls = setup.webhooks.clone();
+        config.webhooks.secret = callrec_config::Secret::new(WEBHOOK_SECRET.to_owned());
 
         let daemon = Daemon::start(
             config.clone(),
