@@ -74,6 +74,29 @@ pub fn plan(headers: &AudioHeaders, len: u64, sha256: &str) -> Result<Plan, ApiE
     }
 }
 
+/// The audit entry's detail of one read of a file: the status it got, the `Range` asked for
+/// (cut to 100 characters) and the bytes of the file sent (`len` for the whole file), e.g. `{"status": 206, "range": "bytes=0-",
+/// "bytes": 1024}`.
+pub fn audit_detail(
+    headers: &AudioHeaders,
+    len: u64,
+    plan: &Result<Plan, ApiError>,
+) -> serde_json::Value {
+    let range = headers
+        .range
+        .as_deref()
+        .map(|r| r.chars().take(100).collect::<String>());
+    let (status, bytes) = match plan {
+        Ok(Plan::NotModified) => (304, 0),
+        Ok(Plan::Send(Selection::Full)) => (200, len),
+        Ok(Plan::Send(Selection::Ranges(ranges))) => {
+            (206, ranges.iter().map(ByteRange::len).sum::<u64>())
+        }
+        Err(e) => (e.status.as_u16(), 0),
+    };
+    serde_json::json!({ "status": status, "range": range, "bytes": bytes })
+}
+
 /// The `Content-Disposition` file name: the store's name, with anything that is not safe in
 /// a quoted header value replaced (store names are digits, letters, `-` and `.` already).
 pub fn attachment_name(file_name: &str) -> String {

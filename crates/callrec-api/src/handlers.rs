@@ -188,17 +188,22 @@ pub async fn audio(
     // file, so here the file is either still there (and the open handle keeps it readable)
     // or the recording already reads as deleted. Opened after the lock, a deletion in
     // between made a 500 that blamed the store.
-    let (stored, file) = state
+    // The reply is decided before the audit entry is written, so the entry says what was
+    // served: the range asked for and the status (a seek, a 304, a refused range).
+    let (stored, (plan, file)) = state
         .store()
         .write(move |s| {
-            let stored = s.open_file(&id, &access, purpose)?;
-            let file = open_stored(&store_root, &stored.path, stored.size_bytes);
-            Ok((stored, file))
+            s.open_file_judged(&id, &access, purpose, |stored| {
+                let plan = audio::plan(&headers, stored.size_bytes, &stored.sha256);
+                let detail = audio::audit_detail(&headers, stored.size_bytes, &plan);
+                let file = open_stored(&store_root, &stored.path, stored.size_bytes);
+                ((plan, file), detail)
+            })
         })
         .await
         .map_err(reject)?;
+    let plan = plan.map_err(reject)?;
     let file = file.map_err(reject)?;
-    let plan = audio::plan(&headers, stored.size_bytes, &stored.sha256).map_err(reject)?;
     Ok(audio::respond(&stored, file, params.download, plan))
 }
 

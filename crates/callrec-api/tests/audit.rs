@@ -96,8 +96,11 @@ async fn listing_reading_playing_and_downloading_each_leave_exactly_one_entry() 
         (e[0].0.as_str(), e[0].1.as_str(), e[0].2.as_str()),
         ("1001@default", "recording.play", target.as_str())
     );
+    let size = rec.size_bytes.unwrap();
+    let detail: Value = serde_json::from_str(&e[0].3).unwrap();
+    assert_eq!(detail, json!({"status": 200, "range": null, "bytes": size}));
 
-    // A seek in the player is a request of its own, and an entry of its own.
+    // A seek in the player is a request of its own, and an entry of its own that says so.
     let (s, e) = entries_of(
         &w,
         &alice,
@@ -110,6 +113,29 @@ async fn listing_reading_playing_and_downloading_each_leave_exactly_one_entry() 
     assert_eq!(s, 206);
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].1, "recording.play");
+    let detail: Value = serde_json::from_str(&e[0].3).unwrap();
+    assert_eq!(
+        detail,
+        json!({"status": 206, "range": "bytes=100-", "bytes": size - 100})
+    );
+
+    // A refused range is audited as refused: nothing of the file was sent.
+    let (s, e) = entries_of(
+        &w,
+        &alice,
+        "GET",
+        &format!("/api/v1/recordings/{}/audio", rec.id),
+        None,
+        &[("range", "bytes=999999999-")],
+    )
+    .await;
+    assert_eq!(s, 416);
+    assert_eq!(e.len(), 1);
+    let detail: Value = serde_json::from_str(&e[0].3).unwrap();
+    assert_eq!(
+        detail,
+        json!({"status": 416, "range": "bytes=999999999-", "bytes": 0})
+    );
 
     let admin = w.admin.clone();
     let (s, e) = entries_of(

@@ -772,6 +772,21 @@ impl Store {
         access: &Access,
         purpose: FilePurpose,
     ) -> Result<StoredFile, StoreError> {
+        self.open_file_judged(id, access, purpose, |_| ((), json!({})))
+            .map(|(file, ())| file)
+    }
+
+    /// [`Store::open_file`], where `judge` decides what is done with the file (which bytes
+    /// a player asked for, and the reply it gets) before the audit entry is written, and
+    /// gives that entry's detail: an audit log that says a seek was a seek and a refused
+    /// range was refused.
+    pub fn open_file_judged<T>(
+        &mut self,
+        id: &RecordingId,
+        access: &Access,
+        purpose: FilePurpose,
+        judge: impl FnOnce(&StoredFile) -> (T, serde_json::Value),
+    ) -> Result<(StoredFile, T), StoreError> {
         let now = self.now();
         let tx = self.begin()?;
         let rec = ReadView::new(&tx).recording(id, access)?;
@@ -793,6 +808,15 @@ impl Store {
                 op: "open its file",
             });
         }
+        let file = StoredFile {
+            id: id.clone(),
+            path: self.paths.store_file(&store_path),
+            sha256,
+            size_bytes: u64::try_from(size).unwrap_or(0),
+            format: rec.format,
+            file_name: rec.file_name,
+        };
+        let (judged, detail) = judge(&file);
         audit::append(
             &tx,
             &Event {
@@ -801,18 +825,11 @@ impl Store {
                 actor: &access.actor,
                 action: purpose.action(),
                 target: &format!("recording:{id}"),
-                detail: "{}",
+                detail: &detail.to_string(),
             },
         )?;
         tx.commit().map_err(StoreError::sql("commit file read"))?;
-        Ok(StoredFile {
-            id: id.clone(),
-            path: self.paths.store_file(&store_path),
-            sha256,
-            size_bytes: u64::try_from(size).unwrap_or(0),
-            format: rec.format,
-            file_name: rec.file_name,
-        })
+        Ok((file, judged))
     }
 
     /// Add a note to a recording the caller may see.
