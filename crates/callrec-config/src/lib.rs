@@ -201,11 +201,28 @@ impl Config {
         );
         for section in self.sections() {
             let _ = write!(out, "\n[{}]\n", section.name());
+            // The default site's settings live in the index: the config imposes only the keys
+            // it sets, at start; the others are whatever the API last set.
+            let in_index = matches!(section.name(), "site" | "quota");
+            if in_index {
+                let _ = writeln!(
+                    out,
+                    "# Applied to the default site at start only where set here; a key not set \
+                     keeps the index's value\n# (PUT /api/v1/site), which may differ from the \
+                     default shown."
+                );
+            }
             for (key, value) in section.entries() {
                 let origin = self.origin(section.name(), key);
                 let _ = match origin {
                     Origin::Default if (section.name(), key) == ("storage", "spool_dir") => {
                         writeln!(out, "{key} = {value}  # default: <data_dir>/spool")
+                    }
+                    Origin::Default if in_index => {
+                        writeln!(
+                            out,
+                            "{key} = {value}  # not set: the index's value is in force"
+                        )
                     }
                     Origin::Default => writeln!(out, "{key} = {value}"),
                     _ => writeln!(out, "{key} = {value}  # {origin}"),

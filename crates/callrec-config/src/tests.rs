@@ -635,6 +635,16 @@ fn the_effective_settings_are_valid_toml_that_reads_back_the_same() {
         effective.contains("spool_dir = \"/srv/rec/spool\"  # default: <data_dir>/spool"),
         "{effective}"
     );
+    // A site key left out is not the default in force: the index's value is.
+    assert!(
+        effective.contains("retention_days = 180  # not set: the index's value is in force"),
+        "{effective}"
+    );
+    assert!(
+        effective.contains("policy = \"alert\"  # not set: the index's value is in force"),
+        "{effective}"
+    );
+    assert!(!effective.contains("America/New_York\"  # not set"), "{effective}");
 
     let mut reread = Config::load(&Sources::new().file_text("effective.toml", effective)).unwrap();
     assert_eq!(reread.esl.password.expose(), Secret::REDACTED);

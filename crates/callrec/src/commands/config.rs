@@ -58,8 +58,16 @@ fn warnings(config: &Config, disk: &impl Filesystem) -> Vec<String> {
     for prompt in Prompt::ALL {
         let path = config.prompts.path(prompt);
         if !disk.is_file(&path) {
+            // A relative path is the daemon's working directory's (systemd: the unit's
+            // WorkingDirectory), not necessarily the one this check runs in.
+            let relative = if path.is_relative() {
+                " (relative to the working directory; give `prompts.dir` as an absolute path)"
+            } else {
+                ""
+            };
             warnings.push(format!(
-                "prompts.{}: {} is not a file; callers will hear nothing after that feature code",
+                "prompts.{}: {} is not a file{relative}; callers will hear nothing after that \
+                 feature code",
                 prompt.key(),
                 path.display()
             ));
@@ -125,7 +133,9 @@ mod tests {
         assert_eq!(
             warnings(&config, &disk),
             [
-                "prompts.no_call: prompts/no_call.wav is not a file; callers will hear nothing after that feature code"
+                "prompts.no_call: prompts/no_call.wav is not a file (relative to the working directory; \
+                 give `prompts.dir` as an absolute path); callers will hear nothing after that \
+                 feature code"
             ]
         );
     }
