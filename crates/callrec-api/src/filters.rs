@@ -62,7 +62,10 @@ pub fn authenticated(
                 .read(move |v| v.authenticate(&secret))
                 .await
                 .map_err(reject)?;
-            caller.ok_or_else(|| reject(ApiError::unauthorized("unknown or revoked token")))
+            let caller =
+                caller.ok_or_else(|| reject(ApiError::unauthorized("unknown or revoked token")))?;
+            state.token_used(caller.token_id);
+            Ok::<_, Rejection>(caller)
         })
 }
 

@@ -7,7 +7,7 @@ use callrec_store::{Caller, StoreHandle};
 
 use crate::error::ApiError;
 use crate::metrics::ApiMetrics;
-use callrec_model::LiveCalls;
+use callrec_model::{LiveCalls, TokenId};
 
 /// Limits and settings of the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,12 @@ struct Inner {
     daemon: Arc<dyn LiveCalls>,
     metrics: ApiMetrics,
     config: ApiConfig,
+    /// When each token's use was last written to the index.
+    token_uses: std::sync::Mutex<std::collections::HashMap<TokenId, std::time::Instant>>,
 }
+
+/// A token's last use is written to the index at most this often.
+pub const TOKEN_USE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl std::fmt::Debug for ApiState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,6 +73,7 @@ impl ApiState {
                 daemon,
                 metrics: ApiMetrics::new(),
                 config,
+                token_uses: std::sync::Mutex::default(),
             }),
         }
     }
@@ -90,6 +96,33 @@ impl ApiState {
     /// The limits.
     pub fn config(&self) -> &ApiConfig {
         &self.inner.config
+    }
+
+    /// Notes that `token` authenticated a request: its `last_used_at` is written in the
+    /// background, at most once per [`TOKEN_USE_EVERY`] per token, so requests neither wait
+    /// for it nor queue on the index's write lock.
+    pub fn token_used(&self, token: TokenId) {
+        let now = std::time::Instant::now();
+        {
+            let mut uses = self
+                .inner
+                .token_uses
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if uses
+                .get(&token)
+                .is_some_and(|at| now.duration_since(*at) < TOKEN_USE_EVERY)
+            {
+                return;
+            }
+            uses.insert(token, now);
+        }
+        let store = self.store().clone();
+        tokio::spawn(async move {
+            if let Err(err) = store.write(move |s| s.touch_token(token)).await {
+                tracing::debug!(error = %err, %token, "cannot note the token's use");
+            }
+        });
     }
 
     /// Write one audit entry for a read that the store does not audit itself (searches,

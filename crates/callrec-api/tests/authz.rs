@@ -466,3 +466,42 @@ async fn a_user_sees_only_their_own_recordings_calls_and_usage_and_an_admin_the_
     let (_, users) = w.json(w.req(&w.stranger, "GET", "/api/v1/users")).await;
     assert_eq!(ids(&users, "extension"), ["9000"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokens_last_use_is_kept_and_a_refused_token_notes_nothing() {
+    let w = World::new();
+    let tokens = || {
+        w.store
+            .read_blocking(|v| v.tokens(None))
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.extension, t.site, t.last_used_at))
+            .collect::<Vec<_>>()
+    };
+    assert!(tokens().iter().all(|(_, _, used)| used.is_none()));
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let resp = w.send(w.req(&w.alice, "GET", "/api/v1/me")).await;
+    assert_eq!(resp.status(), 200);
+    // A bad token authenticates nobody and notes nothing.
+    let resp = w
+        .send(
+            w.anon("GET", "/api/v1/me")
+                .header("authorization", "Bearer callrec_0000000000000000"),
+        )
+        .await;
+    assert_eq!(resp.status(), 401);
+    // Written in the background, off the request's path.
+    let used = callrec_testkit::wait::eventually("alice's token noted as used", || {
+        tokens()
+            .into_iter()
+            .find(|(ext, site, used)| ext == "1001" && site == "default" && used.is_some())
+            .and_then(|(_, _, used)| used)
+    })
+    .await;
+    assert!(used >= before, "{used}");
+    let unused: Vec<_> = tokens()
+        .into_iter()
+        .filter(|(ext, _, used)| ext != "1001" && used.is_some())
+        .collect();
+    assert!(unused.is_empty(), "{unused:?}");
+}

@@ -644,7 +644,10 @@ fn the_effective_settings_are_valid_toml_that_reads_back_the_same() {
         effective.contains("policy = \"alert\"  # not set: the index's value is in force"),
         "{effective}"
     );
-    assert!(!effective.contains("America/New_York\"  # not set"), "{effective}");
+    assert!(
+        !effective.contains("America/New_York\"  # not set"),
+        "{effective}"
+    );
 
     let mut reread = Config::load(&Sources::new().file_text("effective.toml", effective)).unwrap();
     assert_eq!(reread.esl.password.expose(), Secret::REDACTED);

@@ -585,6 +585,8 @@ pub struct TokenInfo {
     pub revoked_at: Option<DateTime<Utc>>,
     /// When it stops working, if it does.
     pub expires_at: Option<DateTime<Utc>>,
+    /// When it was last used, to the minute; `None`: never (or not since this was kept).
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 /// A token just created: the only time its secret is known.

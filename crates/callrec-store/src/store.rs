@@ -1046,6 +1046,17 @@ impl Store {
         Ok(NewToken { id, secret })
     }
 
+    /// Notes that a token was used now (not audited: the audit log has each request's own
+    /// entry). The API calls it at most once a minute per token.
+    pub fn touch_token(&mut self, id: TokenId) -> Result<(), StoreError> {
+        let now = ms(self.now());
+        self.conn
+            .prepare_cached("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id.0, now]))
+            .map_err(StoreError::sql("note a token's use"))?;
+        Ok(())
+    }
+
     /// Revoke a token. Revoking a revoked token changes nothing.
     pub fn revoke_token(&mut self, id: TokenId, access: &Access) -> Result<(), StoreError> {
         let now = self.now();

@@ -496,7 +496,7 @@ impl<'c> ReadView<'c> {
         self.conn
             .prepare_cached(
                 "SELECT t.id, t.user_id, s.name, u.extension, t.label, t.created_at, t.revoked_at,
-                     t.expires_at
+                     t.expires_at, t.last_used_at
                  FROM api_tokens t JOIN users u ON u.id = t.user_id JOIN sites s ON s.id = u.site_id
                  WHERE ?1 IS NULL OR u.site_id = ?1 ORDER BY t.id DESC",
             )
@@ -511,6 +511,7 @@ impl<'c> ReadView<'c> {
                         created_at: time_col(r, 5)?,
                         revoked_at: opt_time_col(r, 6)?,
                         expires_at: opt_time_col(r, 7)?,
+                        last_used_at: opt_time_col(r, 8)?,
                     })
                 })?
                 .collect()

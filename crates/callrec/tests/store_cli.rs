@@ -965,6 +965,7 @@ fn a_token_can_be_made_to_expire() {
     assert!((29.9..=30.1).contains(&days), "{days}");
     let table = install.callrec(["token", "list"]).run().success();
     assert!(table.stdout.contains("EXPIRES"), "{}", table.stdout);
+    assert!(table.stdout.contains("LAST USED"), "{}", table.stdout);
     assert!(
         open_store(&install)
             .view()

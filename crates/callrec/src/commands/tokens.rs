@@ -82,6 +82,9 @@ fn token_table(tokens: &[TokenInfo]) -> String {
                 t.expires_at
                     .as_ref()
                     .map_or("never".to_owned(), table::time),
+                t.last_used_at
+                    .as_ref()
+                    .map_or("never".to_owned(), table::time),
                 t.label.clone(),
             ]
         })
@@ -94,6 +97,7 @@ fn token_table(tokens: &[TokenInfo]) -> String {
             "CREATED",
             "REVOKED",
             "EXPIRES",
+            "LAST USED",
             "LABEL",
         ],
         &rows,
