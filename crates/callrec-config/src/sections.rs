@@ -334,6 +334,11 @@ section! {
         spool_scan_secs: u32 = 60, check within(1, 86_400, " seconds");
         /// How often retention is applied.
         sweep_interval_secs: u32 = 3600, check within(1, 604_800, " seconds");
+        /// A file the daemon appends the audit log's chain head to (`SEQ HASH`, as
+        /// `callrec audit head` prints it) whenever it has moved, once a minute and at
+        /// shutdown; empty: off. Keep it off this disk (another mount, an append-only file),
+        /// and check with `callrec verify --head-file`.
+        audit_head_file: String = String::new();
     }
 }
 

@@ -10,7 +10,7 @@
 //! index.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit_head;
 use crate::core::{Clock, Core, system_clock};
 use crate::directory::OwnerIndex;
 use crate::esl::{self, EslConfigError, EslSettings};
@@ -429,6 +430,16 @@ impl Daemon {
         ));
         tracker.spawn(sweep_loop(store.clone(), sweep_interval, token.clone()));
         tracker.spawn(auto_resume_loop(core.clone(), token.clone()));
+        let head_file = (!config.storage.audit_head_file.is_empty())
+            .then(|| store_writer::absolute(Path::new(&config.storage.audit_head_file)));
+        if let Some(path) = &head_file {
+            tracker.spawn(audit_head::save_loop(
+                store.clone(),
+                path.clone(),
+                audit_head::EVERY,
+                token.clone(),
+            ));
+        }
         tracker.spawn(callrec_webhooks::run(
             store.clone(),
             WebhookSettings {
@@ -497,6 +508,10 @@ impl Daemon {
         // Every decision already taken reaches the index before it closes.
         core.close_store();
         let _ = store_writer.await;
+        // The head after the last write of this run.
+        if let Some(path) = &head_file {
+            audit_head::save(&store, path).await;
+        }
         // In-flight ingests finish; anything still failing is left for the next start.
         core.ingest.lock().unwrap_or_else(|p| p.into_inner()).take();
         ingest_worker.shutdown_async().await;

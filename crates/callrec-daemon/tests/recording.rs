@@ -248,3 +248,34 @@ async fn metrics_show_the_session_the_calls_and_the_outcomes() {
     );
     bed.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_logs_chain_head_is_saved_outside_the_index() {
+    let away = tempfile::tempdir().unwrap();
+    let heads = away.path().join("callrec-heads");
+    let bed =
+        Bed::start(Setup::users(&[("1001", RecordingMode::Always)]).audit_head_file(heads.clone()))
+            .await;
+    // Saved as soon as the daemon runs (the first tick is immediate).
+    eventually("a head saved at start", || heads.exists()).await;
+    bed.sim.place_call(
+        CallSpec::inbound("02079460000", "1001")
+            .ring(S(1))
+            .talk(S(5), Side::Caller),
+    );
+    bed.advance(S(1));
+    bed.recording_on_switch(1).await;
+    bed.advance(S(5));
+    bed.wait_recordings(callrec_model::RecordingState::Stored, 1)
+        .await;
+    let store = bed.store.clone();
+    bed.stop().await.unwrap();
+    // The last line is the head after the daemon's last write, and every line parses as
+    // `callrec verify --head-file` reads it.
+    let head = store.write_blocking(|s| s.audit_head()).unwrap().unwrap();
+    let text = std::fs::read_to_string(&heads).unwrap();
+    let saved: Vec<callrec_store::ChainHead> = text.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(saved.last(), Some(&head), "{text}");
+    assert!(saved.len() >= 2, "the head moved with the call: {text}");
+    assert!(saved.windows(2).all(|w| w[0].seq < w[1].seq), "{text}");
+}

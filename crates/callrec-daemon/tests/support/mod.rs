@@ -39,6 +39,8 @@ pub struct Setup {
     pub event_format: callrec_model::EventFormat,
     /// `[webhooks] urls` (signed with [`WEBHOOK_SECRET`]).
     pub webhooks: Vec<String>,
+    /// `[storage] audit_head_file`.
+    pub audit_head_file: Option<PathBuf>,
 }
 
 /// `[webhooks] secret` of every test daemon.
@@ -55,7 +57,13 @@ impl Setup {
             esl_port: None,
             event_format: callrec_model::EventFormat::Plain,
             webhooks: Vec::new(),
+            audit_head_file: None,
         }
+    }
+
+    pub fn audit_head_file(mut self, path: PathBuf) -> Setup {
+        self.audit_head_file = Some(path);
+        self
     }
 
     pub fn webhooks(mut self, urls: &[String]) -> Setup {
@@ -171,6 +179,9 @@ impl Bed {
         config.feature_codes.listen = feature_addr;
         config.prompts.dir = prompts_dir();
         config.webhooks.urls = setup.webhooks.clone();
+        if let Some(path) = &setup.audit_head_file {
+            config.storage.audit_head_file = path.display().to_string();
+        }
         config.webhooks.secret = callrec_config::Secret::new(WEBHOOK_SECRET.to_owned());
 
         let daemon = Daemon::start(
