@@ -14,10 +14,11 @@ use callrec_model::RecordingId;
 use callrec_store::{Caller, validate_extension};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
-use warp::Filter;
 use warp::filters::BoxedFilter;
+use warp::http::{HeaderValue, StatusCode, header};
 use warp::reject::Rejection;
 use warp::reply::Response;
+use warp::{Filter, Reply as _};
 
 use crate::audio::AudioHeaders;
 use crate::error::{ApiError, reject};
@@ -26,6 +27,7 @@ use crate::models::{
     AudioParams, AuditParams, ChangesParams, DeleteParams, ErasureBody, HoldBody, NoteBody,
     QueryParams, SearchParams, SiteUpdate, UserUpdate, WebhookBody, no_params,
 };
+use crate::openapi;
 use crate::state::ApiState;
 use callrec_model::RecordingAction;
 
@@ -547,6 +549,32 @@ pub fn remove_webhook(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `OPTIONS` on any documented path, no auth: 204 with the `Allow` header (no CORS: the
+/// portal is served from the same origin).
+pub fn options() -> Route {
+    // The method is looked at inside: `warp::options()` would reject every other request
+    // as "method not allowed", which warp ranks above "not found" for unknown paths.
+    warp::method()
+        .and(warp::path::full())
+        .and_then(
+            |method: warp::http::Method, path: warp::path::FullPath| async move {
+                match openapi::allowed_methods(path.as_str()) {
+                    Some(allow) if method == warp::http::Method::OPTIONS => {
+                        let mut reply =
+                            warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT)
+                                .into_response();
+                        if let Ok(value) = HeaderValue::from_str(&allow) {
+                            reply.headers_mut().insert(header::ALLOW, value);
+                        }
+                        Ok(reply)
+                    }
+                    _ => Err(warp::reject::not_found()),
+                }
+            },
+        )
+        .boxed()
+}
+
 /// `GET /openapi.json`: the OpenAPI 3 document, no auth.
 pub fn openapi() -> Route {
     warp::path!("openapi.json")
@@ -558,6 +586,7 @@ pub fn openapi() -> Route {
 /// Every route, without error recovery.
 pub fn all(state: &ApiState) -> Route {
     let routes = [
+        options(),
         search(state.clone()),
         get_recording(state.clone()),
         audio(state.clone()),

@@ -81,10 +81,21 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone + Send + Sync + 'static
 {
     let metrics_state = state.clone();
-    filters::all(&state)
-        .recover(error::recover)
-        .unify()
-        .map(|reply| harden(warp::Reply::into_response(reply)))
+    warp::path::full()
+        .and(filters::all(&state).recover(error::recover).unify())
+        .map(|path: warp::path::FullPath, reply| {
+            let mut response = warp::Reply::into_response(reply);
+            // A 405 says which methods the path takes (RFC 9110 §15.5.6).
+            if response.status() == warp::http::StatusCode::METHOD_NOT_ALLOWED
+                && let Some(allow) = openapi::allowed_methods(path.as_str())
+                && let Ok(value) = warp::http::HeaderValue::from_str(&allow)
+            {
+                response
+                    .headers_mut()
+                    .insert(warp::http::header::ALLOW, value);
+            }
+            harden(response)
+        })
         .with(warp::log::custom(move |info| {
             metrics_state.metrics().observe_request(
                 info.method().as_str(),

@@ -29,6 +29,33 @@ pub fn document() -> &'static Value {
     })
 }
 
+/// The `Allow` header of a path: the methods the document lists for the path template it
+/// matches, with `HEAD` where there is a `GET` (answered as a `GET` without its body) and
+/// `OPTIONS`; `None` when no documented path matches.
+pub fn allowed_methods(path: &str) -> Option<String> {
+    let asked: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let paths = document()["paths"].as_object()?;
+    let item = paths.iter().find_map(|(template, item)| {
+        let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+        let matches = parts.len() == asked.len()
+            && parts.iter().zip(&asked).all(|(t, a)| {
+                if t.starts_with('{') && t.ends_with('}') {
+                    !a.is_empty()
+                } else {
+                    t == a
+                }
+            });
+        matches.then_some(item)
+    })?;
+    let mut methods: Vec<String> = ["get", "head", "post", "put", "patch", "delete"]
+        .into_iter()
+        .filter(|m| item.get(*m).is_some() || (*m == "head" && item.get("get").is_some()))
+        .map(str::to_uppercase)
+        .collect();
+    methods.push("OPTIONS".to_owned());
+    Some(methods.join(", "))
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(

@@ -1,6 +1,7 @@
 //! `/openapi.json` is true: every documented operation is answered by a route (never "no
 //! such route", never "method not allowed", and with a status the document lists), every
-//! method the document does not list for a path is a 405, and paths it does not list are 404.
+//! method the document does not list for a path is a 405 naming the methods it takes
+//! (`Allow`), `OPTIONS` is a 204 with the same `Allow`, and paths it does not list are 404.
 //! And every reply is what the document says: real replies of every operation, successes
 //! and errors, nulls included, are checked against their schemas, with every required field
 //! present, no field the schema does not name, and the types, formats and enums it gives.
@@ -50,7 +51,23 @@ async fn the_document_and_the_routes_agree_on_every_path_and_method() {
             let resp = w.send(req).await;
             let status = resp.status().as_u16();
             let body: Value = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
-            if documented.contains(&method.to_string()) {
+            let allow: BTreeSet<String> = resp
+                .headers()
+                .get("allow")
+                .map(|v| v.to_str().unwrap().split(", ").map(str::to_owned).collect())
+                .unwrap_or_default();
+            let mut expected_allow: BTreeSet<String> = documented.iter().cloned().collect();
+            if documented.iter().any(|m| m == "GET") {
+                expected_allow.insert("HEAD".to_owned());
+            }
+            expected_allow.insert("OPTIONS".to_owned());
+            if method == "OPTIONS" {
+                assert_eq!(status, 204, "OPTIONS {template}: {body}");
+                assert_eq!(allow, expected_allow, "OPTIONS {template}");
+            } else if method == "HEAD" && documented.iter().any(|m| m == "GET") {
+                // The server answers HEAD as GET before routing (tests/serve.rs); these
+                // requests go to the routes directly.
+            } else if documented.contains(&method.to_string()) {
                 assert!(
                     status != 405 && !(status == 404 && body["error"]["code"] == "no_such_route"),
                     "{method} {template} is documented but no route answers it: {status} {body}"
@@ -68,6 +85,7 @@ async fn the_document_and_the_routes_agree_on_every_path_and_method() {
                     "{method} {template} is not documented but answered {status}: {body}"
                 );
                 assert_eq!(error_code(&body), "method_not_allowed");
+                assert_eq!(allow, expected_allow, "405 {method} {template}: Allow");
             }
         }
     }
