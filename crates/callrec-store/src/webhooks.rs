@@ -15,7 +15,7 @@ use crate::audit::{self, Event};
 use crate::error::StoreError;
 use crate::records::{Access, Recording, Scope};
 use crate::store::Store;
-use crate::view::{ReadView, from_ms, ms};
+use crate::view::{ReadView, from_ms, ms, opt_time_col, time_col};
 use callrec_model::SiteId;
 
 /// Where an endpoint came from.
@@ -135,31 +135,19 @@ impl ReadView<'_> {
             )
             .and_then(|mut s| {
                 s.query_map([site], |r| {
-                    let time = |i| -> rusqlite::Result<Option<DateTime<Utc>>> {
-                        r.get::<_, Option<i64>>(i)?
-                            .filter(|&t| t > 0)
-                            .map(from_ms)
-                            .transpose()
-                            .map_err(|e| {
-                                rusqlite::Error::FromSqlConversionFailure(
-                                    i,
-                                    rusqlite::types::Type::Integer,
-                                    Box::new(e),
-                                )
-                            })
-                    };
                     Ok(WebhookEndpoint {
                         id: r.get(0)?,
                         url: r.get(1)?,
                         source: EndpointSource::parse(&r.get::<_, String>(2)?),
                         site: r.get(3)?,
                         enabled: r.get(4)?,
-                        created_at: time(5)?.unwrap_or_default(),
+                        created_at: time_col(r, 5)?,
                         created_by: r.get(6)?,
                         failures: r.get(7)?,
-                        next_attempt_at: time(8)?,
-                        last_success_at: time(9)?,
-                        last_failure_at: time(10)?,
+                        // 0: no backoff, it may be tried now.
+                        next_attempt_at: opt_time_col(r, 8)?.filter(|t| t.timestamp_millis() > 0),
+                        last_success_at: opt_time_col(r, 9)?,
+                        last_failure_at: opt_time_col(r, 10)?,
                         last_error: r.get(11)?,
                         pending: r.get(12)?,
                         delivered: r.get(13)?,
