@@ -57,6 +57,9 @@ pub fn document() -> &'static Value {
         handlers::usage,
         handlers::audit_log,
         handlers::changes,
+        crate::archive::export_zip,
+        crate::archive::report_run,
+        crate::archive::list_runs,
         handlers::healthz,
         handlers::readyz,
         handlers::metrics,
@@ -66,6 +69,7 @@ pub fn document() -> &'static Value {
         (name = "recordings", description = "search, play, annotate, hold and delete recordings"),
         (name = "calls", description = "the calls in progress and their recording"),
         (name = "people and settings", description = "the caller, users, the site, usage, audit"),
+        (name = "archive", description = "archive clients' run reports"),
         (name = "operations", description = "health, readiness, metrics, this document: no token"),
     ),
     modifiers(&Bearer, &CommonErrors),
@@ -259,6 +263,7 @@ mod tests {
             "SiteUpdate",
             "UserUpdate",
             "ErasureBody",
+            "ArchiveRunBody",
         ];
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         let mut objects = 0;
