@@ -24,8 +24,8 @@ use crate::audio::AudioHeaders;
 use crate::error::{ApiError, reject};
 use crate::handlers;
 use crate::models::{
-    AudioParams, AuditParams, ChangesParams, DeleteParams, ErasureBody, HoldBody, NoteBody,
-    QueryParams, SearchParams, SiteUpdate, UserUpdate, WebhookBody, no_params,
+    ArchiveRunBody, AudioParams, AuditParams, ChangesParams, DeleteParams, ErasureBody, HoldBody,
+    NoteBody, QueryParams, SearchParams, SiteUpdate, UserUpdate, WebhookBody, no_params,
 };
 use crate::openapi;
 use crate::state::ApiState;
@@ -169,6 +169,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 fn recording_id(raw: &str) -> Result<RecordingId, Rejection> {
+    if raw == "export.zip" {
+        // `/recordings/export.zip` is a route of its own: another method there is its 405,
+        // not a bad id.
+        return Err(warp::reject::not_found());
+    }
     raw.parse::<RecordingId>()
         .map_err(|e| reject(ApiError::bad_request(e.to_string())))
 }
@@ -461,6 +466,42 @@ pub fn changes(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `GET /api/v1/recordings/export.zip`: every recording a search matches, as one streamed
+/// ZIP with a manifest.
+pub fn export_zip(state: ApiState) -> Route {
+    warp::path!("api" / "v1" / "recordings" / "export.zip")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(authenticated(state))
+        .and(query_params().and_then(|p| async move { SearchParams::parse(p).map_err(reject) }))
+        .and_then(crate::archive::export_zip)
+        .boxed()
+}
+
+/// `POST /api/v1/archive/runs`: an archive client reports a run.
+pub fn report_archive_run(state: ApiState) -> Route {
+    let limit = state.config().max_body_bytes;
+    warp::path!("api" / "v1" / "archive" / "runs")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(authenticated(state))
+        .and(no_query())
+        .and(json_body::<ArchiveRunBody>(limit))
+        .and_then(crate::archive::report_run)
+        .boxed()
+}
+
+/// `GET /api/v1/archive/runs`: admin, the site's archive clients and their last runs.
+pub fn list_archive_runs(state: ApiState) -> Route {
+    warp::path!("api" / "v1" / "archive" / "runs")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(authenticated(state))
+        .and(no_query())
+        .and_then(crate::archive::list_runs)
+        .boxed()
+}
+
 /// `GET /healthz`: liveness, no auth.
 pub fn healthz() -> Route {
     warp::path!("healthz")
@@ -588,6 +629,8 @@ pub fn all(state: &ApiState) -> Route {
     let routes = [
         options(),
         search(state.clone()),
+        // Before `get_recording`, whose `{id}` would refuse `export.zip` as a bad id.
+        export_zip(state.clone()),
         get_recording(state.clone()),
         audio(state.clone()),
         add_note(state.clone()),
@@ -608,6 +651,8 @@ pub fn all(state: &ApiState) -> Route {
         usage(state.clone()),
         audit_log(state.clone()),
         changes(state.clone()),
+        report_archive_run(state.clone()),
+        list_archive_runs(state.clone()),
         healthz(),
         readyz(state.clone()),
         metrics(state.clone()),

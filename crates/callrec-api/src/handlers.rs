@@ -562,10 +562,13 @@ pub async fn call_action(
     responses((status = 200, description = "the caller", body = Me)),
 )]
 pub async fn me(state: ApiState, caller: Caller) -> Handled {
-    let user_id = caller.user_id;
-    let (user, usage) = state
+    let (user_id, site_id) = (caller.user_id, caller.site_id);
+    let (user, usage, tz) = state
         .store()
-        .read(move |v| Ok((v.user_by_id(user_id)?, v.user_usage(user_id)?)))
+        .read(move |v| {
+            let tz = v.site_by_id(site_id)?.settings.timezone;
+            Ok((v.user_by_id(user_id)?, v.user_usage(user_id)?, tz))
+        })
         .await
         .map_err(reject)?;
     state
@@ -577,7 +580,7 @@ pub async fn me(state: ApiState, caller: Caller) -> Handled {
         )
         .await
         .map_err(reject)?;
-    ok(&Me::new(&caller, user, usage))
+    ok(&Me::new(&caller, user, usage, tz))
 }
 
 /// The site's users and their modes (admin)

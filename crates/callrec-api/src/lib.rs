@@ -25,6 +25,7 @@
 //! | [`metrics`] | the API's and the store's Prometheus metrics |
 //! | `openapi` | the OpenAPI 3.1 document, generated; the model's enums' schemas |
 //! | `state` | [`ApiState`]: the store, the daemon, metrics and limits |
+//! | `archive`, `zipstream` | archive clients: the streamed `export.zip`, run reports |
 //!
 //! # Running it
 //!
@@ -45,6 +46,7 @@
 
 #![deny(missing_docs)]
 
+mod archive;
 mod audio;
 pub mod error;
 pub mod filters;
@@ -57,6 +59,7 @@ pub mod range;
 pub mod replies;
 pub mod server;
 mod state;
+mod zipstream;
 
 use std::convert::Infallible;
 use std::future::Future;

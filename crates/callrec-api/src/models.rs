@@ -562,6 +562,53 @@ impl From<UserUpdate> for store::UserUpdate {
     }
 }
 
+/// `POST /archive/runs`: what an archive client did in one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveRunBody {
+    /// The client's name (its host, or what the client was told to call itself).
+    #[schema(min_length = 1, max_length = 100)]
+    pub client: String,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// Recordings downloaded and verified.
+    pub downloaded: u64,
+    /// Recordings seen and not downloaded (already archived, before `--since`, gone).
+    pub skipped: u64,
+    /// Recordings that could not be archived.
+    pub failed: u64,
+    /// Bytes of audio downloaded.
+    pub bytes: u64,
+    /// The last change of the feed the client has fully handled.
+    #[schema(minimum = 0)]
+    pub last_seq: i64,
+    /// A dry run: nothing was written.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// What went wrong, one line each (at most 100).
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+impl From<ArchiveRunBody> for store::NewArchiveRun {
+    fn from(b: ArchiveRunBody) -> Self {
+        store::NewArchiveRun {
+            client: b.client,
+            started_at: b.started_at,
+            finished_at: b.finished_at,
+            downloaded: b.downloaded,
+            skipped: b.skipped,
+            failed: b.failed,
+            bytes: b.bytes,
+            last_seq: b.last_seq,
+            dry_run: b.dry_run,
+            errors: b.errors,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

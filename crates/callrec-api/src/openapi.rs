@@ -87,6 +87,9 @@ pub fn allowed_methods(path: &str) -> Option<String> {
         handlers::usage,
         handlers::audit_log,
         handlers::changes,
+        crate::archive::export_zip,
+        crate::archive::report_run,
+        crate::archive::list_runs,
         handlers::healthz,
         handlers::readyz,
         handlers::metrics,
@@ -96,6 +99,7 @@ pub fn allowed_methods(path: &str) -> Option<String> {
         (name = "recordings", description = "search, play, annotate, hold and delete recordings"),
         (name = "calls", description = "the calls in progress and their recording"),
         (name = "people and settings", description = "the caller, users, the site, usage, audit"),
+        (name = "archive", description = "archive clients' run reports"),
         (name = "operations", description = "health, readiness, metrics, this document: no token"),
     ),
     modifiers(&Bearer, &CommonErrors),
@@ -290,6 +294,7 @@ mod tests {
             "UserUpdate",
             "ErasureBody",
             "WebhookBody",
+            "ArchiveRunBody",
         ];
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         let mut objects = 0;

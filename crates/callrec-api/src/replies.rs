@@ -415,16 +415,25 @@ pub struct Me {
     pub token_id: TokenId,
     /// Storage used against the quota.
     pub usage: UserUsage,
+    /// The site's time zone (IANA name): archive clients name files in it.
+    #[schema(value_type = String)]
+    pub site_timezone: Tz,
 }
 
 impl Me {
     /// From the caller and what the store knows of them.
-    pub fn new(caller: &store::Caller, user: store::User, usage: store::UserUsage) -> Self {
+    pub fn new(
+        caller: &store::Caller,
+        user: store::User,
+        usage: store::UserUsage,
+        site_timezone: Tz,
+    ) -> Self {
         Me {
             role: caller.role,
             token_id: caller.token_id,
             user: user.into(),
             usage: usage.into(),
+            site_timezone,
         }
     }
 }
@@ -787,4 +796,93 @@ impl From<store::WebhookEndpoint> for Webhook {
 pub struct Webhooks {
     /// The endpoints, oldest first.
     pub items: Vec<Webhook>,
+}
+
+// ---- archive clients -----------------------------------------------------------------
+
+/// One run of an archive client, as it reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ArchiveRun {
+    /// Its id.
+    pub id: i64,
+    /// The client's name.
+    pub client: String,
+    /// Whose token reported it (`extension@site`).
+    pub actor: String,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// When the server received the report.
+    pub reported_at: DateTime<Utc>,
+    /// Recordings downloaded and verified.
+    pub downloaded: u64,
+    /// Recordings seen and not downloaded.
+    pub skipped: u64,
+    /// Recordings that could not be archived.
+    pub failed: u64,
+    /// Bytes of audio downloaded.
+    pub bytes: u64,
+    /// The last change of the feed the client has fully handled.
+    pub last_seq: i64,
+    /// A dry run.
+    pub dry_run: bool,
+    /// What went wrong.
+    pub errors: Vec<String>,
+}
+
+impl From<store::ArchiveRun> for ArchiveRun {
+    fn from(r: store::ArchiveRun) -> Self {
+        ArchiveRun {
+            id: r.id,
+            client: r.client,
+            actor: r.actor,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            reported_at: r.reported_at,
+            downloaded: r.downloaded,
+            skipped: r.skipped,
+            failed: r.failed,
+            bytes: r.bytes,
+            last_seq: r.last_seq,
+            dry_run: r.dry_run,
+            errors: r.errors,
+        }
+    }
+}
+
+/// An archive client of the site and its last run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ArchiveClient {
+    /// The client's name.
+    pub client: String,
+    /// Whose token it uses (`extension@site`).
+    pub actor: String,
+    /// How many runs it has reported.
+    pub runs: u64,
+    /// Its last run.
+    pub last_run: ArchiveRun,
+}
+
+/// The archive clients of the site, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ArchiveClients {
+    /// The clients.
+    pub items: Vec<ArchiveClient>,
+}
+
+impl From<Vec<store::ArchiveClient>> for ArchiveClients {
+    fn from(v: Vec<store::ArchiveClient>) -> Self {
+        ArchiveClients {
+            items: v
+                .into_iter()
+                .map(|c| ArchiveClient {
+                    client: c.client,
+                    actor: c.actor,
+                    runs: c.runs,
+                    last_run: c.last_run.into(),
+                })
+                .collect(),
+        }
+    }
 }

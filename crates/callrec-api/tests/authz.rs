@@ -258,6 +258,29 @@ async fn every_endpoint_answers_each_caller_as_its_role_allows_and_never_leaks_a
             expect: [N, N, N, 200, 200, 200, 200],
         },
         Case {
+            // The ZIP holds each caller's own recordings (the scan below reads it).
+            method: "GET",
+            path: |_, _| "/api/v1/recordings/export.zip".into(),
+            body: None,
+            expect: [N, N, N, 200, 200, 200, 200],
+        },
+        Case {
+            method: "POST",
+            path: |_, _| "/api/v1/archive/runs".into(),
+            body: Some(json!({
+                "client": "nas", "started_at": "2024-05-01T10:00:00Z",
+                "finished_at": "2024-05-01T10:01:00Z", "downloaded": 1, "skipped": 0,
+                "failed": 0, "bytes": 1000, "last_seq": 3
+            })),
+            expect: [N, N, N, 201, 201, 201, 201],
+        },
+        Case {
+            method: "GET",
+            path: |_, _| "/api/v1/archive/runs".into(),
+            body: None,
+            expect: [N, N, N, 403, 403, 200, 200],
+        },
+        Case {
             method: "GET",
             path: |_, _| "/api/v1/webhooks".into(),
             body: None,

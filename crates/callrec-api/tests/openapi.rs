@@ -89,7 +89,7 @@ async fn the_document_and_the_routes_agree_on_every_path_and_method() {
             }
         }
     }
-    assert_eq!(checked, 25, "operations checked");
+    assert_eq!(checked, 28, "operations checked");
 
     for undocumented in [
         "/",
@@ -741,6 +741,30 @@ async fn every_reply_matches_its_schema() {
         .send("GET", t, get(ad, &format!("{t}?after=0&limit=2")))
         .await;
     assert_eq!(page["changes"].as_array().map(Vec::len), Some(2), "{page}");
+    let t = "/api/v1/recordings/export.zip";
+    let (s, _) = x.send("GET", t, get(a, t)).await;
+    assert_eq!(s, 200);
+    x.send("GET", t, get(a, &format!("{t}?limit=5"))).await;
+    let t = "/api/v1/archive/runs";
+    let run = json!({
+        "client": "nas", "started_at": "2024-05-01T10:00:00Z",
+        "finished_at": "2024-05-01T10:01:00Z", "downloaded": 1, "skipped": 0,
+        "failed": 1, "bytes": 1000, "last_seq": 3, "errors": ["hash mismatch"]
+    });
+    let (s, _) = x.send("POST", t, with_json(a, "POST", t, run)).await;
+    assert_eq!(s, 201);
+    x.send("POST", t, with_json(a, "POST", t, json!({"client": ""})))
+        .await;
+    x.send(
+        "POST",
+        t,
+        with_json(a, "POST", t, json!({"x": "y".repeat(100_000)})),
+    )
+    .await;
+    let (s, clients) = x.send("GET", t, get(ad, t)).await;
+    assert_eq!(s, 200);
+    assert_eq!(clients["items"][0]["last_run"]["failed"], 1, "{clients}");
+    x.send("GET", t, get(a, t)).await;
     let t = "/api/v1/audit";
     let (_, page) = x.send("GET", t, get(ad, &format!("{t}?limit=1"))).await;
     assert!(page["next_before"].is_i64(), "{page}");

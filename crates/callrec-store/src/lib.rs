@@ -23,6 +23,7 @@
 //! | `handle` | [`StoreHandle`]: async access (`spawn_blocking`), pooled read connections |
 //! | [`wav`] | how much audio a WAV file holds, which header sizes a crash left wrong; never panicking on a bad one |
 //! | `files` | every file operation (the one module a remote object store would replace) |
+//! | `archive_runs` | [`Store::record_archive_run`], [`ReadView::archive_clients`]: archive clients' run reports |
 //! | `audit`, `migrate`, `naming` | the hash chain, schema upgrades, paths |
 //!
 //! # Times and ids
@@ -38,6 +39,7 @@
 
 #![deny(missing_docs)]
 
+mod archive_runs;
 mod audit;
 mod changes;
 mod erasure;
@@ -59,6 +61,9 @@ pub mod wav;
 mod webhooks;
 mod worker;
 
+pub use archive_runs::{
+    ArchiveClient, ArchiveRun, MAX_CLIENT_CHARS, MAX_ERROR_CHARS, MAX_RUN_ERRORS, NewArchiveRun,
+};
 pub use audit::{ChainBreak, ChainHead};
 pub use changes::{Change, ChangesPage, MAX_CHANGES};
 pub use erasure::{ErasureReport, Refusal};

@@ -1,0 +1,178 @@
+//! `GET /api/v1/recordings/export.zip` (issue 11): a streamed ZIP of every recording a search
+//! matches, with a manifest; opened here by Python's `zipfile`, an independent reader that
+//! checks every entry's CRC, and compared with the store.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use serde_json::Value;
+use support::{World, t0};
+
+/// Open `zip` with Python's `zipfile`, check every CRC (`testzip`), and return each entry's
+/// name, size and SHA-256, and the manifest.
+fn read_with_python(zip: &[u8]) -> (BTreeMap<String, (u64, String)>, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export.zip");
+    std::fs::write(&path, zip).unwrap();
+    let script = r#"
+import hashlib, json, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+bad = z.testzip()
+if bad is not None:
+    raise SystemExit("bad CRC in " + bad)
+out = {"entries": {}, "manifest": json.loads(z.read("manifest.json"))}
+for i in z.infolist():
+    data = z.read(i.filename)
+    out["entries"][i.filename] = [i.file_size, hashlib.sha256(data).hexdigest()]
+print(json.dumps(out))
+"#;
+    let run = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        run.status.success(),
+        "python's zipfile refused the export: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let entries = out["entries"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                (v[0].as_u64().unwrap(), v[1].as_str().unwrap().to_owned()),
+            )
+        })
+        .collect();
+    (entries, out["manifest"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_zip_opens_in_python_with_the_names_sizes_and_hashes_the_store_holds() {
+    let mut w = World::new();
+    let alice = w.alice.user.clone();
+    let bob = w.bob.user.clone();
+    let mut alices = Vec::new();
+    for i in 0..12 {
+        let (rec, bytes) = w.record(
+            &alice,
+            "02079460001",
+            &format!("0163296{:04}", i),
+            t0() + chrono::Duration::minutes(i),
+            300 + 50 * i as u32,
+        );
+        alices.push((rec, bytes));
+    }
+    let (bobs, _) = w.record(&bob, "02079460002", "01632960999", t0(), 400);
+    // A note, so the manifest carries notes.
+    let (s, _) = w
+        .json(
+            w.req(
+                &w.alice,
+                "POST",
+                &format!("/api/v1/recordings/{}/notes", alices[0].0.id),
+            )
+            .json(&serde_json::json!({"text": "called back"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let before = w.audit_head().await;
+
+    let resp = w
+        .send(w.req(&w.alice, "GET", "/api/v1/recordings/export.zip"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/zip");
+    let (entries, manifest) = read_with_python(resp.body());
+
+    // Alice's twelve recordings and the manifest; bob's is not hers to export.
+    assert_eq!(entries.len(), 13, "{:?}", entries.keys());
+    for (rec, bytes) in &alices {
+        let name = format!("recordings/{}", rec.file_name);
+        let (size, sha) = &entries[&name];
+        assert_eq!(*size, bytes.len() as u64);
+        assert_eq!(Some(sha), rec.sha256.as_ref());
+    }
+    assert!(!entries.keys().any(|k| k.contains(&bobs.file_name)));
+    let listed = manifest["recordings"].as_array().unwrap();
+    assert_eq!(listed.len(), 12);
+    for item in listed {
+        let (rec, _) = alices
+            .iter()
+            .find(|(r, _)| r.id.as_str() == item["id"].as_str().unwrap())
+            .expect("a listed recording is one of alice's");
+        assert_eq!(item["zip_sha256"].as_str(), rec.sha256.as_deref());
+        assert_eq!(item["sha256"].as_str(), rec.sha256.as_deref());
+        assert_eq!(item["zip_size_bytes"].as_u64(), rec.size_bytes);
+        assert_eq!(
+            item["zip_path"].as_str().unwrap(),
+            format!("recordings/{}", rec.file_name)
+        );
+        assert!(item["segments"].as_array().is_some_and(|s| !s.is_empty()));
+    }
+    let noted = listed
+        .iter()
+        .find(|i| i["id"] == alices[0].0.id.as_str())
+        .unwrap();
+    assert_eq!(noted["notes"][0]["text"], "called back");
+    assert_eq!(manifest["generated_by"], "1001@default");
+
+    // The export is audited once with its filters, and each file read as an archive read.
+    let entries = w.audit_since(before).await;
+    let exports: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == "recording.export")
+        .collect();
+    assert_eq!(exports.len(), 1);
+    let archived = entries
+        .iter()
+        .filter(|e| e.action == "recording.archive")
+        .count();
+    assert_eq!(archived, 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_search_filters_choose_what_goes_in() {
+    let mut w = World::new();
+    let alice = w.alice.user.clone();
+    let (first, _) = w.record(&alice, "02079460001", "01632960001", t0(), 300);
+    let (_, _) = w.record(
+        &alice,
+        "02079460001",
+        "01632960002",
+        t0() + chrono::Duration::days(2),
+        300,
+    );
+    let resp = w
+        .send(w.req(
+            &w.admin,
+            "GET",
+            "/api/v1/recordings/export.zip?number=%2B441632960001",
+        ))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let (entries, manifest) = read_with_python(resp.body());
+    assert_eq!(
+        entries.keys().collect::<Vec<_>>(),
+        [
+            "manifest.json".to_owned(),
+            format!("recordings/{}", first.file_name)
+        ]
+        .iter()
+        .collect::<Vec<_>>()
+    );
+    assert_eq!(manifest["filters"]["number"], "+441632960001");
+
+    // Paging parameters do not apply to an export.
+    let (s, body) = w
+        .json(w.req(&w.admin, "GET", "/api/v1/recordings/export.zip?limit=5"))
+        .await;
+    assert_eq!(s, 400, "{body}");
+}
