@@ -26,7 +26,7 @@ use warp::reply::Reply;
 
 use crate::error::{ApiError, reject};
 use crate::handlers::Handled;
-use crate::models::{ArchiveRunBody, SearchParams};
+use crate::models::{ArchiveRunBody, ExportBody, SearchParams};
 use crate::replies::{ArchiveClients, ArchiveRun, ErrorReply, RecordingDetail};
 use crate::state::ApiState;
 use crate::zipstream::ZipStream;
@@ -93,6 +93,92 @@ pub async fn export_zip(state: ApiState, caller: Caller, params: SearchParams) -
             "filters": filters,
         }),
     };
+    Ok(stream(
+        export,
+        &format!(
+            "callrec-export-{}",
+            now.with_timezone(&tz).format("%Y%m%d%H%M%S")
+        ),
+    ))
+}
+
+/// Everything held about a phone number, as one streamed ZIP (admin; a subject access
+/// request)
+///
+/// Every recording of the site with the number as either party, in any form (`0…`, `44…`,
+/// `+44…`), held ones included: the set `callrec export` writes and an erasure considers.
+/// The archive is that of `GET /recordings/export.zip`, its manifest naming the number (as
+/// the site normalises it) and the reason. Audited once before the first byte
+/// (`subject_access.export`: who, why, which recordings; the number only as its SHA-256),
+/// plus the store's per-file `recording.archive` entries.
+#[utoipa::path(
+    post,
+    path = "/api/v1/exports",
+    operation_id = "exportNumber",
+    tag = "recordings",
+    request_body = ExportBody,
+    responses(
+        (status = 200, description = "the ZIP, streamed", content_type = "application/zip",
+            body = crate::replies::AudioFile,
+            headers(("Content-Disposition" = String, description = "attachment, with a file name"))),
+        (status = 403, description = "admin only", body = ErrorReply),
+        (status = 413, description = "body too large", body = ErrorReply),
+        (status = 422, description = "wrong shape, no reason given, or not a number", body = ErrorReply),
+    ),
+)]
+pub async fn export_number(state: ApiState, caller: Caller, body: ExportBody) -> Handled {
+    if caller.role != Role::Admin {
+        return Err(reject(ApiError::forbidden(format!(
+            "{} may not export recordings by number: admin only",
+            caller.actor()
+        ))));
+    }
+    let reason = body.reason.trim().to_owned();
+    if reason.is_empty() {
+        return Err(reject(ApiError::unprocessable(
+            "say why (`reason`, the request this export answers): it is written to the audit log",
+        )));
+    }
+    let (site, access) = (caller.site.clone(), caller.access());
+    let number = body.number;
+    let (normalised, tz) = state
+        .store()
+        .write(move |s| {
+            let (normalised, ids) = s.find_by_number(&site, &number, &access)?;
+            s.record_subject_export(&site, &normalised, &reason, &ids, &access)?;
+            Ok((normalised, s.view().site(&site)?.settings.timezone))
+        })
+        .await
+        .map_err(reject)?;
+    let now = Utc::now();
+    let digits: String = normalised.chars().filter(char::is_ascii_digit).collect();
+    let export = Export {
+        store: state.store().clone(),
+        access: caller.access(),
+        query: SearchQuery {
+            number: Some(normalised.clone()),
+            ..SearchQuery::default()
+        },
+        tz,
+        head: json!({
+            "generated_at": now,
+            "generated_by": caller.actor(),
+            "number": normalised,
+            "reason": body.reason.trim(),
+        }),
+    };
+    Ok(stream(
+        export,
+        &format!(
+            "subject-access-{digits}-{}",
+            now.with_timezone(&tz).format("%Y%m%d%H%M%S")
+        ),
+    ))
+}
+
+/// Streams `export` as the reply: an attachment named `<name>.zip`, made on a blocking
+/// thread and handed over through a small bounded channel.
+fn stream(export: Export, name: &str) -> warp::reply::Response {
     let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         let out = ChannelWriter {
@@ -118,14 +204,10 @@ pub async fn export_zip(state: ApiState, caller: Caller, params: SearchParams) -
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/zip"),
     );
-    let name = format!(
-        "attachment; filename=\"callrec-export-{}.zip\"",
-        now.with_timezone(&tz).format("%Y%m%d%H%M%S")
-    );
-    if let Ok(v) = HeaderValue::from_str(&name) {
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.zip\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(resp)
+    resp
 }
 
 /// One export, made on a blocking thread.

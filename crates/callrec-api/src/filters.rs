@@ -24,8 +24,8 @@ use crate::audio::AudioHeaders;
 use crate::error::{ApiError, reject};
 use crate::handlers;
 use crate::models::{
-    ArchiveRunBody, AudioParams, AuditParams, ChangesParams, DeleteParams, ErasureBody, HoldBody,
-    NoteBody, QueryParams, SearchParams, SiteUpdate, UserUpdate, WebhookBody, no_params,
+    ArchiveRunBody, AudioParams, AuditParams, ChangesParams, DeleteParams, ErasureBody, ExportBody,
+    HoldBody, NoteBody, QueryParams, SearchParams, SiteUpdate, UserUpdate, WebhookBody, no_params,
 };
 use crate::openapi;
 use crate::state::ApiState;
@@ -541,6 +541,19 @@ pub fn erase(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `POST /api/v1/exports`: a subject access export of a number, as a streamed ZIP (admin).
+pub fn export_number(state: ApiState) -> Route {
+    let limit = state.config().max_body_bytes;
+    warp::path!("api" / "v1" / "exports")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(authenticated(state))
+        .and(no_query())
+        .and(json_body::<ExportBody>(limit))
+        .and_then(crate::archive::export_number)
+        .boxed()
+}
+
 /// `GET /api/v1/webhooks`: the webhook endpoints and their delivery state (admin).
 pub fn list_webhooks(state: ApiState) -> Route {
     warp::path!("api" / "v1" / "webhooks")
@@ -637,6 +650,7 @@ pub fn all(state: &ApiState) -> Route {
         set_hold(state.clone()),
         delete_recording(state.clone()),
         erase(state.clone()),
+        export_number(state.clone()),
         list_webhooks(state.clone()),
         add_webhook(state.clone()),
         remove_webhook(state.clone()),

@@ -462,6 +462,16 @@ pub struct WebhookBody {
     pub secret: String,
 }
 
+/// `POST /exports`: everything held about a number, for a subject access request (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportBody {
+    /// The number, in any form (`01632 960123`, `441632960123`, `+44 1632 960123`).
+    pub number: String,
+    /// Why: the request it answers (written to the audit log; required).
+    pub reason: String,
+}
+
 /// `PUT /site`: a change to some of the site's settings. An absent (or `null`) setting is
 /// left as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, ToSchema)]

@@ -73,6 +73,7 @@ pub fn allowed_methods(path: &str) -> Option<String> {
         handlers::add_note,
         handlers::set_hold,
         handlers::erase,
+        crate::archive::export_number,
         handlers::list_webhooks,
         handlers::add_webhook,
         handlers::remove_webhook,
@@ -294,6 +295,7 @@ mod tests {
             "UserUpdate",
             "ErasureBody",
             "WebhookBody",
+            "ExportBody",
             "ArchiveRunBody",
         ];
         let schemas = doc["components"]["schemas"].as_object().unwrap();

@@ -281,6 +281,13 @@ async fn every_endpoint_answers_each_caller_as_its_role_allows_and_never_leaks_a
             expect: [N, N, N, 403, 403, 200, 200],
         },
         Case {
+            // A subject access export: each admin gets what their own site holds.
+            method: "POST",
+            path: |_, _| "/api/v1/exports".into(),
+            body: Some(json!({"number": "01632960011", "reason": "SAR"})),
+            expect: [N, N, N, 403, 403, 200, 200],
+        },
+        Case {
             method: "GET",
             path: |_, _| "/api/v1/webhooks".into(),
             body: None,

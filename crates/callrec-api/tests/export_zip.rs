@@ -176,3 +176,87 @@ async fn the_search_filters_choose_what_goes_in() {
         .await;
     assert_eq!(s, 400, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_access_export_holds_every_recording_of_the_number_in_any_form() {
+    let mut w = World::new();
+    let alice = w.alice.user.clone();
+    let bob = w.bob.user.clone();
+    // The caller's number as each call stored it: national, international without and with
+    // the plus; as caller and as called; alice's and bob's calls alike.
+    let (a, _) = w.record(&alice, "01632960123", "1001", t0(), 400);
+    let (b, _) = w.record(&alice, "1001", "441632960123", t0(), 400);
+    let (c, _) = w.record(&bob, "+44 1632 960123", "1002", t0(), 400);
+    let (other, _) = w.record(&bob, "01632960999", "1002", t0(), 400);
+    // A held recording is exported too (it is held, not hidden).
+    let (s, _) = w
+        .json(
+            w.req(
+                &w.admin,
+                "PUT",
+                &format!("/api/v1/recordings/{}/hold", c.id),
+            )
+            .json(&serde_json::json!({"hold": true})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let before = w.audit_head().await;
+    let body = serde_json::json!({"number": "+44 (0)1632 960123", "reason": "SAR-42"});
+    let resp = w
+        .send(w.req(&w.admin, "POST", "/api/v1/exports").json(&body))
+        .await;
+    assert_eq!(resp.status(), 200, "{:?}", resp.body());
+    let disposition = resp.headers()["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"subject-access-441632960123-"),
+        "{disposition}"
+    );
+    let (entries, manifest) = read_with_python(resp.body());
+    let mut ids: Vec<&str> = manifest["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut expected = vec![a.id.as_str(), b.id.as_str(), c.id.as_str()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(!entries.keys().any(|k| k.contains(&other.file_name)));
+    for rec in [&a, &b, &c] {
+        let (size, sha) = &entries[&format!("recordings/{}", rec.file_name)];
+        assert_eq!(
+            (Some(*size), Some(sha)),
+            (rec.size_bytes, rec.sha256.as_ref())
+        );
+    }
+    assert_eq!(manifest["number"], "+441632960123");
+    assert_eq!(manifest["reason"], "SAR-42");
+    // Audited once with who, why and which; the number only as its hash.
+    let audited = w.audit_since(before).await;
+    let export: Vec<_> = audited
+        .iter()
+        .filter(|e| e.action == "subject_access.export")
+        .collect();
+    assert_eq!(export.len(), 1, "{audited:?}");
+    assert!(
+        export[0].target.starts_with("number-sha256:"),
+        "{:?}",
+        export[0]
+    );
+    assert!(!export[0].detail.contains("1632960123"), "{:?}", export[0]);
+    assert!(export[0].detail.contains("SAR-42"));
+
+    // A user may not; a reason is required.
+    let resp = w
+        .send(w.req(&w.alice, "POST", "/api/v1/exports").json(&body))
+        .await;
+    assert_eq!(resp.status(), 403);
+    let resp = w
+        .send(
+            w.req(&w.admin, "POST", "/api/v1/exports")
+                .json(&serde_json::json!({"number": "01632960123", "reason": "  "})),
+        )
+        .await;
+    assert_eq!(resp.status(), 422);
+}

@@ -89,7 +89,7 @@ async fn the_document_and_the_routes_agree_on_every_path_and_method() {
             }
         }
     }
-    assert_eq!(checked, 28, "operations checked");
+    assert_eq!(checked, 29, "operations checked");
 
     for undocumented in [
         "/",
@@ -539,6 +539,23 @@ async fn every_reply_matches_its_schema() {
             "POST",
             t,
             with_json(ad, "POST", t, json!({"number": "0", "reason": " "})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    let huge = json!({"number": "1", "reason": "y".repeat(100_000)});
+    x.send("POST", t, with_json(ad, "POST", t, huge)).await;
+    let t = "/api/v1/exports";
+    let sar = json!({"number": "01632960123", "reason": "SAR"});
+    let (s, _) = x
+        .send("POST", t, with_json(ad, "POST", t, sar.clone()))
+        .await;
+    assert_eq!(s, 200);
+    x.send("POST", t, with_json(a, "POST", t, sar)).await;
+    let (s, _) = x
+        .send(
+            "POST",
+            t,
+            with_json(ad, "POST", t, json!({"number": "1", "reason": ""})),
         )
         .await;
     assert_eq!(s, 422);
