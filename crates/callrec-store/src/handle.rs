@@ -154,6 +154,37 @@ impl StoreHandle {
             .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
+    /// Sign in to the portal: the account and the throttle are read under the writer, the
+    /// password is checked on the blocking pool without it (Argon2 takes tens of
+    /// milliseconds, which ingest must not wait for), and the outcome is written under it.
+    pub async fn sign_in(
+        &self,
+        attempt: crate::SignInAttempt,
+        policy: crate::PortalPolicy,
+    ) -> Result<crate::SignIn, StoreError> {
+        let (account, address, p) = (
+            attempt.account.clone(),
+            attempt.address.clone(),
+            policy.clone(),
+        );
+        let check = self
+            .write(move |s| s.sign_in_check(&account, &address, &p))
+            .await?;
+        let verified = if check.throttled.is_none() {
+            let hash = check.hash.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::verify_password(hash.as_deref(), &attempt.password)
+            })
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+        } else {
+            false
+        };
+        let (account, address) = (attempt.account, attempt.address);
+        self.write(move |s| s.finish_sign_in(&account, &address, check, verified, &policy))
+            .await
+    }
+
     /// Start an ingest worker on this store.
     pub fn start_ingest_worker(&self, config: IngestConfig) -> Result<IngestWorker, StoreError> {
         IngestWorker::start(self.writer.clone(), config)

@@ -18,6 +18,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002-changes.sql"),
     include_str!("../migrations/0003-token-expiry.sql"),
     include_str!("../migrations/0004-webhooks.sql"),
+    // 0005 (archive runs) is on another branch; it goes before this one when merged.
+    include_str!("../migrations/0006-portal.sql"),
 ];
 
 /// The schema version this build writes.
