@@ -25,6 +25,7 @@
 //! | [`metrics`] | the API's and the store's Prometheus metrics |
 //! | `openapi` | the OpenAPI 3.1 document, generated; the model's enums' schemas |
 //! | `state` | [`ApiState`]: the store, the daemon, metrics and limits |
+//! | [`portal`] | the web portal (SPEC §5.1): sign-in, sessions, server-rendered pages |
 //!
 //! # Running it
 //!
@@ -53,6 +54,7 @@ pub mod live;
 pub mod metrics;
 pub mod models;
 mod openapi;
+pub mod portal;
 pub mod range;
 pub mod replies;
 pub mod server;
@@ -66,7 +68,7 @@ use warp::Filter;
 pub use audio::CHUNK_BYTES;
 pub use error::ApiError;
 pub use live::{NoDaemon, visible_to};
-pub use state::{ApiConfig, ApiState};
+pub use state::{ApiConfig, ApiState, PortalConfig};
 
 /// The OpenAPI 3.1 document served at `/openapi.json`, generated from the reply and body
 /// types and the routes' `#[utoipa::path]` attributes.
@@ -74,7 +76,7 @@ pub fn openapi_document() -> &'static serde_json::Value {
     openapi::document()
 }
 
-/// Every route, with errors as JSON and each request counted in the metrics. This is what
+/// Every route (the API's and the portal's), with errors as JSON and each request counted in the metrics. This is what
 /// [`serve`] serves, and what route tests drive with `warp::test`.
 pub fn routes(
     state: ApiState,
@@ -82,6 +84,8 @@ pub fn routes(
 {
     let metrics_state = state.clone();
     filters::all(&state)
+        .or(portal::routes(&state))
+        .unify()
         .recover(error::recover)
         .unify()
         .map(|reply| harden(warp::Reply::into_response(reply)))
