@@ -53,6 +53,8 @@ pub struct StoreHandle {
     writer: Arc<Mutex<Store>>,
     readers: Arc<Readers>,
     paths: Paths,
+    /// The store's clock, for decisions made on a read connection (session expiry).
+    clock: Arc<dyn callrec_model::Clock>,
 }
 
 impl std::fmt::Debug for StoreHandle {
@@ -67,7 +69,9 @@ impl StoreHandle {
     /// Wrap an open store.
     pub fn new(store: Store) -> StoreHandle {
         let paths = store.paths().clone();
+        let clock = store.clock.clone();
         StoreHandle {
+            clock,
             readers: Arc::new(Readers {
                 index: paths.index.clone(),
                 idle: Mutex::new(Vec::new()),
@@ -152,6 +156,24 @@ impl StoreHandle {
         tokio::task::spawn_blocking(move || this.read_blocking(f))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// The person behind a portal session cookie, if the session lives. Found on a read
+    /// connection; the writer is only taken when the session's use is due to be written
+    /// down (once a minute per session), so pages do not queue behind ingest.
+    pub async fn session(
+        &self,
+        secret: String,
+        policy: crate::PortalPolicy,
+    ) -> Result<Option<crate::SessionUser>, StoreError> {
+        let now = self.clock.now();
+        let (lookup, p) = (secret.clone(), policy.clone());
+        match self.read(move |v| v.session_at(&lookup, now, &p)).await? {
+            None => Ok(None),
+            Some((user, false)) => Ok(Some(user)),
+            // Checked again under the writer: it may have been revoked since.
+            Some((_, true)) => self.write(move |s| s.session(&secret, &policy)).await,
+        }
     }
 
     /// Sign in to the portal: the account and the throttle are read under the writer, the

@@ -13,7 +13,7 @@ use crate::audit::{self, Event};
 use crate::error::StoreError;
 use crate::records::{Access, Scope};
 use crate::store::Store;
-use crate::view::{self, ms, parse_col, time_col, token_hash};
+use crate::view::{self, ReadView, ms, parse_col, time_col, token_hash};
 use callrec_model::{Role, SiteId, UserId};
 
 /// The portal's rules for sessions and sign-in throttling.
@@ -235,6 +235,32 @@ pub(crate) fn revoke_all(
     .map_err(StoreError::sql("revoke sessions"))
 }
 
+impl ReadView<'_> {
+    /// The person behind a session cookie at `now`, if the session lives, and whether its
+    /// use should be written down ([`Liveness::Live`]'s `touch`). Reads only, so a page
+    /// view waits for no writer unless its session is due a touch.
+    pub fn session_at(
+        &self,
+        secret: &str,
+        now: DateTime<Utc>,
+        policy: &PortalPolicy,
+    ) -> Result<Option<(SessionUser, bool)>, StoreError> {
+        if !well_formed_secret(secret) {
+            return Ok(None);
+        }
+        let Some((user, last_seen, revoked)) = by_id(self.conn, &token_hash(secret))? else {
+            return Ok(None);
+        };
+        if revoked.is_some() {
+            return Ok(None);
+        }
+        Ok(match liveness(user.created_at, last_seen, now, policy) {
+            Liveness::Idle | Liveness::TooOld => None,
+            Liveness::Live { touch } => Some((user, touch)),
+        })
+    }
+}
+
 impl Store {
     /// The person behind a session cookie, if the session lives (not revoked, not idle, not
     /// too old); its use is written down at most once per `touch_every`.
@@ -243,30 +269,19 @@ impl Store {
         secret: &str,
         policy: &PortalPolicy,
     ) -> Result<Option<SessionUser>, StoreError> {
-        if !well_formed_secret(secret) {
-            return Ok(None);
-        }
         let now = self.now();
-        let id = token_hash(secret);
-        let Some((user, last_seen, revoked)) = by_id(&self.conn, &id)? else {
+        let Some((user, touch)) = self.view().session_at(secret, now, policy)? else {
             return Ok(None);
         };
-        if revoked.is_some() {
-            return Ok(None);
+        if touch {
+            self.conn
+                .prepare_cached(
+                    "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND last_seen_at < ?2",
+                )
+                .and_then(|mut s| s.execute(params![user.session_id, ms(now)]))
+                .map_err(StoreError::sql("touch session"))?;
         }
-        match liveness(user.created_at, last_seen, now, policy) {
-            Liveness::Idle | Liveness::TooOld => Ok(None),
-            Liveness::Live { touch: false } => Ok(Some(user)),
-            Liveness::Live { touch: true } => {
-                self.conn
-                    .prepare_cached(
-                        "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND last_seen_at < ?2",
-                    )
-                    .and_then(|mut s| s.execute(params![id, ms(now)]))
-                    .map_err(StoreError::sql("touch session"))?;
-                Ok(Some(user))
-            }
-        }
+        Ok(Some(user))
     }
 
     /// End the session behind `secret` (sign-out). Audited as `session.signout`. Signing

@@ -310,3 +310,31 @@ fn a_user_with_sessions_can_still_be_removed() {
     granted(sign_in(&mut f.store, "1001", PASSWORD, "192.0.2.1"));
     f.store.remove_user("default", "1001", "cli").unwrap();
 }
+
+#[tokio::test]
+async fn the_async_handle_finds_sessions_on_a_reader_and_keeps_them_alive_through_the_writer() {
+    let mut f = Fixture::new();
+    f.user("1001");
+    f.store
+        .set_password("default", "1001", PASSWORD, "cli")
+        .unwrap();
+    let (secret, _) = granted(sign_in(&mut f.store, "1001", PASSWORD, "192.0.2.1"));
+    let clock = f.clock.clone();
+    let Fixture {
+        store, dir: _dir, ..
+    } = f;
+    let handle = callrec_store::StoreHandle::new(store);
+    let policy = PortalPolicy::default();
+    let live = |h: &callrec_store::StoreHandle| {
+        let (h, s, p) = (h.clone(), secret.clone(), policy.clone());
+        async move { h.session(s, p).await.unwrap().is_some() }
+    };
+    // Used every 20 minutes, the session outlives the 30-minute idle limit: each use past
+    // the first minute is written down.
+    for _ in 0..4 {
+        clock.advance(Duration::minutes(20));
+        assert!(live(&handle).await);
+    }
+    clock.advance(Duration::minutes(30));
+    assert!(!live(&handle).await);
+}

@@ -41,10 +41,9 @@ pub(crate) fn signed_in(
                 return Ok::<_, Rejection>(None);
             };
             let policy = state.config().portal.policy.clone();
-            let lookup = secret.clone();
             let user = state
                 .store()
-                .write(move |s| s.session(&lookup, &policy))
+                .session(secret.clone(), policy)
                 .await
                 .map_err(reject)?;
             Ok(user.map(|user| Signed { user, secret }))
