@@ -552,3 +552,40 @@ async fn only_an_admin_sees_the_users_page() {
     // 1001, 1002 and 9000 of this site; not 9000 of site `other`.
     assert_eq!(html.matches("<tr><td>").count(), 3, "{html}");
 }
+
+#[tokio::test]
+async fn a_full_page_of_recordings_weighs_under_100_kb_and_links_to_the_older_ones() {
+    let mut w = World::new();
+    set_password(&w, &w.admin);
+    let alice = w.alice.user.clone();
+    for i in 0..51 {
+        w.record(
+            &alice,
+            "+44 (0) 1234 567890",
+            "02079460123",
+            t0() + chrono::Duration::minutes(i),
+            200,
+        );
+    }
+    let r = sign_in_from(&w, "9000@default", PASSWORD, 1).await;
+    let admin = cookie_value(&r, "callrec_session").unwrap();
+    let page = get(&w, &admin, "/recordings").await;
+    assert_eq!(page.status(), 200);
+    let rows = body(&page).matches("/audio?download=1").count();
+    assert_eq!(rows, 50, "the first page is full");
+    let css = w.send(w.anon("GET", "/assets/portal.css")).await;
+    let weight = page.body().len() + css.body().len();
+    assert!(weight <= 100 * 1024, "SPEC §8: page weight {weight} bytes");
+
+    let html = body(&page);
+    let at = html
+        .find("<a href=\"/recordings?cursor=")
+        .expect("a link to older ones");
+    let href = &html[at + "<a href=\"".len()..];
+    let href = href[..href.find('"').unwrap()]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    let older = body(&get(&w, &admin, &href).await);
+    assert_eq!(older.matches("/audio?download=1").count(), 1, "{href}");
+    assert!(!older.contains("Older recordings"));
+}
