@@ -413,10 +413,13 @@ async fn every_page_carries_a_strict_csp_and_nosniff() {
 async fn signing_out_kills_the_session_and_strangers_go_to_the_sign_in_page() {
     let w = World::new();
     set_password(&w, &w.alice);
-    for path in ["/", "/recordings", "/settings", "/users"] {
+    let r = w.send(w.anon("GET", "/")).await;
+    assert_eq!(header(&r, "location"), Some("/signin"));
+    for path in ["/recordings", "/settings", "/users"] {
         let r = w.send(w.anon("GET", path)).await;
         assert_eq!(r.status(), 303, "{path}");
-        assert_eq!(header(&r, "location"), Some("/signin"), "{path}");
+        let to = format!("/signin?next=%2F{}", &path[1..]);
+        assert_eq!(header(&r, "location"), Some(to.as_str()), "{path}");
     }
     let cookie = session(&w, &w.alice).await;
     let csrf = csrf_of(&body(&get(&w, &cookie, "/recordings").await));
@@ -430,7 +433,7 @@ async fn signing_out_kills_the_session_and_strangers_go_to_the_sign_in_page() {
     );
     let after = get(&w, &cookie, "/recordings").await;
     assert_eq!(after.status(), 303);
-    assert_eq!(header(&after, "location"), Some("/signin"));
+    assert!(header(&after, "location").unwrap().starts_with("/signin"));
 }
 
 #[tokio::test]
@@ -588,4 +591,48 @@ async fn a_full_page_of_recordings_weighs_under_100_kb_and_links_to_the_older_on
     let older = body(&get(&w, &admin, &href).await);
     assert_eq!(older.matches("/audio?download=1").count(), 1, "{href}");
     assert!(!older.contains("Older recordings"));
+}
+
+#[tokio::test]
+async fn a_link_to_a_recording_opened_signed_out_comes_back_to_it_after_sign_in() {
+    let mut w = World::new();
+    set_password(&w, &w.alice);
+    let alice = w.alice.user.clone();
+    let (rec, _) = w.record(&alice, "1001", "01234567890", t0(), 1_000);
+    let path = format!("/recordings/{}", rec.id);
+    let r = w.send(w.anon("GET", &path)).await;
+    let to = header(&r, "location").unwrap().to_owned();
+    assert!(to.starts_with("/signin?next="), "{to}");
+
+    let sign_in_via = |signin: String| {
+        let w = &w;
+        async move {
+            let page = w.send(w.anon("GET", &signin)).await;
+            let token = cookie_value(&page, "callrec_signin").unwrap();
+            let html = body(&page);
+            let next = html
+                .split("name=\"next\" value=\"")
+                .nth(1)
+                .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+                .unwrap_or_default();
+            w.send(
+                w.anon("POST", "/signin")
+                    .header("cookie", format!("callrec_signin={token}"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form(&[
+                        ("csrf", &token),
+                        ("account", "1001"),
+                        ("password", PASSWORD),
+                        ("next", &next),
+                    ])),
+            )
+            .await
+        }
+    };
+    let r = sign_in_via(to).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(header(&r, "location"), Some(path.as_str()));
+    // A `next` that leaves the site is dropped.
+    let r = sign_in_via("/signin?next=%2F%2Fevil.example%2F".to_owned()).await;
+    assert_eq!(header(&r, "location"), Some("/recordings"));
 }

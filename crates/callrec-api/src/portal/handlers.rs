@@ -31,9 +31,25 @@ use crate::state::ApiState;
 /// What a page handler returns: the reply, whichever way it went.
 type Page = Result<Response, Infallible>;
 
-/// The signed-in person, or a redirect to the sign-in page.
+/// The signed-in person, or a redirect to the sign-in page (after a form: the form is not
+/// carried over).
 fn require(signed: Option<Signed>) -> Result<Signed, Response> {
     signed.ok_or_else(|| pages::redirect("/signin"))
+}
+
+/// The signed-in person, or a redirect to the sign-in page that comes back to `here` (a
+/// link to a recording, opened from elsewhere, where the `SameSite=Strict` cookie is not
+/// sent).
+fn require_page(signed: Option<Signed>, here: &str) -> Result<Signed, Response> {
+    signed.ok_or_else(|| {
+        let next = serde_urlencoded::to_string([("next", here)]).unwrap_or_default();
+        pages::redirect_to(format!("/signin?{next}"))
+    })
+}
+
+/// The `next` of a query or form, if it is a page of this site.
+fn next_of(value: &str) -> String {
+    super::session::safe_next(value).unwrap_or("").to_owned()
 }
 
 fn settle(r: Result<Response, Response>) -> Page {
@@ -86,15 +102,29 @@ pub(crate) async fn stylesheet() -> Page {
     Ok(r)
 }
 
-pub(crate) async fn signin_form(state: ApiState, signed: Option<Signed>) -> Page {
+pub(crate) async fn signin_form(
+    state: ApiState,
+    signed: Option<Signed>,
+    pairs: Vec<(String, String)>,
+) -> Page {
+    let next = pairs
+        .iter()
+        .find(|(k, _)| k == "next")
+        .map(|(_, v)| next_of(v))
+        .unwrap_or_default();
     if signed.is_some() {
-        return Ok(pages::redirect("/recordings"));
+        return Ok(pages::redirect_to(if next.is_empty() {
+            "/recordings".to_owned()
+        } else {
+            next
+        }));
     }
     let token = random_token();
     let page = SigninPage {
         nav: None,
         csrf: token.clone(),
         account: String::new(),
+        next,
         message: None,
     };
     let mut r = pages::render(StatusCode::OK, &page);
@@ -135,6 +165,7 @@ async fn signin_inner(
         ));
     }
     let account = form.get("account").trim().to_owned();
+    let next = next_of(form.get("next"));
     let again = |status: StatusCode, message: String| {
         pages::render(
             status,
@@ -142,6 +173,7 @@ async fn signin_inner(
                 nav: None,
                 csrf: token.clone(),
                 account: account.clone(),
+                next: next.clone(),
                 message: Some(message),
             },
         )
@@ -174,7 +206,11 @@ async fn signin_inner(
                     .await
                     .map_err(|e| pages::error(e.into(), None))?;
             }
-            let mut r = pages::redirect("/recordings");
+            let mut r = pages::redirect_to(if next.is_empty() {
+                "/recordings".to_owned()
+            } else {
+                next.clone()
+            });
             set_cookie(&mut r, session_cookie(&session.secret, secure))
                 .and_then(|()| set_cookie(&mut r, clear_signin_cookie(secure)))
                 .map_err(|e| pages::error(e, None))?;
@@ -292,16 +328,18 @@ pub(crate) async fn recordings(
     state: ApiState,
     signed: Option<Signed>,
     pairs: Vec<(String, String)>,
+    here: String,
 ) -> Page {
-    settle(recordings_inner(state, signed, pairs).await)
+    settle(recordings_inner(state, signed, pairs, here).await)
 }
 
 async fn recordings_inner(
     state: ApiState,
     signed: Option<Signed>,
     pairs: Vec<(String, String)>,
+    here: String,
 ) -> Result<Response, Response> {
-    let signed = require(signed)?;
+    let signed = require_page(signed, &here)?;
     let nav = Nav::of(&signed.user, "recordings");
     let fail = |e: ApiError| pages::error(e, Some(nav.clone()));
     let typed = Typed::from_pairs(pairs);
@@ -365,10 +403,15 @@ async fn recordings_inner(
     Ok(pages::render(StatusCode::OK, &page))
 }
 
-pub(crate) async fn recording(raw: String, state: ApiState, signed: Option<Signed>) -> Page {
+pub(crate) async fn recording(
+    raw: String,
+    state: ApiState,
+    signed: Option<Signed>,
+    here: String,
+) -> Page {
     settle(
         async move {
-            let signed = require(signed)?;
+            let signed = require_page(signed, &here)?;
             let nav = Nav::of(&signed.user, "recordings");
             let id = parse_recording_id(&raw, &nav)?;
             let access = signed.user.access();
@@ -494,10 +537,11 @@ pub(crate) async fn settings(
     state: ApiState,
     signed: Option<Signed>,
     pairs: Vec<(String, String)>,
+    here: String,
 ) -> Page {
     settle(
         async move {
-            let signed = require(signed)?;
+            let signed = require_page(signed, &here)?;
             let nav = Nav::of(&signed.user, "settings");
             let fail = |e: ApiError| pages::error(e, Some(nav.clone()));
             let (user_id, site_id) = (signed.user.user_id, signed.user.site_id);
@@ -579,10 +623,10 @@ pub(crate) async fn set_mode(state: ApiState, signed: Option<Signed>, body: byte
     )
 }
 
-pub(crate) async fn users(state: ApiState, signed: Option<Signed>) -> Page {
+pub(crate) async fn users(state: ApiState, signed: Option<Signed>, here: String) -> Page {
     settle(
         async move {
-            let signed = require(signed)?;
+            let signed = require_page(signed, &here)?;
             let nav = Nav::of(&signed.user, "users");
             let fail = |e: ApiError| pages::error(e, Some(nav.clone()));
             if signed.user.role != Role::Admin {

@@ -28,7 +28,7 @@ use crate::filters::{Route, audio_headers, with_state};
 use crate::state::ApiState;
 
 pub use pages::CONTENT_SECURITY_POLICY;
-pub use session::{SESSION_COOKIE, SIGNIN_COOKIE, q_is_number};
+pub use session::{SESSION_COOKIE, SIGNIN_COOKIE, q_is_number, safe_next};
 
 /// The largest form body accepted (a note of 10,000 characters, percent-encoded).
 const FORM_LIMIT: u64 = 128 * 1024;
@@ -61,12 +61,13 @@ pub fn stylesheet() -> Route {
         .boxed()
 }
 
-/// `GET /signin`: the sign-in form.
+/// `GET /signin`: the sign-in form (`?next=` a page of this site to go to afterwards).
 pub fn signin_form(state: ApiState) -> Route {
     warp::path!("signin")
         .and(warp::get())
         .and(with_state(state.clone()))
         .and(session::signed_in(state))
+        .and(query())
         .and_then(handlers::signin_form)
         .boxed()
 }
@@ -104,6 +105,7 @@ pub fn recordings(state: ApiState) -> Route {
         .and(with_state(state.clone()))
         .and(session::signed_in(state))
         .and(query())
+        .and(session::here())
         .and_then(handlers::recordings)
         .boxed()
 }
@@ -114,6 +116,7 @@ pub fn recording(state: ApiState) -> Route {
         .and(warp::get())
         .and(with_state(state.clone()))
         .and(session::signed_in(state))
+        .and(session::here())
         .and_then(handlers::recording)
         .boxed()
 }
@@ -150,6 +153,7 @@ pub fn settings(state: ApiState) -> Route {
         .and(with_state(state.clone()))
         .and(session::signed_in(state))
         .and(query())
+        .and(session::here())
         .and_then(handlers::settings)
         .boxed()
 }
@@ -171,6 +175,7 @@ pub fn users(state: ApiState) -> Route {
         .and(warp::get())
         .and(with_state(state.clone()))
         .and(session::signed_in(state))
+        .and(session::here())
         .and_then(handlers::users)
         .boxed()
 }

@@ -53,6 +53,8 @@ pub(crate) struct SigninPage {
     pub nav: Option<Nav>,
     pub csrf: String,
     pub account: String,
+    /// Where to go after signing in ("" for the recordings).
+    pub next: String,
     pub message: Option<String>,
 }
 

@@ -60,6 +60,31 @@ pub(crate) fn client_address()
     })
 }
 
+/// Where the request is (path and query), to come back to after signing in.
+pub(crate) fn here() -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
+    warp::path::full()
+        .and(warp::query::raw().or_else(|_| async { Ok::<(String,), Rejection>((String::new(),)) }))
+        .map(|path: warp::path::FullPath, query: String| {
+            if query.is_empty() {
+                path.as_str().to_owned()
+            } else {
+                format!("{}?{query}", path.as_str())
+            }
+        })
+}
+
+/// Where a sign-in may send the browser afterwards: a path of this site only (`/…`, never
+/// `//host/…` or `/\host`, which browsers treat as another site), or nothing.
+pub fn safe_next(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control)
+        && next.len() <= 2048
+        && !next.starts_with("/signin");
+    ok.then_some(next)
+}
+
 /// A new random token (CSRF for the sign-in form).
 pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
@@ -175,6 +200,25 @@ mod tests {
         assert!(session_cookie("abc", true).ends_with("; Secure"));
         assert!(clear_session_cookie(false).contains("Max-Age=0"));
         assert!(signin_cookie("t", false).contains("Path=/signin"));
+    }
+
+    #[test]
+    fn after_sign_in_the_browser_goes_only_to_a_page_of_this_site() {
+        assert_eq!(
+            safe_next("/recordings/abc?x=1"),
+            Some("/recordings/abc?x=1")
+        );
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "evil",
+            "",
+            "/signin",
+            "/a\nb",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad}");
+        }
     }
 
     #[test]
