@@ -37,7 +37,8 @@ fn screenshots_dir() -> PathBuf {
     target.join("screenshots")
 }
 
-/// A chromedriver process, killed when dropped.
+/// A chromedriver process in a process group of its own, with the Chromium it starts:
+/// the whole group is killed when dropped, so a failing test leaves no browser behind.
 struct Driver {
     child: Child,
     base: String,
@@ -46,7 +47,10 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        use nix::sys::signal::{Signal, killpg};
+        use nix::unistd::Pid;
+        let pid = i32::try_from(self.child.id()).expect("a pid fits an i32");
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }
@@ -58,8 +62,10 @@ impl Driver {
             .local_addr()
             .unwrap()
             .port();
+        use std::os::unix::process::CommandExt as _;
         let child = Command::new(program)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
