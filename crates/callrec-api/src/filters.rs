@@ -168,7 +168,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn recording_id(raw: &str) -> Result<RecordingId, Rejection> {
+pub(crate) fn recording_id(raw: &str) -> Result<RecordingId, Rejection> {
     if raw == "export.zip" {
         // `/recordings/export.zip` is a route of its own: another method there is its 405,
         // not a bad id.
@@ -207,7 +207,7 @@ fn action(raw: &str) -> Result<RecordingAction, Rejection> {
 }
 
 /// The headers of an audio request.
-fn audio_headers() -> impl Filter<Extract = (AudioHeaders,), Error = Rejection> + Clone {
+pub(crate) fn audio_headers() -> impl Filter<Extract = (AudioHeaders,), Error = Rejection> + Clone {
     let header = |name: &'static str| {
         warp::header::optional::<String>(name).or_else(move |_| async move {
             Err::<(Option<String>,), _>(reject(ApiError::bad_request(format!(

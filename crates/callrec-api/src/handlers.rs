@@ -176,8 +176,19 @@ pub async fn audio(
     params: AudioParams,
     headers: AudioHeaders,
 ) -> Handled {
-    let access = caller.access();
-    let purpose = if params.download {
+    stream_recording(state, caller.access(), id, params.download, headers).await
+}
+
+/// Stream a recording's file to anyone `access` lets see it (a token's caller, or a portal
+/// session), audited as a play or a download.
+pub(crate) async fn stream_recording(
+    state: ApiState,
+    access: callrec_store::Access,
+    id: RecordingId,
+    download: bool,
+    headers: AudioHeaders,
+) -> Handled {
+    let purpose = if download {
         FilePurpose::Download
     } else {
         FilePurpose::Play
@@ -204,7 +215,7 @@ pub async fn audio(
         .map_err(reject)?;
     let plan = plan.map_err(reject)?;
     let file = file.map_err(reject)?;
-    Ok(audio::respond(&stored, file, params.download, plan))
+    Ok(audio::respond(&stored, file, download, plan))
 }
 
 /// Open a stored file, refusing one outside the store or whose length is not the index's.

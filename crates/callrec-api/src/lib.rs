@@ -26,6 +26,7 @@
 //! | `openapi` | the OpenAPI 3.1 document, generated; the model's enums' schemas |
 //! | `state` | [`ApiState`]: the store, the daemon, metrics and limits |
 //! | `archive`, `zipstream` | archive clients: the streamed `export.zip`, run reports |
+//! | [`portal`] | the web portal (SPEC §5.1): sign-in, sessions, server-rendered pages |
 //!
 //! # Running it
 //!
@@ -55,6 +56,7 @@ pub mod live;
 pub mod metrics;
 pub mod models;
 mod openapi;
+pub mod portal;
 pub mod range;
 pub mod replies;
 pub mod server;
@@ -69,7 +71,7 @@ use warp::Filter;
 pub use audio::CHUNK_BYTES;
 pub use error::ApiError;
 pub use live::{NoDaemon, visible_to};
-pub use state::{ApiConfig, ApiState};
+pub use state::{ApiConfig, ApiState, PortalConfig};
 
 /// The OpenAPI 3.1 document served at `/openapi.json`, generated from the reply and body
 /// types and the routes' `#[utoipa::path]` attributes.
@@ -77,7 +79,7 @@ pub fn openapi_document() -> &'static serde_json::Value {
     openapi::document()
 }
 
-/// Every route, with errors as JSON and each request counted in the metrics. This is what
+/// Every route (the API's and the portal's), with errors as JSON and each request counted in the metrics. This is what
 /// [`serve`] serves, and what route tests drive with `warp::test`.
 pub fn routes(
     state: ApiState,
@@ -85,7 +87,13 @@ pub fn routes(
 {
     let metrics_state = state.clone();
     warp::path::full()
-        .and(filters::all(&state).recover(error::recover).unify())
+        .and(
+            filters::all(&state)
+                .or(portal::routes(&state))
+                .unify()
+                .recover(error::recover)
+                .unify(),
+        )
         .map(|path: warp::path::FullPath, reply| {
             let mut response = warp::Reply::into_response(reply);
             // A 405 says which methods the path takes (RFC 9110 §15.5.6).

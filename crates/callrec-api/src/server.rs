@@ -25,6 +25,12 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 use warp::Filter;
 
+/// The peer address of the connection a request came on, put in each request's extensions
+/// (warp's own is private to warp's server). The portal's sign-in throttle counts failures
+/// per address with it; behind a reverse proxy it is the proxy's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// What one client may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -114,7 +120,7 @@ pub(crate) async fn run<F>(
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let (stream, _peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(err) => {
                 // EMFILE/ENFILE and the like: the connection stays queued; try again shortly
@@ -132,6 +138,7 @@ pub(crate) async fn run<F>(
         // gets what GET would say, instead of a 405.
         let inner = TowerToHyperService::new(warp::service(filter.clone()));
         let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut().insert(ClientAddr(peer));
             if req.method() == hyper::Method::HEAD {
                 *req.method_mut() = hyper::Method::GET;
             }

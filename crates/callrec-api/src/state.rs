@@ -20,6 +20,19 @@ pub struct ApiConfig {
     pub shutdown_grace: Duration,
     /// Connections served at once and how long one may idle ([`crate::server`]).
     pub limits: crate::server::Limits,
+    /// The web portal's sessions, throttle and cookies.
+    pub portal: PortalConfig,
+}
+
+/// Settings of the web portal ([`crate::portal`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PortalConfig {
+    /// Session expiry and the sign-in throttle.
+    pub policy: callrec_store::PortalPolicy,
+    /// Mark cookies `Secure` (the browser then sends them over HTTPS only). Set it when the
+    /// portal is reached over TLS, e.g. behind a TLS-terminating reverse proxy; a browser
+    /// on plain HTTP would drop a `Secure` cookie and never stay signed in.
+    pub secure_cookies: bool,
 }
 
 impl Default for ApiConfig {
@@ -28,6 +41,7 @@ impl Default for ApiConfig {
             max_body_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(30),
             limits: crate::server::Limits::default(),
+            portal: PortalConfig::default(),
         }
     }
 }

@@ -235,3 +235,25 @@ async fn a_client_that_stops_reading_cannot_hold_shutdown_past_the_grace_period(
         .unwrap();
     drop(s);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_portal_sign_in_over_the_socket_is_counted_against_the_peers_address() {
+    let w = World::new();
+    let running = start(&w).await;
+    let before = w.audit_head().await;
+    let body = "csrf=t&account=1001&password=not+the+password";
+    let req = format!(
+        "POST /signin HTTP/1.1\r\nHost: x\r\nCookie: callrec_signin=t\r\nContent-Type: \
+         application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let r = exchange(running.addr, req.as_bytes()).await;
+    assert_eq!(r.status, 401);
+    let failed = w
+        .audit_since(before)
+        .await
+        .into_iter()
+        .find(|e| e.action == "session.signin_failed")
+        .expect("the failure is audited");
+    assert_eq!(failed.actor, "portal:127.0.0.1");
+}

@@ -317,6 +317,10 @@ section! {
         /// one, or a kept-alive one between requests) is closed: idle and slow clients
         /// cannot hold the daemon's sockets.
         header_timeout_secs: u32 = 10, check within(1, 3600, " seconds");
+        /// Mark the portal's cookies `Secure` (sent over HTTPS only). Turn it on when the
+        /// portal is reached over TLS, e.g. behind a TLS-terminating reverse proxy; over
+        /// plain HTTP a browser drops such cookies and cannot stay signed in.
+        secure_cookies: bool = false;
     }
 }
 

@@ -53,6 +53,8 @@ pub struct StoreHandle {
     writer: Arc<Mutex<Store>>,
     readers: Arc<Readers>,
     paths: Paths,
+    /// The store's clock, for decisions made on a read connection (session expiry).
+    clock: Arc<dyn callrec_model::Clock>,
 }
 
 impl std::fmt::Debug for StoreHandle {
@@ -67,7 +69,9 @@ impl StoreHandle {
     /// Wrap an open store.
     pub fn new(store: Store) -> StoreHandle {
         let paths = store.paths().clone();
+        let clock = store.clock.clone();
         StoreHandle {
+            clock,
             readers: Arc::new(Readers {
                 index: paths.index.clone(),
                 idle: Mutex::new(Vec::new()),
@@ -152,6 +156,55 @@ impl StoreHandle {
         tokio::task::spawn_blocking(move || this.read_blocking(f))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// The person behind a portal session cookie, if the session lives. Found on a read
+    /// connection; the writer is only taken when the session's use is due to be written
+    /// down (once a minute per session), so pages do not queue behind ingest.
+    pub async fn session(
+        &self,
+        secret: String,
+        policy: crate::PortalPolicy,
+    ) -> Result<Option<crate::SessionUser>, StoreError> {
+        let now = self.clock.now();
+        let (lookup, p) = (secret.clone(), policy.clone());
+        match self.read(move |v| v.session_at(&lookup, now, &p)).await? {
+            None => Ok(None),
+            Some((user, false)) => Ok(Some(user)),
+            // Checked again under the writer: it may have been revoked since.
+            Some((_, true)) => self.write(move |s| s.session(&secret, &policy)).await,
+        }
+    }
+
+    /// Sign in to the portal: the account and the throttle are read under the writer, the
+    /// password is checked on the blocking pool without it (Argon2 takes tens of
+    /// milliseconds, which ingest must not wait for), and the outcome is written under it.
+    pub async fn sign_in(
+        &self,
+        attempt: crate::SignInAttempt,
+        policy: crate::PortalPolicy,
+    ) -> Result<crate::SignIn, StoreError> {
+        let (account, address, p) = (
+            attempt.account.clone(),
+            attempt.address.clone(),
+            policy.clone(),
+        );
+        let check = self
+            .write(move |s| s.sign_in_check(&account, &address, &p))
+            .await?;
+        let verified = if check.throttled.is_none() {
+            let hash = check.hash.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::verify_password(hash.as_deref(), &attempt.password)
+            })
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+        } else {
+            false
+        };
+        let (account, address) = (attempt.account, attempt.address);
+        self.write(move |s| s.finish_sign_in(&account, &address, check, verified, &policy))
+            .await
     }
 
     /// Start an ingest worker on this store.

@@ -24,6 +24,9 @@
 //! | [`wav`] | how much audio a WAV file holds, which header sizes a crash left wrong; never panicking on a bad one |
 //! | `files` | every file operation (the one module a remote object store would replace) |
 //! | `archive_runs` | [`Store::record_archive_run`], [`ReadView::archive_clients`]: archive clients' run reports |
+//! | `passwords` | portal passwords (Argon2id), sign-in and its throttle |
+//! | `sessions` | portal sessions: created, found, kept alive, ended |
+//! | `own_mode` | which recording modes a person may choose for themselves |
 //! | `audit`, `migrate`, `naming` | the hash chain, schema upgrades, paths |
 //!
 //! # Times and ids
@@ -49,11 +52,14 @@ mod handle;
 mod ingest;
 mod migrate;
 mod naming;
+mod own_mode;
+mod passwords;
 mod phases;
 mod reconcile;
 pub mod records;
 mod retention;
 mod search;
+mod sessions;
 mod store;
 mod verify;
 mod view;
@@ -72,6 +78,11 @@ pub use handle::StoreHandle;
 pub use ingest::{HEADER_REPAIRED, IngestJob, IngestOutcome};
 pub use migrate::{Migration, SCHEMA_VERSION};
 pub use naming::{validate_extension, validate_format, validate_site_name};
+pub use own_mode::modes_open_to;
+pub use passwords::{
+    MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, SignIn, SignInAttempt, SignInCheck, check_new_password,
+    hash_password, throttle, verify_password,
+};
 pub use reconcile::{ReconcileOptions, RepairReport};
 pub use records::{
     Access, AuditEntry, AuditPage, Caller, Directory, DirectoryLookup, FilePurpose, InProgress,
@@ -80,6 +91,7 @@ pub use records::{
 };
 pub use retention::{SweepOptions, SweepReport, Swept};
 pub use search::{DEFAULT_LIMIT, MAX_LIMIT, SearchPage, SearchQuery};
+pub use sessions::{Liveness, NewSession, PortalPolicy, SessionUser, liveness, well_formed_secret};
 pub use store::{MAX_NOTE_CHARS, Paths, Store, expires_at};
 pub use verify::{FileProblem, VerifyOptions, VerifyReport};
 pub use view::ReadView;

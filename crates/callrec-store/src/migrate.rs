@@ -19,7 +19,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003-token-expiry.sql"),
     include_str!("../migrations/0004-webhooks.sql"),
     include_str!("../migrations/0005-archive-runs.sql"),
-    include_str!("../migrations/0007-token-last-used.sql"),
+    include_str!("../migrations/0006-token-last-used.sql"),
+    include_str!("../migrations/0007-portal.sql"),
 ];
 
 /// The schema version this build writes.

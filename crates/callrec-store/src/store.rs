@@ -441,6 +441,7 @@ impl Store {
         }
         for sql in [
             "DELETE FROM api_tokens WHERE user_id = ?1",
+            "DELETE FROM sessions WHERE user_id = ?1",
             "DELETE FROM usage WHERE user_id = ?1",
             "DELETE FROM users WHERE id = ?1",
         ] {

@@ -264,6 +264,19 @@ pub enum UserCommand {
         site: String,
     },
 
+    /// Set a user's portal password (SPEC §5.1), revoking their portal sessions. The
+    /// password is read from the terminal (asked twice), or as one line from standard input
+    /// when that is not a terminal (`printf '%s\n' "$PW" | callrec user passwd 1001`); never
+    /// from an argument, which other users can see in the process list. At least 12
+    /// characters.
+    Passwd {
+        /// The user's extension.
+        extension: String,
+        /// The user's site.
+        #[arg(long, default_value = "default")]
+        site: String,
+    },
+
     /// List users.
     List {
         /// Only this site's users.

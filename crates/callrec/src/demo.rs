@@ -5,7 +5,8 @@
 //! *44, an internal call between a recorded and a never-recorded user, a call in mode
 //! `never`. The daemon and the REST API run against it exactly as `callrec serve` would; the
 //! demo prints what happens, where the recordings are, an admin's and a user's token and how
-//! to query them.
+//! to query them, and the web portal's address with an admin's and a user's sign-in (demo
+//! passwords, random for each run).
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -134,9 +135,12 @@ pub async fn demo(
             })?
     };
     // A token for the site's admin (1001) and one for a plain user (1002), so both views of
-    // the API can be tried.
+    // the API can be tried; and a portal password for each, made for this run and printed
+    // once (the demo's data is wiped at the next start).
+    let passwords = [demo_password(), demo_password()];
+    let demo_passwords = passwords.clone();
     let tokens = store
-        .write(|s| {
+        .write(move |s| {
             let mut tokens = Vec::new();
             for (ext, mode, role) in USERS {
                 let mut user = NewUser::new("default", ext);
@@ -146,6 +150,12 @@ pub async fn demo(
                 if ext == "1001" || ext == "1002" {
                     let token = s.create_token(created.id, "demo", &Access::system("demo"))?;
                     tokens.push(token.secret);
+                    let password = if ext == "1001" {
+                        &demo_passwords[0]
+                    } else {
+                        &demo_passwords[1]
+                    };
+                    s.set_password("default", ext, password, "demo")?;
                 }
             }
             Ok(tokens)
@@ -196,6 +206,7 @@ pub async fn demo(
     say("callrec demo: a simulated FreeSWITCH, the daemon and the REST API, all in this process.");
     say(format!("  data:  {}", data_dir.display()));
     say(format!("  API:   http://{api_addr}/api/v1"));
+    say(format!("  portal: http://{api_addr}/"));
     say("  users: 1001 always_pausable (admin), 1002 on_demand, 1003 always, 1004 never");
     say("  (log lines: set CALLREC_LOG_LEVEL=info to see what the daemon logs)");
     tokio::time::timeout(Duration::from_secs(10), handle.wait_connected())
@@ -210,6 +221,19 @@ pub async fn demo(
     let outcome = match script {
         Ok(()) => {
             summary(&store, &api_addr, token.as_deref(), user_token.as_deref()).await;
+            say("");
+            say(format!(
+                "Open the web portal at http://{api_addr}/ and sign in (demo-only passwords, made \
+                 for this run):"
+            ));
+            say(format!(
+                "  admin (every recording of the site): 1001  {}",
+                passwords[0]
+            ));
+            say(format!(
+                "  user (own recordings only):          1002  {}",
+                passwords[1]
+            ));
             say("");
             if options.exit_when_done {
                 say(
@@ -229,6 +253,18 @@ pub async fn demo(
     let _ = api_task.await;
     let ran = run.await.map_err(|_| DaemonError::TaskFailed("daemon"))?;
     ran.and(outcome)
+}
+
+/// A random demo password: 20 characters from an alphabet without look-alikes, so it can be
+/// typed from the terminal.
+fn demo_password() -> String {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    let chars: String = (0..20)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect();
+    format!("demo-{chars}")
 }
 
 /// Polls `check` until it holds or the demo gives up.

@@ -40,6 +40,10 @@ pub fn spawn_api(
                     config.api.header_timeout_secs.into(),
                 ),
             },
+            portal: callrec_api::PortalConfig {
+                secure_cookies: config.api.secure_cookies,
+                ..callrec_api::PortalConfig::default()
+            },
             ..ApiConfig::default()
         },
     );

@@ -75,6 +75,31 @@ fn the_demo_tells_where_the_recordings_are_and_how_to_query_them() {
         .expect("the printed user token authenticates");
     assert_eq!((user.extension.as_str(), user.role), ("1002", Role::User));
 
+    // The portal's address and two sign-ins that work, printed once.
+    assert!(out.contains("portal: http://127.0.0.1:"), "{out}");
+    let password_of = |who: &str| -> String {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(who))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or_else(|| panic!("a sign-in line for {who}: {out}"))
+            .to_owned()
+    };
+    let mut store = store;
+    for (who, ext) in [("admin (", "1001"), ("user (", "1002")] {
+        let attempt = callrec_store::SignInAttempt {
+            account: ext.into(),
+            password: password_of(who),
+            address: "192.0.2.1".into(),
+        };
+        let outcome = store
+            .sign_in(&attempt, &callrec_store::PortalPolicy::default())
+            .unwrap();
+        assert!(
+            matches!(outcome, callrec_store::SignIn::Granted(_)),
+            "{ext}: {outcome:?}"
+        );
+    }
+
     // The example recording is the paused one, so its segments show *48 and *49.
     let example: RecordingId = out
         .lines()

@@ -1028,3 +1028,68 @@ fn a_user_without_recordings_is_removed_and_one_with_recordings_is_kept() {
     );
     install.callrec(["verify"]).run().success();
 }
+
+#[test]
+fn a_portal_password_is_set_from_standard_input_never_an_argument() {
+    let install = migrated();
+    install.callrec(["user", "add", "1001"]).run().success();
+    let run = install
+        .callrec(["user", "passwd", "1001"])
+        .stdin("a long enough secret\n")
+        .run()
+        .success();
+    assert!(
+        run.stdout.contains("password set for 1001@default"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("a long enough secret"));
+
+    let mut store = open_store(&install);
+    let policy = callrec_store::PortalPolicy::default();
+    let attempt = |password: &str| callrec_store::SignInAttempt {
+        account: "1001".into(),
+        password: password.into(),
+        address: "192.0.2.1".into(),
+    };
+    assert!(matches!(
+        store
+            .sign_in(&attempt("a long enough secret"), &policy)
+            .unwrap(),
+        callrec_store::SignIn::Granted(_)
+    ));
+    assert!(matches!(
+        store
+            .sign_in(&attempt("a long enough secret\n"), &policy)
+            .unwrap(),
+        callrec_store::SignIn::Refused
+    ));
+    drop(store);
+
+    // Too short: refused, and the password is not echoed back.
+    let run = install
+        .callrec(["user", "passwd", "1001"])
+        .stdin("short one\n")
+        .run()
+        .expect_code(1);
+    assert!(
+        run.stderr.contains("at least 12 characters"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("short one"));
+    // Nothing on stdin, an unknown user, and a password as an argument are refused.
+    install
+        .callrec(["user", "passwd", "1001"])
+        .run()
+        .expect_code(1);
+    install
+        .callrec(["user", "passwd", "4242"])
+        .stdin("a long enough secret\n")
+        .run()
+        .expect_code(1);
+    install
+        .callrec(["user", "passwd", "1001", "a long enough secret"])
+        .run()
+        .expect_code(2);
+}

@@ -1,4 +1,5 @@
-//! `callrec user add | set-mode | set-role | set-numbers | remove | list`: who is recorded, and how.
+//! `callrec user add | set-mode | set-role | set-numbers | remove | passwd | list`: who is
+//! recorded, and how, and who may sign in to the portal.
 
 use anyhow::Context as _;
 use callrec_model::Role;
@@ -110,6 +111,21 @@ pub fn run(session: &Session, command: UserCommand) -> anyhow::Result<Outcome> {
                 .with_context(|| format!("cannot remove user {extension}@{site}"))?;
             out::line(format!("removed user {extension}@{site}"))?;
         }
+        UserCommand::Passwd { extension, site } => {
+            let mut store = session.open_store()?;
+            // Fail on an unknown user before asking for a password.
+            store
+                .view()
+                .user(&site, &extension)
+                .with_context(|| format!("cannot set the password of {extension}@{site}"))?;
+            let password = read_new_password(&format!("{extension}@{site}"))?;
+            store
+                .set_password(&site, &extension, &password, &session.actor)
+                .with_context(|| format!("cannot set the password of {extension}@{site}"))?;
+            out::line(format!(
+                "password set for {extension}@{site}; their portal sessions were signed out"
+            ))?;
+        }
         UserCommand::List { site, json } => {
             let store = session.open_store()?;
             let users = store
@@ -172,4 +188,51 @@ fn user_table(users: &[User]) -> String {
         &["SITE", "EXTENSION", "MODE", "ROLE", "NAME", "NUMBERS"],
         &rows,
     )
+}
+
+/// A new password from the terminal (asked twice) or one line of standard input.
+fn read_new_password(account: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal as _;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("new portal password for {account}: "))
+            .context("cannot read the password from the terminal")?;
+        callrec_store::check_new_password(&first)?;
+        let again = rpassword::prompt_password("again: ")
+            .context("cannot read the password from the terminal")?;
+        anyhow::ensure!(first == again, "the two passwords differ; nothing changed");
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        password_from_line(&line)
+    }
+}
+
+/// The password on one line of input: without its line ending, otherwise as typed (spaces
+/// count). An empty input is refused with a hint rather than as a short password.
+fn password_from_line(line: &str) -> anyhow::Result<String> {
+    let password = line
+        .strip_suffix('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .unwrap_or(line);
+    anyhow::ensure!(
+        !password.is_empty(),
+        "no password given: type it at the terminal, or pipe it on standard input"
+    );
+    Ok(password.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::password_from_line;
+
+    #[test]
+    fn a_piped_password_loses_its_line_ending_and_keeps_its_spaces() {
+        assert_eq!(password_from_line(" a b c \r\n").unwrap(), " a b c ");
+        assert_eq!(password_from_line("no newline").unwrap(), "no newline");
+        assert!(password_from_line("\n").is_err());
+        assert!(password_from_line("").is_err());
+    }
 }

@@ -47,6 +47,7 @@ impl Run {
 /// and a fixed Unix user name for the audit log.
 pub struct Callrec {
     command: Command,
+    stdin: Option<Vec<u8>>,
 }
 
 impl Callrec {
@@ -64,7 +65,17 @@ impl Callrec {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        Callrec { command }
+        Callrec {
+            command,
+            stdin: None,
+        }
+    }
+
+    /// Feeds `bytes` on standard input (a pipe, not a terminal).
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.command.stdin(Stdio::piped());
+        self.stdin = Some(bytes.into());
+        self
     }
 
     /// Sets an environment variable for this run.
@@ -82,6 +93,12 @@ impl Callrec {
     /// Runs it to the end (or fails the test at the deadline).
     pub fn run(mut self) -> Run {
         let mut child = self.command.spawn().expect("the callrec binary starts");
+        if let Some(bytes) = self.stdin.take() {
+            use std::io::Write as _;
+            let mut pipe = child.stdin.take().expect("stdin is piped");
+            // A write error means callrec exited without reading: its exit code tells why.
+            let _ = pipe.write_all(&bytes);
+        }
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let mut stderr = child.stderr.take().expect("stderr is piped");
         // Drain both pipes while waiting, so a chatty run cannot block on a full pipe.

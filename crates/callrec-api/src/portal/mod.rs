@@ -1,0 +1,202 @@
+//! The web portal (SPEC §5.1), served at `/` on the API's listener beside `/api/v1`.
+//!
+//! Server-rendered HTML (askama templates, checked when the crate compiles, under
+//! `templates/portal/`), one embedded stylesheet, no script: every page reads without
+//! JavaScript. People sign in with their extension and portal password
+//! (`callrec user passwd`) and get a server-side session in a cookie; the portal then asks the
+//! store exactly what the API asks it, with the same scope (a user's own recordings, an
+//! admin's site) and the same audit entries, and plays audio through the API's own Range
+//! streaming.
+//!
+//! | module | what |
+//! | --- | --- |
+//! | `session` | the session cookie, the sign-in form's cookie, CSRF checks, client address |
+//! | `pages` | the templates' data, formatting (times in the site's zone), HTML replies |
+//! | `handlers` | one async function per page or form |
+//!
+//! Every page and form answers with HTML, errors included; only failures before a handler
+//! runs (a store that cannot be reached while looking up the session, a body without a
+//! length) come back as the API's JSON error.
+
+mod handlers;
+mod pages;
+mod session;
+
+use warp::Filter;
+
+use crate::filters::{Route, audio_headers, with_state};
+use crate::state::ApiState;
+
+pub use pages::CONTENT_SECURITY_POLICY;
+pub use session::{SESSION_COOKIE, SIGNIN_COOKIE, q_is_number, safe_next};
+
+/// The largest form body accepted (a note of 10,000 characters, percent-encoded).
+const FORM_LIMIT: u64 = 128 * 1024;
+
+/// Query pairs, in order.
+fn query() -> impl Filter<Extract = (Vec<(String, String)>,), Error = warp::Rejection> + Clone {
+    warp::query::<Vec<(String, String)>>()
+}
+
+/// A form body of at most [`FORM_LIMIT`] bytes, as raw bytes (the handler decodes it, so a
+/// bad one gets an HTML page).
+fn form() -> impl Filter<Extract = (bytes::Bytes,), Error = warp::Rejection> + Clone {
+    warp::body::content_length_limit(FORM_LIMIT).and(warp::body::bytes())
+}
+
+/// `GET /`: to the recordings when signed in, else to the sign-in page.
+pub fn home(state: ApiState) -> Route {
+    warp::path::end()
+        .and(warp::get())
+        .and(session::signed_in(state))
+        .and_then(handlers::home)
+        .boxed()
+}
+
+/// `GET /assets/portal.css`: the stylesheet.
+pub fn stylesheet() -> Route {
+    warp::path!("assets" / "portal.css")
+        .and(warp::get())
+        .and_then(handlers::stylesheet)
+        .boxed()
+}
+
+/// `GET /signin`: the sign-in form (`?next=` a page of this site to go to afterwards).
+pub fn signin_form(state: ApiState) -> Route {
+    warp::path!("signin")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(query())
+        .and_then(handlers::signin_form)
+        .boxed()
+}
+
+/// `POST /signin`: sign in (throttled per account and per address).
+pub fn signin(state: ApiState) -> Route {
+    warp::path!("signin")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(warp::cookie::optional::<String>(SIGNIN_COOKIE))
+        .and(warp::cookie::optional::<String>(SESSION_COOKIE))
+        .and(session::client_address())
+        .and(form())
+        .and_then(handlers::signin)
+        .boxed()
+}
+
+/// `POST /signout`: end the session.
+pub fn signout(state: ApiState) -> Route {
+    warp::path!("signout")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(form())
+        .and_then(handlers::signout)
+        .boxed()
+}
+
+/// `GET /recordings`: the caller's recordings (an admin's: the site's), newest first, with
+/// one search box (`q`: a number in any form, or note text) and a date range
+/// (`since`, `until`).
+pub fn recordings(state: ApiState) -> Route {
+    warp::path!("recordings")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(query())
+        .and(session::here())
+        .and_then(handlers::recordings)
+        .boxed()
+}
+
+/// `GET /recordings/{id}`: one recording's details, player, segments and notes.
+pub fn recording(state: ApiState) -> Route {
+    warp::path!("recordings" / String)
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(session::here())
+        .and_then(handlers::recording)
+        .boxed()
+}
+
+/// `POST /recordings/{id}/notes`: add a note.
+pub fn add_note(state: ApiState) -> Route {
+    warp::path!("recordings" / String / "notes")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(form())
+        .and_then(handlers::add_note)
+        .boxed()
+}
+
+/// `GET /recordings/{id}/audio`: the audio with the session's cookie, HTTP Range and
+/// `?download=1`, streamed by the API's own code.
+pub fn audio(state: ApiState) -> Route {
+    warp::path!("recordings" / String / "audio")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(query())
+        .and(audio_headers())
+        .and_then(handlers::audio)
+        .boxed()
+}
+
+/// `GET /settings`: the caller's voice recording mode, the site's retention and quota, and
+/// their storage used.
+pub fn settings(state: ApiState) -> Route {
+    warp::path!("settings")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(query())
+        .and(session::here())
+        .and_then(handlers::settings)
+        .boxed()
+}
+
+/// `POST /settings/mode`: choose one's own recording mode (within what the site allows).
+pub fn set_mode(state: ApiState) -> Route {
+    warp::path!("settings" / "mode")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(form())
+        .and_then(handlers::set_mode)
+        .boxed()
+}
+
+/// `GET /users`: admin, the site's users and their modes.
+pub fn users(state: ApiState) -> Route {
+    warp::path!("users")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(session::here())
+        .and_then(handlers::users)
+        .boxed()
+}
+
+/// Every portal route.
+pub fn routes(state: &ApiState) -> Route {
+    [
+        home(state.clone()),
+        stylesheet(),
+        signin_form(state.clone()),
+        signin(state.clone()),
+        signout(state.clone()),
+        recordings(state.clone()),
+        recording(state.clone()),
+        add_note(state.clone()),
+        audio(state.clone()),
+        settings(state.clone()),
+        set_mode(state.clone()),
+        users(state.clone()),
+    ]
+    .into_iter()
+    .reduce(|acc, route| acc.or(route).unify().boxed())
+    .unwrap_or_else(stylesheet)
+}

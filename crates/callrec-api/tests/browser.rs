@@ -1,0 +1,362 @@
+//! The portal in a real headless Chromium, driven over WebDriver (Debian's `chromium` and
+//! `chromium-driver`): a user signs in through the form, finds their recording, opens it, the
+//! `<audio>` element loads the file with the session cookie, and each page is saved as a
+//! screenshot under `<target>/screenshots/`.
+//!
+//! Without `chromedriver` on the machine the test says so and passes only outside CI; CI
+//! (`CI=true`, `.ci/run` installs both packages) fails instead, so it cannot pass unseen.
+
+mod support;
+
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use support::{World, t0};
+
+const PASSWORD: &str = "correct horse battery";
+/// The WebDriver element key (W3C).
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+fn screenshots_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("screenshots")
+}
+
+/// A chromedriver process in a process group of its own, with the Chromium it starts:
+/// the whole group is killed when dropped, so a failing test leaves no browser behind.
+struct Driver {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, killpg};
+        use nix::unistd::Pid;
+        let pid = i32::try_from(self.child.id()).expect("a pid fits an i32");
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    async fn start(program: PathBuf) -> Driver {
+        let port = StdListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        use std::os::unix::process::CommandExt as _;
+        let child = Command::new(program)
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let driver = Driver {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = driver
+                .http
+                .get(format!("{}/status", driver.base))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        driver
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let r = req.send().await.expect("chromedriver answers");
+        let status = r.status();
+        let bytes = r.bytes().await.unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        assert!(status.is_success(), "WebDriver {path}: {status} {v}");
+        v["value"].clone()
+    }
+}
+
+/// One browser session.
+struct Browser<'d> {
+    driver: &'d Driver,
+    id: String,
+}
+
+impl<'d> Browser<'d> {
+    async fn open(driver: &'d Driver, chromium: &std::path::Path) -> Browser<'d> {
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1200,900",
+                         "--autoplay-policy=no-user-gesture-required"]
+            }
+        }}});
+        let v = driver
+            .call(reqwest::Method::POST, "/session", Some(caps))
+            .await;
+        let id = v["sessionId"].as_str().expect("a session id").to_owned();
+        Browser { driver, id }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.driver
+            .call(
+                reqwest::Method::POST,
+                &format!("/session/{}{path}", self.id),
+                Some(body),
+            )
+            .await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.driver
+            .call(
+                reqwest::Method::GET,
+                &format!("/session/{}{path}", self.id),
+                None,
+            )
+            .await
+    }
+
+    async fn go(&self, url: &str) {
+        self.post("/url", json!({"url": url})).await;
+    }
+
+    async fn element(&self, css: &str) -> String {
+        let v = self
+            .post("/element", json!({"using": "css selector", "value": css}))
+            .await;
+        v[ELEMENT].as_str().expect("an element").to_owned()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.element(css).await;
+        self.post(&format!("/element/{e}/value"), json!({"text": text}))
+            .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let e = self.element(css).await;
+        self.post(&format!("/element/{e}/click"), json!({})).await;
+    }
+
+    async fn url(&self) -> String {
+        self.get("/url")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Wait until the page's URL holds `part` (a click's navigation may still be under way
+    /// when the click returns); fail with the page at the deadline.
+    async fn wait_for_url(&self, part: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let url = self.url().await;
+            if url.contains(part) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("still at {url}, not at …{part}…: {}", self.source().await);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn source(&self) -> String {
+        self.get("/source")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn script(&self, script: &str) -> Value {
+        self.post("/execute/sync", json!({"script": script, "args": []}))
+            .await
+    }
+
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let b64 = self.get("/screenshot").await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().expect("base64 PNG"))
+            .expect("valid base64");
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        let dir = screenshots_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    async fn close(self) {
+        self.driver
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/session/{}", self.id),
+                None,
+            )
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_signs_in_in_chromium_opens_a_recording_and_its_audio_loads() {
+    let (Some(chromedriver), Some(chromium)) = (
+        find_program(&["chromedriver"]),
+        find_program(&["chromium", "chromium-browser", "google-chrome"]),
+    ) else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run the browser test: install chromium and chromium-driver"
+        );
+        eprintln!("SKIPPED: no chromium/chromedriver (apt-get install chromium chromium-driver)");
+        return;
+    };
+
+    let mut w = World::new();
+    let (site, ext) = (w.alice.user.site.clone(), w.alice.user.extension.clone());
+    w.store
+        .write_blocking(|s| s.set_password(&site, &ext, PASSWORD, "test"))
+        .unwrap();
+    let alice = w.alice.user.clone();
+    let (older, _) = w.record(&alice, "1001", "02079460123", t0(), 2_000);
+    let (rec, _) = w.record(
+        &alice,
+        "01234567890",
+        "1001",
+        t0() + chrono::Duration::minutes(5),
+        3_000,
+    );
+    let note = "<script>alert('not run')</script> customer called back";
+    let (id, access) = (rec.id.clone(), callrec_store::Access::system("test"));
+    w.store
+        .write(move |s| s.add_note(&id, &access, note))
+        .await
+        .unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(callrec_api::serve(listener, w.state.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let base = format!("http://{addr}");
+
+    let driver = Driver::start(chromedriver).await;
+    let browser = Browser::open(&driver, &chromium).await;
+
+    browser.go(&format!("{base}/")).await;
+    browser.wait_for_url("/signin").await;
+    browser.type_into("#account", "1001").await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.screenshot("signin").await;
+    browser.click("form.signin button").await;
+    assert!(
+        browser.url().await.ends_with("/recordings"),
+        "{}",
+        browser.url().await
+    );
+    let list = browser.source().await;
+    assert!(list.contains(&rec.id.to_string()) && list.contains(&older.id.to_string()));
+    browser.screenshot("recordings").await;
+
+    // Search by the number in another form than it was stored in.
+    browser.type_into("#q", "+44 1234 567890").await;
+    browser.click("form.search button").await;
+    browser.wait_for_url("q=%2B44+1234+567890").await;
+    let found = browser.source().await;
+    assert!(found.contains(&rec.id.to_string()), "{found}");
+    assert!(!found.contains(&older.id.to_string()));
+
+    browser
+        .click(&format!("a[href='/recordings/{}']", rec.id))
+        .await;
+    assert!(
+        browser
+            .url()
+            .await
+            .ends_with(&format!("/recordings/{}", rec.id))
+    );
+    // The note is text on the page, and the script in it never ran.
+    let shown = browser
+        .script("return document.querySelector('.note-text').textContent")
+        .await;
+    assert_eq!(shown.as_str(), Some(note));
+    assert_eq!(
+        browser
+            .script("return document.querySelectorAll('main script').length")
+            .await,
+        json!(0)
+    );
+    // The player loads the file's header (a Range request with the session cookie) and
+    // knows its length: 3 s.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let duration = loop {
+        let v = browser
+            .script(
+                "const a = document.querySelector('audio'); \
+                 return a.readyState >= 1 ? a.duration : null;",
+            )
+            .await;
+        if let Some(d) = v.as_f64() {
+            break d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the audio never loaded its metadata"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!((duration - 3.0).abs() < 0.05, "duration {duration}");
+    let shot = browser.screenshot("recording").await;
+    eprintln!("screenshots: {}", shot.parent().unwrap().display());
+
+    browser.go(&format!("{base}/settings")).await;
+    assert!(browser.source().await.contains("Always with Pause/Resume"));
+    browser.screenshot("settings").await;
+
+    browser.click("form.signout button").await;
+    browser.wait_for_url("/signin").await;
+    browser.go(&format!("{base}/recordings")).await;
+    browser.wait_for_url("/signin").await;
+    browser.close().await;
+
+    let _ = stop.send(());
+    server.await.unwrap();
+}

@@ -1,0 +1,638 @@
+//! The web portal as a browser meets it: signing in and out, cookies, the throttle, CSRF,
+//! who sees which recording and its audio, escaping of what people typed, and the headers
+//! every page carries. Requests go through the same routes the server serves, in-process.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use callrec_api::server::ClientAddr;
+use callrec_model::RecordingMode;
+use support::{Person, World, t0};
+use warp::http::Response;
+
+const PASSWORD: &str = "correct horse battery";
+
+fn set_password(w: &World, who: &Person) {
+    let (site, ext) = (who.user.site.clone(), who.user.extension.clone());
+    w.store
+        .write_blocking(|s| s.set_password(&site, &ext, PASSWORD, "test"))
+        .unwrap();
+}
+
+fn header<'a>(r: &'a Response<Bytes>, name: &str) -> Option<&'a str> {
+    r.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+fn cookies(r: &Response<Bytes>) -> Vec<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The value a `Set-Cookie` of the reply gives `name`.
+fn cookie_value(r: &Response<Bytes>, name: &str) -> Option<String> {
+    cookies(r).iter().find_map(|c| {
+        let (pair, _) = c.split_once(';').unwrap_or((c, ""));
+        let (n, v) = pair.split_once('=')?;
+        (n == name).then(|| v.to_owned())
+    })
+}
+
+fn body(r: &Response<Bytes>) -> String {
+    String::from_utf8_lossy(r.body()).into_owned()
+}
+
+/// The CSRF token of the first form on a page.
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a csrf field");
+    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+fn addr(last: u8) -> ClientAddr {
+    ClientAddr(SocketAddr::from(([192, 0, 2, last], 40000)))
+}
+
+fn form(fields: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(fields).unwrap()
+}
+
+/// Open the sign-in page and post the form, as a browser does, from address `from`.
+async fn sign_in_from(w: &World, account: &str, password: &str, from: u8) -> Response<Bytes> {
+    let page = w.send(w.anon("GET", "/signin")).await;
+    assert_eq!(page.status(), 200);
+    let token = cookie_value(&page, "callrec_signin").expect("the form's cookie");
+    assert_eq!(csrf_of(&body(&page)), token);
+    w.send(
+        w.anon("POST", "/signin")
+            .header("cookie", format!("callrec_signin={token}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .extension(addr(from))
+            .body(form(&[
+                ("csrf", &token),
+                ("account", account),
+                ("password", password),
+            ])),
+    )
+    .await
+}
+
+/// Sign in and return the session cookie's value.
+async fn session(w: &World, who: &Person) -> String {
+    let r = sign_in_from(w, &who.user.extension, PASSWORD, 1).await;
+    assert_eq!(r.status(), 303, "{}", body(&r));
+    cookie_value(&r, "callrec_session").expect("a session cookie")
+}
+
+async fn get(w: &World, cookie: &str, path: &str) -> Response<Bytes> {
+    w.send(
+        w.anon("GET", path)
+            .header("cookie", format!("callrec_session={cookie}")),
+    )
+    .await
+}
+
+async fn post(w: &World, cookie: &str, path: &str, fields: &[(&str, &str)]) -> Response<Bytes> {
+    w.send(
+        w.anon("POST", path)
+            .header("cookie", format!("callrec_session={cookie}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(fields)),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_strict_http_only_cookie_and_shows_my_recordings() {
+    let mut w = World::new();
+    set_password(&w, &w.alice);
+    let alice = w.alice.user.clone();
+    let (rec, _) = w.record(&alice, "1001", "01234567890", t0(), 1_000);
+
+    let r = sign_in_from(&w, "1001", PASSWORD, 1).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(header(&r, "location"), Some("/recordings"));
+    let set = cookies(&r);
+    let session = set
+        .iter()
+        .find(|c| c.starts_with("callrec_session="))
+        .expect("session cookie");
+    assert!(session.contains("; HttpOnly"), "{session}");
+    assert!(session.contains("; SameSite=Strict"), "{session}");
+    assert!(session.contains("; Path=/"), "{session}");
+    assert!(
+        !session.contains("Secure"),
+        "no TLS, so not Secure: {session}"
+    );
+    let cookie = cookie_value(&r, "callrec_session").unwrap();
+
+    let page = get(&w, &cookie, "/recordings").await;
+    assert_eq!(page.status(), 200);
+    let html = body(&page);
+    assert!(html.contains(&format!("/recordings/{}", rec.id)), "{html}");
+    assert!(html.contains("01234567890"));
+    assert!(
+        html.contains("2024-05-01 10:00:00 UTC"),
+        "time in the site's zone, named"
+    );
+    assert!(html.contains("/audio?download=1"));
+    let head = w.audit_head().await;
+    assert!(head > 0);
+    assert_eq!(get(&w, &cookie, "/").await.status(), 303);
+}
+
+#[tokio::test]
+async fn a_secure_cookie_is_set_when_the_portal_is_configured_for_tls() {
+    let config = callrec_api::ApiConfig {
+        portal: callrec_api::PortalConfig {
+            secure_cookies: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let w = World::with_config(config);
+    set_password(&w, &w.alice);
+    let r = sign_in_from(&w, "1001", PASSWORD, 1).await;
+    assert!(
+        cookies(&r).iter().all(|c| c.contains("; Secure")),
+        "{:?}",
+        cookies(&r)
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_or_unknown_account_is_refused_alike_and_audited() {
+    let w = World::new();
+    set_password(&w, &w.alice);
+    let before = w.audit_head().await;
+    for (account, password) in [("1001", "not the password"), ("4711", PASSWORD)] {
+        let r = sign_in_from(&w, account, password, 1).await;
+        assert_eq!(r.status(), 401);
+        assert!(cookie_value(&r, "callrec_session").is_none());
+        assert!(body(&r).contains("Wrong extension or password."));
+    }
+    let failed = w
+        .audit_since(before)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "session.signin_failed")
+        .count();
+    assert_eq!(failed, 2);
+}
+
+#[tokio::test]
+async fn five_wrong_passwords_throttle_the_account_with_a_clear_message() {
+    let w = World::new();
+    set_password(&w, &w.alice);
+    for i in 0..5 {
+        let r = sign_in_from(&w, "1001", "guessing guessing", 10 + i).await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = sign_in_from(&w, "1001@default", PASSWORD, 99).await;
+    assert_eq!(r.status(), 429);
+    assert!(header(&r, "retry-after").is_some());
+    assert!(
+        body(&r).contains("Too many failed sign-ins"),
+        "{}",
+        body(&r)
+    );
+    assert!(cookie_value(&r, "callrec_session").is_none());
+}
+
+#[tokio::test]
+async fn a_sign_in_form_not_from_our_page_is_refused() {
+    let w = World::new();
+    set_password(&w, &w.alice);
+    let fields = form(&[("csrf", "x"), ("account", "1001"), ("password", PASSWORD)]);
+    let r = w
+        .send(
+            w.anon("POST", "/signin")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(fields.clone()),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = w
+        .send(
+            w.anon("POST", "/signin")
+                .header("cookie", "callrec_signin=y")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(fields),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert!(cookie_value(&r, "callrec_session").is_none());
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_csrf_token_changes_nothing() {
+    let mut w = World::new();
+    set_password(&w, &w.alice);
+    let alice = w.alice.user.clone();
+    let (rec, _) = w.record(&alice, "1001", "01234567890", t0(), 1_000);
+    let cookie = session(&w, &w.alice).await;
+    let path = format!("/recordings/{}/notes", rec.id);
+
+    let r = post(&w, &cookie, &path, &[("text", "no token")]).await;
+    assert_eq!(r.status(), 403);
+    let r = post(
+        &w,
+        &cookie,
+        &path,
+        &[("text", "wrong token"), ("csrf", "0000")],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let page = get(&w, &cookie, &format!("/recordings/{}", rec.id)).await;
+    let html = body(&page);
+    assert!(!html.contains("no token") && !html.contains("wrong token"));
+
+    let csrf = csrf_of(&html);
+    let r = post(
+        &w,
+        &cookie,
+        &path,
+        &[("text", "called back"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let page = get(&w, &cookie, &format!("/recordings/{}", rec.id)).await;
+    assert!(body(&page).contains("called back"));
+    // Sign-out and the mode form check it too.
+    assert_eq!(post(&w, &cookie, "/signout", &[]).await.status(), 403);
+    assert_eq!(
+        post(&w, &cookie, "/settings/mode", &[("mode", "always")])
+            .await
+            .status(),
+        403
+    );
+}
+
+#[tokio::test]
+async fn a_user_cannot_open_another_users_recording_or_audio_and_an_admin_can() {
+    let mut w = World::new();
+    set_password(&w, &w.alice);
+    set_password(&w, &w.admin);
+    set_password(&w, &w.stranger);
+    let bob = w.bob.user.clone();
+    let (rec, bytes) = w.record(&bob, "1002", "01234567890", t0(), 1_000);
+    let page = format!("/recordings/{}", rec.id);
+    let audio = format!("/recordings/{}/audio", rec.id);
+
+    let alice = session(&w, &w.alice).await;
+    assert_eq!(get(&w, &alice, &page).await.status(), 404);
+    assert_eq!(get(&w, &alice, &audio).await.status(), 404);
+    assert!(!body(&get(&w, &alice, "/recordings").await).contains(&rec.id.to_string()));
+
+    // The other site's admin (same extension 9000) signs in as 9000@other.
+    let r = sign_in_from(&w, "9000@other", PASSWORD, 2).await;
+    let stranger = cookie_value(&r, "callrec_session").expect("stranger signs in");
+    assert_eq!(get(&w, &stranger, &page).await.status(), 404);
+
+    let r = sign_in_from(&w, "9000@default", PASSWORD, 3).await;
+    let admin = cookie_value(&r, "callrec_session").expect("admin signs in");
+    let p = get(&w, &admin, &page).await;
+    assert_eq!(p.status(), 200);
+    let html = body(&p);
+    assert!(html.contains(&format!(
+        "<audio controls preload=\"metadata\" src=\"{audio}\""
+    )));
+    assert!(html.contains("Call Handler ID"));
+    let r = w
+        .send(
+            w.anon("GET", &audio)
+                .header("cookie", format!("callrec_session={admin}"))
+                .header("range", "bytes=0-99"),
+        )
+        .await;
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.body().as_ref(), &bytes[..100]);
+    assert_eq!(
+        header(&r, "content-range"),
+        Some(format!("bytes 0-99/{}", bytes.len()).as_str())
+    );
+    let d = get(&w, &admin, &format!("{audio}?download=1")).await;
+    assert_eq!(d.status(), 200);
+    assert!(
+        header(&d, "content-disposition")
+            .unwrap()
+            .contains("attachment")
+    );
+    assert_eq!(d.body().as_ref(), &bytes[..]);
+    // Without a session: no audio.
+    assert_eq!(w.send(w.anon("GET", &audio)).await.status(), 401);
+    // A bearer token is not a portal session.
+    assert_eq!(w.send(w.req(&w.admin, "GET", &page)).await.status(), 303);
+}
+
+#[tokio::test]
+async fn what_people_typed_is_shown_as_text_never_as_markup() {
+    let mut w = World::new();
+    set_password(&w, &w.alice);
+    let alice = w.alice.user.clone();
+    let (rec, _) = w.record(
+        &alice,
+        "\"><img src=x onerror=alert(1)>",
+        "01234567890",
+        t0(),
+        1_000,
+    );
+    let cookie = session(&w, &w.alice).await;
+    let path = format!("/recordings/{}", rec.id);
+    let csrf = csrf_of(&body(&get(&w, &cookie, &path).await));
+    let note = "<script>alert('x')</script> & \"quoted\"";
+    let r = post(
+        &w,
+        &cookie,
+        &format!("{path}/notes"),
+        &[("text", note), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let html = body(&get(&w, &cookie, &path).await);
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(!html.contains("<img src=x"), "{html}");
+    assert!(
+        html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"),
+        "{html}"
+    );
+    let list = body(&get(&w, &cookie, "/recordings").await);
+    assert!(!list.contains("<img src=x"));
+}
+
+#[tokio::test]
+async fn every_page_carries_a_strict_csp_and_nosniff() {
+    let mut w = World::new();
+    set_password(&w, &w.admin);
+    let admin = w.admin.user.clone();
+    let (rec, _) = w.record(&admin, "9000", "01234567890", t0(), 1_000);
+    let r = sign_in_from(&w, "9000@default", PASSWORD, 1).await;
+    let cookie = cookie_value(&r, "callrec_session").unwrap();
+    let mut pages = vec![w.send(w.anon("GET", "/signin")).await];
+    for path in [
+        "/recordings".to_owned(),
+        format!("/recordings/{}", rec.id),
+        "/recordings/not-an-id".to_owned(),
+        "/settings".to_owned(),
+        "/users".to_owned(),
+    ] {
+        pages.push(get(&w, &cookie, &path).await);
+    }
+    for p in &pages {
+        assert!(header(p, "content-type").unwrap().starts_with("text/html"));
+        let csp = header(p, "content-security-policy").unwrap();
+        for part in [
+            "default-src 'self'",
+            "media-src 'self'",
+            "style-src 'self'",
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(part), "{csp}");
+        }
+        assert_eq!(header(p, "x-content-type-options"), Some("nosniff"));
+        assert_eq!(header(p, "cache-control"), Some("no-store"));
+        assert!(!body(p).contains("<script"), "no script on any page");
+    }
+    let css = w.send(w.anon("GET", "/assets/portal.css")).await;
+    assert_eq!(css.status(), 200);
+    assert!(
+        header(&css, "content-type")
+            .unwrap()
+            .starts_with("text/css")
+    );
+}
+
+#[tokio::test]
+async fn signing_out_kills_the_session_and_strangers_go_to_the_sign_in_page() {
+    let w = World::new();
+    set_password(&w, &w.alice);
+    let r = w.send(w.anon("GET", "/")).await;
+    assert_eq!(header(&r, "location"), Some("/signin"));
+    for path in ["/recordings", "/settings", "/users"] {
+        let r = w.send(w.anon("GET", path)).await;
+        assert_eq!(r.status(), 303, "{path}");
+        let to = format!("/signin?next=%2F{}", &path[1..]);
+        assert_eq!(header(&r, "location"), Some(to.as_str()), "{path}");
+    }
+    let cookie = session(&w, &w.alice).await;
+    let csrf = csrf_of(&body(&get(&w, &cookie, "/recordings").await));
+    let r = post(&w, &cookie, "/signout", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(header(&r, "location"), Some("/signin"));
+    assert!(
+        cookies(&r)
+            .iter()
+            .any(|c| c.starts_with("callrec_session=;") && c.contains("Max-Age=0"))
+    );
+    let after = get(&w, &cookie, "/recordings").await;
+    assert_eq!(after.status(), 303);
+    assert!(header(&after, "location").unwrap().starts_with("/signin"));
+}
+
+#[tokio::test]
+async fn a_new_sign_in_never_keeps_a_session_id_the_browser_already_had() {
+    let w = World::new();
+    set_password(&w, &w.alice);
+    let first = session(&w, &w.alice).await;
+    let page = w
+        .send(
+            w.anon("GET", "/signin")
+                .header("cookie", format!("callrec_session={first}")),
+        )
+        .await;
+    assert_eq!(page.status(), 303, "already signed in");
+    // Signing in again from a browser holding `first` ends `first`.
+    let page = w.send(w.anon("GET", "/signin")).await;
+    let token = cookie_value(&page, "callrec_signin").unwrap();
+    let r = w
+        .send(
+            w.anon("POST", "/signin")
+                .header(
+                    "cookie",
+                    format!("callrec_signin={token}; callrec_session={first}"),
+                )
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form(&[
+                    ("csrf", &token),
+                    ("account", "1001"),
+                    ("password", PASSWORD),
+                ])),
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let second = cookie_value(&r, "callrec_session").unwrap();
+    assert_ne!(first, second);
+    assert_eq!(get(&w, &first, "/recordings").await.status(), 303);
+    assert_eq!(get(&w, &second, "/recordings").await.status(), 200);
+}
+
+#[tokio::test]
+async fn the_search_box_finds_a_number_in_any_form_and_note_text() {
+    let mut w = World::new();
+    set_password(&w, &w.admin);
+    let alice = w.alice.user.clone();
+    let bob = w.bob.user.clone();
+    let (wanted, _) = w.record(&alice, "1001", "01234567890", t0(), 1_000);
+    let (other, _) = w.record(&bob, "1002", "02070000000", t0(), 1_000);
+    let r = sign_in_from(&w, "9000@default", PASSWORD, 1).await;
+    let admin = cookie_value(&r, "callrec_session").unwrap();
+    let all = body(&get(&w, &admin, "/recordings").await);
+    assert!(all.contains(&wanted.id.to_string()) && all.contains(&other.id.to_string()));
+    for q in ["441234567890", "%2B44+1234+567890", "01234567890"] {
+        let html = body(&get(&w, &admin, &format!("/recordings?q={q}")).await);
+        assert!(html.contains(&wanted.id.to_string()), "{q}");
+        assert!(!html.contains(&other.id.to_string()), "{q}");
+    }
+    let access = callrec_store::Access::system("test");
+    let id = other.id.clone();
+    w.store
+        .write(move |s| s.add_note(&id, &access, "customer asked for a refund"))
+        .await
+        .unwrap();
+    let html = body(&get(&w, &admin, "/recordings?q=refund").await);
+    assert!(html.contains(&other.id.to_string()) && !html.contains(&wanted.id.to_string()));
+    // Dates: a day with no recordings finds none; a bad date is a clear 400 on the page.
+    let html = body(&get(&w, &admin, "/recordings?since=2024-05-02").await);
+    assert!(!html.contains(&wanted.id.to_string()));
+    let r = get(&w, &admin, "/recordings?since=yesterday").await;
+    assert_eq!(r.status(), 400);
+    assert!(body(&r).contains("since"));
+}
+
+#[tokio::test]
+async fn a_user_changes_their_mode_only_within_what_the_site_allows() {
+    let w = World::new();
+    set_password(&w, &w.alice);
+    let cookie = session(&w, &w.alice).await;
+    let page = get(&w, &cookie, "/settings").await;
+    assert_eq!(page.status(), 200);
+    let html = body(&page);
+    assert!(html.contains("Always with Pause/Resume"));
+    assert!(!html.contains("value=\"never\""), "never is not offered");
+    assert!(
+        html.contains("180 days") && html.contains("1.0 GiB"),
+        "{html}"
+    );
+    let csrf = csrf_of(&html);
+    let r = post(
+        &w,
+        &cookie,
+        "/settings/mode",
+        &[("mode", "never"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    let r = post(
+        &w,
+        &cookie,
+        "/settings/mode",
+        &[("mode", "always"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let me = w.store.read(|v| v.user("default", "1001")).await.unwrap();
+    assert_eq!(me.mode, RecordingMode::Always);
+}
+
+#[tokio::test]
+async fn only_an_admin_sees_the_users_page() {
+    let w = World::new();
+    set_password(&w, &w.alice);
+    set_password(&w, &w.admin);
+    let alice = session(&w, &w.alice).await;
+    assert_eq!(get(&w, &alice, "/users").await.status(), 403);
+    let r = sign_in_from(&w, "9000@default", PASSWORD, 1).await;
+    let admin = cookie_value(&r, "callrec_session").unwrap();
+    let html = body(&get(&w, &admin, "/users").await);
+    assert!(html.contains("<td>1001</td>") && html.contains("<td>1002</td>"));
+    // 1001, 1002 and 9000 of this site; not 9000 of site `other`.
+    assert_eq!(html.matches("<tr><td>").count(), 3, "{html}");
+}
+
+#[tokio::test]
+async fn a_full_page_of_recordings_weighs_under_100_kb_and_links_to_the_older_ones() {
+    let mut w = World::new();
+    set_password(&w, &w.admin);
+    let alice = w.alice.user.clone();
+    for i in 0..51 {
+        w.record(
+            &alice,
+            "+44 (0) 1234 567890",
+            "02079460123",
+            t0() + chrono::Duration::minutes(i),
+            200,
+        );
+    }
+    let r = sign_in_from(&w, "9000@default", PASSWORD, 1).await;
+    let admin = cookie_value(&r, "callrec_session").unwrap();
+    let page = get(&w, &admin, "/recordings").await;
+    assert_eq!(page.status(), 200);
+    let rows = body(&page).matches("/audio?download=1").count();
+    assert_eq!(rows, 50, "the first page is full");
+    let css = w.send(w.anon("GET", "/assets/portal.css")).await;
+    let weight = page.body().len() + css.body().len();
+    assert!(weight <= 100 * 1024, "SPEC §8: page weight {weight} bytes");
+
+    let html = body(&page);
+    let at = html
+        .find("<a href=\"/recordings?cursor=")
+        .expect("a link to older ones");
+    let href = &html[at + "<a href=\"".len()..];
+    let href = href[..href.find('"').unwrap()]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    let older = body(&get(&w, &admin, &href).await);
+    assert_eq!(older.matches("/audio?download=1").count(), 1, "{href}");
+    assert!(!older.contains("Older recordings"));
+}
+
+#[tokio::test]
+async fn a_link_to_a_recording_opened_signed_out_comes_back_to_it_after_sign_in() {
+    let mut w = World::new();
+    set_password(&w, &w.alice);
+    let alice = w.alice.user.clone();
+    let (rec, _) = w.record(&alice, "1001", "01234567890", t0(), 1_000);
+    let path = format!("/recordings/{}", rec.id);
+    let r = w.send(w.anon("GET", &path)).await;
+    let to = header(&r, "location").unwrap().to_owned();
+    assert!(to.starts_with("/signin?next="), "{to}");
+
+    let sign_in_via = |signin: String| {
+        let w = &w;
+        async move {
+            let page = w.send(w.anon("GET", &signin)).await;
+            let token = cookie_value(&page, "callrec_signin").unwrap();
+            let html = body(&page);
+            let next = html
+                .split("name=\"next\" value=\"")
+                .nth(1)
+                .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+                .unwrap_or_default();
+            w.send(
+                w.anon("POST", "/signin")
+                    .header("cookie", format!("callrec_signin={token}"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form(&[
+                        ("csrf", &token),
+                        ("account", "1001"),
+                        ("password", PASSWORD),
+                        ("next", &next),
+                    ])),
+            )
+            .await
+        }
+    };
+    let r = sign_in_via(to).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(header(&r, "location"), Some(path.as_str()));
+    // A `next` that leaves the site is dropped.
+    let r = sign_in_via("/signin?next=%2F%2Fevil.example%2F".to_owned()).await;
+    assert_eq!(header(&r, "location"), Some("/recordings"));
+}
