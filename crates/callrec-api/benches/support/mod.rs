@@ -42,7 +42,12 @@ impl Client {
         let auth = token
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .unwrap_or_default();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n{auth}\r\n");
+        self.get_with(path, &auth, body, keep)
+    }
+
+    /// GET `path` with extra header lines (each ending in CRLF), e.g. a cookie.
+    pub fn get_with(&mut self, path: &str, headers: &str, body: &mut Vec<u8>, keep: bool) -> Reply {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n{headers}\r\n");
         self.writer.write_all(req.as_bytes()).expect("write");
         let mut line = String::new();
         self.reader.read_line(&mut line).expect("status line");
