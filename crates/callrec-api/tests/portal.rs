@@ -636,3 +636,157 @@ async fn a_link_to_a_recording_opened_signed_out_comes_back_to_it_after_sign_in(
     let r = sign_in_via("/signin?next=%2F%2Fevil.example%2F".to_owned()).await;
     assert_eq!(header(&r, "location"), Some("/recordings"));
 }
+
+/// Sign in as the admin of site `default` (extension 9000, also an admin of `other`).
+async fn admin_session(w: &World) -> String {
+    let r = sign_in_from(w, "9000@default", PASSWORD, 1).await;
+    assert_eq!(r.status(), 303, "{}", body(&r));
+    cookie_value(&r, "callrec_session").expect("a session cookie")
+}
+
+/// The recording as the store now holds it.
+fn stored(w: &World, id: &callrec_model::RecordingId) -> callrec_store::Recording {
+    let id = id.clone();
+    w.store
+        .read_blocking(move |v| v.recording(&id, &callrec_store::Access::system("test")))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_holds_releases_and_deletes_from_the_recordings_page_with_the_apis_audit() {
+    let mut w = World::new();
+    set_password(&w, &w.admin);
+    let alice = w.alice.user.clone();
+    let (rec, _) = w.record(&alice, "1001", "01234567890", t0(), 1_000);
+    let cookie = admin_session(&w).await;
+    let page_path = format!("/recordings/{}", rec.id);
+    let html = body(&get(&w, &cookie, &page_path).await);
+    assert!(
+        html.contains(&format!("action=\"/recordings/{}/hold\"", rec.id)),
+        "{html}"
+    );
+    assert!(html.contains("name=\"reason\""));
+    let csrf = csrf_of(&html);
+    let hold_path = format!("/recordings/{}/hold", rec.id);
+    let delete_path = format!("/recordings/{}/delete", rec.id);
+
+    let head = w.audit_head().await;
+    let r = post(&w, &cookie, &hold_path, &[("hold", "1"), ("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 303, "{}", body(&r));
+    assert_eq!(header(&r, "location"), Some(page_path.as_str()));
+    assert!(stored(&w, &rec.id).hold);
+    let entries = w.audit_since(head).await;
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action == "recording.hold" && e.actor == "9000@default"),
+        "{entries:?}"
+    );
+    assert!(body(&get(&w, &cookie, &page_path).await).contains("Release the hold"));
+
+    // On hold: deleting is refused with the reason on the page, and nothing is deleted.
+    let r = post(
+        &w,
+        &cookie,
+        &delete_path,
+        &[("reason", "asked by the caller"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    let html = body(&r);
+    assert!(html.contains("role=\"alert\""), "{html}");
+    assert!(html.to_lowercase().contains("hold"), "{html}");
+    assert_ne!(
+        stored(&w, &rec.id).state,
+        callrec_model::RecordingState::Deleted
+    );
+
+    // No reason: not deleted either.
+    let r = post(&w, &cookie, &hold_path, &[("hold", "0"), ("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 303);
+    assert!(!stored(&w, &rec.id).hold);
+    let r = post(
+        &w,
+        &cookie,
+        &delete_path,
+        &[("reason", "  "), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert_ne!(
+        stored(&w, &rec.id).state,
+        callrec_model::RecordingState::Deleted
+    );
+
+    let head = w.audit_head().await;
+    let r = post(
+        &w,
+        &cookie,
+        &delete_path,
+        &[("reason", "asked by the caller"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 303, "{}", body(&r));
+    let after = stored(&w, &rec.id);
+    assert_eq!(after.state, callrec_model::RecordingState::Deleted);
+    assert!(
+        after
+            .state_reason
+            .as_deref()
+            .is_some_and(|why| why.contains("asked by the caller")),
+        "{after:?}"
+    );
+    let entries = w.audit_since(head).await;
+    assert!(
+        entries.iter().any(|e| e.action == "recording.delete"),
+        "{entries:?}"
+    );
+    let html = body(&get(&w, &cookie, &page_path).await);
+    assert!(
+        !html.contains("Delete now"),
+        "no delete form on a deleted recording"
+    );
+}
+
+#[tokio::test]
+async fn a_user_cannot_hold_or_delete_and_no_form_works_without_the_csrf_token() {
+    let mut w = World::new();
+    set_password(&w, &w.alice);
+    set_password(&w, &w.admin);
+    let alice = w.alice.user.clone();
+    let (rec, _) = w.record(&alice, "1001", "01234567890", t0(), 1_000);
+    let hold_path = format!("/recordings/{}/hold", rec.id);
+    let delete_path = format!("/recordings/{}/delete", rec.id);
+
+    let user = session(&w, &w.alice).await;
+    let html = body(&get(&w, &user, &format!("/recordings/{}", rec.id)).await);
+    assert!(!html.contains("/hold\""), "a user sees no hold form");
+    let csrf = csrf_of(&html);
+    let r = post(&w, &user, &hold_path, &[("hold", "1"), ("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 403);
+    let r = post(
+        &w,
+        &user,
+        &delete_path,
+        &[("reason", "mine"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = post(&w, &user, &delete_path, &[("reason", ""), ("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 403);
+
+    let admin = admin_session(&w).await;
+    let r = post(&w, &admin, &hold_path, &[("hold", "1")]).await;
+    assert_eq!(r.status(), 403);
+    let r = post(
+        &w,
+        &admin,
+        &delete_path,
+        &[("reason", "x"), ("csrf", "0000")],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let now = stored(&w, &rec.id);
+    assert!(!now.hold);
+    assert_ne!(now.state, callrec_model::RecordingState::Deleted);
+}

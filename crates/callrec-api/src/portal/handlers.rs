@@ -23,6 +23,7 @@ use super::session::{
     Form, Signed, check_csrf, clear_session_cookie, clear_signin_cookie, header_value, q_is_number,
     random_token, same_token, session_cookie, signin_cookie,
 };
+use crate::acts::{self, Who};
 use crate::audio::AudioHeaders;
 use crate::error::ApiError;
 use crate::models::{AudioParams, QueryParams, SearchParams};
@@ -412,66 +413,163 @@ pub(crate) async fn recording(
     settle(
         async move {
             let signed = require_page(signed, &here)?;
-            let nav = Nav::of(&signed.user, "recordings");
-            let id = parse_recording_id(&raw, &nav)?;
-            let access = signed.user.access();
-            let (detail, tz) = state
-                .store()
-                .write(move |s| {
-                    let detail = s.read_recording(&id, &access)?;
-                    let tz = s.view().site_by_id(detail.recording.site_id)?;
-                    Ok((detail, tz.settings.timezone))
-                })
-                .await
-                .map_err(|e| pages::error(e.into(), Some(nav.clone())))?;
-            let r = &detail.recording;
-            let page = RecordingPage {
-                nav: Some(nav.clone()),
-                csrf: signed.user.csrf_token.clone(),
-                r: RecordingFacts {
-                    id: r.id.to_string(),
-                    user: r.user.clone(),
-                    when: pages::when(r.started_at, tz),
-                    direction: r.direction.to_string(),
-                    from: pages::party(&r.from),
-                    to: pages::party(&r.to),
-                    duration: r
-                        .duration_ms
-                        .map(pages::duration)
-                        .unwrap_or_else(|| "–".into()),
-                    paused: pages::duration(r.paused_ms),
-                    state: match &r.state_reason {
-                        Some(why) => format!("{} ({why})", r.state),
-                        None => r.state.to_string(),
-                    },
-                },
-                playable: matches!(r.state, RecordingState::Stored | RecordingState::Failed)
-                    && r.sha256.is_some(),
-                file_name: r.file_name.clone(),
-                segments: detail
-                    .segments
-                    .iter()
-                    .map(|s| SegmentRow {
-                        kind: s.kind.to_string(),
-                        when: pages::when(s.at, tz),
-                        source: s.source.to_string(),
-                        actor: s.actor.clone(),
-                    })
-                    .collect(),
-                notes: detail
-                    .notes
-                    .iter()
-                    .map(|n| NoteRow {
-                        text: n.text.clone(),
-                        author: n.author.clone(),
-                        when: pages::when(n.at, tz),
-                    })
-                    .collect(),
-            };
-            Ok(pages::render(StatusCode::OK, &page))
+            recording_page(&state, &signed, &raw, StatusCode::OK, None).await
         }
         .await,
     )
+}
+
+/// A recording's details page, with `message` (why an admin's action did not happen) shown
+/// above it and answered with `status`.
+async fn recording_page(
+    state: &ApiState,
+    signed: &Signed,
+    raw: &str,
+    status: StatusCode,
+    message: Option<String>,
+) -> Result<Response, Response> {
+    let nav = Nav::of(&signed.user, "recordings");
+    let id = parse_recording_id(raw, &nav)?;
+    let access = signed.user.access();
+    let (detail, tz) = state
+        .store()
+        .write(move |s| {
+            let detail = s.read_recording(&id, &access)?;
+            let tz = s.view().site_by_id(detail.recording.site_id)?;
+            Ok((detail, tz.settings.timezone))
+        })
+        .await
+        .map_err(|e| pages::error(e.into(), Some(nav.clone())))?;
+    let r = &detail.recording;
+    let page = RecordingPage {
+        nav: Some(nav.clone()),
+        csrf: signed.user.csrf_token.clone(),
+        admin: signed.user.role == Role::Admin,
+        hold: r.hold,
+        deleted: r.state == RecordingState::Deleted,
+        message,
+        r: RecordingFacts {
+            id: r.id.to_string(),
+            user: r.user.clone(),
+            when: pages::when(r.started_at, tz),
+            direction: r.direction.to_string(),
+            from: pages::party(&r.from),
+            to: pages::party(&r.to),
+            duration: r
+                .duration_ms
+                .map(pages::duration)
+                .unwrap_or_else(|| "–".into()),
+            paused: pages::duration(r.paused_ms),
+            state: match &r.state_reason {
+                Some(why) => format!("{} ({why})", r.state),
+                None => r.state.to_string(),
+            },
+        },
+        playable: matches!(r.state, RecordingState::Stored | RecordingState::Failed)
+            && r.sha256.is_some(),
+        file_name: r.file_name.clone(),
+        segments: detail
+            .segments
+            .iter()
+            .map(|s| SegmentRow {
+                kind: s.kind.to_string(),
+                when: pages::when(s.at, tz),
+                source: s.source.to_string(),
+                actor: s.actor.clone(),
+            })
+            .collect(),
+        notes: detail
+            .notes
+            .iter()
+            .map(|n| NoteRow {
+                text: n.text.clone(),
+                author: n.author.clone(),
+                when: pages::when(n.at, tz),
+            })
+            .collect(),
+    };
+    Ok(pages::render(status, &page))
+}
+
+/// What an admin's form on a recording asks for.
+enum AdminAct {
+    Hold,
+    Delete,
+}
+
+/// `POST /recordings/{id}/hold` (`hold` = `1` or `0`) and `POST /recordings/{id}/delete`
+/// (`reason`): the API's hold and delete, admin only. A refusal the admin can act on (on
+/// hold, legal hold, no file: 409; no reason: 400) is shown on the recording's page.
+async fn admin_act(
+    act: AdminAct,
+    raw: String,
+    state: ApiState,
+    signed: Option<Signed>,
+    body: bytes::Bytes,
+) -> Page {
+    settle(
+        async move {
+            let signed = require(signed)?;
+            let nav = Nav::of(&signed.user, "recordings");
+            let fail = |e: ApiError| pages::error(e, Some(nav.clone()));
+            let form = Form::parse(&body).map_err(fail)?;
+            check_csrf(&signed.user, &form).map_err(fail)?;
+            let id = parse_recording_id(&raw, &nav)?;
+            let who = Who::from(&signed.user);
+            let done = match act {
+                AdminAct::Hold => {
+                    let hold = match form.get("hold") {
+                        "1" => true,
+                        "0" => false,
+                        _ => return Err(fail(ApiError::bad_request("`hold` must be 1 or 0"))),
+                    };
+                    acts::set_hold(&state, &who, id.clone(), hold).await
+                }
+                AdminAct::Delete => {
+                    let reason = form.get("reason").trim().to_owned();
+                    if reason.is_empty() {
+                        acts::admin_only(&who, "delete a recording").map_err(fail)?;
+                        return recording_page(
+                            &state,
+                            &signed,
+                            &raw,
+                            StatusCode::BAD_REQUEST,
+                            Some("Say why this recording is deleted: the reason is written to the audit log.".into()),
+                        )
+                        .await;
+                    }
+                    acts::delete_recording(&state, &who, id.clone(), reason).await
+                }
+            };
+            match done {
+                Ok(_) => Ok(pages::redirect_to(format!("/recordings/{id}"))),
+                Err(e) if e.status == StatusCode::CONFLICT || e.status == StatusCode::BAD_REQUEST => {
+                    let message = format!("Not done: {}.", e.message.trim_end_matches('.'));
+                    recording_page(&state, &signed, &raw, e.status, Some(message)).await
+                }
+                Err(e) => Err(fail(e)),
+            }
+        }
+        .await,
+    )
+}
+
+pub(crate) async fn set_hold(
+    raw: String,
+    state: ApiState,
+    signed: Option<Signed>,
+    body: bytes::Bytes,
+) -> Page {
+    admin_act(AdminAct::Hold, raw, state, signed, body).await
+}
+
+pub(crate) async fn delete(
+    raw: String,
+    state: ApiState,
+    signed: Option<Signed>,
+    body: bytes::Bytes,
+) -> Page {
+    admin_act(AdminAct::Delete, raw, state, signed, body).await
 }
 
 pub(crate) async fn add_note(

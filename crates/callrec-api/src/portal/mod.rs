@@ -132,6 +132,28 @@ pub fn add_note(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `POST /recordings/{id}/hold`: admin, set (`hold=1`) or release (`hold=0`) the hold.
+pub fn set_hold(state: ApiState) -> Route {
+    warp::path!("recordings" / String / "hold")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(form())
+        .and_then(handlers::set_hold)
+        .boxed()
+}
+
+/// `POST /recordings/{id}/delete`: admin, delete now with a `reason` (409 if on hold).
+pub fn delete(state: ApiState) -> Route {
+    warp::path!("recordings" / String / "delete")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(form())
+        .and_then(handlers::delete)
+        .boxed()
+}
+
 /// `GET /recordings/{id}/audio`: the audio with the session's cookie, HTTP Range and
 /// `?download=1`, streamed by the API's own code.
 pub fn audio(state: ApiState) -> Route {
@@ -191,6 +213,8 @@ pub fn routes(state: &ApiState) -> Route {
         recordings(state.clone()),
         recording(state.clone()),
         add_note(state.clone()),
+        set_hold(state.clone()),
+        delete(state.clone()),
         audio(state.clone()),
         settings(state.clone()),
         set_mode(state.clone()),

@@ -133,6 +133,12 @@ pub(crate) struct NoteRow {
 pub(crate) struct RecordingPage {
     pub nav: Option<Nav>,
     pub csrf: String,
+    /// Whether the hold and delete forms are shown.
+    pub admin: bool,
+    pub hold: bool,
+    pub deleted: bool,
+    /// Why an admin's action was not done.
+    pub message: Option<String>,
     pub r: RecordingFacts,
     pub playable: bool,
     pub file_name: String,
@@ -365,6 +371,10 @@ mod tests {
         let page = RecordingPage {
             nav: None,
             csrf: "t".into(),
+            admin: true,
+            hold: false,
+            deleted: false,
+            message: Some("<b>".into()),
             r: RecordingFacts {
                 id: "x".into(),
                 user: "1001".into(),
