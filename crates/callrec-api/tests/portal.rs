@@ -790,3 +790,119 @@ async fn a_user_cannot_hold_or_delete_and_no_form_works_without_the_csrf_token()
     assert!(!now.hold);
     assert_ne!(now.state, callrec_model::RecordingState::Deleted);
 }
+
+/// Open `zip` with Python's `zipfile` (every CRC checked) and return the SHA-256 of each
+/// entry by name, and the manifest.
+fn open_zip(
+    zip: &[u8],
+) -> (
+    std::collections::BTreeMap<String, String>,
+    serde_json::Value,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("search.zip");
+    std::fs::write(&path, zip).unwrap();
+    let script = r#"
+import hashlib, json, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+bad = z.testzip()
+if bad is not None:
+    raise SystemExit("bad CRC in " + bad)
+out = {"entries": {}, "manifest": json.loads(z.read("manifest.json"))}
+for i in z.infolist():
+    out["entries"][i.filename] = hashlib.sha256(z.read(i.filename)).hexdigest()
+print(json.dumps(out))
+"#;
+    let run = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        run.status.success(),
+        "python's zipfile refused the ZIP: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let entries = out["entries"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    (entries, out["manifest"].clone())
+}
+
+#[tokio::test]
+async fn the_search_downloads_as_a_zip_of_the_sessions_own_recordings() {
+    let mut w = World::new();
+    set_password(&w, &w.alice);
+    let (alice, bob) = (w.alice.user.clone(), w.bob.user.clone());
+    let (a1, a1_bytes) = w.record(&alice, "1001", "01234567890", t0(), 1_000);
+    let (a2, _) = w.record(
+        &alice,
+        "1001",
+        "02079460999",
+        t0() + chrono::Duration::minutes(5),
+        1_000,
+    );
+    let (b1, _) = w.record(&bob, "1002", "01234567890", t0(), 1_000);
+    let cookie = session(&w, &w.alice).await;
+
+    let html = body(&get(&w, &cookie, "/recordings?q=441234567890").await);
+    assert!(
+        html.contains("href=\"/recordings.zip?q=441234567890\""),
+        "{html}"
+    );
+
+    let head = w.audit_head().await;
+    let r = get(&w, &cookie, "/recordings.zip?q=441234567890").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-type"), Some("application/zip"));
+    assert!(header(&r, "content-disposition").is_some_and(|d| d.starts_with("attachment")));
+    let (entries, manifest) = open_zip(r.body());
+    let ids: Vec<&str> = manifest["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![a1.id.to_string()],
+        "only alice's match, not bob's"
+    );
+    assert_eq!(manifest["generated_by"], "1001@default");
+    let a1_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&a1_bytes));
+    assert!(
+        entries.values().any(|h| *h == a1_hash),
+        "{entries:?} holds the file's bytes"
+    );
+    let exported = w.audit_since(head).await;
+    assert!(
+        exported
+            .iter()
+            .any(|e| e.action == "recording.export" && e.actor == "1001@default"),
+        "{exported:?}"
+    );
+
+    // Without a search: every recording of hers, none of bob's.
+    let r = get(&w, &cookie, "/recordings.zip").await;
+    let (_, manifest) = open_zip(r.body());
+    let mut ids: Vec<String> = manifest["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    let mut want = vec![a1.id.to_string(), a2.id.to_string()];
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(!ids.contains(&b1.id.to_string()));
+
+    // Signed out: to the sign-in page, no ZIP.
+    let r = w.send(w.anon("GET", "/recordings.zip")).await;
+    assert_eq!(r.status(), 303);
+}

@@ -267,7 +267,7 @@ pub(crate) async fn signout(state: ApiState, signed: Option<Signed>, body: bytes
 // ---- recordings ----------------------------------------------------------------------
 
 /// The portal's search form as typed, to show it again and to build the next page's link.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Typed {
     q: String,
     since: String,
@@ -309,6 +309,15 @@ impl Typed {
             }
         }
         SearchParams::parse(QueryParams::new(pairs)?)
+    }
+
+    /// The query string of this search's ZIP (every match: no cursor).
+    fn zip_query(&self) -> String {
+        Typed {
+            cursor: String::new(),
+            ..self.clone()
+        }
+        .next_page("")
     }
 
     fn next_page(&self, cursor: &str) -> String {
@@ -363,6 +372,7 @@ async fn recordings_inner(
         message: None,
         rows: Vec::new(),
         next: None,
+        zip: typed.zip_query(),
     };
     let params = match typed.to_params() {
         Ok(p) => p,
@@ -402,6 +412,30 @@ async fn recordings_inner(
         .collect();
     page.next = found.next_cursor.as_deref().map(|c| typed.next_page(c));
     Ok(pages::render(StatusCode::OK, &page))
+}
+
+/// `GET /recordings.zip`: every recording the search matches, as the API's `export.zip`
+/// streams it (the same code), scoped to the session's person.
+pub(crate) async fn recordings_zip(
+    state: ApiState,
+    signed: Option<Signed>,
+    pairs: Vec<(String, String)>,
+    here: String,
+) -> Page {
+    settle(
+        async move {
+            let signed = require_page(signed, &here)?;
+            let nav = Nav::of(&signed.user, "recordings");
+            let fail = |e: ApiError| pages::error(e, Some(nav.clone()));
+            let mut typed = Typed::from_pairs(pairs);
+            typed.cursor.clear();
+            let params = typed.to_params().map_err(fail)?;
+            crate::archive::export_search(&state, &Who::from(&signed.user), params, Some("portal"))
+                .await
+                .map_err(fail)
+        }
+        .await,
+    )
 }
 
 pub(crate) async fn recording(

@@ -110,6 +110,19 @@ pub fn recordings(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `GET /recordings.zip`: the search of the recordings page (`q`, `since`, `until`) as one
+/// streamed ZIP with its manifest, as `GET /api/v1/recordings/export.zip` makes it.
+pub fn recordings_zip(state: ApiState) -> Route {
+    warp::path!("recordings.zip")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(query())
+        .and(session::here())
+        .and_then(handlers::recordings_zip)
+        .boxed()
+}
+
 /// `GET /recordings/{id}`: one recording's details, player, segments and notes.
 pub fn recording(state: ApiState) -> Route {
     warp::path!("recordings" / String)
@@ -211,6 +224,7 @@ pub fn routes(state: &ApiState) -> Route {
         signin(state.clone()),
         signout(state.clone()),
         recordings(state.clone()),
+        recordings_zip(state.clone()),
         recording(state.clone()),
         add_note(state.clone()),
         set_hold(state.clone()),

@@ -100,6 +100,8 @@ pub(crate) struct RecordingsPage {
     pub rows: Vec<RecordingRow>,
     /// The query string of the next page.
     pub next: Option<String>,
+    /// The query string of this search's ZIP download.
+    pub zip: String,
 }
 
 /// The facts of one recording.
