@@ -398,7 +398,15 @@ async fn every_page_carries_a_strict_csp_and_nosniff() {
         }
         assert_eq!(header(p, "x-content-type-options"), Some("nosniff"));
         assert_eq!(header(p, "cache-control"), Some("no-store"));
-        assert!(!body(p).contains("<script"), "no script on any page");
+        // No inline script: the only one is the player's own file.
+        let html = body(p);
+        for (at, _) in html.match_indices("<script") {
+            assert!(
+                html[at..].starts_with("<script src=\"/assets/player.js\" defer></script>"),
+                "only the first-party player script: {}",
+                &html[at..(at + 80).min(html.len())]
+            );
+        }
     }
     let css = w.send(w.anon("GET", "/assets/portal.css")).await;
     assert_eq!(css.status(), 200);
@@ -905,4 +913,62 @@ async fn the_search_downloads_as_a_zip_of_the_sessions_own_recordings() {
     // Signed out: to the sign-in page, no ZIP.
     let r = w.send(w.anon("GET", "/recordings.zip")).await;
     assert_eq!(r.status(), 303);
+}
+
+#[tokio::test]
+async fn the_timeline_marks_the_paused_stretches_and_says_them_in_words() {
+    use callrec_model::SegmentKind::{Pause, Resume};
+    let mut w = World::new();
+    set_password(&w, &w.alice);
+    let alice = w.alice.user.clone();
+    // 20 s: paused from 4 s to 9 s, and again from 15 s to the end.
+    let rec = w.record_segments(
+        &alice,
+        t0(),
+        20_000,
+        &[(Pause, 4_000), (Resume, 9_000), (Pause, 15_000)],
+    );
+    let plain = w.record_segments(&alice, t0() + chrono::Duration::hours(1), 20_000, &[]);
+    let cookie = session(&w, &w.alice).await;
+
+    let html = body(&get(&w, &cookie, &format!("/recordings/{}", rec.id)).await);
+    assert!(
+        html.contains("<rect class=\"paused\" x=\"200\" y=\"0\" width=\"250\""),
+        "4–9 s of 20 s: {html}"
+    );
+    assert!(
+        html.contains("<rect class=\"paused\" x=\"750\" y=\"0\" width=\"250\""),
+        "15 s to the end: {html}"
+    );
+    assert!(
+        html.contains("<li>Paused from 0:04 to 0:09 (0:05)</li>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<li>Paused from 0:15 to 0:20 (0:05)</li>"),
+        "{html}"
+    );
+    assert!(html.contains("paused 2 times"), "{html}");
+    // Without JavaScript the audio element still plays; the script only adds buttons.
+    assert!(html.contains("<audio controls"));
+    assert!(html.contains("<script src=\"/assets/player.js\" defer></script>"));
+    assert!(html.contains("id=\"player-controls\" hidden"));
+
+    let html = body(&get(&w, &cookie, &format!("/recordings/{}", plain.id)).await);
+    assert!(!html.contains("class=\"paused\" x="), "{html}");
+    assert!(html.contains("never paused"));
+}
+
+#[tokio::test]
+async fn the_player_script_is_served_as_javascript_and_the_csp_allows_it() {
+    let w = World::new();
+    let r = w.send(w.anon("GET", "/assets/player.js")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        header(&r, "content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(header(&r, "x-content-type-options"), Some("nosniff"));
+    assert!(body(&r).contains("playbackRate"));
+    assert!(callrec_api::portal::CONTENT_SECURITY_POLICY.contains("script-src 'self'"));
 }

@@ -17,7 +17,7 @@ use warp::reply::Response;
 
 use super::pages::{
     self, ModeChoice, Nav, NoteRow, RecordingFacts, RecordingPage, RecordingRow, RecordingsPage,
-    SegmentRow, SettingsPage, SigninPage, UserRow, UsersPage,
+    SegmentRow, SettingsPage, SigninPage, Timeline, UserRow, UsersPage,
 };
 use super::session::{
     Form, Signed, check_csrf, clear_session_cookie, clear_signin_cookie, header_value, q_is_number,
@@ -99,6 +99,19 @@ pub(crate) async fn stylesheet() -> Page {
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    Ok(r)
+}
+
+pub(crate) async fn player_script() -> Page {
+    let mut r = Response::new(pages::PLAYER_SCRIPT.into());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     Ok(r)
 }
@@ -521,6 +534,10 @@ async fn recording_page(
                 when: pages::when(n.at, tz),
             })
             .collect(),
+        timeline: r.duration_ms.and_then(|length| {
+            let marks: Vec<_> = detail.segments.iter().map(|s| (s.kind, s.at)).collect();
+            Timeline::of(&marks, r.started_at, length)
+        }),
     };
     Ok(pages::render(status, &page))
 }

@@ -1,8 +1,9 @@
 //! The web portal (SPEC §5.1), served at `/` on the API's listener beside `/api/v1`.
 //!
 //! Server-rendered HTML (askama templates, checked when the crate compiles, under
-//! `templates/portal/`), one embedded stylesheet, no script: every page reads without
-//! JavaScript. People sign in with their extension and portal password
+//! `templates/portal/`), one embedded stylesheet and one small first-party script (the
+//! player's ±10 s and speed, `assets/player.js`): every page reads, and every recording
+//! plays, without JavaScript. People sign in with their extension and portal password
 //! (`callrec user passwd`) and get a server-side session in a cookie; the portal then asks the
 //! store exactly what the API asks it, with the same scope (a user's own recordings, an
 //! admin's site) and the same audit entries, and plays audio through the API's own Range
@@ -58,6 +59,14 @@ pub fn stylesheet() -> Route {
     warp::path!("assets" / "portal.css")
         .and(warp::get())
         .and_then(handlers::stylesheet)
+        .boxed()
+}
+
+/// `GET /assets/player.js`: the player's ±10 s and speed controls (the page plays without).
+pub fn player_script() -> Route {
+    warp::path!("assets" / "player.js")
+        .and(warp::get())
+        .and_then(handlers::player_script)
         .boxed()
 }
 
@@ -220,6 +229,7 @@ pub fn routes(state: &ApiState) -> Route {
     [
         home(state.clone()),
         stylesheet(),
+        player_script(),
         signin_form(state.clone()),
         signin(state.clone()),
         signout(state.clone()),
