@@ -972,3 +972,141 @@ async fn the_player_script_is_served_as_javascript_and_the_csp_allows_it() {
     assert!(body(&r).contains("playbackRate"));
     assert!(callrec_api::portal::CONTENT_SECURITY_POLICY.contains("script-src 'self'"));
 }
+
+#[tokio::test]
+async fn the_calls_page_lists_my_live_calls_and_pause_goes_through_the_daemon() {
+    let w = World::new();
+    set_password(&w, &w.alice);
+    set_password(&w, &w.admin);
+    let (alice, bob) = (w.alice.user.clone(), w.bob.user.clone());
+    w.live_call(&alice, "call-alice", RecordingMode::AlwaysPausable);
+    w.live_call(&bob, "call-bob", RecordingMode::AlwaysPausable);
+    let cookie = session(&w, &w.alice).await;
+
+    let r = get(&w, &cookie, "/calls").await;
+    assert_eq!(r.status(), 200);
+    let html = body(&r);
+    assert!(
+        html.contains("action=\"/calls/call-alice/pause\""),
+        "{html}"
+    );
+    assert!(
+        !html.contains("call-bob"),
+        "a user sees only their own calls"
+    );
+    assert!(html.contains("Recording</span>"));
+    assert!(html.contains("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"));
+    let csrf = csrf_of(&html);
+
+    // Without the token nothing reaches the daemon.
+    let r = post(&w, &cookie, "/calls/call-alice/pause", &[]).await;
+    assert_eq!(r.status(), 403);
+    assert!(w.daemon.actions.lock().unwrap().is_empty());
+    // Another user's call is not there for her.
+    let r = post(&w, &cookie, "/calls/call-bob/pause", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 404);
+    assert!(w.daemon.actions.lock().unwrap().is_empty());
+
+    let r = post(&w, &cookie, "/calls/call-alice/pause", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 303, "{}", body(&r));
+    assert_eq!(header(&r, "location"), Some("/calls?done=pause"));
+    {
+        let asked = w.daemon.actions.lock().unwrap();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].call_uuid, "call-alice");
+        assert_eq!(asked[0].action, callrec_model::RecordingAction::Pause);
+        assert_eq!(asked[0].actor, "1001@default");
+    }
+    let html = body(&get(&w, &cookie, "/calls?done=pause").await);
+    assert!(html.contains("Recording paused."), "{html}");
+    assert!(
+        html.contains("action=\"/calls/call-alice/resume\""),
+        "{html}"
+    );
+
+    // The admin sees the site's calls.
+    let admin = admin_session(&w).await;
+    let html = body(&get(&w, &admin, "/calls").await);
+    assert!(
+        html.contains("call-alice") && html.contains("call-bob"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn pausing_in_mode_always_is_refused_with_the_reason_on_the_page() {
+    let w = World::new();
+    set_password(&w, &w.alice);
+    let alice = w.alice.user.clone();
+    w.live_call(&alice, "call-always", RecordingMode::Always);
+    let cookie = session(&w, &w.alice).await;
+    let csrf = csrf_of(&body(&get(&w, &cookie, "/calls").await));
+
+    let r = post(&w, &cookie, "/calls/call-always/pause", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 409);
+    let html = body(&r);
+    assert!(html.contains("role=\"alert\""), "{html}");
+    assert!(html.contains("Not done:"), "{html}");
+    assert!(html.contains("always"), "the mode is named: {html}");
+    // Still recording: the page offers Pause again, not Resume.
+    assert!(
+        html.contains("action=\"/calls/call-always/pause\""),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn the_calls_events_send_the_list_at_once_and_strangers_get_none() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let w = World::new();
+    set_password(&w, &w.alice);
+    let alice = w.alice.user.clone();
+    w.live_call(&alice, "call-live", RecordingMode::AlwaysPausable);
+    let cookie = session(&w, &w.alice).await;
+
+    let r = w.send(w.anon("GET", "/calls/events")).await;
+    assert_eq!(r.status(), 401);
+
+    // The stream never ends by itself, so it is read from a real socket.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(callrec_api::serve(
+        listener,
+        w.state.clone(),
+        std::future::pending::<()>(),
+    ));
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /calls/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\
+             Cookie: callrec_session={cookie}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the stream closed");
+            got.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&got).contains("call-live/pause") {
+                break;
+            }
+        }
+    })
+    .await;
+    server.abort();
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(read.is_ok(), "no event within 10 s: {text}");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{text}"
+    );
+    assert!(text.contains("event:calls"), "{text}");
+    assert!(text.contains("data:"), "{text}");
+}

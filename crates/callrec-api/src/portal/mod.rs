@@ -189,6 +189,49 @@ pub fn audio(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `GET /calls`: the caller's calls in progress (an admin's: the site's) with their recording
+/// state and the action each offers; updated by `/calls/events`, or a refresh without
+/// JavaScript.
+pub fn calls(state: ApiState) -> Route {
+    warp::path!("calls")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(query())
+        .and(session::here())
+        .and_then(handlers::calls)
+        .boxed()
+}
+
+/// `GET /calls/events`: the calls list as server-sent events.
+pub fn calls_events(state: ApiState) -> Route {
+    warp::path!("calls" / "events")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and_then(handlers::calls_events)
+        .boxed()
+}
+
+/// `POST /calls/{uuid}/{start|pause|resume}`: act on a call's recording.
+pub fn call_action(state: ApiState) -> Route {
+    warp::path!("calls" / String / String)
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(form())
+        .and_then(handlers::call_action)
+        .boxed()
+}
+
+/// `GET /assets/calls.js`: replaces the calls list from `/calls/events`.
+pub fn calls_script() -> Route {
+    warp::path!("assets" / "calls.js")
+        .and(warp::get())
+        .and_then(handlers::calls_script)
+        .boxed()
+}
+
 /// `GET /settings`: the caller's voice recording mode, the site's retention and quota, and
 /// their storage used.
 pub fn settings(state: ApiState) -> Route {
@@ -230,6 +273,10 @@ pub fn routes(state: &ApiState) -> Route {
         home(state.clone()),
         stylesheet(),
         player_script(),
+        calls_script(),
+        calls(state.clone()),
+        calls_events(state.clone()),
+        call_action(state.clone()),
         signin_form(state.clone()),
         signin(state.clone()),
         signout(state.clone()),

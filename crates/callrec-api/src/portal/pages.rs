@@ -23,6 +23,10 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; media-src 'self';
 /// The player's script (±10 s, speed), embedded; the page plays without it.
 pub(crate) const PLAYER_SCRIPT: &str = include_str!("../../assets/player.js");
 
+/// The calls page's script (the list replaced from server-sent events), embedded; the page
+/// refreshes itself without it.
+pub(crate) const CALLS_SCRIPT: &str = include_str!("../../assets/calls.js");
+
 /// The stylesheet, embedded.
 pub(crate) const STYLESHEET: &str = include_str!("../../assets/portal.css");
 
@@ -242,6 +246,74 @@ pub(crate) struct RecordingPage {
     pub segments: Vec<SegmentRow>,
     pub notes: Vec<NoteRow>,
     pub timeline: Option<Timeline>,
+}
+
+/// One call in progress, with the one action its recording state offers.
+pub(crate) struct CallRow {
+    pub uuid: String,
+    pub user: String,
+    pub direction: String,
+    pub from: String,
+    pub to: String,
+    pub since: String,
+    pub on_hold: bool,
+    /// `Recording`, `Paused` or `Not recording`.
+    pub state: &'static str,
+    /// The state's CSS class (`recording`, `paused`, `off`).
+    pub state_class: &'static str,
+    /// The action's path segment and label: `pause`/`Pause`, `resume`/`Resume`,
+    /// `start`/`Start`.
+    pub action: &'static str,
+    pub action_label: &'static str,
+    /// The recording's id, once there is one.
+    pub recording_id: Option<String>,
+}
+
+impl CallRow {
+    pub fn of(c: &callrec_model::LiveCall, tz: Tz) -> CallRow {
+        use callrec_model::CallRecording as R;
+        let (state, state_class, action, action_label) = match c.recording {
+            R::Recording => ("Recording", "recording", "pause", "Pause"),
+            R::Paused => ("Paused", "paused", "resume", "Resume"),
+            R::Off => ("Not recording", "off", "start", "Start"),
+        };
+        CallRow {
+            uuid: c.call_uuid.clone(),
+            user: c.user.clone(),
+            direction: c.direction.to_string(),
+            from: c.from.clone(),
+            to: c.to.clone(),
+            since: when(c.answered_at, tz),
+            on_hold: c.on_hold,
+            state,
+            state_class,
+            action,
+            action_label,
+            recording_id: c.recording_id.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// The list of calls: the page's body and, on its own, each server-sent event.
+#[derive(Template)]
+#[template(path = "portal/calls_list.html")]
+pub(crate) struct CallsList {
+    pub admin: bool,
+    pub csrf: String,
+    pub calls: Vec<CallRow>,
+}
+
+#[derive(Template)]
+#[template(path = "portal/calls.html")]
+pub(crate) struct CallsPage {
+    pub nav: Option<Nav>,
+    pub admin: bool,
+    pub zone: String,
+    /// What the last action did, or why it was not done.
+    pub done: Option<String>,
+    pub message: Option<String>,
+    /// [`CallsList`], rendered (and so escaped) by its own template.
+    pub list: String,
 }
 
 pub(crate) struct ModeChoice {
