@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Reply;
 
+use crate::acts::Who;
 use crate::error::{ApiError, reject};
 use crate::handlers::Handled;
 use crate::models::{ArchiveRunBody, ExportBody, SearchParams};
@@ -60,36 +61,50 @@ const CHUNKS_IN_FLIGHT: usize = 4;
     ),
 )]
 pub async fn export_zip(state: ApiState, caller: Caller, params: SearchParams) -> Handled {
+    export_search(&state, &Who::from(&caller), params, None)
+        .await
+        .map_err(reject)
+}
+
+/// The ZIP of every recording `params` matches that `who` may see (a user's own, an admin's
+/// site), streamed; the export audited once before the first byte (`via` names the way in
+/// when it is not the API). The API's `export.zip` and the portal's download both are this.
+pub(crate) async fn export_search(
+    state: &ApiState,
+    who: &Who,
+    params: SearchParams,
+    via: Option<&'static str>,
+) -> Result<warp::reply::Response, ApiError> {
     if params.limit.is_some() || params.cursor.is_some() {
-        return Err(reject(ApiError::bad_request(
+        return Err(ApiError::bad_request(
             "export.zip holds every match: `limit` and `cursor` do not apply",
-        )));
+        ));
     }
-    let site = caller.site_id;
+    let site = who.site_id;
     let tz = state
         .store()
         .read(move |v| Ok(v.site_by_id(site)?.settings.timezone))
-        .await
-        .map_err(reject)?;
+        .await?;
     let filters = params.audit_detail();
+    let mut detail = json!({"filters": filters.clone()});
+    if let Some(via) = via {
+        detail["via"] = json!(via);
+    }
+    let (site_id, actor) = (who.site_id, who.actor());
+    let target = format!("site:{}", who.site);
     state
-        .audit(
-            &caller,
-            "recording.export",
-            format!("site:{}", caller.site),
-            json!({"filters": filters.clone()}),
-        )
-        .await
-        .map_err(reject)?;
+        .store()
+        .write(move |s| s.record_event(Some(site_id), &actor, "recording.export", &target, &detail))
+        .await?;
     let now = Utc::now();
     let export = Export {
         store: state.store().clone(),
-        access: caller.access(),
+        access: who.access.clone(),
         query: params.to_query(tz),
         tz,
         head: json!({
             "generated_at": now,
-            "generated_by": caller.actor(),
+            "generated_by": who.actor(),
             "filters": filters,
         }),
     };

@@ -19,13 +19,11 @@ use warp::http::StatusCode;
 use warp::reject::Rejection;
 use warp::reply::{Reply, Response};
 
+use crate::acts::{self, Who};
 use crate::audio::{self, AudioHeaders};
 use crate::error::{ApiError, reject};
 use callrec_model::RecordingAction;
 
-use callrec_model::ActionRequest;
-
-use crate::live::visible_to;
 use crate::metrics::{self, StoreFigures};
 use crate::models::{
     AudioParams, AuditParams, ChangesParams, DeleteParams, ErasureBody, HoldBody, NoteBody,
@@ -290,32 +288,7 @@ pub async fn add_note(state: ApiState, caller: Caller, id: RecordingId, body: No
     ),
 )]
 pub async fn set_hold(state: ApiState, caller: Caller, id: RecordingId, body: HoldBody) -> Handled {
-    require_admin(&caller, "set a hold")?;
-    let access = caller.access();
-    let site = caller.site_id;
-    let rec = state
-        .store()
-        .write(move |s| {
-            let before = s.view().recording(&id, &access)?;
-            let after = s.set_hold(&id, &access, body.hold)?;
-            if before.hold == after.hold {
-                // The store writes nothing for a change to the same value; the request still
-                // gets its entry.
-                let action = if body.hold {
-                    "recording.hold"
-                } else {
-                    "recording.release"
-                };
-                s.record_event(
-                    Some(site),
-                    &access.actor,
-                    action,
-                    &format!("recording:{id}"),
-                    &json!({"unchanged": true}),
-                )?;
-            }
-            Ok(after)
-        })
+    let rec = acts::set_hold(&state, &Who::from(&caller), id, body.hold)
         .await
         .map_err(reject)?;
     ok(&Recording::from(rec))
@@ -459,14 +432,10 @@ pub async fn delete_recording(
     id: RecordingId,
     params: DeleteParams,
 ) -> Handled {
-    require_admin(&caller, "delete a recording")?;
-    let access = caller.access();
     let reason = params
         .reason
         .unwrap_or_else(|| "deleted through the API".to_owned());
-    let rec = state
-        .store()
-        .write(move |s| s.delete_recording(&id, &access, &reason))
+    let rec = acts::delete_recording(&state, &Who::from(&caller), id, reason)
         .await
         .map_err(reject)?;
     ok(&Recording::from(rec))
@@ -485,17 +454,7 @@ pub async fn delete_recording(
     responses((status = 200, description = "the calls the caller may see", body = Calls)),
 )]
 pub async fn list_calls(state: ApiState, caller: Caller) -> Handled {
-    let mut items: Vec<_> = state
-        .daemon()
-        .calls()
-        .into_iter()
-        .filter(|c| visible_to(c, &caller))
-        .collect();
-    items.sort_by(|a, b| {
-        b.answered_at
-            .cmp(&a.answered_at)
-            .then(a.call_uuid.cmp(&b.call_uuid))
-    });
+    let items = acts::calls_of(&state, &Who::from(&caller));
     state
         .audit(
             &caller,
@@ -535,28 +494,9 @@ pub async fn call_action(
     call_uuid: String,
     action: RecordingAction,
 ) -> Handled {
-    // The audit entry of the action is the daemon's: the recording's segment
-    // (`recording.start`, `.pause`, `.resume`, `.stop`) names the caller as actor, with source
-    // `api`. The API adds none of its own, so each action is in the log exactly once, next to
-    // the handset's and the policy's.
-    let visible = state
-        .daemon()
-        .calls()
-        .iter()
-        .any(|c| c.call_uuid == call_uuid && visible_to(c, &caller));
-    if !visible {
-        return Err(reject(ApiError::not_found(format!(
-            "no call {call_uuid} in progress"
-        ))));
-    }
-    let request = ActionRequest {
-        call_uuid,
-        action,
-        actor: caller.actor(),
-    };
-    let call = state
-        .daemon()
-        .recording_action(request)
+    // The audit entry of the action is the daemon's (see [`acts::call_action`]), with
+    // source `api`; the API adds none of its own.
+    let call = acts::call_action(&state, &Who::from(&caller), call_uuid, action)
         .await
         .map_err(reject)?;
     ok(&LiveCall::from(call))

@@ -47,6 +47,7 @@
 
 #![deny(missing_docs)]
 
+mod acts;
 mod archive;
 mod audio;
 pub mod error;

@@ -12,10 +12,16 @@ use callrec_store::Caller;
 
 /// Whether `caller` may see and act on `call`: its owner, or an admin of its site.
 pub fn visible_to(call: &LiveCall, caller: &Caller) -> bool {
-    call.site == caller.site
-        && match caller.role {
+    visible(call, &caller.site, &caller.extension, caller.role)
+}
+
+/// Whether the person `extension` of `site` with `role` may see and act on `call` (a token's
+/// caller or a portal session alike).
+pub(crate) fn visible(call: &LiveCall, site: &str, extension: &str, role: Role) -> bool {
+    call.site == site
+        && match role {
             Role::Admin => true,
-            Role::User => call.user == caller.extension,
+            Role::User => call.user == extension,
         }
 }
 

@@ -235,6 +235,41 @@ impl<'d> Browser<'d> {
     }
 }
 
+/// Wait until the page's audio knows its length, and check it.
+async fn wait_for_duration(browser: &Browser<'_>, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = browser
+            .script(
+                "const a = document.querySelector('audio'); \
+                 return a.readyState >= 1 ? a.duration : null;",
+            )
+            .await;
+        if let Some(d) = v.as_f64() {
+            assert!((d - want).abs() < 0.05, "duration {d}, not {want}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "the audio never loaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Wait until the audio's position is `want` seconds (a seek settles asynchronously).
+async fn wait_for_time(browser: &Browser<'_>, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = browser
+            .script("return document.querySelector('audio').currentTime")
+            .await;
+        let t = v.as_f64().unwrap_or(-1.0);
+        if (t - want).abs() < 0.05 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "position {t}, not {want}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_signs_in_in_chromium_opens_a_recording_and_its_audio_loads() {
     let (Some(chromedriver), Some(chromium)) = (
@@ -270,6 +305,21 @@ async fn a_user_signs_in_in_chromium_opens_a_recording_and_its_audio_loads() {
         .await
         .unwrap();
 
+    let paused = w.record_segments(
+        &alice,
+        t0() + chrono::Duration::minutes(10),
+        30_000,
+        &[
+            (callrec_model::SegmentKind::Pause, 8_000),
+            (callrec_model::SegmentKind::Resume, 15_000),
+        ],
+    );
+    w.live_call(
+        &alice,
+        "call-live",
+        callrec_model::RecordingMode::AlwaysPausable,
+    );
+
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -287,6 +337,7 @@ async fn a_user_signs_in_in_chromium_opens_a_recording_and_its_audio_loads() {
     browser.type_into("#password", PASSWORD).await;
     browser.screenshot("signin").await;
     browser.click("form.signin button").await;
+    browser.wait_for_url("/recordings").await;
     assert!(
         browser.url().await.ends_with("/recordings"),
         "{}",
@@ -318,11 +369,14 @@ async fn a_user_signs_in_in_chromium_opens_a_recording_and_its_audio_loads() {
         .script("return document.querySelector('.note-text').textContent")
         .await;
     assert_eq!(shown.as_str(), Some(note));
+    // The only script on the page is the player's own file.
     assert_eq!(
         browser
-            .script("return document.querySelectorAll('main script').length")
+            .script(
+                "return Array.from(document.querySelectorAll('script')).map(s => s.getAttribute('src'))"
+            )
             .await,
-        json!(0)
+        json!(["/assets/player.js"])
     );
     // The player loads the file's header (a Range request with the session cookie) and
     // knows its length: 3 s.
@@ -346,6 +400,77 @@ async fn a_user_signs_in_in_chromium_opens_a_recording_and_its_audio_loads() {
     assert!((duration - 3.0).abs() < 0.05, "duration {duration}");
     let shot = browser.screenshot("recording").await;
     eprintln!("screenshots: {}", shot.parent().unwrap().display());
+
+    // A 30 s recording paused from 8 s to 15 s: the timeline marks it, and the player's
+    // buttons seek by 10 s and set the speed.
+    browser
+        .go(&format!("{base}/recordings/{}", paused.id))
+        .await;
+    wait_for_duration(&browser, 30.0).await;
+    assert_eq!(
+        browser
+            .script("return document.getElementById('player-controls').hidden")
+            .await,
+        json!(false),
+        "the script shows its buttons"
+    );
+    browser.click("#fwd10").await;
+    browser.click("#fwd10").await;
+    wait_for_time(&browser, 20.0).await;
+    browser.click("#back10").await;
+    wait_for_time(&browser, 10.0).await;
+    browser.click("#back10").await;
+    browser.click("#back10").await;
+    wait_for_time(&browser, 0.0).await;
+    browser
+        .script(
+            "const s = document.getElementById('speed'); s.value = '1.5'; \
+             s.dispatchEvent(new Event('change')); return null;",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .script("return document.querySelector('audio').playbackRate")
+            .await,
+        json!(1.5)
+    );
+    let paused_blocks = browser
+        .script("return document.querySelectorAll('.timeline rect.paused').length")
+        .await;
+    assert_eq!(paused_blocks, json!(1));
+    browser.screenshot("recording-timeline").await;
+
+    // Calls in progress: her live call, paused from the page.
+    browser.go(&format!("{base}/calls")).await;
+    assert!(browser.source().await.contains("02079461234"));
+    browser.screenshot("calls").await;
+    browser
+        .click("form[action='/calls/call-live/pause'] button")
+        .await;
+    browser.wait_for_url("done=pause").await;
+    assert!(browser.source().await.contains("Recording paused."));
+    browser.screenshot("calls-paused").await;
+    // Resumed elsewhere (the handset's *49): the open page shows it from the server's
+    // events, without reloading.
+    use callrec_model::LiveCalls as _;
+    w.daemon
+        .recording_action(callrec_model::ActionRequest {
+            call_uuid: "call-live".into(),
+            action: callrec_model::RecordingAction::Resume,
+            actor: "1001@default".into(),
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !browser.source().await.contains("/calls/call-live/pause") {
+        assert!(
+            Instant::now() < deadline,
+            "the list never updated: {}",
+            browser.source().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(browser.url().await.contains("done=pause"), "no reload");
 
     browser.go(&format!("{base}/settings")).await;
     assert!(browser.source().await.contains("Always with Pause/Resume"));

@@ -398,7 +398,15 @@ async fn every_page_carries_a_strict_csp_and_nosniff() {
         }
         assert_eq!(header(p, "x-content-type-options"), Some("nosniff"));
         assert_eq!(header(p, "cache-control"), Some("no-store"));
-        assert!(!body(p).contains("<script"), "no script on any page");
+        // No inline script: the only one is the player's own file.
+        let html = body(p);
+        for (at, _) in html.match_indices("<script") {
+            assert!(
+                html[at..].starts_with("<script src=\"/assets/player.js\" defer></script>"),
+                "only the first-party player script: {}",
+                &html[at..(at + 80).min(html.len())]
+            );
+        }
     }
     let css = w.send(w.anon("GET", "/assets/portal.css")).await;
     assert_eq!(css.status(), 200);
@@ -635,4 +643,470 @@ async fn a_link_to_a_recording_opened_signed_out_comes_back_to_it_after_sign_in(
     // A `next` that leaves the site is dropped.
     let r = sign_in_via("/signin?next=%2F%2Fevil.example%2F".to_owned()).await;
     assert_eq!(header(&r, "location"), Some("/recordings"));
+}
+
+/// Sign in as the admin of site `default` (extension 9000, also an admin of `other`).
+async fn admin_session(w: &World) -> String {
+    let r = sign_in_from(w, "9000@default", PASSWORD, 1).await;
+    assert_eq!(r.status(), 303, "{}", body(&r));
+    cookie_value(&r, "callrec_session").expect("a session cookie")
+}
+
+/// The recording as the store now holds it.
+fn stored(w: &World, id: &callrec_model::RecordingId) -> callrec_store::Recording {
+    let id = id.clone();
+    w.store
+        .read_blocking(move |v| v.recording(&id, &callrec_store::Access::system("test")))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_holds_releases_and_deletes_from_the_recordings_page_with_the_apis_audit() {
+    let mut w = World::new();
+    set_password(&w, &w.admin);
+    let alice = w.alice.user.clone();
+    let (rec, _) = w.record(&alice, "1001", "01234567890", t0(), 1_000);
+    let cookie = admin_session(&w).await;
+    let page_path = format!("/recordings/{}", rec.id);
+    let html = body(&get(&w, &cookie, &page_path).await);
+    assert!(
+        html.contains(&format!("action=\"/recordings/{}/hold\"", rec.id)),
+        "{html}"
+    );
+    assert!(html.contains("name=\"reason\""));
+    let csrf = csrf_of(&html);
+    let hold_path = format!("/recordings/{}/hold", rec.id);
+    let delete_path = format!("/recordings/{}/delete", rec.id);
+
+    let head = w.audit_head().await;
+    let r = post(&w, &cookie, &hold_path, &[("hold", "1"), ("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 303, "{}", body(&r));
+    assert_eq!(header(&r, "location"), Some(page_path.as_str()));
+    assert!(stored(&w, &rec.id).hold);
+    let entries = w.audit_since(head).await;
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action == "recording.hold" && e.actor == "9000@default"),
+        "{entries:?}"
+    );
+    assert!(body(&get(&w, &cookie, &page_path).await).contains("Release the hold"));
+
+    // On hold: deleting is refused with the reason on the page, and nothing is deleted.
+    let r = post(
+        &w,
+        &cookie,
+        &delete_path,
+        &[("reason", "asked by the caller"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    let html = body(&r);
+    assert!(html.contains("role=\"alert\""), "{html}");
+    assert!(html.to_lowercase().contains("hold"), "{html}");
+    assert_ne!(
+        stored(&w, &rec.id).state,
+        callrec_model::RecordingState::Deleted
+    );
+
+    // No reason: not deleted either.
+    let r = post(&w, &cookie, &hold_path, &[("hold", "0"), ("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 303);
+    assert!(!stored(&w, &rec.id).hold);
+    let r = post(
+        &w,
+        &cookie,
+        &delete_path,
+        &[("reason", "  "), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert_ne!(
+        stored(&w, &rec.id).state,
+        callrec_model::RecordingState::Deleted
+    );
+
+    let head = w.audit_head().await;
+    let r = post(
+        &w,
+        &cookie,
+        &delete_path,
+        &[("reason", "asked by the caller"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 303, "{}", body(&r));
+    let after = stored(&w, &rec.id);
+    assert_eq!(after.state, callrec_model::RecordingState::Deleted);
+    assert!(
+        after
+            .state_reason
+            .as_deref()
+            .is_some_and(|why| why.contains("asked by the caller")),
+        "{after:?}"
+    );
+    let entries = w.audit_since(head).await;
+    assert!(
+        entries.iter().any(|e| e.action == "recording.delete"),
+        "{entries:?}"
+    );
+    let html = body(&get(&w, &cookie, &page_path).await);
+    assert!(
+        !html.contains("Delete now"),
+        "no delete form on a deleted recording"
+    );
+}
+
+#[tokio::test]
+async fn a_user_cannot_hold_or_delete_and_no_form_works_without_the_csrf_token() {
+    let mut w = World::new();
+    set_password(&w, &w.alice);
+    set_password(&w, &w.admin);
+    let alice = w.alice.user.clone();
+    let (rec, _) = w.record(&alice, "1001", "01234567890", t0(), 1_000);
+    let hold_path = format!("/recordings/{}/hold", rec.id);
+    let delete_path = format!("/recordings/{}/delete", rec.id);
+
+    let user = session(&w, &w.alice).await;
+    let html = body(&get(&w, &user, &format!("/recordings/{}", rec.id)).await);
+    assert!(!html.contains("/hold\""), "a user sees no hold form");
+    let csrf = csrf_of(&html);
+    let r = post(&w, &user, &hold_path, &[("hold", "1"), ("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 403);
+    let r = post(
+        &w,
+        &user,
+        &delete_path,
+        &[("reason", "mine"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = post(&w, &user, &delete_path, &[("reason", ""), ("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 403);
+
+    let admin = admin_session(&w).await;
+    let r = post(&w, &admin, &hold_path, &[("hold", "1")]).await;
+    assert_eq!(r.status(), 403);
+    let r = post(
+        &w,
+        &admin,
+        &delete_path,
+        &[("reason", "x"), ("csrf", "0000")],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let now = stored(&w, &rec.id);
+    assert!(!now.hold);
+    assert_ne!(now.state, callrec_model::RecordingState::Deleted);
+}
+
+/// Open `zip` with Python's `zipfile` (every CRC checked) and return the SHA-256 of each
+/// entry by name, and the manifest.
+fn open_zip(
+    zip: &[u8],
+) -> (
+    std::collections::BTreeMap<String, String>,
+    serde_json::Value,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("search.zip");
+    std::fs::write(&path, zip).unwrap();
+    let script = r#"
+import hashlib, json, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+bad = z.testzip()
+if bad is not None:
+    raise SystemExit("bad CRC in " + bad)
+out = {"entries": {}, "manifest": json.loads(z.read("manifest.json"))}
+for i in z.infolist():
+    out["entries"][i.filename] = hashlib.sha256(z.read(i.filename)).hexdigest()
+print(json.dumps(out))
+"#;
+    let run = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        run.status.success(),
+        "python's zipfile refused the ZIP: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let entries = out["entries"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    (entries, out["manifest"].clone())
+}
+
+#[tokio::test]
+async fn the_search_downloads_as_a_zip_of_the_sessions_own_recordings() {
+    let mut w = World::new();
+    set_password(&w, &w.alice);
+    let (alice, bob) = (w.alice.user.clone(), w.bob.user.clone());
+    let (a1, a1_bytes) = w.record(&alice, "1001", "01234567890", t0(), 1_000);
+    let (a2, _) = w.record(
+        &alice,
+        "1001",
+        "02079460999",
+        t0() + chrono::Duration::minutes(5),
+        1_000,
+    );
+    let (b1, _) = w.record(&bob, "1002", "01234567890", t0(), 1_000);
+    let cookie = session(&w, &w.alice).await;
+
+    let html = body(&get(&w, &cookie, "/recordings?q=441234567890").await);
+    assert!(
+        html.contains("href=\"/recordings.zip?q=441234567890\""),
+        "{html}"
+    );
+
+    let head = w.audit_head().await;
+    let r = get(&w, &cookie, "/recordings.zip?q=441234567890").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-type"), Some("application/zip"));
+    assert!(header(&r, "content-disposition").is_some_and(|d| d.starts_with("attachment")));
+    let (entries, manifest) = open_zip(r.body());
+    let ids: Vec<&str> = manifest["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![a1.id.to_string()],
+        "only alice's match, not bob's"
+    );
+    assert_eq!(manifest["generated_by"], "1001@default");
+    let a1_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&a1_bytes));
+    assert!(
+        entries.values().any(|h| *h == a1_hash),
+        "{entries:?} holds the file's bytes"
+    );
+    let exported = w.audit_since(head).await;
+    assert!(
+        exported
+            .iter()
+            .any(|e| e.action == "recording.export" && e.actor == "1001@default"),
+        "{exported:?}"
+    );
+
+    // Without a search: every recording of hers, none of bob's.
+    let r = get(&w, &cookie, "/recordings.zip").await;
+    let (_, manifest) = open_zip(r.body());
+    let mut ids: Vec<String> = manifest["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    let mut want = vec![a1.id.to_string(), a2.id.to_string()];
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(!ids.contains(&b1.id.to_string()));
+
+    // Signed out: to the sign-in page, no ZIP.
+    let r = w.send(w.anon("GET", "/recordings.zip")).await;
+    assert_eq!(r.status(), 303);
+}
+
+#[tokio::test]
+async fn the_timeline_marks_the_paused_stretches_and_says_them_in_words() {
+    use callrec_model::SegmentKind::{Pause, Resume};
+    let mut w = World::new();
+    set_password(&w, &w.alice);
+    let alice = w.alice.user.clone();
+    // 20 s: paused from 4 s to 9 s, and again from 15 s to the end.
+    let rec = w.record_segments(
+        &alice,
+        t0(),
+        20_000,
+        &[(Pause, 4_000), (Resume, 9_000), (Pause, 15_000)],
+    );
+    let plain = w.record_segments(&alice, t0() + chrono::Duration::hours(1), 20_000, &[]);
+    let cookie = session(&w, &w.alice).await;
+
+    let html = body(&get(&w, &cookie, &format!("/recordings/{}", rec.id)).await);
+    assert!(
+        html.contains("<rect class=\"paused\" x=\"200\" y=\"0\" width=\"250\""),
+        "4–9 s of 20 s: {html}"
+    );
+    assert!(
+        html.contains("<rect class=\"paused\" x=\"750\" y=\"0\" width=\"250\""),
+        "15 s to the end: {html}"
+    );
+    assert!(
+        html.contains("<li>Paused from 0:04 to 0:09 (0:05)</li>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<li>Paused from 0:15 to 0:20 (0:05)</li>"),
+        "{html}"
+    );
+    assert!(html.contains("paused 2 times"), "{html}");
+    // Without JavaScript the audio element still plays; the script only adds buttons.
+    assert!(html.contains("<audio controls"));
+    assert!(html.contains("<script src=\"/assets/player.js\" defer></script>"));
+    assert!(html.contains("id=\"player-controls\" hidden"));
+
+    let html = body(&get(&w, &cookie, &format!("/recordings/{}", plain.id)).await);
+    assert!(!html.contains("class=\"paused\" x="), "{html}");
+    assert!(html.contains("never paused"));
+}
+
+#[tokio::test]
+async fn the_player_script_is_served_as_javascript_and_the_csp_allows_it() {
+    let w = World::new();
+    let r = w.send(w.anon("GET", "/assets/player.js")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        header(&r, "content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(header(&r, "x-content-type-options"), Some("nosniff"));
+    assert!(body(&r).contains("playbackRate"));
+    assert!(callrec_api::portal::CONTENT_SECURITY_POLICY.contains("script-src 'self'"));
+}
+
+#[tokio::test]
+async fn the_calls_page_lists_my_live_calls_and_pause_goes_through_the_daemon() {
+    let w = World::new();
+    set_password(&w, &w.alice);
+    set_password(&w, &w.admin);
+    let (alice, bob) = (w.alice.user.clone(), w.bob.user.clone());
+    w.live_call(&alice, "call-alice", RecordingMode::AlwaysPausable);
+    w.live_call(&bob, "call-bob", RecordingMode::AlwaysPausable);
+    let cookie = session(&w, &w.alice).await;
+
+    let r = get(&w, &cookie, "/calls").await;
+    assert_eq!(r.status(), 200);
+    let html = body(&r);
+    assert!(
+        html.contains("action=\"/calls/call-alice/pause\""),
+        "{html}"
+    );
+    assert!(
+        !html.contains("call-bob"),
+        "a user sees only their own calls"
+    );
+    assert!(html.contains("Recording</span>"));
+    assert!(html.contains("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"));
+    let csrf = csrf_of(&html);
+
+    // Without the token nothing reaches the daemon.
+    let r = post(&w, &cookie, "/calls/call-alice/pause", &[]).await;
+    assert_eq!(r.status(), 403);
+    assert!(w.daemon.actions.lock().unwrap().is_empty());
+    // Another user's call is not there for her.
+    let r = post(&w, &cookie, "/calls/call-bob/pause", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 404);
+    assert!(w.daemon.actions.lock().unwrap().is_empty());
+
+    let r = post(&w, &cookie, "/calls/call-alice/pause", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 303, "{}", body(&r));
+    assert_eq!(header(&r, "location"), Some("/calls?done=pause"));
+    {
+        let asked = w.daemon.actions.lock().unwrap();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].call_uuid, "call-alice");
+        assert_eq!(asked[0].action, callrec_model::RecordingAction::Pause);
+        assert_eq!(asked[0].actor, "1001@default");
+    }
+    let html = body(&get(&w, &cookie, "/calls?done=pause").await);
+    assert!(html.contains("Recording paused."), "{html}");
+    assert!(
+        html.contains("action=\"/calls/call-alice/resume\""),
+        "{html}"
+    );
+
+    // The admin sees the site's calls.
+    let admin = admin_session(&w).await;
+    let html = body(&get(&w, &admin, "/calls").await);
+    assert!(
+        html.contains("call-alice") && html.contains("call-bob"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn pausing_in_mode_always_is_refused_with_the_reason_on_the_page() {
+    let w = World::new();
+    set_password(&w, &w.alice);
+    let alice = w.alice.user.clone();
+    w.live_call(&alice, "call-always", RecordingMode::Always);
+    let cookie = session(&w, &w.alice).await;
+    let csrf = csrf_of(&body(&get(&w, &cookie, "/calls").await));
+
+    let r = post(&w, &cookie, "/calls/call-always/pause", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 409);
+    let html = body(&r);
+    assert!(html.contains("role=\"alert\""), "{html}");
+    assert!(html.contains("Not done:"), "{html}");
+    assert!(html.contains("always"), "the mode is named: {html}");
+    // Still recording: the page offers Pause again, not Resume.
+    assert!(
+        html.contains("action=\"/calls/call-always/pause\""),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn the_calls_events_send_the_list_at_once_and_strangers_get_none() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let w = World::new();
+    set_password(&w, &w.alice);
+    let alice = w.alice.user.clone();
+    w.live_call(&alice, "call-live", RecordingMode::AlwaysPausable);
+    let cookie = session(&w, &w.alice).await;
+
+    let r = w.send(w.anon("GET", "/calls/events")).await;
+    assert_eq!(r.status(), 401);
+
+    // The stream never ends by itself, so it is read from a real socket.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(callrec_api::serve(
+        listener,
+        w.state.clone(),
+        std::future::pending::<()>(),
+    ));
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /calls/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\
+             Cookie: callrec_session={cookie}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the stream closed");
+            got.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&got).contains("call-live/pause") {
+                break;
+            }
+        }
+    })
+    .await;
+    server.abort();
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(read.is_ok(), "no event within 10 s: {text}");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{text}"
+    );
+    assert!(text.contains("event:calls"), "{text}");
+    assert!(text.contains("data:"), "{text}");
 }

@@ -9,20 +9,23 @@
 
 use std::convert::Infallible;
 
-use callrec_model::{RecordingId, RecordingMode, RecordingState, Role};
+use askama::Template;
+use callrec_model::{RecordingAction, RecordingId, RecordingMode, RecordingState, Role};
 use callrec_store::{Access, SignIn, SignInAttempt, modes_open_to};
 use serde_json::json;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use super::pages::{
-    self, ModeChoice, Nav, NoteRow, RecordingFacts, RecordingPage, RecordingRow, RecordingsPage,
-    SegmentRow, SettingsPage, SigninPage, UserRow, UsersPage,
+    self, CallRow, CallsList, CallsPage, ModeChoice, Nav, NoteRow, RecordingFacts, RecordingPage,
+    RecordingRow, RecordingsPage, SegmentRow, SettingsPage, SigninPage, Timeline, UserRow,
+    UsersPage,
 };
 use super::session::{
     Form, Signed, check_csrf, clear_session_cookie, clear_signin_cookie, header_value, q_is_number,
     random_token, same_token, session_cookie, signin_cookie,
 };
+use crate::acts::{self, Who};
 use crate::audio::AudioHeaders;
 use crate::error::ApiError;
 use crate::models::{AudioParams, QueryParams, SearchParams};
@@ -98,6 +101,28 @@ pub(crate) async fn stylesheet() -> Page {
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    Ok(r)
+}
+
+pub(crate) async fn player_script() -> Page {
+    script(pages::PLAYER_SCRIPT)
+}
+
+pub(crate) async fn calls_script() -> Page {
+    script(pages::CALLS_SCRIPT)
+}
+
+/// One of the portal's own scripts, as JavaScript.
+fn script(text: &'static str) -> Page {
+    let mut r = Response::new(text.into());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     Ok(r)
 }
@@ -266,7 +291,7 @@ pub(crate) async fn signout(state: ApiState, signed: Option<Signed>, body: bytes
 // ---- recordings ----------------------------------------------------------------------
 
 /// The portal's search form as typed, to show it again and to build the next page's link.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Typed {
     q: String,
     since: String,
@@ -308,6 +333,15 @@ impl Typed {
             }
         }
         SearchParams::parse(QueryParams::new(pairs)?)
+    }
+
+    /// The query string of this search's ZIP (every match: no cursor).
+    fn zip_query(&self) -> String {
+        Typed {
+            cursor: String::new(),
+            ..self.clone()
+        }
+        .next_page("")
     }
 
     fn next_page(&self, cursor: &str) -> String {
@@ -362,6 +396,7 @@ async fn recordings_inner(
         message: None,
         rows: Vec::new(),
         next: None,
+        zip: typed.zip_query(),
     };
     let params = match typed.to_params() {
         Ok(p) => p,
@@ -403,6 +438,30 @@ async fn recordings_inner(
     Ok(pages::render(StatusCode::OK, &page))
 }
 
+/// `GET /recordings.zip`: every recording the search matches, as the API's `export.zip`
+/// streams it (the same code), scoped to the session's person.
+pub(crate) async fn recordings_zip(
+    state: ApiState,
+    signed: Option<Signed>,
+    pairs: Vec<(String, String)>,
+    here: String,
+) -> Page {
+    settle(
+        async move {
+            let signed = require_page(signed, &here)?;
+            let nav = Nav::of(&signed.user, "recordings");
+            let fail = |e: ApiError| pages::error(e, Some(nav.clone()));
+            let mut typed = Typed::from_pairs(pairs);
+            typed.cursor.clear();
+            let params = typed.to_params().map_err(fail)?;
+            crate::archive::export_search(&state, &Who::from(&signed.user), params, Some("portal"))
+                .await
+                .map_err(fail)
+        }
+        .await,
+    )
+}
+
 pub(crate) async fn recording(
     raw: String,
     state: ApiState,
@@ -412,66 +471,167 @@ pub(crate) async fn recording(
     settle(
         async move {
             let signed = require_page(signed, &here)?;
-            let nav = Nav::of(&signed.user, "recordings");
-            let id = parse_recording_id(&raw, &nav)?;
-            let access = signed.user.access();
-            let (detail, tz) = state
-                .store()
-                .write(move |s| {
-                    let detail = s.read_recording(&id, &access)?;
-                    let tz = s.view().site_by_id(detail.recording.site_id)?;
-                    Ok((detail, tz.settings.timezone))
-                })
-                .await
-                .map_err(|e| pages::error(e.into(), Some(nav.clone())))?;
-            let r = &detail.recording;
-            let page = RecordingPage {
-                nav: Some(nav.clone()),
-                csrf: signed.user.csrf_token.clone(),
-                r: RecordingFacts {
-                    id: r.id.to_string(),
-                    user: r.user.clone(),
-                    when: pages::when(r.started_at, tz),
-                    direction: r.direction.to_string(),
-                    from: pages::party(&r.from),
-                    to: pages::party(&r.to),
-                    duration: r
-                        .duration_ms
-                        .map(pages::duration)
-                        .unwrap_or_else(|| "–".into()),
-                    paused: pages::duration(r.paused_ms),
-                    state: match &r.state_reason {
-                        Some(why) => format!("{} ({why})", r.state),
-                        None => r.state.to_string(),
-                    },
-                },
-                playable: matches!(r.state, RecordingState::Stored | RecordingState::Failed)
-                    && r.sha256.is_some(),
-                file_name: r.file_name.clone(),
-                segments: detail
-                    .segments
-                    .iter()
-                    .map(|s| SegmentRow {
-                        kind: s.kind.to_string(),
-                        when: pages::when(s.at, tz),
-                        source: s.source.to_string(),
-                        actor: s.actor.clone(),
-                    })
-                    .collect(),
-                notes: detail
-                    .notes
-                    .iter()
-                    .map(|n| NoteRow {
-                        text: n.text.clone(),
-                        author: n.author.clone(),
-                        when: pages::when(n.at, tz),
-                    })
-                    .collect(),
-            };
-            Ok(pages::render(StatusCode::OK, &page))
+            recording_page(&state, &signed, &raw, StatusCode::OK, None).await
         }
         .await,
     )
+}
+
+/// A recording's details page, with `message` (why an admin's action did not happen) shown
+/// above it and answered with `status`.
+async fn recording_page(
+    state: &ApiState,
+    signed: &Signed,
+    raw: &str,
+    status: StatusCode,
+    message: Option<String>,
+) -> Result<Response, Response> {
+    let nav = Nav::of(&signed.user, "recordings");
+    let id = parse_recording_id(raw, &nav)?;
+    let access = signed.user.access();
+    let (detail, tz) = state
+        .store()
+        .write(move |s| {
+            let detail = s.read_recording(&id, &access)?;
+            let tz = s.view().site_by_id(detail.recording.site_id)?;
+            Ok((detail, tz.settings.timezone))
+        })
+        .await
+        .map_err(|e| pages::error(e.into(), Some(nav.clone())))?;
+    let r = &detail.recording;
+    let page = RecordingPage {
+        nav: Some(nav.clone()),
+        csrf: signed.user.csrf_token.clone(),
+        admin: signed.user.role == Role::Admin,
+        hold: r.hold,
+        deleted: r.state == RecordingState::Deleted,
+        message,
+        r: RecordingFacts {
+            id: r.id.to_string(),
+            user: r.user.clone(),
+            when: pages::when(r.started_at, tz),
+            direction: r.direction.to_string(),
+            from: pages::party(&r.from),
+            to: pages::party(&r.to),
+            duration: r
+                .duration_ms
+                .map(pages::duration)
+                .unwrap_or_else(|| "–".into()),
+            paused: pages::duration(r.paused_ms),
+            state: match &r.state_reason {
+                Some(why) => format!("{} ({why})", r.state),
+                None => r.state.to_string(),
+            },
+        },
+        playable: matches!(r.state, RecordingState::Stored | RecordingState::Failed)
+            && r.sha256.is_some(),
+        file_name: r.file_name.clone(),
+        segments: detail
+            .segments
+            .iter()
+            .map(|s| SegmentRow {
+                kind: s.kind.to_string(),
+                when: pages::when(s.at, tz),
+                source: s.source.to_string(),
+                actor: s.actor.clone(),
+            })
+            .collect(),
+        notes: detail
+            .notes
+            .iter()
+            .map(|n| NoteRow {
+                text: n.text.clone(),
+                author: n.author.clone(),
+                when: pages::when(n.at, tz),
+            })
+            .collect(),
+        timeline: r.duration_ms.and_then(|length| {
+            let marks: Vec<_> = detail.segments.iter().map(|s| (s.kind, s.at)).collect();
+            Timeline::of(&marks, r.started_at, length)
+        }),
+    };
+    Ok(pages::render(status, &page))
+}
+
+/// What an admin's form on a recording asks for.
+enum AdminAct {
+    Hold,
+    Delete,
+}
+
+/// `POST /recordings/{id}/hold` (`hold` = `1` or `0`) and `POST /recordings/{id}/delete`
+/// (`reason`): the API's hold and delete, admin only. A refusal the admin can act on (on
+/// hold, legal hold, no file: 409; no reason: 400) is shown on the recording's page.
+async fn admin_act(
+    act: AdminAct,
+    raw: String,
+    state: ApiState,
+    signed: Option<Signed>,
+    body: bytes::Bytes,
+) -> Page {
+    settle(
+        async move {
+            let signed = require(signed)?;
+            let nav = Nav::of(&signed.user, "recordings");
+            let fail = |e: ApiError| pages::error(e, Some(nav.clone()));
+            let form = Form::parse(&body).map_err(fail)?;
+            check_csrf(&signed.user, &form).map_err(fail)?;
+            let id = parse_recording_id(&raw, &nav)?;
+            let who = Who::from(&signed.user);
+            let done = match act {
+                AdminAct::Hold => {
+                    let hold = match form.get("hold") {
+                        "1" => true,
+                        "0" => false,
+                        _ => return Err(fail(ApiError::bad_request("`hold` must be 1 or 0"))),
+                    };
+                    acts::set_hold(&state, &who, id.clone(), hold).await
+                }
+                AdminAct::Delete => {
+                    let reason = form.get("reason").trim().to_owned();
+                    if reason.is_empty() {
+                        acts::admin_only(&who, "delete a recording").map_err(fail)?;
+                        return recording_page(
+                            &state,
+                            &signed,
+                            &raw,
+                            StatusCode::BAD_REQUEST,
+                            Some("Say why this recording is deleted: the reason is written to the audit log.".into()),
+                        )
+                        .await;
+                    }
+                    acts::delete_recording(&state, &who, id.clone(), reason).await
+                }
+            };
+            match done {
+                Ok(_) => Ok(pages::redirect_to(format!("/recordings/{id}"))),
+                Err(e) if e.status == StatusCode::CONFLICT || e.status == StatusCode::BAD_REQUEST => {
+                    let message = format!("Not done: {}.", e.message.trim_end_matches('.'));
+                    recording_page(&state, &signed, &raw, e.status, Some(message)).await
+                }
+                Err(e) => Err(fail(e)),
+            }
+        }
+        .await,
+    )
+}
+
+pub(crate) async fn set_hold(
+    raw: String,
+    state: ApiState,
+    signed: Option<Signed>,
+    body: bytes::Bytes,
+) -> Page {
+    admin_act(AdminAct::Hold, raw, state, signed, body).await
+}
+
+pub(crate) async fn delete(
+    raw: String,
+    state: ApiState,
+    signed: Option<Signed>,
+    body: bytes::Bytes,
+) -> Page {
+    admin_act(AdminAct::Delete, raw, state, signed, body).await
 }
 
 pub(crate) async fn add_note(
@@ -529,6 +689,207 @@ pub(crate) async fn audio(
             Err(rejection) => crate::error::classify(&rejection).into_response(),
         },
     )
+}
+
+// ---- calls in progress --------------------------------------------------------------
+
+/// The calls `signed` may see, rendered as the list the page and each event show.
+fn calls_list(state: &ApiState, signed: &Signed, tz: chrono_tz::Tz) -> (usize, String) {
+    let calls = acts::calls_of(state, &Who::from(&signed.user));
+    let list = CallsList {
+        admin: signed.user.role == Role::Admin,
+        csrf: signed.user.csrf_token.clone(),
+        calls: calls.iter().map(|c| CallRow::of(c, tz)).collect(),
+    };
+    let html = list.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the calls list failed to render");
+        "<p>The calls cannot be shown just now.</p>".to_owned()
+    });
+    (calls.len(), html)
+}
+
+async fn site_zone(state: &ApiState, signed: &Signed) -> Result<chrono_tz::Tz, ApiError> {
+    let site_id = signed.user.site_id;
+    Ok(state
+        .store()
+        .read(move |v| Ok(v.site_by_id(site_id)?.settings.timezone))
+        .await?)
+}
+
+/// The calls page, with what the last action did or why it was not done.
+async fn calls_page(
+    state: &ApiState,
+    signed: &Signed,
+    status: StatusCode,
+    done: Option<String>,
+    message: Option<String>,
+) -> Result<Response, Response> {
+    let nav = Nav::of(&signed.user, "calls");
+    let fail = |e: ApiError| pages::error(e, Some(nav.clone()));
+    let tz = site_zone(state, signed).await.map_err(fail)?;
+    let (count, list) = calls_list(state, signed, tz);
+    audit(
+        state,
+        signed,
+        "call.list",
+        format!("site:{}", signed.user.site),
+        json!({"calls": count, "via": "portal"}),
+    )
+    .await
+    .map_err(fail)?;
+    let page = CallsPage {
+        nav: Some(nav.clone()),
+        admin: signed.user.role == Role::Admin,
+        zone: pages::zone_name(tz),
+        done,
+        message,
+        list,
+    };
+    Ok(pages::render(status, &page))
+}
+
+pub(crate) async fn calls(
+    state: ApiState,
+    signed: Option<Signed>,
+    pairs: Vec<(String, String)>,
+    here: String,
+) -> Page {
+    settle(
+        async move {
+            let signed = require_page(signed, &here)?;
+            let done =
+                pairs
+                    .iter()
+                    .find(|(k, _)| k == "done")
+                    .and_then(|(_, v)| match v.as_str() {
+                        "start" => Some("Recording started.".to_owned()),
+                        "pause" => Some("Recording paused.".to_owned()),
+                        "resume" => Some("Recording resumed.".to_owned()),
+                        _ => None,
+                    });
+            calls_page(&state, &signed, StatusCode::OK, done, None).await
+        }
+        .await,
+    )
+}
+
+/// `POST /calls/{uuid}/{start|pause|resume}`: the API's action on a call (the daemon applies
+/// the feature codes' mode rules and writes the segment, with the caller as actor). A
+/// refusal is shown on the calls page with its status.
+pub(crate) async fn call_action(
+    uuid: String,
+    action: String,
+    state: ApiState,
+    signed: Option<Signed>,
+    body: bytes::Bytes,
+) -> Page {
+    settle(
+        async move {
+            let signed = require(signed)?;
+            let nav = Nav::of(&signed.user, "calls");
+            let fail = |e: ApiError| pages::error(e, Some(nav.clone()));
+            let form = Form::parse(&body).map_err(fail)?;
+            check_csrf(&signed.user, &form).map_err(fail)?;
+            let action = match action.parse::<RecordingAction>() {
+                Ok(
+                    a @ (RecordingAction::Start | RecordingAction::Pause | RecordingAction::Resume),
+                ) => a,
+                _ => return Err(fail(ApiError::not_found("no such action on a call"))),
+            };
+            match acts::call_action(&state, &Who::from(&signed.user), uuid, action).await {
+                Ok(_) => Ok(pages::redirect_to(format!(
+                    "/calls?done={}",
+                    action.as_str()
+                ))),
+                Err(e)
+                    if e.status.is_client_error()
+                        || e.status == StatusCode::SERVICE_UNAVAILABLE
+                        || e.status == StatusCode::BAD_GATEWAY =>
+                {
+                    let message = format!("Not done: {}.", e.message.trim_end_matches('.'));
+                    calls_page(&state, &signed, e.status, None, Some(message)).await
+                }
+                Err(e) => Err(fail(e)),
+            }
+        }
+        .await,
+    )
+}
+
+/// How often the events re-read the calls, and how many of those reads between checks that
+/// the session is still alive (ended at sign-out or expiry: the stream ends too).
+const CALLS_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+const SESSION_CHECK_TICKS: u32 = 10;
+
+/// `GET /calls/events`: the calls list as server-sent events (`event: calls`, the list's
+/// HTML), sent at once and again whenever it changes; a keep-alive comment otherwise.
+pub(crate) async fn calls_events(state: ApiState, signed: Option<Signed>) -> Page {
+    let Some(signed) = signed else {
+        return Ok(ApiError::unauthorized("sign in to the portal to follow calls").into_response());
+    };
+    let tz = match site_zone(&state, &signed).await {
+        Ok(tz) => tz,
+        Err(e) => return Ok(e.into_response()),
+    };
+    let (count, _) = calls_list(&state, &signed, tz);
+    if let Err(e) = audit(
+        &state,
+        &signed,
+        "call.list",
+        format!("site:{}", signed.user.site),
+        json!({"calls": count, "via": "portal", "live": true}),
+    )
+    .await
+    {
+        return Ok(e.into_response());
+    }
+    struct Follow {
+        state: ApiState,
+        signed: Signed,
+        tz: chrono_tz::Tz,
+        last: Option<String>,
+        ticks: u32,
+        interval: tokio::time::Interval,
+    }
+    let follow = Follow {
+        state,
+        signed,
+        tz,
+        last: None,
+        ticks: 0,
+        interval: tokio::time::interval(CALLS_TICK),
+    };
+    let events = futures_util::stream::unfold(follow, |mut f| async move {
+        loop {
+            f.interval.tick().await;
+            f.ticks += 1;
+            if f.ticks % SESSION_CHECK_TICKS == 0 {
+                let policy = f.state.config().portal.policy.clone();
+                match f
+                    .state
+                    .store()
+                    .session(f.signed.secret.clone(), policy)
+                    .await
+                {
+                    Ok(Some(_)) => {}
+                    _ => return None,
+                }
+            }
+            let (_, html) = calls_list(&f.state, &f.signed, f.tz);
+            if f.last.as_deref() != Some(html.as_str()) {
+                f.last = Some(html.clone());
+                let event = warp::sse::Event::default().event("calls").data(html);
+                return Some((Ok::<_, Infallible>(event), f));
+            }
+        }
+    });
+    let mut r =
+        warp::reply::Reply::into_response(warp::sse::reply(warp::sse::keep_alive().stream(events)));
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(pages::CONTENT_SECURITY_POLICY),
+    );
+    Ok(r)
 }
 
 // ---- settings and users --------------------------------------------------------------

@@ -1,8 +1,9 @@
 //! The web portal (SPEC §5.1), served at `/` on the API's listener beside `/api/v1`.
 //!
 //! Server-rendered HTML (askama templates, checked when the crate compiles, under
-//! `templates/portal/`), one embedded stylesheet, no script: every page reads without
-//! JavaScript. People sign in with their extension and portal password
+//! `templates/portal/`), one embedded stylesheet and one small first-party script (the
+//! player's ±10 s and speed, `assets/player.js`): every page reads, and every recording
+//! plays, without JavaScript. People sign in with their extension and portal password
 //! (`callrec user passwd`) and get a server-side session in a cookie; the portal then asks the
 //! store exactly what the API asks it, with the same scope (a user's own recordings, an
 //! admin's site) and the same audit entries, and plays audio through the API's own Range
@@ -61,6 +62,14 @@ pub fn stylesheet() -> Route {
         .boxed()
 }
 
+/// `GET /assets/player.js`: the player's ±10 s and speed controls (the page plays without).
+pub fn player_script() -> Route {
+    warp::path!("assets" / "player.js")
+        .and(warp::get())
+        .and_then(handlers::player_script)
+        .boxed()
+}
+
 /// `GET /signin`: the sign-in form (`?next=` a page of this site to go to afterwards).
 pub fn signin_form(state: ApiState) -> Route {
     warp::path!("signin")
@@ -110,6 +119,19 @@ pub fn recordings(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `GET /recordings.zip`: the search of the recordings page (`q`, `since`, `until`) as one
+/// streamed ZIP with its manifest, as `GET /api/v1/recordings/export.zip` makes it.
+pub fn recordings_zip(state: ApiState) -> Route {
+    warp::path!("recordings.zip")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(query())
+        .and(session::here())
+        .and_then(handlers::recordings_zip)
+        .boxed()
+}
+
 /// `GET /recordings/{id}`: one recording's details, player, segments and notes.
 pub fn recording(state: ApiState) -> Route {
     warp::path!("recordings" / String)
@@ -132,6 +154,28 @@ pub fn add_note(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `POST /recordings/{id}/hold`: admin, set (`hold=1`) or release (`hold=0`) the hold.
+pub fn set_hold(state: ApiState) -> Route {
+    warp::path!("recordings" / String / "hold")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(form())
+        .and_then(handlers::set_hold)
+        .boxed()
+}
+
+/// `POST /recordings/{id}/delete`: admin, delete now with a `reason` (409 if on hold).
+pub fn delete(state: ApiState) -> Route {
+    warp::path!("recordings" / String / "delete")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(form())
+        .and_then(handlers::delete)
+        .boxed()
+}
+
 /// `GET /recordings/{id}/audio`: the audio with the session's cookie, HTTP Range and
 /// `?download=1`, streamed by the API's own code.
 pub fn audio(state: ApiState) -> Route {
@@ -142,6 +186,49 @@ pub fn audio(state: ApiState) -> Route {
         .and(query())
         .and(audio_headers())
         .and_then(handlers::audio)
+        .boxed()
+}
+
+/// `GET /calls`: the caller's calls in progress (an admin's: the site's) with their recording
+/// state and the action each offers; updated by `/calls/events`, or a refresh without
+/// JavaScript.
+pub fn calls(state: ApiState) -> Route {
+    warp::path!("calls")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(query())
+        .and(session::here())
+        .and_then(handlers::calls)
+        .boxed()
+}
+
+/// `GET /calls/events`: the calls list as server-sent events.
+pub fn calls_events(state: ApiState) -> Route {
+    warp::path!("calls" / "events")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and_then(handlers::calls_events)
+        .boxed()
+}
+
+/// `POST /calls/{uuid}/{start|pause|resume}`: act on a call's recording.
+pub fn call_action(state: ApiState) -> Route {
+    warp::path!("calls" / String / String)
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(form())
+        .and_then(handlers::call_action)
+        .boxed()
+}
+
+/// `GET /assets/calls.js`: replaces the calls list from `/calls/events`.
+pub fn calls_script() -> Route {
+    warp::path!("assets" / "calls.js")
+        .and(warp::get())
+        .and_then(handlers::calls_script)
         .boxed()
 }
 
@@ -185,12 +272,20 @@ pub fn routes(state: &ApiState) -> Route {
     [
         home(state.clone()),
         stylesheet(),
+        player_script(),
+        calls_script(),
+        calls(state.clone()),
+        calls_events(state.clone()),
+        call_action(state.clone()),
         signin_form(state.clone()),
         signin(state.clone()),
         signout(state.clone()),
         recordings(state.clone()),
+        recordings_zip(state.clone()),
         recording(state.clone()),
         add_note(state.clone()),
+        set_hold(state.clone()),
+        delete(state.clone()),
         audio(state.clone()),
         settings(state.clone()),
         set_mode(state.clone()),

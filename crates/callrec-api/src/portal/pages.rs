@@ -5,7 +5,7 @@
 //! safe.
 
 use askama::Template;
-use callrec_model::RecordingMode;
+use callrec_model::{RecordingMode, SegmentKind};
 use callrec_store::{Party, Recording, SessionUser};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -19,6 +19,13 @@ use crate::error::ApiError;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; media-src 'self'; \
     style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; \
     base-uri 'none'";
+
+/// The player's script (±10 s, speed), embedded; the page plays without it.
+pub(crate) const PLAYER_SCRIPT: &str = include_str!("../../assets/player.js");
+
+/// The calls page's script (the list replaced from server-sent events), embedded; the page
+/// refreshes itself without it.
+pub(crate) const CALLS_SCRIPT: &str = include_str!("../../assets/calls.js");
 
 /// The stylesheet, embedded.
 pub(crate) const STYLESHEET: &str = include_str!("../../assets/portal.css");
@@ -100,6 +107,8 @@ pub(crate) struct RecordingsPage {
     pub rows: Vec<RecordingRow>,
     /// The query string of the next page.
     pub next: Option<String>,
+    /// The query string of this search's ZIP download.
+    pub zip: String,
 }
 
 /// The facts of one recording.
@@ -128,16 +137,183 @@ pub(crate) struct NoteRow {
     pub when: String,
 }
 
+/// One paused stretch of a recording, for its timeline: where it sits (in thousandths of
+/// the recording, for the SVG bar) and what it says (for everyone, screen readers included).
+pub(crate) struct PausedStretch {
+    /// Start, in thousandths of the recording's length (0–1000).
+    pub x: u32,
+    /// Width, in thousandths (at least 2, so a short pause stays visible).
+    pub width: u32,
+    /// `Paused from 0:12 to 0:30 (0:18)`, positions from the recording's start.
+    pub label: String,
+}
+
+/// The timeline under the player, or nothing when the recording's length is unknown.
+pub(crate) struct Timeline {
+    pub length: String,
+    pub stretches: Vec<PausedStretch>,
+    /// A one-line summary for the bar's accessible name.
+    pub summary: String,
+}
+
+/// The paused stretches of a recording, as milliseconds from its start: a pause runs until
+/// the next resume, stop or start (the rule the store's `paused_ms` sums), and a pause
+/// that is never ended runs to the end. Stretches are clipped to `[0, length_ms]`.
+pub(crate) fn paused_stretches(
+    segments: &[(SegmentKind, DateTime<Utc>)],
+    started_at: DateTime<Utc>,
+    length_ms: u64,
+) -> Vec<(u64, u64)> {
+    let offset = |t: DateTime<Utc>| -> u64 {
+        u64::try_from((t - started_at).num_milliseconds())
+            .unwrap_or(0)
+            .min(length_ms)
+    };
+    let mut out = Vec::new();
+    let mut since: Option<u64> = None;
+    for (kind, at) in segments {
+        match kind {
+            SegmentKind::Pause => {
+                since.get_or_insert(offset(*at));
+            }
+            SegmentKind::Resume | SegmentKind::Stop | SegmentKind::Start => {
+                if let Some(from) = since.take() {
+                    out.push((from, offset(*at).max(from)));
+                }
+            }
+        }
+    }
+    if let Some(from) = since {
+        out.push((from, length_ms));
+    }
+    out.retain(|(from, to)| to > from);
+    out
+}
+
+impl Timeline {
+    pub fn of(
+        segments: &[(SegmentKind, DateTime<Utc>)],
+        started_at: DateTime<Utc>,
+        length_ms: u64,
+    ) -> Option<Timeline> {
+        if length_ms == 0 {
+            return None;
+        }
+        let stretches: Vec<PausedStretch> = paused_stretches(segments, started_at, length_ms)
+            .into_iter()
+            .map(|(from, to)| {
+                let x = (from * 1000 / length_ms) as u32;
+                let end = (to * 1000).div_ceil(length_ms) as u32;
+                PausedStretch {
+                    x: x.min(998),
+                    width: end.saturating_sub(x).max(2),
+                    label: format!(
+                        "Paused from {} to {} ({})",
+                        duration(from),
+                        duration(to),
+                        duration(to - from)
+                    ),
+                }
+            })
+            .collect();
+        let summary = match stretches.len() {
+            0 => format!("Timeline of {}: never paused", duration(length_ms)),
+            1 => format!("Timeline of {}: paused once", duration(length_ms)),
+            n => format!("Timeline of {}: paused {n} times", duration(length_ms)),
+        };
+        Some(Timeline {
+            length: duration(length_ms),
+            stretches,
+            summary,
+        })
+    }
+}
+
 #[derive(Template)]
 #[template(path = "portal/recording.html")]
 pub(crate) struct RecordingPage {
     pub nav: Option<Nav>,
     pub csrf: String,
+    /// Whether the hold and delete forms are shown.
+    pub admin: bool,
+    pub hold: bool,
+    pub deleted: bool,
+    /// Why an admin's action was not done.
+    pub message: Option<String>,
     pub r: RecordingFacts,
     pub playable: bool,
     pub file_name: String,
     pub segments: Vec<SegmentRow>,
     pub notes: Vec<NoteRow>,
+    pub timeline: Option<Timeline>,
+}
+
+/// One call in progress, with the one action its recording state offers.
+pub(crate) struct CallRow {
+    pub uuid: String,
+    pub user: String,
+    pub direction: String,
+    pub from: String,
+    pub to: String,
+    pub since: String,
+    pub on_hold: bool,
+    /// `Recording`, `Paused` or `Not recording`.
+    pub state: &'static str,
+    /// The state's CSS class (`recording`, `paused`, `off`).
+    pub state_class: &'static str,
+    /// The action's path segment and label: `pause`/`Pause`, `resume`/`Resume`,
+    /// `start`/`Start`.
+    pub action: &'static str,
+    pub action_label: &'static str,
+    /// The recording's id, once there is one.
+    pub recording_id: Option<String>,
+}
+
+impl CallRow {
+    pub fn of(c: &callrec_model::LiveCall, tz: Tz) -> CallRow {
+        use callrec_model::CallRecording as R;
+        let (state, state_class, action, action_label) = match c.recording {
+            R::Recording => ("Recording", "recording", "pause", "Pause"),
+            R::Paused => ("Paused", "paused", "resume", "Resume"),
+            R::Off => ("Not recording", "off", "start", "Start"),
+        };
+        CallRow {
+            uuid: c.call_uuid.clone(),
+            user: c.user.clone(),
+            direction: c.direction.to_string(),
+            from: c.from.clone(),
+            to: c.to.clone(),
+            since: when(c.answered_at, tz),
+            on_hold: c.on_hold,
+            state,
+            state_class,
+            action,
+            action_label,
+            recording_id: c.recording_id.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// The list of calls: the page's body and, on its own, each server-sent event.
+#[derive(Template)]
+#[template(path = "portal/calls_list.html")]
+pub(crate) struct CallsList {
+    pub admin: bool,
+    pub csrf: String,
+    pub calls: Vec<CallRow>,
+}
+
+#[derive(Template)]
+#[template(path = "portal/calls.html")]
+pub(crate) struct CallsPage {
+    pub nav: Option<Nav>,
+    pub admin: bool,
+    pub zone: String,
+    /// What the last action did, or why it was not done.
+    pub done: Option<String>,
+    pub message: Option<String>,
+    /// [`CallsList`], rendered (and so escaped) by its own template.
+    pub list: String,
 }
 
 pub(crate) struct ModeChoice {
@@ -354,6 +530,34 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_runs_to_its_resume_and_an_unended_one_to_the_end() {
+        let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let s = |ms: i64| t + chrono::TimeDelta::milliseconds(ms);
+        let segs = [
+            (SegmentKind::Start, s(0)),
+            (SegmentKind::Pause, s(10_000)),
+            (SegmentKind::Pause, s(12_000)),
+            (SegmentKind::Resume, s(30_000)),
+            (SegmentKind::Pause, s(50_000)),
+        ];
+        assert_eq!(
+            paused_stretches(&segs, t, 60_000),
+            vec![(10_000, 30_000), (50_000, 60_000)]
+        );
+        let tl = Timeline::of(&segs, t, 60_000).unwrap();
+        assert_eq!(tl.stretches[0].x, 166);
+        assert_eq!(tl.stretches[0].width, 334);
+        assert_eq!(tl.stretches[0].label, "Paused from 0:10 to 0:30 (0:20)");
+        assert_eq!(tl.stretches[1].x, 833);
+        assert_eq!(tl.stretches[1].x + tl.stretches[1].width, 1000);
+        assert!(Timeline::of(&segs, t, 0).is_none());
+        assert!(
+            paused_stretches(&segs[..2], t, 5_000).is_empty(),
+            "clipped to the end"
+        );
+    }
+
+    #[test]
     fn sizes_use_binary_units() {
         assert_eq!(size(512), "512 bytes");
         assert_eq!(size(1024 * 1024 * 1024), "1.0 GiB");
@@ -365,6 +569,10 @@ mod tests {
         let page = RecordingPage {
             nav: None,
             csrf: "t".into(),
+            admin: true,
+            hold: false,
+            deleted: false,
+            message: Some("<b>".into()),
             r: RecordingFacts {
                 id: "x".into(),
                 user: "1001".into(),
@@ -384,6 +592,7 @@ mod tests {
                 author: "1001@default".into(),
                 when: "w".into(),
             }],
+            timeline: None,
         };
         let html = page.render().unwrap();
         assert!(!html.contains("<script>alert(1)</script>"));

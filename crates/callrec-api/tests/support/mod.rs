@@ -232,6 +232,33 @@ impl World {
         (rec, bytes)
     }
 
+    /// Like [`World::record`], with segments (`kind`, milliseconds from the start) marked
+    /// after the start and before the file is ingested, as the daemon marks pauses.
+    pub fn record_segments(
+        &mut self,
+        owner: &User,
+        started_at: DateTime<Utc>,
+        ms: u32,
+        marks: &[(SegmentKind, i64)],
+    ) -> Recording {
+        self.seed += 1;
+        let bytes = wav::noise(ms, self.seed);
+        let marks: Vec<_> = marks
+            .iter()
+            .map(|(k, at)| (*k, started_at + Duration::milliseconds(*at)))
+            .collect();
+        record_full(
+            &self.store,
+            &self.spool,
+            owner,
+            ("1001", "01234567890"),
+            started_at,
+            &bytes,
+            Direction::Outbound,
+            &marks,
+        )
+    }
+
     /// Like [`World::record`] with a direction.
     pub fn record_dir(
         &mut self,
@@ -341,6 +368,30 @@ pub fn record_with(
     bytes: &[u8],
     direction: Direction,
 ) -> Recording {
+    record_full(
+        store,
+        spool,
+        owner,
+        (from, to),
+        started_at,
+        bytes,
+        direction,
+        &[],
+    )
+}
+
+/// [`record_with`], with more segments after the start.
+#[allow(clippy::too_many_arguments)]
+pub fn record_full(
+    store: &StoreHandle,
+    spool: &std::path::Path,
+    owner: &User,
+    (from, to): (&str, &str),
+    started_at: DateTime<Utc>,
+    bytes: &[u8],
+    direction: Direction,
+    marks: &[(SegmentKind, DateTime<Utc>)],
+) -> Recording {
     let id = RecordingId::new();
     let spool_path = spool.join(format!("{id}.wav"));
     let new = NewRecording {
@@ -363,7 +414,11 @@ pub fn record_with(
                 started_at,
                 SegmentSource::Policy,
                 "daemon",
-            )
+            )?;
+            for (kind, at) in marks {
+                s.add_segment(&id, *kind, *at, SegmentSource::Api, "1001@default")?;
+            }
+            Ok(())
         })
         .unwrap();
     std::fs::write(&spool_path, bytes).unwrap();
