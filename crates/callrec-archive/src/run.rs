@@ -392,7 +392,7 @@ pub async fn run_once(
             break;
         }
         for change in &page.changes {
-            if feed_action(&change.kind) == FeedAction::Fetch
+            if plan::feed_action(&change.kind) == FeedAction::Fetch
                 && seen.insert(change.recording_id.clone())
             {
                 items.push((Some(change.seq), change.recording_id.clone()));
@@ -523,10 +523,6 @@ pub async fn run_once(
     }
 }
 
-fn feed_action(kind: &str) -> FeedAction {
-    plan::feed_action(kind)
-}
-
 /// Write the run's manifest to `DEST/.callrec-archive/runs/`.
 pub fn write_manifest(dest: &Path, summary: &RunSummary) -> Result<PathBuf, ArchiveError> {
     let name = format!(
@@ -557,14 +553,14 @@ pub async fn run_scheduled(
             () = shutdown.cancelled() => return Ok(None),
         };
         after_run(&result);
-        let next = config.schedule.next_run(start, timer.now(), &chrono::Local);
-        match (result, next) {
-            (result, None) => return result.map(Some),
-            (Err(e), Some(_)) if e.is_config() => return Err(e),
-            (Err(e), Some(_)) => tracing::error!(error = %e, "archive run failed"),
-            (Ok(_), Some(_)) => {}
+        let Some(next) = config.schedule.next_run(start, timer.now(), &chrono::Local) else {
+            return result.map(Some);
+        };
+        match result {
+            Err(e) if e.is_config() => return Err(e),
+            Err(e) => tracing::error!(error = %e, "archive run failed"),
+            Ok(_) => {}
         }
-        let Some(next) = next else { unreachable!() };
         tracing::info!(next = %next, "next archive run");
         tokio::select! {
             () = timer.sleep_until(next) => {}

@@ -36,7 +36,7 @@ async fn a_first_pull_archives_every_recording_verified_and_a_rerun_downloads_no
     let mut site = Site::start().await;
     let alice = site.alice.user.clone();
     let bob = site.bob.user.clone();
-    let mut recs = site.record(&alice, 1500, t0(), 100);
+    let mut recs = site.record(&alice, 2500, t0(), 100);
     recs.extend(site.record(&bob, 500, t0(), 100));
     let proxy = FaultProxy::start(site.addr).await;
     let out = tempfile::tempdir().unwrap();
@@ -44,10 +44,10 @@ async fn a_first_pull_archives_every_recording_verified_and_a_rerun_downloads_no
     let config = site.config(&site.admin, &proxy.url(), &dest);
 
     let first = run_once(&config, &SystemTimer).await.unwrap();
-    assert_eq!(first.downloaded.len(), 2000);
+    assert_eq!(first.downloaded.len(), 3000);
     assert!(first.failed.is_empty(), "{:?}", first.failed);
     let files = audio_by_id(&dest);
-    assert_eq!(files.len(), 2000);
+    assert_eq!(files.len(), 3000);
     for rec in &recs {
         let name = files
             .get(rec.id.as_str())
@@ -90,7 +90,7 @@ async fn a_first_pull_archives_every_recording_verified_and_a_rerun_downloads_no
         .collect();
     assert_eq!(runs.len(), 1);
     let manifest: Value = serde_json::from_slice(&std::fs::read(&runs[0]).unwrap()).unwrap();
-    assert_eq!(manifest["downloaded"].as_array().unwrap().len(), 2000);
+    assert_eq!(manifest["downloaded"].as_array().unwrap().len(), 3000);
     let listed = &manifest["downloaded"][0];
     let rec = recs.iter().find(|r| r.id.as_str() == listed["id"]).unwrap();
     assert_eq!(listed["sha256"].as_str(), rec.sha256.as_deref());
@@ -110,7 +110,7 @@ async fn a_first_pull_archives_every_recording_verified_and_a_rerun_downloads_no
         .filter(|r| r.contains("/audio"))
         .collect();
     assert!(audio_requests.is_empty(), "{audio_requests:?}");
-    assert_eq!(audio_by_id(&dest).len(), 2000);
+    assert_eq!(audio_by_id(&dest).len(), 3000);
 
     // Both runs were reported; the admin sees the client.
     let admin = site.admin.user.clone();
