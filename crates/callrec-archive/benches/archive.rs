@@ -4,7 +4,8 @@
 //! A callrec API server runs in this process over a store seeded through ingest (the way
 //! the daemon fills it). Then, in order: `curl` fetches every recording's audio, one process,
 //! one keep-alive connection, one file after another (`-K` with a URL list), and again with
-//! `--parallel --parallel-max N` (N = the client's concurrency); the archive client makes its
+//! `--parallel --parallel-max N` (N = the client's concurrency), and once more asking what
+//! the client asks (each recording's metadata, then its audio); the archive client makes its
 //! first pull into an empty folder (metadata, audio, SHA-256 check, fsync, rename, sidecar,
 //! state, manifest, report), then reruns with nothing new.
 //!
@@ -155,6 +156,22 @@ fn main() {
     std::fs::remove_dir_all(&curl_out).unwrap();
     std::fs::create_dir_all(&curl_out).unwrap();
     let curl_par = curl(&config, Some(parallel));
+    // The same requests the client makes: each recording's metadata (an audited read, like
+    // the audio) and its audio.
+    let both = root.join("curl-both.conf");
+    let mut text = format!("header = \"Authorization: Bearer {token}\"\n");
+    for id in &ids {
+        text.push_str(&format!(
+            "url = \"{url}/api/v1/recordings/{id}\"\noutput = \"{}\"\n\
+             url = \"{url}/api/v1/recordings/{id}/audio?download=1\"\noutput = \"{}\"\n",
+            curl_out.join(format!("{id}.json")).display(),
+            curl_out.join(format!("{id}.wav")).display()
+        ));
+    }
+    std::fs::write(&both, text).unwrap();
+    std::fs::remove_dir_all(&curl_out).unwrap();
+    std::fs::create_dir_all(&curl_out).unwrap();
+    let curl_both = curl(&both, Some(parallel));
 
     // The archive client.
     let dest = root.join("archive");
@@ -203,6 +220,10 @@ fn main() {
     for (what, d) in [
         ("curl, one connection, sequential", curl_seq),
         ("curl --parallel-max {parallel}", curl_par),
+        (
+            "curl --parallel-max {parallel}, metadata + audio (the client's requests)",
+            curl_both,
+        ),
         ("callrec archive, first pull", first_time),
     ] {
         println!(
