@@ -231,6 +231,8 @@ struct Ctx {
     limit: Option<RateLimit>,
     progress: Progress,
     bytes: AtomicU64,
+    /// Folders renamed into since they were last synced.
+    unsynced: std::sync::Mutex<HashSet<PathBuf>>,
 }
 
 /// A recording's path under `dest` from its `/`-separated name.
@@ -245,11 +247,12 @@ fn sidecar_path(final_path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Write the sidecar (synced, renamed into place); its folder is synced with the others.
 async fn write_sidecar(final_path: &Path, detail: &Value) -> Result<(), ArchiveError> {
     let path = sidecar_path(final_path);
     let bytes = serde_json::to_vec_pretty(detail)
         .map_err(|e| ArchiveError::Protocol(format!("cannot encode a sidecar: {e}")))?;
-    tokio::task::spawn_blocking(move || state::write_atomically(&path, &bytes))
+    tokio::task::spawn_blocking(move || state::write_replacing(&path, &bytes))
         .await
         .map_err(|e| ArchiveError::Protocol(format!("sidecar task failed: {e}")))?
 }
@@ -261,6 +264,36 @@ async fn exists(path: &Path) -> Result<bool, ArchiveError> {
 }
 
 impl Ctx {
+    fn renamed_in(&self, final_path: &Path) {
+        if let Some(dir) = final_path.parent() {
+            self.unsynced
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(dir.to_path_buf());
+        }
+    }
+
+    /// Sync every folder a file was renamed into, so that the state saved next (which
+    /// counts on those files) never runs ahead of what a crash would keep. One sync per
+    /// folder per save, not two per recording.
+    async fn sync_folders(&self) {
+        let dirs: Vec<PathBuf> = self
+            .unsynced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain()
+            .collect();
+        if dirs.is_empty() {
+            return;
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            for dir in dirs {
+                state::sync_dir(&dir);
+            }
+        })
+        .await;
+    }
+
     async fn archive_one(&self, id: &str) -> Result<Outcome, ArchiveError> {
         let Some((meta, detail)) = self.server.recording(id).await? else {
             return Ok(Outcome::Skipped(SkipReason::Gone));
@@ -302,6 +335,7 @@ impl Ctx {
                 }
                 if !exists(&sidecar_path(&final_path)).await? {
                     write_sidecar(&final_path, &detail).await?;
+                    self.renamed_in(&final_path);
                 }
                 Ok(Outcome::AlreadyThere)
             }
@@ -325,6 +359,7 @@ impl Ctx {
                 .await?
                 {
                     Fetched::Saved { .. } => {
+                        self.renamed_in(&final_path);
                         write_sidecar(&final_path, &detail).await?;
                         Ok(Outcome::Archived(ArchivedFile {
                             id: meta.id,
@@ -415,6 +450,7 @@ pub async fn run_once(
         limit: config.limit_rate.map(RateLimit::new),
         progress: Progress::new(items.len() as u64, config.progress),
         bytes: AtomicU64::new(0),
+        unsynced: std::sync::Mutex::new(HashSet::new()),
     });
     let mut summary = RunSummary {
         client: config.client_name.clone(),
@@ -485,6 +521,7 @@ pub async fn run_once(
             since_save += 1;
             if since_save >= SAVE_EVERY && !config.dry_run {
                 since_save = 0;
+                ctx.sync_folders().await;
                 state.last_seq = cursor.last_seq;
                 if let Err(e) = state::save(&config.dest, &state) {
                     stop = Some(e);
@@ -505,6 +542,7 @@ pub async fn run_once(
     summary.finished_at = timer.now();
 
     if !config.dry_run {
+        ctx.sync_folders().await;
         // On a full disk these may fail too; the state on disk is then the last one saved,
         // which is safe to resume from.
         let saved = state::save(&config.dest, &state);

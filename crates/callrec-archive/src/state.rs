@@ -91,8 +91,16 @@ pub fn save(dest: &Path, state: &ArchiveState) -> Result<(), ArchiveError> {
 }
 
 /// Write `bytes` to `path` so that a reader sees the old content or the new, never a part:
-/// a temporary file beside it, synced, then renamed over it.
+/// a temporary file beside it, synced, then renamed over it, and the folder synced.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
+    write_replacing(path, bytes)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")));
+    Ok(())
+}
+
+/// [`write_atomically`] without the folder's sync: the caller syncs the folder later (the
+/// run syncs every folder it wrote in before it saves the state that counts on them).
+pub fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| ArchiveError::io("create the folder", dir, e))?;
     let name = path
@@ -113,7 +121,6 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
         let _ = std::fs::remove_file(&tmp);
         ArchiveError::io("rename into place", path, e)
     })?;
-    sync_dir(dir);
     Ok(())
 }
 
