@@ -12,7 +12,7 @@ use callrec_store::{Access, IngestJob, IngestOutcome, NewUser, Store, StoreHandl
 use chrono::TimeZone;
 use support::Callrec;
 
-/// A server with user 1001, three stored recordings of theirs; its URL and the token.
+/// A server with user 1001 and stored recordings of theirs; its URL and the token.
 struct Server {
     _dir: tempfile::TempDir,
     runtime: tokio::runtime::Runtime,
@@ -20,7 +20,13 @@ struct Server {
     token: String,
 }
 
+/// Three recordings of half a second.
 fn server() -> Server {
+    server_with(3, 500)
+}
+
+/// `count` recordings of `ms` of audio each.
+fn server_with(count: u32, ms: u32) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path().join("data")).unwrap();
     let user = store
@@ -32,7 +38,7 @@ fn server() -> Server {
         .secret;
     let spool = dir.path().join("spool");
     std::fs::create_dir_all(&spool).unwrap();
-    for i in 0..3 {
+    for i in 0..count {
         let id = RecordingId::new();
         let at = chrono::Utc.with_ymd_and_hms(2024, 5, 1, 10, i, 0).unwrap();
         let spool_path = spool.join(format!("{id}.wav"));
@@ -55,7 +61,7 @@ fn server() -> Server {
         store
             .add_segment(&id, SegmentKind::Start, at, SegmentSource::Policy, "daemon")
             .unwrap();
-        std::fs::write(&spool_path, callrec_testkit::wav::noise(500, u64::from(i))).unwrap();
+        std::fs::write(&spool_path, callrec_testkit::wav::noise(ms, u64::from(i))).unwrap();
         let mut job = IngestJob::new(id);
         job.ended_at = Some(at + chrono::Duration::seconds(1));
         assert!(matches!(
@@ -184,5 +190,86 @@ fn no_token_or_a_refused_one_exits_78_and_bad_options_exit_2() {
             .expect_code(2);
         assert!(!run.stderr.is_empty(), "{bad:?}");
     }
+    drop(s.runtime);
+}
+
+#[test]
+fn a_run_killed_mid_file_is_resumed_from_its_part_by_the_next() {
+    // One recording of two minutes: 1.9 MB, fetched at 64 KB/s so the kill lands mid-file.
+    let s = server_with(1, 120_000);
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("archive");
+    let archive = |extra: &[&str]| {
+        let mut args = vec![
+            "archive",
+            "--server",
+            &s.url,
+            "--dest",
+            dest.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        Callrec::new(args).env("CALLREC_TOKEN", &s.token)
+    };
+    let mut slow = archive(&["--limit-rate", "64k"]).spawn();
+    let part = || -> Option<(std::path::PathBuf, u64)> {
+        let mut stack = vec![dest.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).ok()? {
+                let p = e.ok()?.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.to_string_lossy().ends_with(".wav.part") {
+                    let len = std::fs::metadata(&p).ok()?.len();
+                    return Some((p, len));
+                }
+            }
+        }
+        None
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (part_path, _) = loop {
+        if let Some((p, len)) = part()
+            && len > 0
+        {
+            break (p, len);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no .part appeared before the deadline"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    slow.kill().unwrap(); // SIGKILL
+    slow.wait().unwrap();
+    let left = std::fs::metadata(&part_path).unwrap().len();
+    let final_path = std::path::PathBuf::from(
+        part_path
+            .to_string_lossy()
+            .trim_end_matches(".part")
+            .to_owned(),
+    );
+    assert!(!final_path.exists(), "the kill came after the rename");
+    assert!(left > 0);
+
+    let run = archive(&[]).run().success();
+    let size = std::fs::metadata(&final_path).unwrap().len();
+    assert!(left < size, "the kill came after the whole file arrived");
+    // Only what the .part lacked came over the wire.
+    assert!(
+        run.stdout
+            .contains(&format!("archived 1 recording(s) ({} bytes)", size - left)),
+        "{} (part {left} of {size})",
+        run.stdout
+    );
+    assert!(!part_path.exists());
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}.json", final_path.display())).unwrap())
+            .unwrap();
+    let bytes = std::fs::read(&final_path).unwrap();
+    use sha2::Digest as _;
+    assert_eq!(
+        sidecar["sha256"].as_str().unwrap(),
+        hex::encode(sha2::Sha256::digest(&bytes))
+    );
     drop(s.runtime);
 }
