@@ -133,6 +133,13 @@ pub(crate) async fn run<F>(
                 continue;
             }
         };
+        // A reply's head and its body go out in separate writes; with Nagle's algorithm the
+        // body waits for the client's delayed ACK of the head (40 ms on Linux), which held
+        // every small download (and every JSON reply) to about 25 per second per connection
+        // (BENCHMARKS.md, Archive).
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY on an API connection");
+        }
         // HEAD is answered as GET without the body (hyper leaves the body out of the reply
         // to a HEAD request): a browser or download manager asking a file's size and type
         // gets what GET would say, instead of a 405.

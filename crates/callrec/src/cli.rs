@@ -152,6 +152,13 @@ pub enum Command {
         json: bool,
     },
 
+    /// Keep a folder in step with a callrec server's recordings: follow the change feed,
+    /// download each new recording with resume (into NAME.part, then renamed), check its
+    /// SHA-256, write NAME.json beside it (metadata, segments, notes) and a manifest per
+    /// run; never delete a local file. Runs once, or on a schedule (--every, --at). The token
+    /// comes from CALLREC_TOKEN or --token-file, never from the command line.
+    Archive(ArchiveArgs),
+
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -166,6 +173,76 @@ pub enum Command {
     /// Print the manual page (roff), e.g. `callrec man > /usr/local/share/man/man1/callrec.1`.
     Man,
 }
+
+/// `callrec archive …`
+#[derive(Debug, Args)]
+#[command(after_help = ARCHIVE_HELP)]
+pub struct ArchiveArgs {
+    /// The callrec server, e.g. https://callrec.example.com or http://10.0.0.5:8080.
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+
+    /// The archive folder (created if missing). One folder archives one server for one
+    /// token's user.
+    #[arg(long, value_name = "DIR")]
+    pub dest: PathBuf,
+
+    /// A file holding the API token [default: the CALLREC_TOKEN environment variable].
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Run again this long after each run started, e.g. 30m, 6h, 1d (at least 1m).
+    #[arg(long, value_name = "DUR", value_parser = callrec_archive::schedule::parse_every, conflicts_with = "at")]
+    pub every: Option<std::time::Duration>,
+
+    /// Run every day at this local time, e.g. 02:30.
+    #[arg(long, value_name = "HH:MM", value_parser = callrec_archive::schedule::parse_at)]
+    pub at: Option<chrono::NaiveTime>,
+
+    /// Only recordings started on or after this date (YYYY-MM-DD, in the site's time zone)
+    /// or RFC 3339 time.
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<callrec_archive::Since>,
+
+    /// How files are named (see below).
+    #[arg(long, value_name = "TEMPLATE", default_value = callrec_archive::DEFAULT_TEMPLATE)]
+    pub name: callrec_archive::NameTemplate,
+
+    /// List what would be downloaded; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// At most this many bytes per second, e.g. 500k, 2m.
+    #[arg(long, value_name = "RATE", value_parser = callrec_archive::download::parse_rate)]
+    pub limit_rate: Option<u64>,
+
+    /// The name this client's runs are reported under [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub client_name: Option<String>,
+
+    /// Recordings downloaded at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub parallel: u16,
+
+    /// No progress bar (it is shown only on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+const ARCHIVE_HELP: &str = "\
+Name template: text, with {field} or {field:FORMAT} replaced and `/` making folders; {{ and }}
+are braces. Fields: started and date (the start time in the site's time zone; FORMAT is a
+strftime format, default %Y%m%d%H%M%S for started and %Y-%m-%d for date), from and to (digits
+only), user, site, direction, id (required), short_id, ext. Values never make folders, and
+characters other systems refuse in names become _.
+
+Files: DIR/<name> (the audio), DIR/<name>.json (its sidecar), DIR/.callrec-archive/state.json
+(where the archive is in the change feed) and DIR/.callrec-archive/runs/ (a manifest per run).
+A rerun starts where the last stopped; a deleted recording on the server stays in DIR.
+
+Exit codes: 0 success, 1 a recording could not be archived or the run stopped (a full disk,
+the server unreachable), 2 usage error, 78 configuration error (no token, a refused token, a
+folder that archives another server).";
 
 /// `callrec site …`
 #[derive(Debug, Subcommand)]

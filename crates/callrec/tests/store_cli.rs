@@ -233,6 +233,7 @@ fn completions_and_the_manual_page_come_from_the_command_definitions() {
     let install = Install::new();
     let bash = install.callrec(["completions", "bash"]).run().success();
     assert!(bash.stdout.contains("set-numbers"), "{}", bash.stdout);
+    assert!(bash.stdout.contains("--limit-rate"), "{}", bash.stdout);
     let checked = std::process::Command::new("bash")
         .arg("-n")
         .stdin(std::process::Stdio::piped())
@@ -255,6 +256,7 @@ fn completions_and_the_manual_page_come_from_the_command_definitions() {
     let man = install.callrec(["man"]).run().success();
     assert!(man.stdout.contains(".TH callrec 1"), "{}", man.stdout);
     assert!(man.stdout.contains("completions"), "{}", man.stdout);
+    assert!(man.stdout.contains("archive"), "{}", man.stdout);
 }
 
 #[test]

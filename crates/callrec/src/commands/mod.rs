@@ -9,6 +9,7 @@
 //! the config's explicit `[site]`/`[quota]` keys to the `default` site (as the daemon does at
 //! start), because their result depends on those settings (default mode, retention).
 
+mod archive;
 mod config;
 mod daemon;
 mod erase;
@@ -72,6 +73,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             dry_run,
             json,
         ),
+        Command::Archive(args) => {
+            let config = load_config(&global)?;
+            logging::init(&config.log)?;
+            archive::run(args)
+        }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

@@ -90,6 +90,15 @@ impl Callrec {
         self
     }
 
+    /// Starts it and returns at once (its output is discarded): for a test that kills it.
+    pub fn spawn(mut self) -> std::process::Child {
+        self.command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the callrec binary starts")
+    }
+
     /// Runs it to the end (or fails the test at the deadline).
     pub fn run(mut self) -> Run {
         let mut child = self.command.spawn().expect("the callrec binary starts");

@@ -1,0 +1,249 @@
+//! The archive figure of SPEC §8: a first full pull of 10,000 recordings over loopback
+//! against `curl` fetching the same files in the same run, and a rerun with nothing new.
+//!
+//! A callrec API server runs in this process over a store seeded through ingest (the way
+//! the daemon fills it). Then, in order: `curl` fetches every recording's audio, one process,
+//! one keep-alive connection, one file after another (`-K` with a URL list), and again with
+//! `--parallel --parallel-max N` (N = the client's concurrency), and once more asking what
+//! the client asks (each recording's metadata, then its audio); the archive client makes its
+//! first pull into an empty folder (metadata, audio, SHA-256 check, fsync, rename, sidecar,
+//! state, manifest, report), then reruns with nothing new.
+//!
+//! `CALLREC_BENCH_RECORDINGS` (default 10000), `CALLREC_BENCH_MS` (audio per recording,
+//! default 1000 ms = 16 KB of 8 kHz WAV), `CALLREC_BENCH_PARALLEL` (default 4),
+//! `CALLREC_BENCH_DIR` (default: a temporary directory).
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callrec_archive::{ArchiveConfig, SystemTimer, Token, run_once};
+use callrec_model::{Direction, NewRecording, RecordingId, SegmentKind, SegmentSource};
+use callrec_store::{Access, IngestJob, IngestOutcome, NewUser, Store, StoreHandle};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// This process's resident set, KiB (Linux; 0 elsewhere).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn curl(config: &Path, parallel: Option<usize>) -> Duration {
+    let mut cmd = Command::new("curl");
+    cmd.arg("--silent")
+        .arg("--no-progress-meter")
+        .arg("--show-error")
+        .arg("--fail");
+    if let Some(n) = parallel {
+        cmd.arg("--parallel")
+            .arg("--parallel-max")
+            .arg(n.to_string());
+    }
+    cmd.arg("-K").arg(config);
+    let t = Instant::now();
+    let status = cmd.status().expect("curl runs");
+    let elapsed = t.elapsed();
+    assert!(status.success(), "curl failed: {status}");
+    elapsed
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is taken.
+    let n = env_usize("CALLREC_BENCH_RECORDINGS", 10_000);
+    let ms = env_usize("CALLREC_BENCH_MS", 1000) as u32;
+    let parallel = env_usize("CALLREC_BENCH_PARALLEL", 4);
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let root = std::env::var_os("CALLREC_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let _ = std::fs::remove_dir_all(root.join("bench-archive"));
+    let root = root.join("bench-archive");
+    std::fs::create_dir_all(&root).unwrap();
+
+    // The store.
+    let t = Instant::now();
+    let mut store = Store::open(root.join("data")).unwrap();
+    let mut admin = NewUser::new("default", "9000");
+    admin.role = callrec_model::Role::Admin;
+    let admin = store.add_user(&admin, "bench").unwrap();
+    let user = store
+        .add_user(&NewUser::new("default", "1001"), "bench")
+        .unwrap();
+    let token = store
+        .create_token(admin.id, "bench", &Access::system("bench"))
+        .unwrap()
+        .secret;
+    let spool = root.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let start = chrono::Utc::now() - chrono::Duration::days(30);
+    let mut ids = Vec::with_capacity(n);
+    let mut total_bytes = 0u64;
+    for i in 0..n {
+        let id = RecordingId::new();
+        let at = start + chrono::Duration::seconds(i as i64 * 7);
+        let spool_path = spool.join(format!("{id}.wav"));
+        store
+            .create_recording(
+                &NewRecording {
+                    id: id.clone(),
+                    user: user.id,
+                    call_uuid: format!("call-{id}"),
+                    direction: Direction::Inbound,
+                    from: format!("0163296{:04}", i % 10_000),
+                    to: "1001".into(),
+                    started_at: at,
+                    format: "wav".into(),
+                    spool_path: spool_path.clone(),
+                },
+                "daemon",
+            )
+            .unwrap();
+        store
+            .add_segment(&id, SegmentKind::Start, at, SegmentSource::Policy, "daemon")
+            .unwrap();
+        let bytes = callrec_testkit::wav::noise(ms, i as u64);
+        total_bytes += bytes.len() as u64;
+        std::fs::write(&spool_path, bytes).unwrap();
+        let mut job = IngestJob::new(id.clone());
+        job.ended_at = Some(at + chrono::Duration::milliseconds(i64::from(ms)));
+        assert!(matches!(
+            store.ingest(&job).unwrap(),
+            IngestOutcome::Stored { .. }
+        ));
+        ids.push(id);
+    }
+    eprintln!(
+        "seeded {n} recordings ({:.1} MB) in {:.1} s",
+        total_bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state =
+        callrec_api::ApiState::new(StoreHandle::new(store), Arc::new(callrec_api::NoDaemon));
+    runtime.spawn(callrec_api::serve(listener, state, std::future::pending()));
+
+    // curl: the same files, each to its own file.
+    let curl_out = root.join("curl");
+    std::fs::create_dir_all(&curl_out).unwrap();
+    let config = root.join("curl.conf");
+    let mut text = format!("header = \"Authorization: Bearer {token}\"\n");
+    for id in &ids {
+        text.push_str(&format!(
+            "url = \"{url}/api/v1/recordings/{id}/audio?download=1\"\noutput = \"{}\"\n",
+            curl_out.join(format!("{id}.wav")).display()
+        ));
+    }
+    std::fs::write(&config, text).unwrap();
+    let curl_seq = curl(&config, None);
+    std::fs::remove_dir_all(&curl_out).unwrap();
+    std::fs::create_dir_all(&curl_out).unwrap();
+    let curl_par = curl(&config, Some(parallel));
+    // The same requests the client makes: each recording's metadata (an audited read, like
+    // the audio) and its audio.
+    let both = root.join("curl-both.conf");
+    let mut text = format!("header = \"Authorization: Bearer {token}\"\n");
+    for id in &ids {
+        text.push_str(&format!(
+            "url = \"{url}/api/v1/recordings/{id}\"\noutput = \"{}\"\n\
+             url = \"{url}/api/v1/recordings/{id}/audio?download=1\"\noutput = \"{}\"\n",
+            curl_out.join(format!("{id}.json")).display(),
+            curl_out.join(format!("{id}.wav")).display()
+        ));
+    }
+    std::fs::write(&both, text).unwrap();
+    std::fs::remove_dir_all(&curl_out).unwrap();
+    std::fs::create_dir_all(&curl_out).unwrap();
+    let curl_both = curl(&both, Some(parallel));
+
+    // The archive client.
+    let dest = root.join("archive");
+    let mut archive = ArchiveConfig::new(&url, Token::new(&token).unwrap(), &dest);
+    archive.client_name = "bench".into();
+    archive.concurrency = parallel;
+    let t = Instant::now();
+    let first = runtime
+        .block_on(run_once(&archive, &SystemTimer))
+        .expect("the first pull");
+    let first_time = t.elapsed();
+    assert_eq!(first.downloaded.len(), n);
+    assert!(first.failed.is_empty());
+    let t = Instant::now();
+    let rerun = runtime
+        .block_on(run_once(&archive, &SystemTimer))
+        .expect("the rerun");
+    let rerun_time = t.elapsed();
+    assert!(rerun.downloaded.is_empty());
+
+    // export.zip of every recording: the server's memory while it streams (this process
+    // holds the server, and reads the ZIP as it comes, keeping none of it).
+    let (zip_bytes, rss_before, rss_peak, export_time) = runtime.block_on(async {
+        use futures_util::StreamExt;
+        let before = rss_kib();
+        let t = Instant::now();
+        let resp = reqwest::Client::new()
+            .get(format!("{url}/api/v1/recordings/export.zip"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("export.zip answers");
+        assert!(resp.status().is_success(), "{}", resp.status());
+        let mut body = resp.bytes_stream();
+        let (mut n, mut peak) = (0u64, before);
+        while let Some(chunk) = body.next().await {
+            n += chunk.expect("the ZIP streams").len() as u64;
+            peak = peak.max(rss_kib());
+        }
+        (n, before, peak, t.elapsed())
+    });
+
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!("| what | time | recordings/s | vs curl sequential | vs curl --parallel {parallel} |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (what, d) in [
+        ("curl, one connection, sequential", curl_seq),
+        ("curl --parallel-max {parallel}", curl_par),
+        (
+            "curl --parallel-max {parallel}, metadata + audio (the client's requests)",
+            curl_both,
+        ),
+        ("callrec archive, first pull", first_time),
+    ] {
+        println!(
+            "| {} | {:.2} s | {:.0} | {:.2} | {:.2} |",
+            what.replace("{parallel}", &parallel.to_string()),
+            d.as_secs_f64(),
+            rate(d),
+            curl_seq.as_secs_f64() / d.as_secs_f64(),
+            curl_par.as_secs_f64() / d.as_secs_f64(),
+        );
+    }
+    println!(
+        "| callrec archive, rerun with nothing new | {:.3} s | | | |",
+        rerun_time.as_secs_f64()
+    );
+    println!(
+        "\nexport.zip of all {n}: {:.1} MB in {:.2} s; RSS {} MiB before, peak {} MiB while streaming",
+        zip_bytes as f64 / 1e6,
+        export_time.as_secs_f64(),
+        rss_before / 1024,
+        rss_peak / 1024
+    );
+}
