@@ -26,21 +26,9 @@ use rand::{Rng, SeedableRng};
 use store_support::{
     GENERATED_NOW_MS, Latencies, YEAR_MS, env_usize, generated_index, number_pool,
 };
-use support::{Client, start_api};
+use support::{Client, enc, start_api};
 
 const PASSWORD: &str = "bench-password-0123";
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
 
 /// A session cookie for `extension` (its password set first).
 fn session(store: &mut Store, extension: &str) -> String {

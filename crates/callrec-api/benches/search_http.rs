@@ -24,19 +24,7 @@ use rand::{Rng, SeedableRng};
 use store_support::{
     GENERATED_NOW_MS, Latencies, YEAR_MS, env_usize, generated_index, number_pool,
 };
-use support::{Client, start_api};
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
+use support::{Client, enc, start_api};
 
 fn main() {
     let rows = env_usize("CALLREC_BENCH_ROWS", 1_000_000);

@@ -799,47 +799,16 @@ async fn a_user_cannot_hold_or_delete_and_no_form_works_without_the_csrf_token()
     assert_ne!(now.state, callrec_model::RecordingState::Deleted);
 }
 
-/// Open `zip` with Python's `zipfile` (every CRC checked) and return the SHA-256 of each
-/// entry by name, and the manifest.
+/// Each entry's SHA-256 by name, and the manifest, as Python's `zipfile` reads them.
 fn open_zip(
     zip: &[u8],
 ) -> (
     std::collections::BTreeMap<String, String>,
     serde_json::Value,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("search.zip");
-    std::fs::write(&path, zip).unwrap();
-    let script = r#"
-import hashlib, json, sys, zipfile
-z = zipfile.ZipFile(sys.argv[1])
-bad = z.testzip()
-if bad is not None:
-    raise SystemExit("bad CRC in " + bad)
-out = {"entries": {}, "manifest": json.loads(z.read("manifest.json"))}
-for i in z.infolist():
-    out["entries"][i.filename] = hashlib.sha256(z.read(i.filename)).hexdigest()
-print(json.dumps(out))
-"#;
-    let run = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(&path)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        run.status.success(),
-        "python's zipfile refused the ZIP: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let out: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
-    let entries = out["entries"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-        .collect();
-    (entries, out["manifest"].clone())
+    let (entries, manifest) = support::read_with_python(zip);
+    let hashes = entries.into_iter().map(|(k, (_, sha))| (k, sha)).collect();
+    (hashes, manifest)
 }
 
 #[tokio::test]

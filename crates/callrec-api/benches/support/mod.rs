@@ -111,3 +111,16 @@ pub fn start_api(state: callrec_api::ApiState) -> SocketAddr {
     });
     rx.recv().expect("server address")
 }
+
+/// Percent-encodes a query value.
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

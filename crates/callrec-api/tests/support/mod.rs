@@ -444,3 +444,47 @@ pub fn error_code(body: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("not an error reply: {body}"))
 }
+
+/// Open `zip` with Python's `zipfile`, check every CRC (`testzip`), and return each entry's
+/// name, size and SHA-256, and the manifest.
+pub fn read_with_python(zip: &[u8]) -> (std::collections::BTreeMap<String, (u64, String)>, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export.zip");
+    std::fs::write(&path, zip).unwrap();
+    let script = r#"
+import hashlib, json, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+bad = z.testzip()
+if bad is not None:
+    raise SystemExit("bad CRC in " + bad)
+out = {"entries": {}, "manifest": json.loads(z.read("manifest.json"))}
+for i in z.infolist():
+    data = z.read(i.filename)
+    out["entries"][i.filename] = [i.file_size, hashlib.sha256(data).hexdigest()]
+print(json.dumps(out))
+"#;
+    let run = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        run.status.success(),
+        "python's zipfile refused the export: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let entries = out["entries"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                (v[0].as_u64().unwrap(), v[1].as_str().unwrap().to_owned()),
+            )
+        })
+        .collect();
+    (entries, out["manifest"].clone())
+}
