@@ -40,6 +40,20 @@ fn require(signed: Option<Signed>) -> Result<Signed, Response> {
     signed.ok_or_else(|| pages::redirect("/signin"))
 }
 
+/// A signed-in person's form: the session, the page's navigation (`tab` marked current) and
+/// the form, its CSRF token checked. A failure is the page to answer with.
+fn signed_form(
+    signed: Option<Signed>,
+    tab: &'static str,
+    body: &[u8],
+) -> Result<(Signed, Nav, Form), Response> {
+    let signed = require(signed)?;
+    let nav = Nav::of(&signed.user, tab);
+    let form = Form::parse(body).map_err(|e| pages::error(e, Some(nav.clone())))?;
+    check_csrf(&signed.user, &form).map_err(|e| pages::error(e, Some(nav.clone())))?;
+    Ok((signed, nav, form))
+}
+
 /// The signed-in person, or a redirect to the sign-in page that comes back to `here` (a
 /// link to a recording, opened from elsewhere, where the `SameSite=Strict` cookie is not
 /// sent).
@@ -266,10 +280,7 @@ async fn signin_inner(
 pub(crate) async fn signout(state: ApiState, signed: Option<Signed>, body: bytes::Bytes) -> Page {
     settle(
         async move {
-            let signed = require(signed)?;
-            let nav = Nav::of(&signed.user, "");
-            let form = Form::parse(&body).map_err(|e| pages::error(e, Some(nav.clone())))?;
-            check_csrf(&signed.user, &form).map_err(|e| pages::error(e, Some(nav.clone())))?;
+            let (signed, nav, _) = signed_form(signed, "", &body)?;
             let secret = signed.secret.clone();
             state
                 .store()
@@ -571,11 +582,8 @@ async fn admin_act(
 ) -> Page {
     settle(
         async move {
-            let signed = require(signed)?;
-            let nav = Nav::of(&signed.user, "recordings");
+            let (signed, nav, form) = signed_form(signed, "recordings", &body)?;
             let fail = |e: ApiError| pages::error(e, Some(nav.clone()));
-            let form = Form::parse(&body).map_err(fail)?;
-            check_csrf(&signed.user, &form).map_err(fail)?;
             let id = parse_recording_id(&raw, &nav)?;
             let who = Who::from(&signed.user);
             let done = match act {
@@ -642,11 +650,8 @@ pub(crate) async fn add_note(
 ) -> Page {
     settle(
         async move {
-            let signed = require(signed)?;
-            let nav = Nav::of(&signed.user, "recordings");
+            let (signed, nav, form) = signed_form(signed, "recordings", &body)?;
             let fail = |e: ApiError| pages::error(e, Some(nav.clone()));
-            let form = Form::parse(&body).map_err(fail)?;
-            check_csrf(&signed.user, &form).map_err(fail)?;
             let id = parse_recording_id(&raw, &nav)?;
             let access = signed.user.access();
             let text = form.get("text").to_owned();
@@ -785,11 +790,8 @@ pub(crate) async fn call_action(
 ) -> Page {
     settle(
         async move {
-            let signed = require(signed)?;
-            let nav = Nav::of(&signed.user, "calls");
+            let (signed, nav, _) = signed_form(signed, "calls", &body)?;
             let fail = |e: ApiError| pages::error(e, Some(nav.clone()));
-            let form = Form::parse(&body).map_err(fail)?;
-            check_csrf(&signed.user, &form).map_err(fail)?;
             let action = match action.parse::<RecordingAction>() {
                 Ok(
                     a @ (RecordingAction::Start | RecordingAction::Pause | RecordingAction::Resume),
@@ -963,11 +965,8 @@ pub(crate) async fn settings(
 pub(crate) async fn set_mode(state: ApiState, signed: Option<Signed>, body: bytes::Bytes) -> Page {
     settle(
         async move {
-            let signed = require(signed)?;
-            let nav = Nav::of(&signed.user, "settings");
+            let (signed, nav, form) = signed_form(signed, "settings", &body)?;
             let fail = |e: ApiError| pages::error(e, Some(nav.clone()));
-            let form = Form::parse(&body).map_err(fail)?;
-            check_csrf(&signed.user, &form).map_err(fail)?;
             let mode = form
                 .get("mode")
                 .parse::<RecordingMode>()
