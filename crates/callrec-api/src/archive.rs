@@ -13,7 +13,6 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
 use bytes::Bytes;
-use callrec_model::Role;
 use callrec_store::{Access, Caller, ErrorKind, FilePurpose, SearchQuery, StoreHandle};
 use chrono::Utc;
 use chrono_tz::Tz;
@@ -26,7 +25,7 @@ use warp::reply::Reply;
 
 use crate::acts::Who;
 use crate::error::{ApiError, reject};
-use crate::handlers::Handled;
+use crate::handlers::{Handled, require_admin};
 use crate::models::{ArchiveRunBody, ExportBody, SearchParams};
 use crate::replies::{ArchiveClients, ArchiveRun, ErrorReply, RecordingDetail};
 use crate::state::ApiState;
@@ -142,12 +141,7 @@ pub(crate) async fn export_search(
     ),
 )]
 pub async fn export_number(state: ApiState, caller: Caller, body: ExportBody) -> Handled {
-    if caller.role != Role::Admin {
-        return Err(reject(ApiError::forbidden(format!(
-            "{} may not export recordings by number: admin only",
-            caller.actor()
-        ))));
-    }
+    require_admin(&caller, "export recordings by number")?;
     let reason = body.reason.trim().to_owned();
     if reason.is_empty() {
         return Err(reject(ApiError::unprocessable(
@@ -470,12 +464,7 @@ pub async fn report_run(state: ApiState, caller: Caller, body: ArchiveRunBody) -
     ),
 )]
 pub async fn list_runs(state: ApiState, caller: Caller) -> Handled {
-    if caller.role != Role::Admin {
-        return Err(reject(ApiError::forbidden(format!(
-            "{} may not list archive clients: admin only",
-            caller.actor()
-        ))));
-    }
+    require_admin(&caller, "list archive clients")?;
     let site = caller.site_id;
     let clients = state
         .store()

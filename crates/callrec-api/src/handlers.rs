@@ -53,7 +53,7 @@ fn ok<T: Serialize>(value: &T) -> Handled {
     Ok(json(StatusCode::OK, value))
 }
 
-fn require_admin(caller: &Caller, what: &str) -> Result<(), Rejection> {
+pub(crate) fn require_admin(caller: &Caller, what: &str) -> Result<(), Rejection> {
     match caller.role {
         Role::Admin => Ok(()),
         Role::User => Err(reject(ApiError::forbidden(format!(
