@@ -269,11 +269,13 @@ impl Callrec {
     }
 
     /// Waits until `n` recordings are in a final state (not `recording`), then checks that
-    /// there are exactly `n` and that they are all `stored`. Returns them.
+    /// there are exactly `n` and that they are all `stored`. Returns them. Discarded ones
+    /// count as finished, so a recording the switch dropped fails here with its reason.
     #[track_caller]
     pub fn stored(&self, n: usize, within: Duration) -> Vec<Value> {
         let all = eventually(within, &format!("{n} finished recording(s)"), || {
-            let all = self.recordings();
+            let mut all = self.recordings();
+            all.extend(self.all_recordings("state=discarded"));
             (all.iter().filter(|r| r["state"] != "recording").count() >= n).then_some(all)
         });
         assert_eq!(all.len(), n, "exactly {n} recording(s): {all:#?}");
