@@ -12,6 +12,7 @@
 //! | module | what |
 //! | --- | --- |
 //! | `session` | the session cookie, the sign-in form's cookie, CSRF checks, client address |
+//! | `search` | the recordings page's search box and filter panel, as the API's search |
 //! | `pages` | the templates' data, formatting (times in the site's zone), HTML replies |
 //! | `handlers` | one async function per page or form |
 //!
@@ -21,6 +22,7 @@
 
 mod handlers;
 mod pages;
+mod search;
 mod session;
 
 use warp::Filter;
@@ -106,8 +108,9 @@ pub fn signout(state: ApiState) -> Route {
 }
 
 /// `GET /recordings`: the caller's recordings (an admin's: the site's), newest first, with
-/// one search box (`q`: a number in any form, or note text) and a date range
-/// (`since`, `until`).
+/// one search box (`q`: a number in any form, or note text) and a filter panel (`since`,
+/// `until`, `from`, `to`, `direction`, `min_duration`, `has_notes`, `hold`; an admin's also
+/// `user`), each the API search parameter of that name.
 pub fn recordings(state: ApiState) -> Route {
     warp::path!("recordings")
         .and(warp::get())
@@ -119,7 +122,7 @@ pub fn recordings(state: ApiState) -> Route {
         .boxed()
 }
 
-/// `GET /recordings.zip`: the search of the recordings page (`q`, `since`, `until`) as one
+/// `GET /recordings.zip`: the search of the recordings page (the box and every filter) as one
 /// streamed ZIP with its manifest, as `GET /api/v1/recordings/export.zip` makes it.
 pub fn recordings_zip(state: ApiState) -> Route {
     warp::path!("recordings.zip")
