@@ -33,7 +33,7 @@ use crate::models::{AudioParams, QueryParams};
 use crate::state::ApiState;
 
 /// What a page handler returns: the reply, whichever way it went.
-type Page = Result<Response, Infallible>;
+pub(super) type Page = Result<Response, Infallible>;
 
 /// The signed-in person, or a redirect to the sign-in page (after a form: the form is not
 /// carried over).
@@ -43,7 +43,7 @@ fn require(signed: Option<Signed>) -> Result<Signed, Response> {
 
 /// A signed-in person's form: the session, the page's navigation (`tab` marked current) and
 /// the form, its CSRF token checked. A failure is the page to answer with.
-fn signed_form(
+pub(super) fn signed_form(
     signed: Option<Signed>,
     tab: &'static str,
     body: &[u8],
@@ -58,7 +58,7 @@ fn signed_form(
 /// The signed-in person, or a redirect to the sign-in page that comes back to `here` (a
 /// link to a recording, opened from elsewhere, where the `SameSite=Strict` cookie is not
 /// sent).
-fn require_page(signed: Option<Signed>, here: &str) -> Result<Signed, Response> {
+pub(super) fn require_page(signed: Option<Signed>, here: &str) -> Result<Signed, Response> {
     signed.ok_or_else(|| {
         let next = serde_urlencoded::to_string([("next", here)]).unwrap_or_default();
         pages::redirect_to(format!("/signin?{next}"))
@@ -70,7 +70,7 @@ fn next_of(value: &str) -> String {
     super::session::safe_next(value).unwrap_or("").to_owned()
 }
 
-fn settle(r: Result<Response, Response>) -> Page {
+pub(super) fn settle(r: Result<Response, Response>) -> Page {
     Ok(r.unwrap_or_else(|e| e))
 }
 
@@ -87,7 +87,7 @@ fn parse_recording_id(raw: &str, nav: &Nav) -> Result<RecordingId, Response> {
 }
 
 /// Write an audit entry for a read the store does not audit itself.
-async fn audit(
+pub(super) async fn audit(
     state: &ApiState,
     signed: &Signed,
     action: &'static str,

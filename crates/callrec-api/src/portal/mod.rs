@@ -15,11 +15,13 @@
 //! | `search` | the recordings page's search box and filter panel, as the API's search |
 //! | `pages` | the templates' data, formatting (times in the site's zone), HTML replies |
 //! | `handlers` | one async function per page or form |
+//! | `admin` | the admin's pages of one user and of the site's settings, and their forms |
 //!
 //! Every page and form answers with HTML, errors included; only failures before a handler
 //! runs (a store that cannot be reached while looking up the session, a body without a
 //! length) come back as the API's JSON error.
 
+mod admin;
 mod handlers;
 mod pages;
 mod search;
@@ -270,6 +272,63 @@ pub fn users(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `GET /users/{extension}`: admin, one user of the site with the forms that change them.
+pub fn user(state: ApiState) -> Route {
+    warp::path!("users" / String)
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(query())
+        .and(session::here())
+        .and_then(admin::user)
+        .boxed()
+}
+
+/// `POST /users/{extension}`: admin, set a user's `mode` and `role`.
+pub fn update_user(state: ApiState) -> Route {
+    warp::path!("users" / String)
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(form())
+        .and_then(admin::update_user)
+        .boxed()
+}
+
+/// `POST /users/{extension}/password`: admin, set a user's portal `password` (and `confirm`).
+pub fn reset_password(state: ApiState) -> Route {
+    warp::path!("users" / String / "password")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(form())
+        .and_then(admin::reset_password)
+        .boxed()
+}
+
+/// `GET /site`: admin, the site's settings in one form.
+pub fn site(state: ApiState) -> Route {
+    warp::path!("site")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(query())
+        .and(session::here())
+        .and_then(admin::site)
+        .boxed()
+}
+
+/// `POST /site`: admin, change the site's settings (the fields `PUT /api/v1/site` takes).
+pub fn update_site(state: ApiState) -> Route {
+    warp::path!("site")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(form())
+        .and_then(admin::update_site)
+        .boxed()
+}
+
 /// Every portal route.
 pub fn routes(state: &ApiState) -> Route {
     [
@@ -293,6 +352,11 @@ pub fn routes(state: &ApiState) -> Route {
         settings(state.clone()),
         set_mode(state.clone()),
         users(state.clone()),
+        user(state.clone()),
+        update_user(state.clone()),
+        reset_password(state.clone()),
+        site(state.clone()),
+        update_site(state.clone()),
     ]
     .into_iter()
     .reduce(|acc, route| acc.or(route).unify().boxed())
