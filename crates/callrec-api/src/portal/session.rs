@@ -156,6 +156,11 @@ impl Form {
     pub fn get(&self, name: &str) -> &str {
         self.0.get(name).map(String::as_str).unwrap_or("")
     }
+
+    /// Whether the form has the field at all (empty or not).
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
 }
 
 /// Refuse a form that does not carry the session's CSRF token.

@@ -3,6 +3,8 @@
 //! a scripted daemon double; and requests through the routes in-process (`warp::test`).
 #![allow(dead_code)]
 
+pub mod portal;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
