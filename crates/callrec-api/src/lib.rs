@@ -94,9 +94,8 @@ pub fn routes(
     let https = state.config().tls.is_some();
     warp::path::full()
         .and(
-            filters::all(&state)
-                .or(portal::routes(&state))
-                .unify()
+            server::head_within_limits()
+                .and(filters::all(&state).or(portal::routes(&state)).unify())
                 .recover(error::recover)
                 .unify(),
         )

@@ -17,7 +17,20 @@
 //!   header timeout: the first request head must arrive within the timeout of the accept,
 //!   handshake included, so a client that never handshakes is closed like an idle one;
 //! - a client that goes away mid-request is routine (debug), not an error;
-//! - HEAD is answered as GET without the body.
+//! - HEAD is answered as GET without the body;
+//! - a request-target longer than [`MAX_URI_BYTES`] is a 414, and headers larger than
+//!   [`MAX_HEADER_BYTES`] or more than [`MAX_HEADERS`] of them a 431, both in the API's JSON
+//!   error shape (a filter in front of every route).
+//!
+//! hyper answers what it cannot parse itself, before any of our code runs, with an empty body
+//! and the connection closed: a 400 for a malformed request line or header, an unknown HTTP
+//! version, or a bad or conflicting `Content-Length` or `Transfer-Encoding`; a 431 for a head
+//! that does not fit its buffer ([`HYPER_MAX_BUF_BYTES`]; checked between reads, so a head
+//! that arrives in one read may be up to one read larger) or has more than
+//! [`HYPER_MAX_HEADERS`] headers. Its limits are set a little above ours, so the over-limit requests that
+//! parse (the common ones) get our JSON, and only heads too large for its buffer get hyper's
+//! bare 431. The buffer's size also bounds the memory a client can make a connection hold
+//! while it sends a head.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,7 +43,9 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use warp::Filter;
 
+use crate::error::ApiError;
 use crate::tls::Tls;
+use warp::http::StatusCode;
 
 /// The peer address of the connection a request came on, put in each request's extensions
 /// (warp's own is private to warp's server). The portal's sign-in throttle counts failures
@@ -38,6 +53,76 @@ use crate::tls::Tls;
 /// [`crate::forwarded`] finds the client's in `X-Forwarded-For`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub std::net::SocketAddr);
+
+/// The longest request-target (path and query) served; longer is a 414.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// The largest header section served (each header counted as `name: value` and its line
+/// end); larger is a 431.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// The most header fields served; more is a 431.
+pub const MAX_HEADERS: usize = 100;
+/// hyper's read buffer: a request head must fit it, or hyper answers 431 itself. Above
+/// [`MAX_URI_BYTES`] and [`MAX_HEADER_BYTES`] together, so that a head over our limits that
+/// still fits is answered by us, in JSON.
+pub const HYPER_MAX_BUF_BYTES: usize = 64 * 1024;
+/// The most headers hyper parses before answering 431 itself; above [`MAX_HEADERS`].
+pub const HYPER_MAX_HEADERS: usize = 128;
+
+/// Refuses a request whose head is over our limits: a 414 when its request-target is longer
+/// than [`MAX_URI_BYTES`], a 431 when its headers are more than [`MAX_HEADERS`] or larger
+/// than [`MAX_HEADER_BYTES`]. In front of every route, so these come back in the API's JSON
+/// error shape with the usual headers.
+pub(crate) fn head_within_limits()
+-> impl Filter<Extract = (), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+    warp::path::full()
+        .and(
+            warp::query::raw()
+                .or_else(|_| async { Ok::<(String,), warp::Rejection>((String::new(),)) }),
+        )
+        .and(warp::header::headers_cloned())
+        .and_then(
+            |path: warp::path::FullPath, query: String, headers: hyper::HeaderMap| async move {
+                let uri = path.as_str().len() + if query.is_empty() { 0 } else { query.len() + 1 };
+                check_head(uri, &headers).map_err(crate::error::reject)
+            },
+        )
+        .untuple_one()
+}
+
+/// The decision of [`head_within_limits`]: a request-target of `uri` bytes with `headers`.
+pub(crate) fn check_head(uri: usize, headers: &hyper::HeaderMap) -> Result<(), ApiError> {
+    if uri > MAX_URI_BYTES {
+        return Err(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request's URI is {uri} bytes long; at most {MAX_URI_BYTES} are accepted"),
+        ));
+    }
+    if headers.len() > MAX_HEADERS {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "the request has {} header fields; at most {MAX_HEADERS} are accepted",
+                headers.len()
+            ),
+        ));
+    }
+    let size: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "the request's headers are {size} bytes; at most {MAX_HEADER_BYTES} are accepted"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// What one client may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,6 +364,8 @@ where
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        .max_buf_size(HYPER_MAX_BUF_BYTES)
+        .max_headers(HYPER_MAX_HEADERS)
         .serve_connection(TokioIo::new(io), service);
     let connection = watcher.watch(connection);
     let late = async {
@@ -299,6 +386,38 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heads_over_our_limits_are_414_or_431_and_hypers_limits_are_above_ours() {
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert("host", "x".parse().unwrap());
+        assert_eq!(check_head(MAX_URI_BYTES, &headers), Ok(()));
+        let long = check_head(MAX_URI_BYTES + 1, &headers).unwrap_err();
+        assert_eq!((long.status.as_u16(), long.code), (414, "uri_too_long"));
+
+        for i in 0..MAX_HEADERS - 1 {
+            headers.insert(
+                hyper::header::HeaderName::try_from(format!("x-h{i}")).unwrap(),
+                "1".parse().unwrap(),
+            );
+        }
+        assert_eq!(check_head(1, &headers), Ok(()));
+        headers.insert("x-one-more", "1".parse().unwrap());
+        let many = check_head(1, &headers).unwrap_err();
+        assert_eq!(
+            (many.status.as_u16(), many.code),
+            (431, "headers_too_large")
+        );
+
+        let mut big = hyper::HeaderMap::new();
+        big.insert("cookie", "a".repeat(MAX_HEADER_BYTES).parse().unwrap());
+        let large = check_head(1, &big).unwrap_err();
+        assert_eq!(large.status.as_u16(), 431);
+
+        // A head at our limits (request line and headers) still fits hyper's buffer.
+        const { assert!(MAX_URI_BYTES + MAX_HEADER_BYTES + 64 < HYPER_MAX_BUF_BYTES) };
+        const { assert!(MAX_HEADERS < HYPER_MAX_HEADERS) };
+    }
 
     #[test]
     fn connections_never_take_the_descriptors_the_daemon_keeps() {

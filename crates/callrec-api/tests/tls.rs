@@ -7,14 +7,13 @@
 mod support;
 
 use std::io::Read as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use callrec_api::server::Limits;
 use callrec_api::tls::Tls;
 use callrec_api::{ApiConfig, PortalConfig};
-use support::World;
+use support::{Running, World, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -44,40 +43,8 @@ fn make_certificate() -> Certificate {
     }
 }
 
-struct Running {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(30), self.server)
-            .await
-            .expect("serve returned after shutdown")
-            .unwrap();
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://{}{path}", self.addr)
-    }
-}
-
-async fn start(w: &World) -> Running {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(callrec_api::serve(listener, w.state.clone(), async move {
-        let _ = stopped.await;
-    }));
-    Running {
-        addr,
-        stop: Some(stop),
-        server,
-    }
+fn url(server: &Running, path: &str) -> String {
+    format!("https://{}{path}", server.addr)
 }
 
 fn tls_config(certificate: &Certificate, limits: Limits) -> ApiConfig {
@@ -141,7 +108,7 @@ async fn over_https_the_api_and_portal_answer_with_secure_cookies_and_hsts() {
     let server = start(&w).await;
     let http = client(&certificate);
 
-    let health = http.get(server.url("/healthz")).send().await.unwrap();
+    let health = http.get(url(&server, "/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(
         health.version(),
@@ -151,7 +118,7 @@ async fn over_https_the_api_and_portal_answer_with_secure_cookies_and_hsts() {
     assert_hsts("/healthz", &health);
 
     let search = http
-        .get(server.url("/api/v1/recordings"))
+        .get(url(&server, "/api/v1/recordings"))
         .bearer_auth(&w.alice.token)
         .send()
         .await
@@ -160,7 +127,7 @@ async fn over_https_the_api_and_portal_answer_with_secure_cookies_and_hsts() {
     assert_hsts("a search", &search);
 
     // Sign in to the portal as a browser does: the form, its cookie, the post.
-    let form = http.get(server.url("/signin")).send().await.unwrap();
+    let form = http.get(url(&server, "/signin")).send().await.unwrap();
     assert_eq!(form.status(), 200);
     assert_hsts("the sign-in page", &form);
     let cookies = set_cookies(&form);
@@ -170,7 +137,7 @@ async fn over_https_the_api_and_portal_answer_with_secure_cookies_and_hsts() {
     );
     let token = cookie_value(&cookies, "callrec_signin").expect("the form's cookie");
     let signed = http
-        .post(server.url("/signin"))
+        .post(url(&server, "/signin"))
         .header("cookie", format!("callrec_signin={token}"))
         .form(&[
             ("csrf", token.as_str()),
@@ -192,7 +159,7 @@ async fn over_https_the_api_and_portal_answer_with_secure_cookies_and_hsts() {
     }
     let secret = cookie_value(&cookies, "callrec_session").unwrap();
     let page = http
-        .get(server.url("/recordings"))
+        .get(url(&server, "/recordings"))
         .header("cookie", format!("callrec_session={secret}"))
         .send()
         .await
@@ -200,7 +167,7 @@ async fn over_https_the_api_and_portal_answer_with_secure_cookies_and_hsts() {
     assert_eq!(page.status(), 200);
     assert_hsts("the recordings page", &page);
 
-    server.stop().await;
+    server.shut_down().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,13 +207,13 @@ async fn plain_http_on_the_tls_port_is_told_to_use_https_and_the_server_carries_
 
     // And HTTPS still works.
     let health = client(&certificate)
-        .get(server.url("/healthz"))
+        .get(url(&server, "/healthz"))
         .send()
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
 
-    server.stop().await;
+    server.shut_down().await;
 }
 
 /// Whether the peer has closed `s`, judged from what has already arrived (no waiting).
@@ -276,7 +243,7 @@ async fn a_client_that_never_handshakes_holds_its_slot_only_until_the_header_tim
     // An HTTPS request meanwhile waits in the kernel's accept queue behind it.
     let health = tokio::time::timeout(
         Duration::from_secs(60),
-        client(&certificate).get(server.url("/healthz")).send(),
+        client(&certificate).get(url(&server, "/healthz")).send(),
     )
     .await
     .expect("HTTPS answered once the silent connection was closed")
@@ -297,7 +264,7 @@ async fn a_client_that_never_handshakes_holds_its_slot_only_until_the_header_tim
         .await
         .expect("a stalled handshake was closed after the header timeout");
 
-    server.stop().await;
+    server.shut_down().await;
 }
 
 #[test]
