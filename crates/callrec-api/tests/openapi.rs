@@ -813,6 +813,18 @@ async fn every_reply_matches_its_schema() {
             let bogus = format!("{path}?bogus=1");
             let (s, _) = x.send(&method, template, w.req(ad, &method, &bogus)).await;
             assert_eq!(s, 400, "{method} {template}");
+            let long = format!(
+                "{path}?q={}",
+                "a".repeat(callrec_api::server::MAX_URI_BYTES)
+            );
+            let (s, _) = x.send(&method, template, w.req(ad, &method, &long)).await;
+            assert_eq!(s, 414, "{method} {template}");
+            let mut crowded = w.req(ad, &method, &path);
+            for i in 0..callrec_api::server::MAX_HEADERS {
+                crowded = crowded.header(format!("x-filler-{i}"), "1");
+            }
+            let (s, _) = x.send(&method, template, crowded).await;
+            assert_eq!(s, 431, "{method} {template}");
         }
     }
 

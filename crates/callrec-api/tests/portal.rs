@@ -4,10 +4,13 @@
 
 mod support;
 
+use std::net::SocketAddr;
+
+use callrec_api::server::ClientAddr;
 use callrec_model::RecordingMode;
 use support::portal::{
-    PASSWORD, admin_session, body, cookie_value, cookies, csrf_of, form, get, header, post,
-    session, set_password, sign_in_from,
+    PASSWORD, addr, admin_session, body, cookie_value, cookies, csrf_of, form, get, header,
+    post, session, set_password, sign_in_from, sign_in_via,
 };
 use support::{World, t0};
 
@@ -106,6 +109,90 @@ async fn five_wrong_passwords_throttle_the_account_with_a_clear_message() {
         body(&r)
     );
     assert!(cookie_value(&r, "callrec_session").is_none());
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_address_throttle_counts_the_forwarded_client() {
+    let proxy = ClientAddr(SocketAddr::from(([10, 0, 0, 2], 50000)));
+    let config = callrec_api::ApiConfig {
+        portal: callrec_api::PortalConfig {
+            policy: callrec_store::PortalPolicy {
+                max_failures_per_address: 3,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        trusted_proxies: callrec_api::forwarded::TrustedProxies::new(vec![
+            "10.0.0.0/8".parse().unwrap(),
+        ]),
+        ..Default::default()
+    };
+    let w = World::with_config(config);
+    set_password(&w, &w.alice);
+    let before = w.audit_head().await;
+
+    // A guesser behind the proxy tries three unknown accounts (so no account is throttled),
+    // each time making up a different leftmost X-Forwarded-For entry.
+    for (i, account) in ["4701", "4702", "4703"].iter().enumerate() {
+        let spoofed = format!("198.51.100.{i}, 203.0.113.66");
+        let r = sign_in_via(&w, account, "guessing guessing", proxy, Some(&spoofed)).await;
+        assert_eq!(r.status(), 401);
+    }
+    // Their address is throttled, even for a right password and a new made-up entry...
+    let r = sign_in_via(
+        &w,
+        "1001",
+        PASSWORD,
+        proxy,
+        Some("192.0.2.200, 203.0.113.66"),
+    )
+    .await;
+    assert_eq!(r.status(), 429, "{}", body(&r));
+    // ...while someone else behind the same proxy signs in.
+    let r = sign_in_via(&w, "1001", PASSWORD, proxy, Some("203.0.113.77")).await;
+    assert_eq!(r.status(), 303, "{}", body(&r));
+
+    // The audit log names the forwarded client, not the proxy or the made-up entries.
+    let failed: Vec<_> = w
+        .audit_since(before)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "session.signin_failed")
+        .collect();
+    assert!(!failed.is_empty());
+    for entry in &failed {
+        assert!(entry.detail.contains("\"203.0.113.66\""), "{entry:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_not_behind_a_trusted_proxy_cannot_dodge_the_throttle_with_forwarded_for() {
+    let config = callrec_api::ApiConfig {
+        portal: callrec_api::PortalConfig {
+            policy: callrec_store::PortalPolicy {
+                max_failures_per_address: 3,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        trusted_proxies: callrec_api::forwarded::TrustedProxies::new(vec![
+            "10.0.0.0/8".parse().unwrap(),
+        ]),
+        ..Default::default()
+    };
+    let w = World::with_config(config);
+    set_password(&w, &w.alice);
+    for (i, account) in ["4701", "4702", "4703"].iter().enumerate() {
+        let made_up = format!("203.0.113.{i}");
+        let r = sign_in_via(&w, account, "guessing guessing", addr(7), Some(&made_up)).await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = sign_in_via(&w, "1001", PASSWORD, addr(7), Some("203.0.113.99")).await;
+    assert_eq!(
+        r.status(),
+        429,
+        "keyed on the peer, whatever the header says"
+    );
 }
 
 #[tokio::test]

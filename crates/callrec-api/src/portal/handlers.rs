@@ -168,7 +168,7 @@ pub(crate) async fn signin_form(
         message: None,
     };
     let mut r = pages::render(StatusCode::OK, &page);
-    let secure = state.config().portal.secure_cookies;
+    let secure = state.config().secure_cookies();
     if let Err(e) = set_cookie(&mut r, signin_cookie(&token, secure)) {
         return Ok(pages::error(e, None));
     }
@@ -192,7 +192,7 @@ async fn signin_inner(
     address: String,
     body: bytes::Bytes,
 ) -> Result<Response, Response> {
-    let secure = state.config().portal.secure_cookies;
+    let secure = state.config().secure_cookies();
     let form = Form::parse(&body).map_err(|e| pages::error(e, None))?;
     let token = form_cookie.unwrap_or_default();
     if token.is_empty() || !same_token(&token, form.get("csrf")) {
@@ -291,7 +291,7 @@ pub(crate) async fn signout(state: ApiState, signed: Option<Signed>, body: bytes
             let mut r = pages::redirect("/signin");
             set_cookie(
                 &mut r,
-                clear_session_cookie(state.config().portal.secure_cookies),
+                clear_session_cookie(state.config().secure_cookies()),
             )
             .map_err(|e| pages::error(e, None))?;
             Ok(r)

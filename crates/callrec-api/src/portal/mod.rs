@@ -92,7 +92,7 @@ pub fn signin(state: ApiState) -> Route {
         .and(with_state(state.clone()))
         .and(warp::cookie::optional::<String>(SIGNIN_COOKIE))
         .and(warp::cookie::optional::<String>(SESSION_COOKIE))
-        .and(session::client_address())
+        .and(session::client_address(&state))
         .and(form())
         .and_then(handlers::signin)
         .boxed()

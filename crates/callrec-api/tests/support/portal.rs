@@ -64,21 +64,35 @@ pub fn form(fields: &[(&str, &str)]) -> String {
 
 /// Open the sign-in page and post the form, as a browser does, from address `from`.
 pub async fn sign_in_from(w: &World, account: &str, password: &str, from: u8) -> Response<Bytes> {
+    sign_in_via(w, account, password, addr(from), None).await
+}
+
+/// Sign in on a connection from `peer`, with an `X-Forwarded-For` header if given (a
+/// reverse proxy's, or one a client made up).
+pub async fn sign_in_via(
+    w: &World,
+    account: &str,
+    password: &str,
+    peer: ClientAddr,
+    forwarded_for: Option<&str>,
+) -> Response<Bytes> {
     let page = w.send(w.anon("GET", "/signin")).await;
     assert_eq!(page.status(), 200);
     let token = cookie_value(&page, "callrec_signin").expect("the form's cookie");
     assert_eq!(csrf_of(&body(&page)), token);
-    w.send(
-        w.anon("POST", "/signin")
-            .header("cookie", format!("callrec_signin={token}"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .extension(addr(from))
-            .body(form(&[
-                ("csrf", &token),
-                ("account", account),
-                ("password", password),
-            ])),
-    )
+    let mut post = w
+        .anon("POST", "/signin")
+        .header("cookie", format!("callrec_signin={token}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .extension(peer);
+    if let Some(xff) = forwarded_for {
+        post = post.header("x-forwarded-for", xff);
+    }
+    w.send(post.body(form(&[
+        ("csrf", &token),
+        ("account", account),
+        ("password", password),
+    ])))
     .await
 }
 
