@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use callrec_api::server::ClientAddr;
 use callrec_model::RecordingMode;
 use support::portal::{
-    PASSWORD, addr, admin_session, body, cookie_value, cookies, csrf_of, form, get, header,
-    post, session, set_password, sign_in_from, sign_in_via,
+    PASSWORD, addr, admin_session, body, cookie_value, cookies, csrf_of, form, get, header, post,
+    session, set_password, sign_in_from, sign_in_via,
 };
 use support::{World, t0};
 
