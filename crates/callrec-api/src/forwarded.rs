@@ -71,6 +71,31 @@ impl TrustedProxies {
     }
 }
 
+/// The client's address of a request ([`TrustedProxies::client_ip`] of the connection's peer,
+/// see [`crate::server::ClientAddr`]); `None` when the server recorded no peer (requests made
+/// in-process, in tests).
+pub(crate) fn client_ip(
+    trusted: TrustedProxies,
+) -> impl warp::Filter<Extract = (Option<IpAddr>,), Error = std::convert::Infallible> + Clone {
+    use warp::Filter as _;
+    warp::ext::optional::<crate::server::ClientAddr>()
+        .and(warp::header::headers_cloned())
+        .map(
+            move |addr: Option<crate::server::ClientAddr>, headers: warp::http::HeaderMap| {
+                let crate::server::ClientAddr(peer) = addr?;
+                // A value that is not text is kept as an unreadable entry (it ends the walk),
+                // not skipped: skipping could bring a client-written entry next to a trusted
+                // one.
+                let forwarded: Vec<_> = headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                    .collect();
+                Some(trusted.client_ip(peer.ip(), forwarded.iter().map(|v| v.as_ref())))
+            },
+        )
+}
+
 /// One `X-Forwarded-For` entry: an address, maybe with a port (`192.0.2.1:4711`,
 /// `[2001:db8::1]:4711`) as some proxies write it.
 fn parse_entry(entry: &str) -> Option<IpAddr> {

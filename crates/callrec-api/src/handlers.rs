@@ -822,9 +822,18 @@ pub async fn readyz(state: ApiState) -> Handled {
     tag = "operations",
     security(()),
     responses((status = 200, description = "metrics", body = String,
-        content_type = "application/openmetrics-text")),
+        content_type = "application/openmetrics-text"),
+        (status = 403, description = "`[api] metrics_allow` is set and does not list the client", body = ErrorReply)),
 )]
-pub async fn metrics(state: ApiState) -> Handled {
+pub async fn metrics(client: Option<std::net::IpAddr>, state: ApiState) -> Handled {
+    let allow = &state.config().metrics_allow;
+    if !allow.is_empty()
+        && !client.is_some_and(|ip| allow.iter().any(|n| n.contains(&ip.to_canonical())))
+    {
+        return Err(crate::error::reject(ApiError::forbidden(
+            "/metrics is served only to the addresses in [api] metrics_allow",
+        )));
+    }
     let figures = state
         .store()
         .read(|v| {

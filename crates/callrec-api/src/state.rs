@@ -27,6 +27,8 @@ pub struct ApiConfig {
     pub tls: Option<crate::tls::Tls>,
     /// Reverse proxies whose `X-Forwarded-For` names the client (`[api] trusted_proxies`).
     pub trusted_proxies: crate::forwarded::TrustedProxies,
+    /// Who may read `/metrics` (`[api] metrics_allow`); empty: anyone.
+    pub metrics_allow: Vec<ipnet::IpNet>,
 }
 
 impl ApiConfig {
@@ -57,6 +59,7 @@ impl Default for ApiConfig {
             portal: PortalConfig::default(),
             tls: None,
             trusted_proxies: crate::forwarded::TrustedProxies::default(),
+            metrics_allow: Vec::new(),
         }
     }
 }

@@ -179,3 +179,68 @@ async fn a_failed_portal_sign_in_over_the_socket_is_counted_against_the_peers_ad
         .expect("the failure is audited");
     assert_eq!(failed.actor, "portal:127.0.0.1");
 }
+
+/// `[api] metrics_allow`: `/metrics` only to the listed networks, a 403 in the JSON error
+/// shape to anyone else; the rest of the API is unchanged. Through a trusted proxy, the
+/// forwarded client is who is checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_only_to_metrics_allow_when_it_is_set() {
+    let get = |addr, forwarded: &str| {
+        let req =
+            format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{forwarded}Connection: close\r\n\r\n");
+        async move { exchange(addr, req.as_bytes()).await }
+    };
+    for (allow, proxies, forwarded, status) in [
+        (vec![], vec![], "", 200),
+        (vec!["10.0.0.0/8"], vec![], "", 403),
+        (vec!["127.0.0.1/32"], vec![], "", 200),
+        // A client behind a trusted proxy is checked, not the proxy.
+        (
+            vec!["127.0.0.1/32"],
+            vec!["127.0.0.1/32"],
+            "X-Forwarded-For: 203.0.113.9\r\n",
+            403,
+        ),
+        (
+            vec!["203.0.113.0/24"],
+            vec!["127.0.0.1/32"],
+            "X-Forwarded-For: 203.0.113.9\r\n",
+            200,
+        ),
+        // An untrusted peer cannot claim an allowed address.
+        (
+            vec!["203.0.113.0/24"],
+            vec![],
+            "X-Forwarded-For: 203.0.113.9\r\n",
+            403,
+        ),
+    ] {
+        let w = World::with_config(callrec_api::ApiConfig {
+            metrics_allow: allow.iter().map(|n| n.parse().unwrap()).collect(),
+            trusted_proxies: callrec_api::forwarded::TrustedProxies::new(
+                proxies.iter().map(|n| n.parse().unwrap()).collect(),
+            ),
+            ..callrec_api::ApiConfig::default()
+        });
+        let running = start(&w).await;
+        let r = get(running.addr, forwarded).await;
+        assert_eq!(
+            r.status, status,
+            "allow {allow:?} proxies {proxies:?} {forwarded}"
+        );
+        let body = String::from_utf8_lossy(&r.body);
+        if status == 403 {
+            let json: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+            assert_eq!(json["error"]["code"], "forbidden", "{body}");
+            assert!(body.contains("metrics_allow"), "{body}");
+        } else {
+            assert!(body.contains("callrec_"), "{body}");
+        }
+        let health = exchange(
+            running.addr,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(health.status, 200);
+    }
+}

@@ -332,6 +332,11 @@ section! {
         /// client: the portal's sign-in throttle and the audit log then use the rightmost
         /// address in it that is not one of these. Empty: the connection's peer is the client.
         trusted_proxies: Vec<IpNet> = Vec::new();
+        /// Who may read `/metrics` (addresses or CIDR networks, e.g. the Prometheus
+        /// server's). Empty: anyone who reaches the listener (SPEC §5), as before. The
+        /// metrics say how much is stored, how much disk is free and how many users are over
+        /// quota; set this when the listener is reachable from outside.
+        metrics_allow: Vec<IpNet> = Vec::new();
     }
 }
 

@@ -54,6 +54,7 @@ pub fn api_config(config: &Config) -> Result<ApiConfig, Misconfigured> {
         },
         tls,
         trusted_proxies: TrustedProxies::new(config.api.trusted_proxies.clone()),
+        metrics_allow: config.api.metrics_allow.clone(),
         ..ApiConfig::default()
     })
 }

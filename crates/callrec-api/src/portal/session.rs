@@ -12,7 +12,6 @@ use warp::reject::Rejection;
 
 use crate::error::{ApiError, reject};
 use crate::filters::with_state;
-use crate::server::ClientAddr;
 use crate::state::ApiState;
 
 /// The session cookie: the session's secret (the store keeps only its hash).
@@ -51,31 +50,14 @@ pub(crate) fn signed_in(
 }
 
 /// The client's address, for the sign-in throttle and the audit log: the connection's peer
-/// (see [`ClientAddr`]), or, when the peer is a trusted reverse proxy, the client it names in
+/// (see [`crate::server::ClientAddr`]), or, when the peer is a trusted reverse proxy, the client it names in
 /// `X-Forwarded-For` ([`crate::forwarded`]); `unknown` when the server did not record a peer.
 pub(crate) fn client_address(
     state: &ApiState,
 ) -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone + use<> {
-    let trusted = state.config().trusted_proxies.clone();
-    warp::ext::optional::<ClientAddr>()
-        .and(warp::header::headers_cloned())
-        .map(
-            move |addr: Option<ClientAddr>, headers: warp::http::HeaderMap| {
-                let Some(ClientAddr(peer)) = addr else {
-                    return "unknown".to_owned();
-                };
-                // A value that is not text is kept as an unreadable entry (it ends the walk), not
-                // skipped: skipping could bring a client-written entry next to a trusted one.
-                let forwarded: Vec<_> = headers
-                    .get_all("x-forwarded-for")
-                    .iter()
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()))
-                    .collect();
-                trusted
-                    .client_ip(peer.ip(), forwarded.iter().map(|v| v.as_ref()))
-                    .to_string()
-            },
-        )
+    crate::forwarded::client_ip(state.config().trusted_proxies.clone()).map(
+        |ip: Option<std::net::IpAddr>| ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+    )
 }
 
 /// Where the request is (path and query), to come back to after signing in.
