@@ -177,6 +177,10 @@ fn main() {
         peak_rss_mib(spid),
         peak_rss_mib(cpid)
     );
+    if std::env::var_os("KEEP").is_some() {
+        let kept = switch.recordings_dir().join("../baresip.log");
+        let _ = std::fs::copy(phone.dir().join("baresip.log"), &kept);
+    }
     drop(phone);
     if std::env::var_os("KEEP").is_some() {
         panic!("KEEP is set: the switch's and callrec's directories are kept");

@@ -149,7 +149,11 @@ impl Phone {
         self.command_with(command, "")
     }
 
-    /// Sends one `ctrl_tcp` command with parameters (e.g. `dial`, `9997`).
+    /// Sends one `ctrl_tcp` command with parameters (e.g. `dial`, `9997`) and returns its
+    /// answer. baresip also sends every connected controller its events (a call ringing,
+    /// established, closed), so netstrings are read until the answer, the one carrying our
+    /// token: closing on an event instead left data unread, the close became a reset, and
+    /// baresip dropped commands it had not read yet (97 of 300 dials at 20/s were lost so).
     pub fn command_with(&self, command: &str, params: &str) -> String {
         use std::io::{Read, Write};
         let mut tcp = std::net::TcpStream::connect(("127.0.0.1", self.ctrl))
@@ -160,23 +164,21 @@ impl Phone {
             format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"callrec\"}}");
         tcp.write_all(format!("{}:{json},", json.len()).as_bytes())
             .expect("send to the phone");
-        let mut reply = Vec::new();
+        let mut pending = Vec::new();
         let mut buf = [0u8; 4096];
-        // One netstring back; its length prefix says when it is complete.
         loop {
-            let n = tcp.read(&mut buf).unwrap_or(0);
-            if n == 0 {
-                break;
+            while let Some((message, used)) = netstring(&pending) {
+                let message = String::from_utf8_lossy(message).into_owned();
+                pending.drain(..used);
+                if message.contains("\"response\":true") && message.contains("\"callrec\"") {
+                    return message;
+                }
             }
-            reply.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&reply);
-            if let Some((len, rest)) = text.split_once(':')
-                && len.parse::<usize>().is_ok_and(|len| rest.len() > len)
-            {
-                break;
+            match tcp.read(&mut buf) {
+                Ok(n) if n > 0 => pending.extend_from_slice(&buf[..n]),
+                _ => return String::from_utf8_lossy(&pending).into_owned(),
             }
         }
-        String::from_utf8_lossy(&reply).into_owned()
     }
 
     /// What baresip logged.
@@ -194,5 +196,31 @@ impl Drop for Phone {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The first complete netstring (`<len>:<bytes>,`) of `data`: its bytes and how many bytes of
+/// `data` it took.
+fn netstring(data: &[u8]) -> Option<(&[u8], usize)> {
+    let colon = data.iter().position(|&b| b == b':')?;
+    let len: usize = std::str::from_utf8(&data[..colon])
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let end = colon + 1 + len;
+    (data.len() > end).then(|| (&data[colon + 1..end], end + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::netstring;
+
+    #[test]
+    fn netstrings_are_split_where_their_length_says() {
+        assert_eq!(netstring(b"3:abc,4:de"), Some((&b"abc"[..], 6)));
+        assert_eq!(netstring(b"4:de"), None);
+        assert_eq!(netstring(b"3:abc"), None, "the comma is still to come");
+        assert_eq!(netstring(b"12"), None);
     }
 }
