@@ -2,7 +2,7 @@
 //! archive each recording stored since (and those that failed last time), save the state as
 //! it goes, write the run's manifest, report the run to the server.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,8 +25,10 @@ use crate::template::{NameFields, NameTemplate};
 
 /// The most changes asked for per page of the feed.
 const FEED_PAGE: u32 = 1000;
-/// The state is saved after this many recordings (and at the end).
-const SAVE_EVERY: usize = 200;
+/// Recordings handled together: their metadata read in one request (the next batch's is
+/// read while this one downloads), their audio downloaded `concurrency` at once, then the
+/// folders synced and the state saved.
+const BATCH: usize = 200;
 /// The most errors a run report carries (the manifest has them all).
 const REPORTED_ERRORS: usize = 20;
 
@@ -294,10 +296,12 @@ impl Ctx {
         .await;
     }
 
-    async fn archive_one(&self, id: &str) -> Result<Outcome, ArchiveError> {
-        let Some((meta, detail)) = self.server.recording(id).await? else {
-            return Ok(Outcome::Skipped(SkipReason::Gone));
-        };
+    /// Archive one recording, from its metadata and the whole reply for its sidecar.
+    async fn archive_one(
+        &self,
+        meta: RecordingMeta,
+        detail: Value,
+    ) -> Result<Outcome, ArchiveError> {
         let name = match self.name_of(&meta) {
             Ok(n) => n,
             Err(e) => return Ok(Outcome::Failed(e.to_string())),
@@ -473,17 +477,46 @@ pub async fn run_once(
         last_seq: state.last_seq,
     };
     let mut stop: Option<ArchiveError> = None;
-    {
-        let results = futures_util::stream::iter(items.into_iter().map(|(seq, id)| {
+    let batches: Vec<Vec<(Option<i64>, String)>> = items.chunks(BATCH).map(<[_]>::to_vec).collect();
+    drop(items);
+    let mut batches = batches.into_iter();
+    let read_metadata = |batch: &[(Option<i64>, String)]| {
+        let server = server.clone();
+        let ids: Vec<String> = batch.iter().map(|(_, id)| id.clone()).collect();
+        tokio::spawn(async move { server.recordings(&ids).await })
+    };
+    let mut next = batches.next().map(|b| (read_metadata(&b), b));
+    while let Some((reading, batch)) = next.take() {
+        let found = match reading.await {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
+                stop = Some(e);
+                break;
+            }
+            Err(e) => {
+                stop = Some(ArchiveError::Protocol(format!("metadata task failed: {e}")));
+                break;
+            }
+        };
+        next = batches.next().map(|b| (read_metadata(&b), b));
+        let mut found: HashMap<String, (RecordingMeta, Value)> = found
+            .into_iter()
+            .map(|(meta, detail)| (meta.id.clone(), (meta, detail)))
+            .collect();
+        let results = futures_util::stream::iter(batch.into_iter().map(|(seq, id)| {
             let ctx = ctx.clone();
+            let recording = found.remove(&id);
             async move {
-                let outcome = ctx.archive_one(&id).await;
+                let outcome = match recording {
+                    Some((meta, detail)) => ctx.archive_one(meta, detail).await,
+                    // Gone from the server (deleted and erased, or no longer the token's).
+                    None => Ok(Outcome::Skipped(SkipReason::Gone)),
+                };
                 (seq, id, outcome)
             }
         }))
         .buffered(config.concurrency.max(1));
         let mut results = std::pin::pin!(results);
-        let mut since_save = 0usize;
         while let Some((seq, id, outcome)) = results.next().await {
             let outcome = match outcome {
                 Ok(o) => o,
@@ -514,21 +547,27 @@ pub async fn run_once(
                     summary.failed.push(FailedRecording { id, error });
                 }
             }
+            // `buffered` yields in the feed's order, so the cursor only ever moves past
+            // changes whose recordings are all handled.
             if let Some(seq) = seq {
                 cursor.resolved(seq);
             }
             ctx.progress.recording_done();
-            since_save += 1;
-            if since_save >= SAVE_EVERY && !config.dry_run {
-                since_save = 0;
-                ctx.sync_folders().await;
-                state.last_seq = cursor.last_seq;
-                if let Err(e) = state::save(&config.dest, &state) {
-                    stop = Some(e);
-                    break;
-                }
+        }
+        if stop.is_some() {
+            break;
+        }
+        if !config.dry_run {
+            ctx.sync_folders().await;
+            state.last_seq = cursor.last_seq;
+            if let Err(e) = state::save(&config.dest, &state) {
+                stop = Some(e);
+                break;
             }
         }
+    }
+    if let Some((reading, _)) = next {
+        reading.abort();
     }
     if stop.is_none() {
         // Every change up to the head is handled, the ones that asked nothing included.
