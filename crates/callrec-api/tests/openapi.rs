@@ -766,7 +766,11 @@ async fn every_reply_matches_its_schema() {
     let ids = json!({"ids": [kept.id.to_string(), callrec_model::RecordingId::new().to_string()]});
     let (s, details) = x.send("POST", t, with_json(a, "POST", t, ids)).await;
     assert_eq!(s, 200);
-    assert_eq!(details["items"].as_array().map(Vec::len), Some(1), "{details}");
+    assert_eq!(
+        details["items"].as_array().map(Vec::len),
+        Some(1),
+        "{details}"
+    );
     x.send("POST", t, with_json(a, "POST", t, json!({"ids": []})))
         .await;
     x.send(

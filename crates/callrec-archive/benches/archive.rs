@@ -60,6 +60,43 @@ fn curl(config: &Path, parallel: Option<usize>) -> Duration {
     elapsed
 }
 
+/// The figures of the pull, as a Markdown table.
+fn print_table(
+    n: usize,
+    parallel: usize,
+    curl_seq: Duration,
+    curl_par: Duration,
+    curl_both: Duration,
+    first_time: Duration,
+    rerun_time: Duration,
+) {
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!("| what | time | recordings/s | vs curl sequential | vs curl --parallel {parallel} |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (what, d) in [
+        ("curl, one connection, sequential", curl_seq),
+        ("curl --parallel-max {parallel}", curl_par),
+        (
+            "curl --parallel-max {parallel}, batched metadata + audio (the client's requests)",
+            curl_both,
+        ),
+        ("callrec archive, first pull", first_time),
+    ] {
+        println!(
+            "| {} | {:.2} s | {:.0} | {:.2} | {:.2} |",
+            what.replace("{parallel}", &parallel.to_string()),
+            d.as_secs_f64(),
+            rate(d),
+            curl_seq.as_secs_f64() / d.as_secs_f64(),
+            curl_par.as_secs_f64() / d.as_secs_f64(),
+        );
+    }
+    println!(
+        "| callrec archive, rerun with nothing new | {:.3} s | | | |",
+        rerun_time.as_secs_f64()
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is taken.
     let n = env_usize("CALLREC_BENCH_RECORDINGS", 10_000);
@@ -156,19 +193,33 @@ fn main() {
     std::fs::remove_dir_all(&curl_out).unwrap();
     std::fs::create_dir_all(&curl_out).unwrap();
     let curl_par = curl(&config, Some(parallel));
-    // The same requests the client makes: each recording's metadata (an audited read, like
-    // the audio) and its audio.
+    // The same requests the client makes: the metadata of 200 recordings at a time (one
+    // audited POST each, `CALLREC_BENCH_BATCH` to match the client), then their audio.
     let both = root.join("curl-both.conf");
-    let mut text = format!("header = \"Authorization: Bearer {token}\"\n");
-    for id in &ids {
+    let mut text = String::new();
+    for (k, batch) in ids
+        .chunks(env_usize("CALLREC_BENCH_BATCH", 200))
+        .enumerate()
+    {
+        let body = root.join(format!("batch-{k}.json"));
+        let list: Vec<String> = batch.iter().map(|id| format!("\"{id}\"")).collect();
+        std::fs::write(&body, format!("{{\"ids\":[{}]}}", list.join(","))).unwrap();
         text.push_str(&format!(
-            "url = \"{url}/api/v1/recordings/{id}\"\noutput = \"{}\"\n\
-             url = \"{url}/api/v1/recordings/{id}/audio?download=1\"\noutput = \"{}\"\n",
-            curl_out.join(format!("{id}.json")).display(),
-            curl_out.join(format!("{id}.wav")).display()
+            "next\nheader = \"Authorization: Bearer {token}\"\n\
+             header = \"Content-Type: application/json\"\ndata-binary = \"@{}\"\n\
+             url = \"{url}/api/v1/archive/recordings\"\noutput = \"{}\"\n\
+             next\nheader = \"Authorization: Bearer {token}\"\n",
+            body.display(),
+            curl_out.join(format!("batch-{k}.json")).display()
         ));
+        for id in batch {
+            text.push_str(&format!(
+                "url = \"{url}/api/v1/recordings/{id}/audio?download=1\"\noutput = \"{}\"\n",
+                curl_out.join(format!("{id}.wav")).display()
+            ));
+        }
     }
-    std::fs::write(&both, text).unwrap();
+    std::fs::write(&both, text.trim_start_matches("next\n")).unwrap();
     std::fs::remove_dir_all(&curl_out).unwrap();
     std::fs::create_dir_all(&curl_out).unwrap();
     let curl_both = curl(&both, Some(parallel));
@@ -192,6 +243,12 @@ fn main() {
     let rerun_time = t.elapsed();
     assert!(rerun.downloaded.is_empty());
 
+    if std::env::var_os("CALLREC_BENCH_NO_EXPORT").is_some() {
+        print_table(
+            n, parallel, curl_seq, curl_par, curl_both, first_time, rerun_time,
+        );
+        return;
+    }
     // export.zip of every recording: the server's memory while it streams (this process
     // holds the server, and reads the ZIP as it comes, keeping none of it).
     let (zip_bytes, rss_before, rss_peak, export_time) = runtime.block_on(async {
@@ -214,30 +271,8 @@ fn main() {
         (n, before, peak, t.elapsed())
     });
 
-    let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    println!("| what | time | recordings/s | vs curl sequential | vs curl --parallel {parallel} |");
-    println!("| --- | --- | --- | --- | --- |");
-    for (what, d) in [
-        ("curl, one connection, sequential", curl_seq),
-        ("curl --parallel-max {parallel}", curl_par),
-        (
-            "curl --parallel-max {parallel}, metadata + audio (the client's requests)",
-            curl_both,
-        ),
-        ("callrec archive, first pull", first_time),
-    ] {
-        println!(
-            "| {} | {:.2} s | {:.0} | {:.2} | {:.2} |",
-            what.replace("{parallel}", &parallel.to_string()),
-            d.as_secs_f64(),
-            rate(d),
-            curl_seq.as_secs_f64() / d.as_secs_f64(),
-            curl_par.as_secs_f64() / d.as_secs_f64(),
-        );
-    }
-    println!(
-        "| callrec archive, rerun with nothing new | {:.3} s | | | |",
-        rerun_time.as_secs_f64()
+    print_table(
+        n, parallel, curl_seq, curl_par, curl_both, first_time, rerun_time,
     );
     println!(
         "\nexport.zip of all {n}: {:.1} MB in {:.2} s; RSS {} MiB before, peak {} MiB while streaming",
