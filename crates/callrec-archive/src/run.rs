@@ -251,12 +251,25 @@ fn sidecar_path(final_path: &Path) -> PathBuf {
 
 /// Write the sidecar (synced, renamed into place); its folder is synced with the others.
 async fn write_sidecar(final_path: &Path, detail: &Value) -> Result<(), ArchiveError> {
+    let staged = stage_sidecar(final_path, detail).await?;
+    tokio::task::spawn_blocking(move || staged.commit())
+        .await
+        .map_err(|e| ArchiveError::Protocol(format!("sidecar task failed: {e}")))?
+}
+
+/// Write the sidecar beside its place, synced, to be put in place when its audio is.
+async fn stage_sidecar(final_path: &Path, detail: &Value) -> Result<state::Staged, ArchiveError> {
     let path = sidecar_path(final_path);
     let bytes = serde_json::to_vec_pretty(detail)
         .map_err(|e| ArchiveError::Protocol(format!("cannot encode a sidecar: {e}")))?;
-    tokio::task::spawn_blocking(move || state::write_replacing(&path, &bytes))
+    tokio::task::spawn_blocking(move || state::stage(&path, &bytes))
         .await
         .map_err(|e| ArchiveError::Protocol(format!("sidecar task failed: {e}")))?
+}
+
+/// Remove a staged sidecar whose audio was not kept.
+async fn discard(staged: state::Staged) {
+    let _ = tokio::task::spawn_blocking(move || staged.discard()).await;
 }
 
 async fn exists(path: &Path) -> Result<bool, ArchiveError> {
@@ -353,18 +366,39 @@ impl Ctx {
                     self.bytes.fetch_add(n, Ordering::Relaxed);
                     self.progress.bytes(n);
                 };
-                match download::fetch(
-                    &self.server,
-                    &meta,
-                    &final_path,
-                    self.limit.as_ref(),
-                    &on_bytes,
-                )
-                .await?
-                {
+                // The sidecar is written and synced while the audio downloads, and put in
+                // place once the audio is: the fsyncs of the two overlap instead of adding up.
+                let staging = stage_sidecar(&final_path, &detail);
+                let (fetched, staged) = tokio::join!(
+                    download::fetch(
+                        &self.server,
+                        &meta,
+                        &final_path,
+                        self.limit.as_ref(),
+                        &on_bytes,
+                    ),
+                    staging
+                );
+                let (fetched, staged) = match (fetched, staged) {
+                    (Ok(f), Ok(s)) => (f, s),
+                    (Err(e), staged) => {
+                        if let Ok(s) = staged {
+                            discard(s).await;
+                        }
+                        return Err(e);
+                    }
+                    // The audio may be in place without its sidecar: the state does not
+                    // count on it yet, and the next run writes the sidecar it finds missing.
+                    (Ok(_), Err(e)) => return Err(e),
+                };
+                match fetched {
                     Fetched::Saved { .. } => {
                         self.renamed_in(&final_path);
-                        write_sidecar(&final_path, &detail).await?;
+                        tokio::task::spawn_blocking(move || staged.commit())
+                            .await
+                            .map_err(|e| {
+                                ArchiveError::Protocol(format!("sidecar task failed: {e}"))
+                            })??;
                         Ok(Outcome::Archived(ArchivedFile {
                             id: meta.id,
                             name,
@@ -372,11 +406,17 @@ impl Ctx {
                             sha256,
                         }))
                     }
-                    Fetched::Gone => Ok(Outcome::Skipped(SkipReason::Gone)),
-                    Fetched::Corrupt { attempts, found } => Ok(Outcome::Failed(format!(
-                        "SHA-256 mismatch on {attempts} downloads (expected {sha256}, last got \
-                         {found}); nothing kept, tried again next run"
-                    ))),
+                    Fetched::Gone => {
+                        discard(staged).await;
+                        Ok(Outcome::Skipped(SkipReason::Gone))
+                    }
+                    Fetched::Corrupt { attempts, found } => {
+                        discard(staged).await;
+                        Ok(Outcome::Failed(format!(
+                            "SHA-256 mismatch on {attempts} downloads (expected {sha256}, last \
+                             got {found}); nothing kept, tried again next run"
+                        )))
+                    }
                 }
             }
         }
