@@ -5,13 +5,17 @@
 //! the daemon fills it). Then, in order: `curl` fetches every recording's audio, one process,
 //! one keep-alive connection, one file after another (`-K` with a URL list), and again with
 //! `--parallel --parallel-max N` (N = the client's concurrency), and once more asking what
-//! the client asks (each recording's metadata, then its audio); the archive client makes its
-//! first pull into an empty folder (metadata, audio, SHA-256 check, fsync, rename, sidecar,
-//! state, manifest, report), then reruns with nothing new.
+//! the client asks (the metadata of 200 recordings in one `POST /api/v1/archive/recordings`,
+//! then each one's audio); the archive client makes its first pull into an empty folder
+//! (batched metadata, audio into `.part`, SHA-256 while it arrives, fsync, rename, sidecar
+//! staged and synced meanwhile then renamed, folders synced and state saved per 200,
+//! manifest, report), then reruns with nothing new. Last, `export.zip` of every recording is
+//! streamed and the process's RSS sampled on every chunk.
 //!
 //! `CALLREC_BENCH_RECORDINGS` (default 10000), `CALLREC_BENCH_MS` (audio per recording,
 //! default 1000 ms = 16 KB of 8 kHz WAV), `CALLREC_BENCH_PARALLEL` (default 4),
-//! `CALLREC_BENCH_DIR` (default: a temporary directory).
+//! `CALLREC_BENCH_DIR` (default: a temporary directory), `CALLREC_BENCH_BATCH` (curl's
+//! metadata batch, default 200 as the client's), `CALLREC_BENCH_NO_EXPORT` (skip the export).
 
 use std::path::Path;
 use std::process::Command;

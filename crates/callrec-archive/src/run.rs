@@ -29,6 +29,9 @@ const FEED_PAGE: u32 = 1000;
 /// read while this one downloads), their audio downloaded `concurrency` at once, then the
 /// folders synced and the state saved.
 const BATCH: usize = 200;
+/// Verified downloads being synced and renamed at once. Their fsyncs, in flight together,
+/// share the disk's journal commits; one after another, each would wait for its own.
+const FINISHING: usize = 32;
 /// The most errors a run report carries (the manifest has them all).
 const REPORTED_ERRORS: usize = 20;
 
@@ -216,6 +219,19 @@ impl RunSummary {
     }
 }
 
+/// What downloading one recording left to do.
+enum Downloaded {
+    /// Nothing: how it went is known (skipped, already there, failed, a dry run).
+    Decided(Outcome),
+    /// Whole and verified in `NAME.part`, its sidecar staged: to be synced and put in place
+    /// ([`Ctx::finish`]).
+    Verified {
+        file: ArchivedFile,
+        final_path: PathBuf,
+        sidecar: state::Staged,
+    },
+}
+
 /// How one recording went.
 enum Outcome {
     Archived(ArchivedFile),
@@ -310,14 +326,14 @@ impl Ctx {
     }
 
     /// Archive one recording, from its metadata and the whole reply for its sidecar.
-    async fn archive_one(
+    async fn download_one(
         &self,
         meta: RecordingMeta,
         detail: Value,
-    ) -> Result<Outcome, ArchiveError> {
+    ) -> Result<Downloaded, ArchiveError> {
         let name = match self.name_of(&meta) {
             Ok(n) => n,
-            Err(e) => return Ok(Outcome::Failed(e.to_string())),
+            Err(e) => return Ok(Downloaded::Decided(Outcome::Failed(e.to_string()))),
         };
         let final_path = local_path(&self.config.dest, &name);
         let part = download::part_path(&final_path);
@@ -331,30 +347,34 @@ impl Ctx {
         };
         let step = plan::step(&meta, self.since, disk);
         let (Some(size), Some(sha256)) = (meta.size_bytes, meta.sha256.clone()) else {
-            return Ok(Outcome::Skipped(SkipReason::Gone));
+            return Ok(Downloaded::Decided(Outcome::Skipped(SkipReason::Gone)));
         };
         match step {
-            Step::Skip(why) => Ok(Outcome::Skipped(why)),
-            Step::CheckExisting if self.config.dry_run => Ok(Outcome::AlreadyThere),
-            Step::Download { .. } if self.config.dry_run => Ok(Outcome::Archived(ArchivedFile {
-                id: meta.id,
-                name,
-                size_bytes: size,
-                sha256,
-            })),
+            Step::Skip(why) => Ok(Downloaded::Decided(Outcome::Skipped(why))),
+            Step::CheckExisting if self.config.dry_run => {
+                Ok(Downloaded::Decided(Outcome::AlreadyThere))
+            }
+            Step::Download { .. } if self.config.dry_run => {
+                Ok(Downloaded::Decided(Outcome::Archived(ArchivedFile {
+                    id: meta.id,
+                    name,
+                    size_bytes: size,
+                    sha256,
+                })))
+            }
             Step::CheckExisting => {
                 let (len, found) = download::hash_file(&final_path).await?;
                 if len != size || found != sha256 {
-                    return Ok(Outcome::Failed(format!(
+                    return Ok(Downloaded::Decided(Outcome::Failed(format!(
                         "{} exists with other content (SHA-256 {found}); left alone",
                         final_path.display()
-                    )));
+                    ))));
                 }
                 if !exists(&sidecar_path(&final_path)).await? {
                     write_sidecar(&final_path, &detail).await?;
                     self.renamed_in(&final_path);
                 }
-                Ok(Outcome::AlreadyThere)
+                Ok(Downloaded::Decided(Outcome::AlreadyThere))
             }
             Step::Download { .. } => {
                 if let Some(dir) = final_path.parent() {
@@ -392,34 +412,51 @@ impl Ctx {
                     (Ok(_), Err(e)) => return Err(e),
                 };
                 match fetched {
-                    Fetched::Saved { .. } => {
-                        self.renamed_in(&final_path);
-                        tokio::task::spawn_blocking(move || staged.commit())
-                            .await
-                            .map_err(|e| {
-                                ArchiveError::Protocol(format!("sidecar task failed: {e}"))
-                            })??;
-                        Ok(Outcome::Archived(ArchivedFile {
+                    Fetched::Verified { .. } => Ok(Downloaded::Verified {
+                        file: ArchivedFile {
                             id: meta.id,
                             name,
                             size_bytes: size,
                             sha256,
-                        }))
-                    }
+                        },
+                        final_path,
+                        sidecar: staged,
+                    }),
                     Fetched::Gone => {
                         discard(staged).await;
-                        Ok(Outcome::Skipped(SkipReason::Gone))
+                        Ok(Downloaded::Decided(Outcome::Skipped(SkipReason::Gone)))
                     }
                     Fetched::Corrupt { attempts, found } => {
                         discard(staged).await;
-                        Ok(Outcome::Failed(format!(
+                        Ok(Downloaded::Decided(Outcome::Failed(format!(
                             "SHA-256 mismatch on {attempts} downloads (expected {sha256}, last \
                              got {found}); nothing kept, tried again next run"
-                        )))
+                        ))))
                     }
                 }
             }
         }
+    }
+
+    /// Put a verified download in place: the audio synced and renamed, then its sidecar.
+    async fn finish(&self, downloaded: Downloaded) -> Result<Outcome, ArchiveError> {
+        let (file, final_path, sidecar) = match downloaded {
+            Downloaded::Decided(outcome) => return Ok(outcome),
+            Downloaded::Verified {
+                file,
+                final_path,
+                sidecar,
+            } => (file, final_path, sidecar),
+        };
+        if let Err(e) = download::keep(&final_path).await {
+            discard(sidecar).await;
+            return Err(e);
+        }
+        self.renamed_in(&final_path);
+        tokio::task::spawn_blocking(move || sidecar.commit())
+            .await
+            .map_err(|e| ArchiveError::Protocol(format!("sidecar task failed: {e}")))??;
+        Ok(Outcome::Archived(file))
     }
 
     fn name_of(&self, meta: &RecordingMeta) -> Result<String, crate::template::TemplateError> {
@@ -543,19 +580,32 @@ pub async fn run_once(
             .into_iter()
             .map(|(meta, detail)| (meta.id.clone(), (meta, detail)))
             .collect();
+        // Two stages, each in the feed's order: `concurrency` downloads at once, and up to
+        // `FINISHING` verified files being synced and renamed while the next ones download.
         let results = futures_util::stream::iter(batch.into_iter().map(|(seq, id)| {
             let ctx = ctx.clone();
             let recording = found.remove(&id);
             async move {
-                let outcome = match recording {
-                    Some((meta, detail)) => ctx.archive_one(meta, detail).await,
+                let downloaded = match recording {
+                    Some((meta, detail)) => ctx.download_one(meta, detail).await,
                     // Gone from the server (deleted and erased, or no longer the token's).
-                    None => Ok(Outcome::Skipped(SkipReason::Gone)),
+                    None => Ok(Downloaded::Decided(Outcome::Skipped(SkipReason::Gone))),
+                };
+                (seq, id, downloaded)
+            }
+        }))
+        .buffered(config.concurrency.max(1))
+        .map(|(seq, id, downloaded)| {
+            let ctx = ctx.clone();
+            async move {
+                let outcome = match downloaded {
+                    Ok(d) => ctx.finish(d).await,
+                    Err(e) => Err(e),
                 };
                 (seq, id, outcome)
             }
-        }))
-        .buffered(config.concurrency.max(1));
+        })
+        .buffered(FINISHING);
         let mut results = std::pin::pin!(results);
         while let Some((seq, id, outcome)) = results.next().await {
             let outcome = match outcome {
