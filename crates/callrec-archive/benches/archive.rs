@@ -45,6 +45,39 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds used so far by this process (server, and client when it runs) and by its
+/// finished children (curl), from `/proc/self/stat` (Linux; zeros elsewhere). On a shared
+/// machine wall time moves with the neighbours' load; CPU per recording much less.
+fn cpu_secs() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name in parentheses: state is field 3; utime 14, stime 15,
+    // cutime 16, cstime 17.
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0.0))
+                .collect()
+        })
+        .unwrap_or_default();
+    let tick = 100.0; // USER_HZ on Linux
+    let get = |i: usize| fields.get(i - 3).copied().unwrap_or(0.0) / tick;
+    (get(14) + get(15), get(16) + get(17))
+}
+
+/// Runs `f` and prints the CPU it cost per recording: this process's and curl's.
+fn with_cpu<T>(what: &str, n: usize, f: impl FnOnce() -> T) -> T {
+    let (own, children) = cpu_secs();
+    let out = f();
+    let (own2, children2) = cpu_secs();
+    eprintln!(
+        "cpu per recording, {what}: in-process (server + client) {:.0} µs, curl {:.0} µs",
+        (own2 - own) * 1e6 / n as f64,
+        (children2 - children) * 1e6 / n as f64
+    );
+    out
+}
+
 fn curl(config: &Path, parallel: Option<usize>) -> Duration {
     let mut cmd = Command::new("curl");
     cmd.arg("--silent")
@@ -181,25 +214,32 @@ fn main() {
         callrec_api::ApiState::new(StoreHandle::new(store), Arc::new(callrec_api::NoDaemon));
     runtime.spawn(callrec_api::serve(listener, state, std::future::pending()));
 
-    // curl: the same files, each to its own file.
-    let curl_out = root.join("curl");
-    std::fs::create_dir_all(&curl_out).unwrap();
-    let config = root.join("curl.conf");
-    let mut text = format!("header = \"Authorization: Bearer {token}\"\n");
-    for id in &ids {
-        text.push_str(&format!(
-            "url = \"{url}/api/v1/recordings/{id}/audio?download=1\"\noutput = \"{}\"\n",
-            curl_out.join(format!("{id}.wav")).display()
-        ));
-    }
-    std::fs::write(&config, text).unwrap();
-    let curl_seq = curl(&config, None);
-    std::fs::remove_dir_all(&curl_out).unwrap();
-    std::fs::create_dir_all(&curl_out).unwrap();
-    let curl_par = curl(&config, Some(parallel));
+    // curl: the same files, each to its own file. Each run writes into a folder of its own
+    // and nothing is deleted until the end: deleting tens of thousands of files right before
+    // a run makes ext4's inode allocator slow for a while (its `recently_deleted` scan,
+    // which `perf` showed as the top kernel cost of creating files here).
+    let audio_config = |out: &Path, name: &str| {
+        std::fs::create_dir_all(out).unwrap();
+        let config = root.join(name);
+        let mut text = format!("header = \"Authorization: Bearer {token}\"\n");
+        for id in &ids {
+            text.push_str(&format!(
+                "url = \"{url}/api/v1/recordings/{id}/audio?download=1\"\noutput = \"{}\"\n",
+                out.join(format!("{id}.wav")).display()
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
+        config
+    };
+    let config = audio_config(&root.join("curl-seq"), "curl-seq.conf");
+    let curl_seq = with_cpu("curl sequential", n, || curl(&config, None));
+    let config = audio_config(&root.join("curl-par"), "curl-par.conf");
+    let curl_par = with_cpu("curl parallel", n, || curl(&config, Some(parallel)));
     // The same requests the client makes: the metadata of 200 recordings at a time (one
     // audited POST each, `CALLREC_BENCH_BATCH` to match the client), then their audio.
     let both = root.join("curl-both.conf");
+    let curl_out = root.join("curl-both");
+    std::fs::create_dir_all(&curl_out).unwrap();
     let mut text = String::new();
     for (k, batch) in ids
         .chunks(env_usize("CALLREC_BENCH_BATCH", 200))
@@ -224,9 +264,9 @@ fn main() {
         }
     }
     std::fs::write(&both, text.trim_start_matches("next\n")).unwrap();
-    std::fs::remove_dir_all(&curl_out).unwrap();
-    std::fs::create_dir_all(&curl_out).unwrap();
-    let curl_both = curl(&both, Some(parallel));
+    let curl_both = with_cpu("curl, the client's requests", n, || {
+        curl(&both, Some(parallel))
+    });
 
     // The archive client.
     let dest = root.join("archive");
@@ -234,9 +274,11 @@ fn main() {
     archive.client_name = "bench".into();
     archive.concurrency = parallel;
     let t = Instant::now();
-    let first = runtime
-        .block_on(run_once(&archive, &SystemTimer))
-        .expect("the first pull");
+    let first = with_cpu("callrec archive", n, || {
+        runtime
+            .block_on(run_once(&archive, &SystemTimer))
+            .expect("the first pull")
+    });
     let first_time = t.elapsed();
     assert_eq!(first.downloaded.len(), n);
     assert!(first.failed.is_empty());
