@@ -1,5 +1,6 @@
-//! The routes archive clients use beyond the change feed (issue 11): the bulk export of a
-//! search as one streamed ZIP, and the run reports clients send and admins read.
+//! The routes archive clients use beyond the change feed (issue 11): the metadata of many
+//! recordings at once, the bulk export of a search as one streamed ZIP, and the run reports
+//! clients send and admins read.
 //!
 //! `GET /recordings/export.zip` takes the filters of `GET /recordings` and streams every
 //! match: each recording's audio as it is stored, then `manifest.json` with each one's
@@ -26,8 +27,8 @@ use warp::reply::Reply;
 use crate::acts::Who;
 use crate::error::{ApiError, reject};
 use crate::handlers::{Handled, require_admin};
-use crate::models::{ArchiveRunBody, ExportBody, SearchParams};
-use crate::replies::{ArchiveClients, ArchiveRun, ErrorReply, RecordingDetail};
+use crate::models::{ArchiveRunBody, ExportBody, RecordingIdsBody, SearchParams};
+use crate::replies::{ArchiveClients, ArchiveRun, ErrorReply, RecordingDetail, RecordingDetails};
 use crate::state::ApiState;
 use crate::zipstream::ZipStream;
 
@@ -420,6 +421,40 @@ impl Read for BufStream {
         self.file.flush()?;
         self.file.get_mut().read(buf)
     }
+}
+
+/// Many recordings' metadata with segments and notes, at once (for archive clients)
+///
+/// What `GET /recordings/{id}` gives, for 1 to 500 recordings in one request, in the order
+/// asked: an archive client reads a page of the change feed, then the metadata of the
+/// recordings it names. A user gets their own recordings, an admin their site's; any other
+/// id is left out of the reply (as a 404 would answer it). Each recording returned is audited as a
+/// read (`recording.read`, one entry each, exactly as the single read writes it), all of
+/// them committed together before the reply.
+#[utoipa::path(
+    post,
+    path = "/api/v1/archive/recordings",
+    operation_id = "readRecordings",
+    tag = "archive",
+    request_body = RecordingIdsBody,
+    responses(
+        (status = 200, description = "the recordings the caller may see", body = RecordingDetails),
+        (status = 413, description = "body too large", body = ErrorReply),
+        (status = 422, description = "no ids, more than 500, or one that is not a recording id", body = ErrorReply),
+    ),
+)]
+pub async fn read_recordings(state: ApiState, caller: Caller, body: RecordingIdsBody) -> Handled {
+    let ids = body.parse().map_err(reject)?;
+    let access = caller.access();
+    let (found, _not_visible) = state
+        .store()
+        .write(move |s| s.read_recordings(&ids, &access))
+        .await
+        .map_err(reject)?;
+    Ok(warp::reply::json(&RecordingDetails {
+        items: found.into_iter().map(Into::into).collect(),
+    })
+    .into_response())
 }
 
 /// Report a run of an archive client

@@ -25,7 +25,8 @@ use crate::error::{ApiError, reject};
 use crate::handlers;
 use crate::models::{
     ArchiveRunBody, AudioParams, AuditParams, ChangesParams, DeleteParams, ErasureBody, ExportBody,
-    HoldBody, NoteBody, QueryParams, SearchParams, SiteUpdate, UserUpdate, WebhookBody, no_params,
+    HoldBody, NoteBody, QueryParams, RecordingIdsBody, SearchParams, SiteUpdate, UserUpdate,
+    WebhookBody, no_params,
 };
 use crate::openapi;
 use crate::state::ApiState;
@@ -491,6 +492,19 @@ pub fn report_archive_run(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `POST /api/v1/archive/recordings`: the metadata, segments and notes of many recordings.
+pub fn read_recordings(state: ApiState) -> Route {
+    let limit = state.config().max_body_bytes;
+    warp::path!("api" / "v1" / "archive" / "recordings")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(authenticated(state))
+        .and(no_query())
+        .and(json_body::<RecordingIdsBody>(limit))
+        .and_then(crate::archive::read_recordings)
+        .boxed()
+}
+
 /// `GET /api/v1/archive/runs`: admin, the site's archive clients and their last runs.
 pub fn list_archive_runs(state: ApiState) -> Route {
     warp::path!("api" / "v1" / "archive" / "runs")
@@ -669,6 +683,7 @@ pub fn all(state: &ApiState) -> Route {
         audit_log(state.clone()),
         changes(state.clone()),
         report_archive_run(state.clone()),
+        read_recordings(state.clone()),
         list_archive_runs(state.clone()),
         healthz(),
         readyz(state.clone()),

@@ -619,6 +619,35 @@ impl From<ArchiveRunBody> for store::NewArchiveRun {
     }
 }
 
+/// `POST /archive/recordings`: the recordings whose metadata an archive client needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingIdsBody {
+    /// Recording ids (UUIDs), 1 to 500.
+    #[schema(min_items = 1, max_items = 500)]
+    pub ids: Vec<String>,
+}
+
+impl RecordingIdsBody {
+    /// The ids, each checked; a bad one, none or too many is a 422.
+    pub fn parse(self) -> Result<Vec<callrec_model::RecordingId>, ApiError> {
+        if self.ids.is_empty() || self.ids.len() > store::MAX_BATCH_READ {
+            return Err(ApiError::unprocessable(format!(
+                "`ids` must name 1 to {} recordings (got {})",
+                store::MAX_BATCH_READ,
+                self.ids.len()
+            )));
+        }
+        self.ids
+            .iter()
+            .map(|raw| {
+                raw.parse()
+                    .map_err(|e| ApiError::unprocessable(format!("`ids`: {e}")))
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

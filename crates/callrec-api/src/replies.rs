@@ -207,6 +207,15 @@ impl From<store::RecordingDetail> for RecordingDetail {
     }
 }
 
+/// Many recordings' metadata, segments and notes, in the order asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RecordingDetails {
+    /// Each recording asked for that the caller may see, as `GET /recordings/{id}` gives
+    /// it. The others (erased, another user's, never there) are left out, as a 404 would
+    /// leave them: an id is not echoed to someone who may not see it.
+    pub items: Vec<RecordingDetail>,
+}
+
 /// A page of a search, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SearchPage {

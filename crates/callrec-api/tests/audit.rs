@@ -166,6 +166,81 @@ type Case<'a> = (
 );
 
 #[tokio::test]
+async fn a_batch_read_leaves_one_read_entry_per_recording_shown_and_shows_what_a_single_read_does()
+{
+    let mut w = World::new();
+    let alice = w.alice.clone();
+    let bob = w.bob.clone();
+    let (mine, _) = w.record(&alice.user, "1001", "01234567891", t0(), 1000);
+    let (also_mine, _) = w.record(
+        &alice.user,
+        "1001",
+        "01234567892",
+        t0() + chrono::Duration::minutes(1),
+        1000,
+    );
+    let (bobs, _) = w.record(
+        &bob.user,
+        "1002",
+        "01234567893",
+        t0() + chrono::Duration::minutes(2),
+        1000,
+    );
+    let ids = json!({"ids": [also_mine.id.to_string(), bobs.id.to_string(), mine.id.to_string()]});
+
+    let head = w.audit_head().await;
+    let (s, batch) = w
+        .json(
+            w.req(&alice, "POST", "/api/v1/archive/recordings")
+                .json(&ids),
+        )
+        .await;
+    assert_eq!(s, 200, "{batch}");
+    let entries: Vec<(String, String, String)> = w
+        .audit_since(head)
+        .await
+        .into_iter()
+        .map(|e| (e.actor, e.action, e.target))
+        .collect();
+    let read = |id: &callrec_model::RecordingId| {
+        (
+            "1001@default".to_owned(),
+            "recording.read".to_owned(),
+            format!("recording:{id}"),
+        )
+    };
+    // Hers, in the order asked, each as `GET /recordings/{id}` gives it; bob's left out,
+    // and neither read nor echoed.
+    assert_eq!(entries, [read(&also_mine.id), read(&mine.id)]);
+    let (_, single) = w
+        .json(w.req(&alice, "GET", &format!("/api/v1/recordings/{}", mine.id)))
+        .await;
+    assert_eq!(batch["items"][1], single);
+    assert_eq!(batch["items"].as_array().map(Vec::len), Some(2));
+    assert!(!batch.to_string().contains(&bobs.id.to_string()), "{batch}");
+
+    // None, too many, or a bad id: 422, and nothing read.
+    let head = w.audit_head().await;
+    let too_many: Vec<String> = (0..=callrec_store::MAX_BATCH_READ)
+        .map(|_| mine.id.to_string())
+        .collect();
+    for body in [
+        json!({"ids": []}),
+        json!({"ids": too_many}),
+        json!({"ids": [mine.id.to_string(), "not-an-id"]}),
+    ] {
+        let (s, e) = w
+            .json(
+                w.req(&alice, "POST", "/api/v1/archive/recordings")
+                    .json(&body),
+            )
+            .await;
+        assert_eq!(s, 422, "{e}");
+    }
+    assert!(w.audit_since(head).await.is_empty());
+}
+
+#[tokio::test]
 async fn every_other_route_leaves_one_entry_and_the_operational_ones_none() {
     let mut w = World::new();
     let alice = w.alice.clone();

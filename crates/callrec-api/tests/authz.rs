@@ -275,6 +275,14 @@ async fn every_endpoint_answers_each_caller_as_its_role_allows_and_never_leaks_a
             expect: [N, N, N, 201, 201, 201, 201],
         },
         Case {
+            // Alice's recording, asked for by each: bob and the stranger get an empty list
+            // (the id is not echoed back), alice and her admin the recording.
+            method: "POST",
+            path: |_, _| "/api/v1/archive/recordings".into(),
+            body: Some(json!({"ids": [ids.alice_rec.clone()]})),
+            expect: [N, N, N, 200, 200, 200, 200],
+        },
+        Case {
             method: "GET",
             path: |_, _| "/api/v1/archive/runs".into(),
             body: None,

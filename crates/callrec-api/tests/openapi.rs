@@ -89,7 +89,7 @@ async fn the_document_and_the_routes_agree_on_every_path_and_method() {
             }
         }
     }
-    assert_eq!(checked, 29, "operations checked");
+    assert_eq!(checked, 30, "operations checked");
 
     // `/` and the portal's other pages are HTML for browsers, outside the API's document.
     for undocumented in [
@@ -762,6 +762,23 @@ async fn every_reply_matches_its_schema() {
     let (s, _) = x.send("GET", t, get(a, t)).await;
     assert_eq!(s, 200);
     x.send("GET", t, get(a, &format!("{t}?limit=5"))).await;
+    let t = "/api/v1/archive/recordings";
+    let ids = json!({"ids": [kept.id.to_string(), callrec_model::RecordingId::new().to_string()]});
+    let (s, details) = x.send("POST", t, with_json(a, "POST", t, ids)).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        details["items"].as_array().map(Vec::len),
+        Some(1),
+        "{details}"
+    );
+    x.send("POST", t, with_json(a, "POST", t, json!({"ids": []})))
+        .await;
+    x.send(
+        "POST",
+        t,
+        with_json(a, "POST", t, json!({"ids": ["x".repeat(100_000)]})),
+    )
+    .await;
     let t = "/api/v1/archive/runs";
     let run = json!({
         "client": "nas", "started_at": "2024-05-01T10:00:00Z",

@@ -5,13 +5,17 @@
 //! the daemon fills it). Then, in order: `curl` fetches every recording's audio, one process,
 //! one keep-alive connection, one file after another (`-K` with a URL list), and again with
 //! `--parallel --parallel-max N` (N = the client's concurrency), and once more asking what
-//! the client asks (each recording's metadata, then its audio); the archive client makes its
-//! first pull into an empty folder (metadata, audio, SHA-256 check, fsync, rename, sidecar,
-//! state, manifest, report), then reruns with nothing new.
+//! the client asks (the metadata of 200 recordings in one `POST /api/v1/archive/recordings`,
+//! then each one's audio); the archive client makes its first pull into an empty folder
+//! (batched metadata, audio into `.part`, SHA-256 while it arrives, fsync, rename, sidecar
+//! staged and synced meanwhile then renamed, folders synced and state saved per 200,
+//! manifest, report), then reruns with nothing new. Last, `export.zip` of every recording is
+//! streamed and the process's RSS sampled on every chunk.
 //!
 //! `CALLREC_BENCH_RECORDINGS` (default 10000), `CALLREC_BENCH_MS` (audio per recording,
 //! default 1000 ms = 16 KB of 8 kHz WAV), `CALLREC_BENCH_PARALLEL` (default 4),
-//! `CALLREC_BENCH_DIR` (default: a temporary directory).
+//! `CALLREC_BENCH_DIR` (default: a temporary directory), `CALLREC_BENCH_BATCH` (curl's
+//! metadata batch, default 200 as the client's), `CALLREC_BENCH_NO_EXPORT` (skip the export).
 
 use std::path::Path;
 use std::process::Command;
@@ -41,6 +45,39 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds used so far by this process (server, and client when it runs) and by its
+/// finished children (curl), from `/proc/self/stat` (Linux; zeros elsewhere). On a shared
+/// machine wall time moves with the neighbours' load; CPU per recording much less.
+fn cpu_secs() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name in parentheses: state is field 3; utime 14, stime 15,
+    // cutime 16, cstime 17.
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0.0))
+                .collect()
+        })
+        .unwrap_or_default();
+    let tick = 100.0; // USER_HZ on Linux
+    let get = |i: usize| fields.get(i - 3).copied().unwrap_or(0.0) / tick;
+    (get(14) + get(15), get(16) + get(17))
+}
+
+/// Runs `f` and prints the CPU it cost per recording: this process's and curl's.
+fn with_cpu<T>(what: &str, n: usize, f: impl FnOnce() -> T) -> T {
+    let (own, children) = cpu_secs();
+    let out = f();
+    let (own2, children2) = cpu_secs();
+    eprintln!(
+        "cpu per recording, {what}: in-process (server + client) {:.0} µs, curl {:.0} µs",
+        (own2 - own) * 1e6 / n as f64,
+        (children2 - children) * 1e6 / n as f64
+    );
+    out
+}
+
 fn curl(config: &Path, parallel: Option<usize>) -> Duration {
     let mut cmd = Command::new("curl");
     cmd.arg("--silent")
@@ -58,6 +95,43 @@ fn curl(config: &Path, parallel: Option<usize>) -> Duration {
     let elapsed = t.elapsed();
     assert!(status.success(), "curl failed: {status}");
     elapsed
+}
+
+/// The figures of the pull, as a Markdown table.
+fn print_table(
+    n: usize,
+    parallel: usize,
+    curl_seq: Duration,
+    curl_par: Duration,
+    curl_both: Duration,
+    first_time: Duration,
+    rerun_time: Duration,
+) {
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!("| what | time | recordings/s | vs curl sequential | vs curl --parallel {parallel} |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (what, d) in [
+        ("curl, one connection, sequential", curl_seq),
+        ("curl --parallel-max {parallel}", curl_par),
+        (
+            "curl --parallel-max {parallel}, batched metadata + audio (the client's requests)",
+            curl_both,
+        ),
+        ("callrec archive, first pull", first_time),
+    ] {
+        println!(
+            "| {} | {:.2} s | {:.0} | {:.2} | {:.2} |",
+            what.replace("{parallel}", &parallel.to_string()),
+            d.as_secs_f64(),
+            rate(d),
+            curl_seq.as_secs_f64() / d.as_secs_f64(),
+            curl_par.as_secs_f64() / d.as_secs_f64(),
+        );
+    }
+    println!(
+        "| callrec archive, rerun with nothing new | {:.3} s | | | |",
+        rerun_time.as_secs_f64()
+    );
 }
 
 fn main() {
@@ -140,38 +214,59 @@ fn main() {
         callrec_api::ApiState::new(StoreHandle::new(store), Arc::new(callrec_api::NoDaemon));
     runtime.spawn(callrec_api::serve(listener, state, std::future::pending()));
 
-    // curl: the same files, each to its own file.
-    let curl_out = root.join("curl");
-    std::fs::create_dir_all(&curl_out).unwrap();
-    let config = root.join("curl.conf");
-    let mut text = format!("header = \"Authorization: Bearer {token}\"\n");
-    for id in &ids {
-        text.push_str(&format!(
-            "url = \"{url}/api/v1/recordings/{id}/audio?download=1\"\noutput = \"{}\"\n",
-            curl_out.join(format!("{id}.wav")).display()
-        ));
-    }
-    std::fs::write(&config, text).unwrap();
-    let curl_seq = curl(&config, None);
-    std::fs::remove_dir_all(&curl_out).unwrap();
-    std::fs::create_dir_all(&curl_out).unwrap();
-    let curl_par = curl(&config, Some(parallel));
-    // The same requests the client makes: each recording's metadata (an audited read, like
-    // the audio) and its audio.
+    // curl: the same files, each to its own file. Each run writes into a folder of its own
+    // and nothing is deleted until the end: deleting tens of thousands of files right before
+    // a run makes ext4's inode allocator slow for a while (its `recently_deleted` scan,
+    // which `perf` showed as the top kernel cost of creating files here).
+    let audio_config = |out: &Path, name: &str| {
+        std::fs::create_dir_all(out).unwrap();
+        let config = root.join(name);
+        let mut text = format!("header = \"Authorization: Bearer {token}\"\n");
+        for id in &ids {
+            text.push_str(&format!(
+                "url = \"{url}/api/v1/recordings/{id}/audio?download=1\"\noutput = \"{}\"\n",
+                out.join(format!("{id}.wav")).display()
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
+        config
+    };
+    let config = audio_config(&root.join("curl-seq"), "curl-seq.conf");
+    let curl_seq = with_cpu("curl sequential", n, || curl(&config, None));
+    let config = audio_config(&root.join("curl-par"), "curl-par.conf");
+    let curl_par = with_cpu("curl parallel", n, || curl(&config, Some(parallel)));
+    // The same requests the client makes: the metadata of 200 recordings at a time (one
+    // audited POST each, `CALLREC_BENCH_BATCH` to match the client), then their audio.
     let both = root.join("curl-both.conf");
-    let mut text = format!("header = \"Authorization: Bearer {token}\"\n");
-    for id in &ids {
-        text.push_str(&format!(
-            "url = \"{url}/api/v1/recordings/{id}\"\noutput = \"{}\"\n\
-             url = \"{url}/api/v1/recordings/{id}/audio?download=1\"\noutput = \"{}\"\n",
-            curl_out.join(format!("{id}.json")).display(),
-            curl_out.join(format!("{id}.wav")).display()
-        ));
-    }
-    std::fs::write(&both, text).unwrap();
-    std::fs::remove_dir_all(&curl_out).unwrap();
+    let curl_out = root.join("curl-both");
     std::fs::create_dir_all(&curl_out).unwrap();
-    let curl_both = curl(&both, Some(parallel));
+    let mut text = String::new();
+    for (k, batch) in ids
+        .chunks(env_usize("CALLREC_BENCH_BATCH", 200))
+        .enumerate()
+    {
+        let body = root.join(format!("batch-{k}.json"));
+        let list: Vec<String> = batch.iter().map(|id| format!("\"{id}\"")).collect();
+        std::fs::write(&body, format!("{{\"ids\":[{}]}}", list.join(","))).unwrap();
+        text.push_str(&format!(
+            "next\nheader = \"Authorization: Bearer {token}\"\n\
+             header = \"Content-Type: application/json\"\ndata-binary = \"@{}\"\n\
+             url = \"{url}/api/v1/archive/recordings\"\noutput = \"{}\"\n\
+             next\nheader = \"Authorization: Bearer {token}\"\n",
+            body.display(),
+            curl_out.join(format!("batch-{k}.json")).display()
+        ));
+        for id in batch {
+            text.push_str(&format!(
+                "url = \"{url}/api/v1/recordings/{id}/audio?download=1\"\noutput = \"{}\"\n",
+                curl_out.join(format!("{id}.wav")).display()
+            ));
+        }
+    }
+    std::fs::write(&both, text.trim_start_matches("next\n")).unwrap();
+    let curl_both = with_cpu("curl, the client's requests", n, || {
+        curl(&both, Some(parallel))
+    });
 
     // The archive client.
     let dest = root.join("archive");
@@ -179,9 +274,11 @@ fn main() {
     archive.client_name = "bench".into();
     archive.concurrency = parallel;
     let t = Instant::now();
-    let first = runtime
-        .block_on(run_once(&archive, &SystemTimer))
-        .expect("the first pull");
+    let first = with_cpu("callrec archive", n, || {
+        runtime
+            .block_on(run_once(&archive, &SystemTimer))
+            .expect("the first pull")
+    });
     let first_time = t.elapsed();
     assert_eq!(first.downloaded.len(), n);
     assert!(first.failed.is_empty());
@@ -192,6 +289,12 @@ fn main() {
     let rerun_time = t.elapsed();
     assert!(rerun.downloaded.is_empty());
 
+    if std::env::var_os("CALLREC_BENCH_NO_EXPORT").is_some() {
+        print_table(
+            n, parallel, curl_seq, curl_par, curl_both, first_time, rerun_time,
+        );
+        return;
+    }
     // export.zip of every recording: the server's memory while it streams (this process
     // holds the server, and reads the ZIP as it comes, keeping none of it).
     let (zip_bytes, rss_before, rss_peak, export_time) = runtime.block_on(async {
@@ -214,30 +317,8 @@ fn main() {
         (n, before, peak, t.elapsed())
     });
 
-    let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    println!("| what | time | recordings/s | vs curl sequential | vs curl --parallel {parallel} |");
-    println!("| --- | --- | --- | --- | --- |");
-    for (what, d) in [
-        ("curl, one connection, sequential", curl_seq),
-        ("curl --parallel-max {parallel}", curl_par),
-        (
-            "curl --parallel-max {parallel}, metadata + audio (the client's requests)",
-            curl_both,
-        ),
-        ("callrec archive, first pull", first_time),
-    ] {
-        println!(
-            "| {} | {:.2} s | {:.0} | {:.2} | {:.2} |",
-            what.replace("{parallel}", &parallel.to_string()),
-            d.as_secs_f64(),
-            rate(d),
-            curl_seq.as_secs_f64() / d.as_secs_f64(),
-            curl_par.as_secs_f64() / d.as_secs_f64(),
-        );
-    }
-    println!(
-        "| callrec archive, rerun with nothing new | {:.3} s | | | |",
-        rerun_time.as_secs_f64()
+    print_table(
+        n, parallel, curl_seq, curl_par, curl_both, first_time, rerun_time,
     );
     println!(
         "\nexport.zip of all {n}: {:.1} MB in {:.2} s; RSS {} MiB before, peak {} MiB while streaming",

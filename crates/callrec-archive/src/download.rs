@@ -1,8 +1,10 @@
 //! Getting one recording's audio onto the disk: into `NAME.part`, resuming with a Range
 //! request from what an earlier attempt (or run) left there; then its SHA-256 against the
-//! server's; then an atomic rename to `NAME`. A cut connection is resumed; a file whose hash
-//! does not match is deleted and fetched again, and reported if it never matches; a full
-//! disk stops everything and keeps the `.part` for the next run.
+//! server's ([`fetch`]); then, synced, an atomic rename to `NAME` ([`keep`]). A cut
+//! connection is resumed; a file whose hash does not match is deleted and fetched again, and
+//! reported if it never matches; a full disk stops everything and keeps the `.part` for the
+//! next run. The two steps are apart so that a run can sync and rename one file while the
+//! next downloads: fsyncs in flight together cost the disk one journal commit, not one each.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,8 +24,9 @@ pub const CORRUPT_ATTEMPTS: u32 = 3;
 /// How a download ended (other than with an error that stops the run).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fetched {
-    /// In place under its name, its hash checked. `received` bytes came over the network.
-    Saved {
+    /// Whole in `NAME.part`, its hash checked, not yet synced or renamed ([`keep`]).
+    /// `received` bytes came over the network.
+    Verified {
         /// Bytes received in this run (less than the size after a resume).
         received: u64,
     },
@@ -153,8 +156,8 @@ async fn hash_prefix(path: &Path) -> Result<(Sha256, u64), ArchiveError> {
     .map_err(|e| ArchiveError::io("read", path, e))
 }
 
-/// Download `meta`'s audio to `final_path`, through `NAME.part`. `on_bytes` is told of every
-/// chunk received (the progress bar).
+/// Download `meta`'s audio into `NAME.part` beside `final_path` and check it; [`keep`] puts
+/// it in place. `on_bytes` is told of every chunk received (the progress bar).
 pub async fn fetch(
     server: &Server,
     meta: &RecordingMeta,
@@ -218,11 +221,7 @@ pub async fn fetch(
         let (hasher, len) = state;
         let found = hex::encode(hasher.finalize());
         if len == size && found == sha256 {
-            // The folder is synced by the run before the state counts on this file.
-            tokio::fs::rename(&part, final_path)
-                .await
-                .map_err(|e| ArchiveError::io("rename into place", final_path, e))?;
-            return Ok(Fetched::Saved { received });
+            return Ok(Fetched::Verified { received });
         }
         corrupt += 1;
         tracing::warn!(id = %meta.id, expected = sha256, found, len, size, "SHA-256 mismatch; fetching again");
@@ -234,6 +233,23 @@ pub async fn fetch(
             });
         }
     }
+}
+
+/// Put a verified `NAME.part` in place: synced, then renamed to `NAME`, so the name only
+/// ever holds the whole file, even after a crash. The folder is synced by the run before the
+/// state counts on the file.
+pub async fn keep(final_path: &Path) -> Result<(), ArchiveError> {
+    let part = part_path(final_path);
+    let target = final_path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        std::fs::File::open(&part)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| ArchiveError::io("sync", &part, e))?;
+        std::fs::rename(&part, &target)
+            .map_err(|e| ArchiveError::io("rename into place", &target, e))
+    })
+    .await
+    .map_err(|e| ArchiveError::Protocol(format!("sync task failed: {e}")))?
 }
 
 async fn remove(path: &Path) -> Result<(), ArchiveError> {
@@ -331,14 +347,11 @@ async fn attempt_download(
             limit.take(chunk.len() as u64).await;
         }
     }
-    // tokio's File reports a failed write (a full disk) only at the next write or flush,
-    // and `sync_all` alone would lose it: flush first.
+    // tokio's File reports a failed write (a full disk) only at the next write or flush.
+    // The sync comes before the rename ([`keep`]).
     file.flush()
         .await
         .map_err(|e| ArchiveError::io("write", part, e))?;
-    file.sync_all()
-        .await
-        .map_err(|e| ArchiveError::io("sync", part, e))?;
     Ok(Attempt::Done(got))
 }
 

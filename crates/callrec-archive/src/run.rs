@@ -2,7 +2,7 @@
 //! archive each recording stored since (and those that failed last time), save the state as
 //! it goes, write the run's manifest, report the run to the server.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,8 +25,13 @@ use crate::template::{NameFields, NameTemplate};
 
 /// The most changes asked for per page of the feed.
 const FEED_PAGE: u32 = 1000;
-/// The state is saved after this many recordings (and at the end).
-const SAVE_EVERY: usize = 200;
+/// Recordings handled together: their metadata read in one request (the next batch's is
+/// read while this one downloads), their audio downloaded `concurrency` at once, then the
+/// folders synced and the state saved.
+const BATCH: usize = 200;
+/// Verified downloads being synced and renamed at once. Their fsyncs, in flight together,
+/// share the disk's journal commits; one after another, each would wait for its own.
+const FINISHING: usize = 32;
 /// The most errors a run report carries (the manifest has them all).
 const REPORTED_ERRORS: usize = 20;
 
@@ -214,6 +219,19 @@ impl RunSummary {
     }
 }
 
+/// What downloading one recording left to do.
+enum Downloaded {
+    /// Nothing: how it went is known (skipped, already there, failed, a dry run).
+    Decided(Outcome),
+    /// Whole and verified in `NAME.part`, its sidecar staged: to be synced and put in place
+    /// ([`Ctx::finish`]).
+    Verified {
+        file: ArchivedFile,
+        final_path: PathBuf,
+        sidecar: state::Staged,
+    },
+}
+
 /// How one recording went.
 enum Outcome {
     Archived(ArchivedFile),
@@ -249,12 +267,25 @@ fn sidecar_path(final_path: &Path) -> PathBuf {
 
 /// Write the sidecar (synced, renamed into place); its folder is synced with the others.
 async fn write_sidecar(final_path: &Path, detail: &Value) -> Result<(), ArchiveError> {
+    let staged = stage_sidecar(final_path, detail).await?;
+    tokio::task::spawn_blocking(move || staged.commit())
+        .await
+        .map_err(|e| ArchiveError::Protocol(format!("sidecar task failed: {e}")))?
+}
+
+/// Write the sidecar beside its place, synced, to be put in place when its audio is.
+async fn stage_sidecar(final_path: &Path, detail: &Value) -> Result<state::Staged, ArchiveError> {
     let path = sidecar_path(final_path);
     let bytes = serde_json::to_vec_pretty(detail)
         .map_err(|e| ArchiveError::Protocol(format!("cannot encode a sidecar: {e}")))?;
-    tokio::task::spawn_blocking(move || state::write_replacing(&path, &bytes))
+    tokio::task::spawn_blocking(move || state::stage(&path, &bytes))
         .await
         .map_err(|e| ArchiveError::Protocol(format!("sidecar task failed: {e}")))?
+}
+
+/// Remove a staged sidecar whose audio was not kept.
+async fn discard(staged: state::Staged) {
+    let _ = tokio::task::spawn_blocking(move || staged.discard()).await;
 }
 
 async fn exists(path: &Path) -> Result<bool, ArchiveError> {
@@ -294,13 +325,15 @@ impl Ctx {
         .await;
     }
 
-    async fn archive_one(&self, id: &str) -> Result<Outcome, ArchiveError> {
-        let Some((meta, detail)) = self.server.recording(id).await? else {
-            return Ok(Outcome::Skipped(SkipReason::Gone));
-        };
+    /// Archive one recording, from its metadata and the whole reply for its sidecar.
+    async fn download_one(
+        &self,
+        meta: RecordingMeta,
+        detail: Value,
+    ) -> Result<Downloaded, ArchiveError> {
         let name = match self.name_of(&meta) {
             Ok(n) => n,
-            Err(e) => return Ok(Outcome::Failed(e.to_string())),
+            Err(e) => return Ok(Downloaded::Decided(Outcome::Failed(e.to_string()))),
         };
         let final_path = local_path(&self.config.dest, &name);
         let part = download::part_path(&final_path);
@@ -314,30 +347,34 @@ impl Ctx {
         };
         let step = plan::step(&meta, self.since, disk);
         let (Some(size), Some(sha256)) = (meta.size_bytes, meta.sha256.clone()) else {
-            return Ok(Outcome::Skipped(SkipReason::Gone));
+            return Ok(Downloaded::Decided(Outcome::Skipped(SkipReason::Gone)));
         };
         match step {
-            Step::Skip(why) => Ok(Outcome::Skipped(why)),
-            Step::CheckExisting if self.config.dry_run => Ok(Outcome::AlreadyThere),
-            Step::Download { .. } if self.config.dry_run => Ok(Outcome::Archived(ArchivedFile {
-                id: meta.id,
-                name,
-                size_bytes: size,
-                sha256,
-            })),
+            Step::Skip(why) => Ok(Downloaded::Decided(Outcome::Skipped(why))),
+            Step::CheckExisting if self.config.dry_run => {
+                Ok(Downloaded::Decided(Outcome::AlreadyThere))
+            }
+            Step::Download { .. } if self.config.dry_run => {
+                Ok(Downloaded::Decided(Outcome::Archived(ArchivedFile {
+                    id: meta.id,
+                    name,
+                    size_bytes: size,
+                    sha256,
+                })))
+            }
             Step::CheckExisting => {
                 let (len, found) = download::hash_file(&final_path).await?;
                 if len != size || found != sha256 {
-                    return Ok(Outcome::Failed(format!(
+                    return Ok(Downloaded::Decided(Outcome::Failed(format!(
                         "{} exists with other content (SHA-256 {found}); left alone",
                         final_path.display()
-                    )));
+                    ))));
                 }
                 if !exists(&sidecar_path(&final_path)).await? {
                     write_sidecar(&final_path, &detail).await?;
                     self.renamed_in(&final_path);
                 }
-                Ok(Outcome::AlreadyThere)
+                Ok(Downloaded::Decided(Outcome::AlreadyThere))
             }
             Step::Download { .. } => {
                 if let Some(dir) = final_path.parent() {
@@ -349,33 +386,77 @@ impl Ctx {
                     self.bytes.fetch_add(n, Ordering::Relaxed);
                     self.progress.bytes(n);
                 };
-                match download::fetch(
-                    &self.server,
-                    &meta,
-                    &final_path,
-                    self.limit.as_ref(),
-                    &on_bytes,
-                )
-                .await?
-                {
-                    Fetched::Saved { .. } => {
-                        self.renamed_in(&final_path);
-                        write_sidecar(&final_path, &detail).await?;
-                        Ok(Outcome::Archived(ArchivedFile {
+                // The sidecar is written and synced while the audio downloads, and put in
+                // place once the audio is: the fsyncs of the two overlap instead of adding up.
+                let staging = stage_sidecar(&final_path, &detail);
+                let (fetched, staged) = tokio::join!(
+                    download::fetch(
+                        &self.server,
+                        &meta,
+                        &final_path,
+                        self.limit.as_ref(),
+                        &on_bytes,
+                    ),
+                    staging
+                );
+                let (fetched, staged) = match (fetched, staged) {
+                    (Ok(f), Ok(s)) => (f, s),
+                    (Err(e), staged) => {
+                        if let Ok(s) = staged {
+                            discard(s).await;
+                        }
+                        return Err(e);
+                    }
+                    // The audio may be in place without its sidecar: the state does not
+                    // count on it yet, and the next run writes the sidecar it finds missing.
+                    (Ok(_), Err(e)) => return Err(e),
+                };
+                match fetched {
+                    Fetched::Verified { .. } => Ok(Downloaded::Verified {
+                        file: ArchivedFile {
                             id: meta.id,
                             name,
                             size_bytes: size,
                             sha256,
-                        }))
+                        },
+                        final_path,
+                        sidecar: staged,
+                    }),
+                    Fetched::Gone => {
+                        discard(staged).await;
+                        Ok(Downloaded::Decided(Outcome::Skipped(SkipReason::Gone)))
                     }
-                    Fetched::Gone => Ok(Outcome::Skipped(SkipReason::Gone)),
-                    Fetched::Corrupt { attempts, found } => Ok(Outcome::Failed(format!(
-                        "SHA-256 mismatch on {attempts} downloads (expected {sha256}, last got \
-                         {found}); nothing kept, tried again next run"
-                    ))),
+                    Fetched::Corrupt { attempts, found } => {
+                        discard(staged).await;
+                        Ok(Downloaded::Decided(Outcome::Failed(format!(
+                            "SHA-256 mismatch on {attempts} downloads (expected {sha256}, last \
+                             got {found}); nothing kept, tried again next run"
+                        ))))
+                    }
                 }
             }
         }
+    }
+
+    /// Put a verified download in place: the audio synced and renamed, then its sidecar.
+    async fn finish(&self, downloaded: Downloaded) -> Result<Outcome, ArchiveError> {
+        let (file, final_path, sidecar) = match downloaded {
+            Downloaded::Decided(outcome) => return Ok(outcome),
+            Downloaded::Verified {
+                file,
+                final_path,
+                sidecar,
+            } => (file, final_path, sidecar),
+        };
+        if let Err(e) = download::keep(&final_path).await {
+            discard(sidecar).await;
+            return Err(e);
+        }
+        self.renamed_in(&final_path);
+        tokio::task::spawn_blocking(move || sidecar.commit())
+            .await
+            .map_err(|e| ArchiveError::Protocol(format!("sidecar task failed: {e}")))??;
+        Ok(Outcome::Archived(file))
     }
 
     fn name_of(&self, meta: &RecordingMeta) -> Result<String, crate::template::TemplateError> {
@@ -473,17 +554,59 @@ pub async fn run_once(
         last_seq: state.last_seq,
     };
     let mut stop: Option<ArchiveError> = None;
-    {
-        let results = futures_util::stream::iter(items.into_iter().map(|(seq, id)| {
+    let batches: Vec<Vec<(Option<i64>, String)>> = items.chunks(BATCH).map(<[_]>::to_vec).collect();
+    drop(items);
+    let mut batches = batches.into_iter();
+    let read_metadata = |batch: &[(Option<i64>, String)]| {
+        let server = server.clone();
+        let ids: Vec<String> = batch.iter().map(|(_, id)| id.clone()).collect();
+        tokio::spawn(async move { server.recordings(&ids).await })
+    };
+    let mut next = batches.next().map(|b| (read_metadata(&b), b));
+    while let Some((reading, batch)) = next.take() {
+        let found = match reading.await {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
+                stop = Some(e);
+                break;
+            }
+            Err(e) => {
+                stop = Some(ArchiveError::Protocol(format!("metadata task failed: {e}")));
+                break;
+            }
+        };
+        next = batches.next().map(|b| (read_metadata(&b), b));
+        let mut found: HashMap<String, (RecordingMeta, Value)> = found
+            .into_iter()
+            .map(|(meta, detail)| (meta.id.clone(), (meta, detail)))
+            .collect();
+        // Two stages, each in the feed's order: `concurrency` downloads at once, and up to
+        // `FINISHING` verified files being synced and renamed while the next ones download.
+        let results = futures_util::stream::iter(batch.into_iter().map(|(seq, id)| {
             let ctx = ctx.clone();
+            let recording = found.remove(&id);
             async move {
-                let outcome = ctx.archive_one(&id).await;
-                (seq, id, outcome)
+                let downloaded = match recording {
+                    Some((meta, detail)) => ctx.download_one(meta, detail).await,
+                    // Gone from the server (deleted and erased, or no longer the token's).
+                    None => Ok(Downloaded::Decided(Outcome::Skipped(SkipReason::Gone))),
+                };
+                (seq, id, downloaded)
             }
         }))
-        .buffered(config.concurrency.max(1));
+        .buffered(config.concurrency.max(1))
+        .map(|(seq, id, downloaded)| {
+            let ctx = ctx.clone();
+            async move {
+                let outcome = match downloaded {
+                    Ok(d) => ctx.finish(d).await,
+                    Err(e) => Err(e),
+                };
+                (seq, id, outcome)
+            }
+        })
+        .buffered(FINISHING);
         let mut results = std::pin::pin!(results);
-        let mut since_save = 0usize;
         while let Some((seq, id, outcome)) = results.next().await {
             let outcome = match outcome {
                 Ok(o) => o,
@@ -514,21 +637,27 @@ pub async fn run_once(
                     summary.failed.push(FailedRecording { id, error });
                 }
             }
+            // `buffered` yields in the feed's order, so the cursor only ever moves past
+            // changes whose recordings are all handled.
             if let Some(seq) = seq {
                 cursor.resolved(seq);
             }
             ctx.progress.recording_done();
-            since_save += 1;
-            if since_save >= SAVE_EVERY && !config.dry_run {
-                since_save = 0;
-                ctx.sync_folders().await;
-                state.last_seq = cursor.last_seq;
-                if let Err(e) = state::save(&config.dest, &state) {
-                    stop = Some(e);
-                    break;
-                }
+        }
+        if stop.is_some() {
+            break;
+        }
+        if !config.dry_run {
+            ctx.sync_folders().await;
+            state.last_seq = cursor.last_seq;
+            if let Err(e) = state::save(&config.dest, &state) {
+                stop = Some(e);
+                break;
             }
         }
+    }
+    if let Some((reading, _)) = next {
+        reading.abort();
     }
     if stop.is_none() {
         // Every change up to the head is handled, the ones that asked nothing included.

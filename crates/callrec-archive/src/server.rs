@@ -78,6 +78,9 @@ pub fn is_transient_status(status: StatusCode) -> bool {
         || status == StatusCode::TOO_MANY_REQUESTS
 }
 
+/// The most recordings [`Server::recordings`] asks for at once (the server's limit).
+pub const MAX_BATCH: usize = 500;
+
 /// `GET /api/v1/me`, the parts the client uses.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Me {
@@ -327,7 +330,7 @@ impl Server {
     }
 
     /// A recording's metadata, and the whole reply for the sidecar; `None` when the server
-    /// no longer shows it (404).
+    /// no longer shows it (404). A run reads many at once ([`Server::recordings`]).
     pub async fn recording(
         &self,
         id: &str,
@@ -356,6 +359,58 @@ impl Server {
             )));
         }
         Ok(Some((meta, value)))
+    }
+
+    /// The metadata of many recordings at once (at most [`MAX_BATCH`]), each with the whole
+    /// reply for its sidecar, in the order asked; the ids the server no longer shows are
+    /// left out. One request, which the server audits as one read of each.
+    pub async fn recordings(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(RecordingMeta, Value)>, ArchiveError> {
+        #[derive(Deserialize)]
+        struct Details {
+            items: Vec<Value>,
+        }
+        let op = "read recordings' metadata";
+        let path = "/api/v1/archive/recordings";
+        let body = serde_json::to_vec(&serde_json::json!({ "ids": ids }))
+            .map_err(|e| ArchiveError::Protocol(format!("{op}: {e}")))?;
+        let resp = self
+            .send(op, path, |c, u| {
+                c.post(u)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone())
+            })
+            .await?;
+        let resp = self.check(op, resp).await?;
+        let bytes = resp.bytes().await.map_err(|source| ArchiveError::Network {
+            op,
+            url: self.url(path),
+            attempts: 1,
+            source,
+        })?;
+        let details: Details = serde_json::from_slice(&bytes)
+            .map_err(|e| ArchiveError::Protocol(format!("{op}: {e}")))?;
+        let mut found = Vec::with_capacity(details.items.len());
+        for value in details.items {
+            let meta: RecordingMeta = serde_json::from_value(value.clone())
+                .map_err(|e| ArchiveError::Protocol(format!("{op}: {e}")))?;
+            found.push((meta, value));
+        }
+        // Only recordings asked for, each once.
+        let asked: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let mut answered = std::collections::HashSet::new();
+        if let Some((meta, _)) = found
+            .iter()
+            .find(|(m, _)| !asked.contains(m.id.as_str()) || !answered.insert(m.id.as_str()))
+        {
+            return Err(ArchiveError::Protocol(format!(
+                "{op}: the server answered recording {} twice or unasked",
+                meta.id
+            )));
+        }
+        Ok(found)
     }
 
     /// Start the audio of a recording from byte `from` (a Range request with `If-Range` on

@@ -101,6 +101,21 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
 /// [`write_atomically`] without the folder's sync: the caller syncs the folder later (the
 /// run syncs every folder it wrote in before it saves the state that counts on them).
 pub fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
+    stage(path, bytes)?.commit()
+}
+
+/// New content for a file, written and synced beside it (`.NAME.tmp`) but not yet in
+/// place: [`Staged::commit`] renames it over the file, [`Staged::discard`] removes it. A
+/// sidecar is staged while its audio downloads, and put in place once the audio is.
+#[derive(Debug)]
+#[must_use = "a staged file is committed or discarded"]
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+/// Write `bytes` beside `path`, synced, to be renamed over it by [`Staged::commit`].
+pub fn stage(path: &Path, bytes: &[u8]) -> Result<Staged, ArchiveError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| ArchiveError::io("create the folder", dir, e))?;
     let name = path
@@ -117,11 +132,29 @@ pub fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
         let _ = std::fs::remove_file(&tmp);
         return Err(ArchiveError::io("write", path, e));
     }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        ArchiveError::io("rename into place", path, e)
-    })?;
-    Ok(())
+    Ok(Staged {
+        tmp,
+        path: path.to_path_buf(),
+    })
+}
+
+impl Staged {
+    /// Rename the new content over the file (atomically; the folder is synced by the caller).
+    pub fn commit(self) -> Result<(), ArchiveError> {
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| {
+            let _ = std::fs::remove_file(&self.tmp);
+            ArchiveError::io("rename into place", &self.path, e)
+        })
+    }
+
+    /// Remove the new content, leaving the file as it was.
+    pub fn discard(self) {
+        if let Err(e) = std::fs::remove_file(&self.tmp)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.tmp.display(), error = %e, "cannot remove a staged file");
+        }
+    }
 }
 
 /// Make a rename in `dir` durable where the platform allows it (Unix: fsync the folder;

@@ -239,7 +239,14 @@ async fn a_corrupted_byte_on_the_wire_is_caught_retried_and_reported_if_it_persi
         site.stored_bytes(&once)
     );
     assert!(!files.contains_key(always.id.as_str()));
-    assert!(!archived_files(&dest).iter().any(|f| f.ends_with(".part")));
+    // Neither its audio nor its sidecar (staged while the audio downloaded) is left behind.
+    let left = archived_files(&dest);
+    assert!(
+        !left
+            .iter()
+            .any(|f| f.ends_with(".part") || f.ends_with(".tmp") || f.contains(always.id.as_str())),
+        "{left:?}"
+    );
     assert_eq!(proxy.faults_applied(), 1 + 3);
     // Queued for the next run, and reported to the server.
     let saved = state::load(&dest).unwrap().unwrap();

@@ -92,7 +92,7 @@ pub use records::{
 pub use retention::{SweepOptions, SweepReport, Swept};
 pub use search::{DEFAULT_LIMIT, MAX_LIMIT, SearchPage, SearchQuery};
 pub use sessions::{Liveness, NewSession, PortalPolicy, SessionUser, liveness, well_formed_secret};
-pub use store::{MAX_NOTE_CHARS, Paths, Store, expires_at};
+pub use store::{MAX_BATCH_READ, MAX_NOTE_CHARS, Paths, Store, expires_at};
 pub use verify::{FileProblem, VerifyOptions, VerifyReport};
 pub use view::ReadView;
 pub use webhooks::{ActiveEndpoint, DueEvent, EndpointSource, MIN_SECRET_CHARS, WebhookEndpoint};

@@ -18,7 +18,7 @@ use rusqlite::{
 use serde_json::json;
 
 use crate::audit::{self, Event};
-use crate::error::StoreError;
+use crate::error::{ErrorKind, StoreError};
 use crate::files;
 use crate::migrate::{self, Migration};
 use crate::naming::{self, validate_extension, validate_format, validate_site_name};
@@ -712,57 +712,54 @@ impl Store {
     ) -> Result<RecordingDetail, StoreError> {
         let now = self.now();
         let tx = self.begin()?;
-        let recording = ReadView::new(&tx).recording(id, access)?;
-        let seq = row_key(&tx, id)?.0;
-        let segments = tx
-            .prepare_cached(
-                "SELECT kind, at, source, actor FROM segments WHERE recording_seq = ?1 ORDER BY at, id",
-            )
-            .and_then(|mut s| {
-                s.query_map([seq], |r| {
-                    Ok(Segment {
-                        kind: view::parse_col(r, 0)?,
-                        at: view::time_col(r, 1)?,
-                        source: view::parse_col(r, 2)?,
-                        actor: r.get(3)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .map_err(StoreError::sql("read segments"))?;
-        let notes = tx
-            .prepare_cached(
-                "SELECT id, author, at, text FROM notes WHERE recording_seq = ?1 ORDER BY at, id",
-            )
-            .and_then(|mut s| {
-                s.query_map([seq], |r| {
-                    Ok(Note {
-                        id: r.get(0)?,
-                        author: r.get(1)?,
-                        at: view::time_col(r, 2)?,
-                        text: r.get(3)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .map_err(StoreError::sql("read notes"))?;
-        audit::append(
-            &tx,
-            &Event {
-                at_ms: ms(now),
-                site: Some(recording.site_id),
-                actor: &access.actor,
-                action: "recording.read",
-                target: &format!("recording:{id}"),
-                detail: "{}",
-            },
-        )?;
+        let detail = recording_detail(&tx, id, access)?;
+        let target = format!("recording:{id}");
+        audit::append(&tx, &read_event(now, &detail, &target, access))?;
         tx.commit().map_err(StoreError::sql("commit read"))?;
-        Ok(RecordingDetail {
-            recording,
-            segments,
-            notes,
-        })
+        Ok(detail)
+    }
+
+    /// Many recordings with their segments and notes, for a person (an archive client
+    /// reading a page of the change feed), in the order asked: one `recording.read` audit
+    /// entry per recording returned, as [`Store::read_recording`] writes, all in one
+    /// transaction. The ids `access` may not see, or that do not exist, come back apart, in
+    /// the order asked; asking for nothing, or for more than [`MAX_BATCH_READ`], is refused.
+    pub fn read_recordings(
+        &mut self,
+        ids: &[RecordingId],
+        access: &Access,
+    ) -> Result<(Vec<RecordingDetail>, Vec<RecordingId>), StoreError> {
+        if ids.is_empty() || ids.len() > MAX_BATCH_READ {
+            return Err(StoreError::invalid(
+                "ids",
+                ids.len().to_string(),
+                format!("must name 1 to {MAX_BATCH_READ} recordings"),
+            ));
+        }
+        let now = self.now();
+        let tx = self.begin()?;
+        let mut found = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match recording_detail(&tx, id, access) {
+                Ok(d) => found.push(d),
+                Err(e) if e.kind() == ErrorKind::NotFound => missing.push(id.clone()),
+                Err(e) => return Err(e),
+            }
+        }
+        let targets: Vec<String> = found
+            .iter()
+            .map(|d| format!("recording:{}", d.recording.id))
+            .collect();
+        let events: Vec<Event<'_>> = found
+            .iter()
+            .zip(&targets)
+            .map(|(d, target)| read_event(now, d, target, access))
+            .collect();
+        audit::append_many(&tx, &events)?;
+        drop(events);
+        tx.commit().map_err(StoreError::sql("commit read"))?;
+        Ok((found, missing))
     }
 
     /// The stored file of a recording, to play or download: writes an audit entry for
@@ -1127,6 +1124,73 @@ impl Store {
 }
 
 /// The internal key, site and state of a recording.
+/// The most recordings [`Store::read_recordings`] reads at once.
+pub const MAX_BATCH_READ: usize = 500;
+
+/// A recording with its segments and notes, if `access` may see it.
+fn recording_detail(
+    conn: &Connection,
+    id: &RecordingId,
+    access: &Access,
+) -> Result<RecordingDetail, StoreError> {
+    let recording = ReadView::new(conn).recording(id, access)?;
+    let seq = row_key(conn, id)?.0;
+    let segments = conn
+        .prepare_cached(
+            "SELECT kind, at, source, actor FROM segments WHERE recording_seq = ?1 ORDER BY at, id",
+        )
+        .and_then(|mut s| {
+            s.query_map([seq], |r| {
+                Ok(Segment {
+                    kind: view::parse_col(r, 0)?,
+                    at: view::time_col(r, 1)?,
+                    source: view::parse_col(r, 2)?,
+                    actor: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(StoreError::sql("read segments"))?;
+    let notes = conn
+        .prepare_cached(
+            "SELECT id, author, at, text FROM notes WHERE recording_seq = ?1 ORDER BY at, id",
+        )
+        .and_then(|mut s| {
+            s.query_map([seq], |r| {
+                Ok(Note {
+                    id: r.get(0)?,
+                    author: r.get(1)?,
+                    at: view::time_col(r, 2)?,
+                    text: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(StoreError::sql("read notes"))?;
+    Ok(RecordingDetail {
+        recording,
+        segments,
+        notes,
+    })
+}
+
+/// The `recording.read` audit entry of one read of `detail` (`target`: `recording:<id>`).
+fn read_event<'a>(
+    now: DateTime<Utc>,
+    detail: &RecordingDetail,
+    target: &'a str,
+    access: &'a Access,
+) -> Event<'a> {
+    Event {
+        at_ms: ms(now),
+        site: Some(detail.recording.site_id),
+        actor: &access.actor,
+        action: "recording.read",
+        target,
+        detail: "{}",
+    }
+}
+
 pub(crate) fn row_key(
     conn: &Connection,
     id: &RecordingId,

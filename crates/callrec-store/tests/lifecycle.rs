@@ -758,3 +758,80 @@ fn a_token_past_its_expiry_no_longer_authenticates() {
             .is_none()
     );
 }
+
+#[test]
+fn a_batch_read_returns_what_the_caller_may_see_in_order_and_audits_each_read() {
+    let mut f = Fixture::new();
+    let alice = f.user("1001");
+    let bob = f.user("1002");
+    let a1 = f.recording(&alice, "1001", "02077456456", 500);
+    let b = f.recording(&bob, "1002", "02077456456", 500);
+    let a2 = f.recording(&alice, "1001", "02077456457", 500);
+    f.store
+        .add_note(&a2.id, &Access::system("cli"), "call back")
+        .unwrap();
+    let token = f
+        .store
+        .create_token(alice.id, "nas", &Access::system("cli"))
+        .unwrap();
+    let alice_access = f
+        .store
+        .view()
+        .authenticate(&token.secret)
+        .unwrap()
+        .unwrap()
+        .access();
+    let unknown = callrec_model::RecordingId::new();
+    let before = f.store.view().audit(None, None, 500).unwrap().entries.len();
+
+    let (found, missing) = f
+        .store
+        .read_recordings(
+            &[a2.id.clone(), b.id.clone(), unknown.clone(), a1.id.clone()],
+            &alice_access,
+        )
+        .unwrap();
+
+    // Alice's two, in the order asked, each as the single read gives it.
+    assert_eq!(
+        found.iter().map(|d| &d.recording.id).collect::<Vec<_>>(),
+        [&a2.id, &a1.id]
+    );
+    assert_eq!(
+        found[0],
+        f.store.read_recording(&a2.id, &alice_access).unwrap()
+    );
+    assert_eq!(found[0].notes.len(), 1);
+    // Bob's is as unknown to her as an id that never existed.
+    assert_eq!(missing, [b.id.clone(), unknown]);
+    // One `recording.read` entry per recording returned (and one for the single read
+    // above), none for the others; the chain still verifies.
+    let log = f.store.view().audit(None, None, 500).unwrap().entries;
+    let reads: Vec<&str> = log[..log.len() - before]
+        .iter()
+        .rev()
+        .map(|e| {
+            assert_eq!(e.action, "recording.read");
+            assert_eq!(e.actor, alice_access.actor);
+            e.target.as_str()
+        })
+        .collect();
+    let target = |id: &callrec_model::RecordingId| format!("recording:{id}");
+    assert_eq!(reads, [target(&a2.id), target(&a1.id), target(&a2.id)]);
+    let report = f
+        .store
+        .verify(&callrec_store::VerifyOptions::default())
+        .unwrap();
+    assert!(report.audit_breaks.is_empty(), "{:?}", report.audit_breaks);
+
+    // Nothing, or more than the limit, is refused.
+    assert!(matches!(
+        f.store.read_recordings(&[], &alice_access),
+        Err(StoreError::Invalid { .. })
+    ));
+    let many = vec![a1.id.clone(); callrec_store::MAX_BATCH_READ + 1];
+    assert!(matches!(
+        f.store.read_recordings(&many, &alice_access),
+        Err(StoreError::Invalid { .. })
+    ));
+}
