@@ -85,9 +85,10 @@ pub use passwords::{
 };
 pub use reconcile::{ReconcileOptions, RepairReport};
 pub use records::{
-    Access, AuditEntry, AuditPage, Caller, Directory, DirectoryLookup, FilePurpose, InProgress,
-    NewToken, NewUser, Note, Party, Recording, RecordingDetail, Scope, Segment, Site, SiteSettings,
-    SiteUpdate, StoredFile, TokenInfo, User, UserNumber, UserUpdate, UserUsage, parse_timezone,
+    Access, AuditEntry, AuditFilter, AuditPage, Caller, Directory, DirectoryLookup, FilePurpose,
+    InProgress, NewToken, NewUser, Note, Party, Recording, RecordingDetail, Scope, Segment, Site,
+    SiteSettings, SiteUpdate, StoredFile, TokenInfo, User, UserNumber, UserUpdate, UserUsage,
+    parse_timezone,
 };
 pub use retention::{SweepOptions, SweepReport, Swept};
 pub use search::{DEFAULT_LIMIT, MAX_LIMIT, SearchPage, SearchQuery};

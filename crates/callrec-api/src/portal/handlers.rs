@@ -32,7 +32,7 @@ use crate::models::{AudioParams, QueryParams, SearchParams};
 use crate::state::ApiState;
 
 /// What a page handler returns: the reply, whichever way it went.
-type Page = Result<Response, Infallible>;
+pub(super) type Page = Result<Response, Infallible>;
 
 /// The signed-in person, or a redirect to the sign-in page (after a form: the form is not
 /// carried over).
@@ -57,7 +57,7 @@ fn signed_form(
 /// The signed-in person, or a redirect to the sign-in page that comes back to `here` (a
 /// link to a recording, opened from elsewhere, where the `SameSite=Strict` cookie is not
 /// sent).
-fn require_page(signed: Option<Signed>, here: &str) -> Result<Signed, Response> {
+pub(super) fn require_page(signed: Option<Signed>, here: &str) -> Result<Signed, Response> {
     signed.ok_or_else(|| {
         let next = serde_urlencoded::to_string([("next", here)]).unwrap_or_default();
         pages::redirect_to(format!("/signin?{next}"))
@@ -69,7 +69,7 @@ fn next_of(value: &str) -> String {
     super::session::safe_next(value).unwrap_or("").to_owned()
 }
 
-fn settle(r: Result<Response, Response>) -> Page {
+pub(super) fn settle(r: Result<Response, Response>) -> Page {
     Ok(r.unwrap_or_else(|e| e))
 }
 
@@ -86,7 +86,7 @@ fn parse_recording_id(raw: &str, nav: &Nav) -> Result<RecordingId, Response> {
 }
 
 /// Write an audit entry for a read the store does not audit itself.
-async fn audit(
+pub(super) async fn audit(
     state: &ApiState,
     signed: &Signed,
     action: &'static str,
@@ -713,7 +713,10 @@ fn calls_list(state: &ApiState, signed: &Signed, tz: chrono_tz::Tz) -> (usize, S
     (calls.len(), html)
 }
 
-async fn site_zone(state: &ApiState, signed: &Signed) -> Result<chrono_tz::Tz, ApiError> {
+pub(super) async fn site_zone(
+    state: &ApiState,
+    signed: &Signed,
+) -> Result<chrono_tz::Tz, ApiError> {
     let site_id = signed.user.site_id;
     Ok(state
         .store()

@@ -14,12 +14,14 @@
 //! | `session` | the session cookie, the sign-in form's cookie, CSRF checks, client address |
 //! | `pages` | the templates' data, formatting (times in the site's zone), HTML replies |
 //! | `handlers` | one async function per page or form |
+//! | `logs` | the admin's audit log and archive clients pages |
 //!
 //! Every page and form answers with HTML, errors included; only failures before a handler
 //! runs (a store that cannot be reached while looking up the session, a body without a
 //! length) come back as the API's JSON error.
 
 mod handlers;
+mod logs;
 mod pages;
 mod session;
 
@@ -267,6 +269,30 @@ pub fn users(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `GET /audit`: admin, the site's audit log, newest first (`actor`, `action`, `recording`,
+/// `since`, `until` narrow it; `before` pages back).
+pub fn audit_log(state: ApiState) -> Route {
+    warp::path!("audit")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(query())
+        .and(session::here())
+        .and_then(logs::audit_log)
+        .boxed()
+}
+
+/// `GET /archive`: admin, the site's archive clients and their last runs.
+pub fn archive_clients(state: ApiState) -> Route {
+    warp::path!("archive")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(session::here())
+        .and_then(logs::archive_clients)
+        .boxed()
+}
+
 /// Every portal route.
 pub fn routes(state: &ApiState) -> Route {
     [
@@ -290,6 +316,8 @@ pub fn routes(state: &ApiState) -> Route {
         settings(state.clone()),
         set_mode(state.clone()),
         users(state.clone()),
+        audit_log(state.clone()),
+        archive_clients(state.clone()),
     ]
     .into_iter()
     .reduce(|acc, route| acc.or(route).unify().boxed())
