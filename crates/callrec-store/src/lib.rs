@@ -92,7 +92,10 @@ pub use records::{
 };
 pub use retention::{SweepOptions, SweepReport, Swept};
 pub use search::{DEFAULT_LIMIT, MAX_LIMIT, SearchPage, SearchQuery};
-pub use sessions::{Liveness, NewSession, PortalPolicy, SessionUser, liveness, well_formed_secret};
+pub use sessions::{
+    Liveness, NewSession, PortalPolicy, PortalPurge, SIGNIN_FAILURES_MARGIN, SessionUser, liveness,
+    well_formed_secret,
+};
 pub use store::{MAX_NOTE_CHARS, Paths, Store, expires_at};
 pub use verify::{FileProblem, VerifyOptions, VerifyReport};
 pub use view::ReadView;
