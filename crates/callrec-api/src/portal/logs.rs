@@ -205,22 +205,45 @@ pub(crate) struct AuditRow {
     pub target: String,
     /// The recording the entry is about, for a link.
     pub recording: Option<String>,
-    /// The detail (JSON), cut to [`DETAIL_SHOWN`] characters when longer.
+    /// The detail in words ([`detail_words`]), cut to [`DETAIL_SHOWN`] characters when
+    /// longer.
     pub detail_short: String,
-    /// The whole detail, when `detail_short` is cut.
+    /// The whole detail (JSON, indented), when `detail_short` is cut.
     pub detail_full: Option<String>,
+}
+
+/// An entry's detail for people: a JSON object as `key: value` pairs in key order
+/// (`bytes: 48044, purpose: play`), strings unquoted, anything nested as compact JSON; any
+/// other text as it is.
+fn detail_words(detail: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(detail) {
+        Ok(serde_json::Value::Object(fields)) => fields
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}: {s}"),
+                other => format!("{k}: {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => detail.to_owned(),
+    }
 }
 
 impl AuditRow {
     fn of(e: &AuditEntry, tz: Tz) -> AuditRow {
-        let detail = if e.detail == "{}" {
-            String::new()
-        } else {
-            e.detail.clone()
-        };
-        let (detail_short, detail_full) = match detail.char_indices().nth(DETAIL_SHOWN) {
-            None => (detail, None),
-            Some((cut, _)) => (format!("{}…", &detail[..cut]), Some(detail)),
+        let words = detail_words(&e.detail);
+        let (detail_short, detail_full) = match words.char_indices().nth(DETAIL_SHOWN) {
+            None => (words, None),
+            Some((cut, _)) => (
+                format!("{}…", &words[..cut]),
+                // The whole entry, as the log holds it (indented when it is JSON).
+                Some(
+                    serde_json::from_str::<serde_json::Value>(&e.detail)
+                        .ok()
+                        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                        .unwrap_or_else(|| e.detail.clone()),
+                ),
+            ),
         };
         AuditRow {
             seq: e.seq,
@@ -549,7 +572,12 @@ mod tests {
         let row = AuditRow::of(&entry, chrono_tz::UTC);
         assert_eq!(row.recording, Some(id.to_string()));
         assert_eq!(row.detail_short.chars().count(), DETAIL_SHOWN + 1);
-        assert_eq!(row.detail_full.as_deref(), Some(entry.detail.as_str()));
+        assert!(
+            row.detail_short.starts_with("ids: xxx"),
+            "{}",
+            row.detail_short
+        );
+        assert!(row.detail_full.unwrap().contains(&"x".repeat(300)));
         assert_eq!(row.words, Some("listened to a recording"));
         let empty = AuditRow::of(
             &AuditEntry {
@@ -560,6 +588,17 @@ mod tests {
             chrono_tz::UTC,
         );
         assert_eq!((empty.detail_short.as_str(), empty.recording), ("", None));
+    }
+
+    #[test]
+    fn a_detail_reads_as_words() {
+        assert_eq!(
+            detail_words(r#"{"purpose":"play","bytes":48044,"ids":["a","b"],"x":null}"#),
+            r#"bytes: 48044, ids: ["a","b"], purpose: play, x: null"#,
+            "keys in order, strings unquoted, the rest as JSON"
+        );
+        assert_eq!(detail_words("{}"), "");
+        assert_eq!(detail_words("not json <b>"), "not json <b>");
     }
 
     #[test]
