@@ -509,7 +509,7 @@ async fn a_user_signs_in_in_chromium_opens_a_recording_and_its_audio_loads() {
     browser.click("form.search button").await;
     browser.wait_for_url("actor=1001").await;
     let log = browser.source().await;
-    assert!(log.contains("1001@default") && !log.contains("<td>9000@default</td>"));
+    assert!(log.contains(">1001@default</td>") && !log.contains(">9000@default</td>"));
     browser.screenshot("audit").await;
     browser.click("nav a[href='/archive']").await;
     browser.wait_for_url("/archive").await;
