@@ -1,10 +1,11 @@
 //! The actions the API and the portal share, whichever way the person came in (a bearer
 //! token or a portal session): holds, deletions, the calls a person may see and the actions
-//! on them. Each rule lives here once; the API's handlers and the portal's call these and
-//! only shape the reply (JSON or HTML).
+//! on them, changes to users (mode, role, password) and to the site's settings. Each rule
+//! lives here once (or in the store, which these call); the API's handlers and the portal's
+//! call these and only shape the reply (JSON or HTML).
 
 use callrec_model::{ActionRequest, LiveCall, RecordingAction, RecordingId, Role, SiteId};
-use callrec_store::{Access, Caller, Recording, SessionUser};
+use callrec_store::{Access, Caller, Recording, SessionUser, Site, SiteUpdate, User, UserUpdate};
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -157,4 +158,66 @@ pub(crate) async fn call_action(
         actor: who.actor(),
     };
     Ok(state.daemon().recording_action(request).await?)
+}
+
+/// Change a user of the admin's own site: mode, role, name or numbers (admin). The store
+/// holds the rules (a site's last admin is not demoted; numbers are normalised and unique)
+/// and audits the change (`user.set_mode` or `user.update`, with what changed).
+pub(crate) async fn update_user(
+    state: &ApiState,
+    who: &Who,
+    extension: String,
+    update: UserUpdate,
+) -> Result<User, ApiError> {
+    admin_only(who, "change users")?;
+    let (site, actor) = (who.site.clone(), who.actor());
+    Ok(state
+        .store()
+        .write(move |s| s.update_user(&site, &extension, &update, &actor))
+        .await?)
+}
+
+/// Set a new portal password for a user of the admin's own site (admin), as `callrec user
+/// passwd` does: checked, stored as Argon2id, every session of theirs ended, audited as
+/// `user.password` (never with the password).
+pub(crate) async fn reset_password(
+    state: &ApiState,
+    who: &Who,
+    extension: String,
+    password: String,
+) -> Result<User, ApiError> {
+    admin_only(who, "set another user's password")?;
+    Ok(state
+        .store()
+        .set_password(who.site.clone(), extension, password, who.actor())
+        .await?)
+}
+
+/// Change some of the admin's site's settings (admin). The store checks every value,
+/// recomputes expiries when retention changes and audits what changed (`site.update`); a
+/// request that changes nothing still gets its entry, saying so.
+pub(crate) async fn update_site(
+    state: &ApiState,
+    who: &Who,
+    update: SiteUpdate,
+) -> Result<Site, ApiError> {
+    admin_only(who, "change the site's settings")?;
+    let (name, actor, site_id) = (who.site.clone(), who.actor(), who.site_id);
+    Ok(state
+        .store()
+        .write(move |s| {
+            let before = s.view().site_by_id(site_id)?;
+            let after = s.update_site(&name, &update, &actor)?;
+            if before == after {
+                s.record_event(
+                    Some(site_id),
+                    &actor,
+                    "site.update",
+                    &format!("site:{name}"),
+                    &json!({"unchanged": true}),
+                )?;
+            }
+            Ok(after)
+        })
+        .await?)
 }

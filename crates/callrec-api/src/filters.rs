@@ -519,10 +519,13 @@ pub fn readyz(state: ApiState) -> Route {
         .boxed()
 }
 
-/// `GET /metrics`: Prometheus (OpenMetrics) text, no auth.
+/// `GET /metrics`: Prometheus (OpenMetrics) text, no auth; only to `[api] metrics_allow`
+/// when that is set.
 pub fn metrics(state: ApiState) -> Route {
+    let trusted = state.config().trusted_proxies.clone();
     warp::path!("metrics")
         .and(warp::get())
+        .and(crate::forwarded::client_ip(trusted))
         .and(with_state(state))
         .and_then(handlers::metrics)
         .boxed()

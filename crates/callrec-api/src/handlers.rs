@@ -624,11 +624,8 @@ pub async fn put_user(
     update: UserUpdate,
 ) -> Handled {
     require_admin(&caller, "change users")?;
-    let (site, actor) = (caller.site.clone(), caller.actor());
     let update = callrec_store::UserUpdate::from(update);
-    let user = state
-        .store()
-        .write(move |s| s.update_user(&site, &extension, &update, &actor))
+    let user = acts::update_user(&state, &Who::from(&caller), extension, update)
         .await
         .map_err(reject)?;
     ok(&User::from(user))
@@ -681,24 +678,8 @@ pub async fn get_site(state: ApiState, caller: Caller) -> Handled {
 )]
 pub async fn put_site(state: ApiState, caller: Caller, update: SiteUpdate) -> Handled {
     require_admin(&caller, "change the site's settings")?;
-    let (name, actor, site_id) = (caller.site.clone(), caller.actor(), caller.site_id);
     let update = callrec_store::SiteUpdate::from(update);
-    let site = state
-        .store()
-        .write(move |s| {
-            let before = s.view().site_by_id(site_id)?;
-            let after = s.update_site(&name, &update, &actor)?;
-            if before == after {
-                s.record_event(
-                    Some(site_id),
-                    &actor,
-                    "site.update",
-                    &format!("site:{name}"),
-                    &json!({"unchanged": true}),
-                )?;
-            }
-            Ok(after)
-        })
+    let site = acts::update_site(&state, &Who::from(&caller), update)
         .await
         .map_err(reject)?;
     ok(&Site::from(site))
@@ -841,9 +822,18 @@ pub async fn readyz(state: ApiState) -> Handled {
     tag = "operations",
     security(()),
     responses((status = 200, description = "metrics", body = String,
-        content_type = "application/openmetrics-text")),
+        content_type = "application/openmetrics-text"),
+        (status = 403, description = "`[api] metrics_allow` is set and does not list the client", body = ErrorReply)),
 )]
-pub async fn metrics(state: ApiState) -> Handled {
+pub async fn metrics(client: Option<std::net::IpAddr>, state: ApiState) -> Handled {
+    let allow = &state.config().metrics_allow;
+    if !allow.is_empty()
+        && !client.is_some_and(|ip| allow.iter().any(|n| n.contains(&ip.to_canonical())))
+    {
+        return Err(crate::error::reject(ApiError::forbidden(
+            "/metrics is served only to the addresses in [api] metrics_allow",
+        )));
+    }
     let figures = state
         .store()
         .read(|v| {

@@ -25,6 +25,8 @@
 //! | [`metrics`] | the API's and the store's Prometheus metrics |
 //! | `openapi` | the OpenAPI 3.1 document, generated; the model's enums' schemas |
 //! | `state` | [`ApiState`]: the store, the daemon, metrics and limits |
+//! | [`server`], [`tls`] | the accept loop: timeouts, the connection cap, TLS |
+//! | [`forwarded`] | the client's address behind trusted reverse proxies |
 //! | `archive`, `zipstream` | archive clients: the streamed `export.zip`, run reports |
 //! | [`portal`] | the web portal (SPEC §5.1): sign-in, sessions, server-rendered pages |
 //!
@@ -52,6 +54,7 @@ mod archive;
 mod audio;
 pub mod error;
 pub mod filters;
+pub mod forwarded;
 mod handlers;
 pub mod live;
 pub mod metrics;
@@ -62,6 +65,7 @@ pub mod range;
 pub mod replies;
 pub mod server;
 mod state;
+pub mod tls;
 mod zipstream;
 
 use std::convert::Infallible;
@@ -87,15 +91,15 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone + Send + Sync + 'static
 {
     let metrics_state = state.clone();
+    let https = state.config().tls.is_some();
     warp::path::full()
         .and(
-            filters::all(&state)
-                .or(portal::routes(&state))
-                .unify()
+            server::head_within_limits()
+                .and(filters::all(&state).or(portal::routes(&state)).unify())
                 .recover(error::recover)
                 .unify(),
         )
-        .map(|path: warp::path::FullPath, reply| {
+        .map(move |path: warp::path::FullPath, reply| {
             let mut response = warp::Reply::into_response(reply);
             // A 405 says which methods the path takes (RFC 9110 §15.5.6).
             if response.status() == warp::http::StatusCode::METHOD_NOT_ALLOWED
@@ -106,7 +110,7 @@ pub fn routes(
                     .headers_mut()
                     .insert(warp::http::header::ALLOW, value);
             }
-            harden(response)
+            harden(response, https)
         })
         .with(warp::log::custom(move |info| {
             metrics_state.metrics().observe_request(
@@ -129,8 +133,11 @@ pub fn routes(
 /// notes, audio), and agents open recordings from shared workstations: nothing may stay in a
 /// browser's disk cache after the session, and no reply may be rendered as a page or framed
 /// by another site. A header a route set itself is left alone (a future dashboard page sets
-/// its own `Content-Security-Policy`).
-fn harden(mut response: warp::reply::Response) -> warp::reply::Response {
+/// its own `Content-Security-Policy`). Served over TLS ([`ApiConfig::tls`]), every reply also
+/// tells the browser to use nothing but HTTPS for this host from now on (HSTS), so a later
+/// `http://` link or a downgrading network cannot expose the session cookie. Behind a
+/// TLS-terminating proxy, HSTS is the proxy's to send.
+fn harden(mut response: warp::reply::Response, https: bool) -> warp::reply::Response {
     use warp::http::{HeaderValue, header};
     let headers = response.headers_mut();
     for (name, value) in [
@@ -147,23 +154,35 @@ fn harden(mut response: warp::reply::Response) -> warp::reply::Response {
             .entry(name)
             .or_insert(HeaderValue::from_static(value));
     }
+    if https {
+        headers
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(HeaderValue::from_static(STRICT_TRANSPORT_SECURITY));
+    }
     response
 }
+
+/// The `Strict-Transport-Security` of every reply served over TLS: one year, this host only
+/// (callrec does not know what else runs under the same domain).
+pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
 
 /// Serve the API on an already-bound listener until `shutdown` completes; then stop
 /// accepting, let the requests in flight finish for up to [`ApiConfig::shutdown_grace`] (a
 /// long download included), and return. Connections still open after the grace period are
 /// left to end with the runtime. Connections are limited and timed out as
-/// [`ApiConfig::limits`] says (see [`server`]).
+/// [`ApiConfig::limits`] says (see [`server`]), and served over TLS when [`ApiConfig::tls`]
+/// is set.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let limits = state.config().limits.for_process();
+    let tls = state.config().tls.clone();
     match listener.local_addr() {
         Ok(addr) => tracing::info!(
             %addr,
+            scheme = if tls.is_some() { "https" } else { "http" },
             max_connections = limits.max_connections,
             header_timeout = ?limits.header_timeout,
             "API listening"
@@ -179,5 +198,5 @@ pub async fn serve(
         );
     }
     let grace = state.config().shutdown_grace;
-    server::run(listener, routes(state), limits, grace, shutdown).await;
+    server::run(listener, routes(state), limits, tls, grace, shutdown).await;
 }

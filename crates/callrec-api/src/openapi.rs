@@ -124,17 +124,30 @@ impl Modify for Bearer {
 }
 
 /// The errors every `/api/v1` route may give: each takes a token (checked before anything
-/// else) and reads its path, parameters and body strictly.
+/// else but the size of the request's head, [`crate::server::head_within_limits`]) and reads
+/// its path, parameters and body strictly.
 struct CommonErrors;
 
 impl Modify for CommonErrors {
     fn modify(&self, doc: &mut Document) {
+        use crate::server::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
         let common = [
             (
                 "400",
-                "bad input (a parameter, a path segment, JSON syntax)",
+                "bad input (a parameter, a path segment, JSON syntax)".to_owned(),
             ),
-            ("401", "no token, or an unknown or revoked one"),
+            ("401", "no token, or an unknown or revoked one".to_owned()),
+            (
+                "414",
+                format!("the request's URI is longer than {MAX_URI_BYTES} bytes"),
+            ),
+            (
+                "431",
+                format!(
+                    "the request's headers are larger than {MAX_HEADER_BYTES} bytes, or more \
+                     than {MAX_HEADERS}"
+                ),
+            ),
         ];
         for (path, item) in doc.paths.paths.iter_mut() {
             if !path.starts_with("/api/v1/") {
@@ -148,10 +161,10 @@ impl Modify for CommonErrors {
                 &mut item.patch,
             ];
             for op in operations.into_iter().flatten() {
-                for (status, what) in common {
+                for (status, what) in &common {
                     op.responses
                         .responses
-                        .entry(status.to_owned())
+                        .entry((*status).to_owned())
                         .or_insert_with(|| error_response(what));
                 }
             }

@@ -10,7 +10,7 @@ use crate::metrics::ApiMetrics;
 use callrec_model::{LiveCalls, TokenId};
 
 /// Limits and settings of the API.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// The largest request body accepted, in bytes; larger is a 413. The largest legitimate
     /// body is a note of `MAX_NOTE_CHARS` characters of up to 4 bytes each.
@@ -22,6 +22,21 @@ pub struct ApiConfig {
     pub limits: crate::server::Limits,
     /// The web portal's sessions, throttle and cookies.
     pub portal: PortalConfig,
+    /// Serve HTTPS with this certificate and key (`[api] tls_cert`, `tls_key`); `None`:
+    /// plain HTTP. Under TLS cookies are always `Secure` and replies carry HSTS.
+    pub tls: Option<crate::tls::Tls>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`[api] trusted_proxies`).
+    pub trusted_proxies: crate::forwarded::TrustedProxies,
+    /// Who may read `/metrics` (`[api] metrics_allow`); empty: anyone.
+    pub metrics_allow: Vec<ipnet::IpNet>,
+}
+
+impl ApiConfig {
+    /// Whether the portal's cookies are marked `Secure`: under native TLS always, else as
+    /// [`PortalConfig::secure_cookies`] says (a TLS-terminating proxy in front).
+    pub fn secure_cookies(&self) -> bool {
+        self.tls.is_some() || self.portal.secure_cookies
+    }
 }
 
 /// Settings of the web portal ([`crate::portal`]).
@@ -42,6 +57,9 @@ impl Default for ApiConfig {
             shutdown_grace: Duration::from_secs(30),
             limits: crate::server::Limits::default(),
             portal: PortalConfig::default(),
+            tls: None,
+            trusted_proxies: crate::forwarded::TrustedProxies::default(),
+            metrics_allow: Vec::new(),
         }
     }
 }
@@ -113,7 +131,7 @@ impl ApiState {
     }
 
     /// Notes that `token` authenticated a request: its `last_used_at` is written in the
-    /// background, at most once per [`TOKEN_USE_EVERY`] per token, so requests neither wait
+    /// background, at most once a minute per token (`TOKEN_USE_EVERY`), so requests neither wait
     /// for it nor queue on the index's write lock.
     pub fn token_used(&self, token: TokenId) {
         let now = std::time::Instant::now();

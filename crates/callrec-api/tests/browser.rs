@@ -271,8 +271,8 @@ async fn wait_for_time(browser: &Browser<'_>, want: f64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_user_signs_in_in_chromium_opens_a_recording_and_its_audio_loads() {
+/// chromedriver and Chromium, or `None` (and the test is skipped) outside CI without them.
+fn browser_programs() -> Option<(PathBuf, PathBuf)> {
     let (Some(chromedriver), Some(chromium)) = (
         find_program(&["chromedriver"]),
         find_program(&["chromium", "chromium-browser", "google-chrome"]),
@@ -282,6 +282,14 @@ async fn a_user_signs_in_in_chromium_opens_a_recording_and_its_audio_loads() {
             "CI must run the browser test: install chromium and chromium-driver"
         );
         eprintln!("SKIPPED: no chromium/chromedriver (apt-get install chromium chromium-driver)");
+        return None;
+    };
+    Some((chromedriver, chromium))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_signs_in_in_chromium_opens_a_recording_and_its_audio_loads() {
+    let Some((chromedriver, chromium)) = browser_programs() else {
         return;
     };
 
@@ -516,6 +524,163 @@ async fn a_user_signs_in_in_chromium_opens_a_recording_and_its_audio_loads() {
     assert!(browser.source().await.contains("nas-office"));
     browser.click("td.detail details summary").await;
     browser.screenshot("archive").await;
+    browser.close().await;
+
+    let _ = stop.send(());
+    server.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_filters_the_sites_recordings_and_changes_a_user_and_the_site_in_chromium() {
+    let Some((chromedriver, chromium)) = browser_programs() else {
+        return;
+    };
+    let mut w = World::new();
+    let (site, ext) = (w.admin.user.site.clone(), w.admin.user.extension.clone());
+    w.store
+        .write_blocking(|s| s.set_password(&site, &ext, PASSWORD, "test"))
+        .unwrap();
+    let (alice, bob) = (w.alice.user.clone(), w.bob.user.clone());
+    use callrec_model::Direction;
+    let minute = chrono::Duration::minutes(1);
+    let inbound = w.record_dir(
+        &alice,
+        "01632960100",
+        "1001",
+        t0(),
+        4_000,
+        Direction::Inbound,
+    );
+    let outbound = w.record_dir(
+        &alice,
+        "1001",
+        "02079460123",
+        t0() + minute,
+        2_000,
+        Direction::Outbound,
+    );
+    let bobs = w.record_dir(
+        &bob,
+        "01632960100",
+        "1002",
+        t0() + minute * 2,
+        3_000,
+        Direction::Inbound,
+    );
+    let (id, access) = (inbound.id.clone(), callrec_store::Access::system("test"));
+    w.store
+        .write(move |s| s.add_note(&id, &access, "asked for a call back"))
+        .await
+        .unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(callrec_api::serve(listener, w.state.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let base = format!("http://{addr}");
+    let driver = Driver::start(chromedriver).await;
+    let browser = Browser::open(&driver, &chromium).await;
+
+    browser.go(&format!("{base}/signin")).await;
+    browser.type_into("#account", "9000@default").await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.click("form.signin button").await;
+    browser.wait_for_url("/recordings").await;
+
+    // The filter panel: closed until opened, then filled in and applied.
+    assert_eq!(
+        browser
+            .script("return document.querySelector('details.filters').open")
+            .await,
+        json!(false)
+    );
+    browser.click("details.filters summary").await;
+    browser.type_into("#user", "1001").await;
+    browser
+        .script(
+            "const d = document.getElementById('direction'); d.value = 'inbound'; \
+             document.getElementById('has_notes').value = 'true'; return null;",
+        )
+        .await;
+    browser.type_into("#min_duration", "1").await;
+    browser.click("details.filters button[type=submit]").await;
+    browser.wait_for_url("direction=inbound").await;
+    let found = browser.source().await;
+    assert!(found.contains(&inbound.id.to_string()), "{found}");
+    assert!(!found.contains(&outbound.id.to_string()) && !found.contains(&bobs.id.to_string()));
+    assert_eq!(
+        browser
+            .script("return document.querySelector('details.filters').open")
+            .await,
+        json!(true),
+        "the panel shows the filters in use"
+    );
+    let url = browser.url().await;
+    for part in [
+        "user=1001",
+        "direction=inbound",
+        "min_duration=1",
+        "has_notes=true",
+    ] {
+        assert!(url.contains(part), "{part} in {url}");
+    }
+    browser.screenshot("recordings-filters").await;
+    // At phone width the panel's fields stack and the page does not scroll sideways.
+    browser
+        .post("/window/rect", json!({"width": 390, "height": 844}))
+        .await;
+    let wide = browser
+        .script("return document.documentElement.scrollWidth > window.innerWidth + 1")
+        .await;
+    assert_eq!(
+        wide,
+        json!(false),
+        "no sideways scrolling of the page at 390 px (a wide table scrolls in its own box)"
+    );
+    browser.screenshot("recordings-filters-phone").await;
+    browser
+        .post("/window/rect", json!({"width": 1200, "height": 900}))
+        .await;
+
+    // A user's page: make alice an admin through the form.
+    browser.go(&format!("{base}/users")).await;
+    browser.click("a[href='/users/1001']").await;
+    browser.wait_for_url("/users/1001").await;
+    browser
+        .script("document.getElementById('role').value = 'admin'; return null;")
+        .await;
+    browser.click("form[action='/users/1001'] button").await;
+    browser.wait_for_url("done=saved").await;
+    assert!(browser.source().await.contains("Saved."));
+    let role = w
+        .store
+        .read(|v| v.user("default", "1001"))
+        .await
+        .unwrap()
+        .role;
+    assert_eq!(role, callrec_model::Role::Admin);
+    browser.screenshot("user").await;
+
+    // The site's settings: thirty days' retention.
+    browser.go(&format!("{base}/site")).await;
+    let e = browser.element("#retention_days").await;
+    browser
+        .post(&format!("/element/{e}/clear"), json!({}))
+        .await;
+    browser.type_into("#retention_days", "30").await;
+    browser
+        .click("form[action='/site'] button[type=submit]")
+        .await;
+    browser.wait_for_url("done=saved").await;
+    let days = w
+        .store
+        .read(|v| Ok(v.site("default")?.settings.retention_days))
+        .await
+        .unwrap();
+    assert_eq!(days, 30);
+    browser.screenshot("site").await;
     browser.close().await;
 
     let _ = stop.send(());

@@ -794,6 +794,18 @@ async fn every_reply_matches_its_schema() {
         let (s, _) = x.send("GET", t, w.anon("GET", t)).await;
         assert_eq!(s, 200, "{t}");
     }
+    // `/metrics` with `[api] metrics_allow` set, to a client it does not list.
+    let guarded = World::with_config(callrec_api::ApiConfig {
+        metrics_allow: vec!["192.0.2.0/24".parse().unwrap()],
+        ..callrec_api::ApiConfig::default()
+    });
+    let mut gx = Exchange::new(&guarded);
+    let (s, _) = gx
+        .send("GET", "/metrics", guarded.anon("GET", "/metrics"))
+        .await;
+    assert_eq!(s, 403);
+    x.failures.append(&mut gx.failures);
+    x.seen.append(&mut gx.seen);
 
     // Every /api/v1 operation: without a token, and with a parameter it does not take.
     let doc = callrec_api::openapi_document();
@@ -813,6 +825,18 @@ async fn every_reply_matches_its_schema() {
             let bogus = format!("{path}?bogus=1");
             let (s, _) = x.send(&method, template, w.req(ad, &method, &bogus)).await;
             assert_eq!(s, 400, "{method} {template}");
+            let long = format!(
+                "{path}?q={}",
+                "a".repeat(callrec_api::server::MAX_URI_BYTES)
+            );
+            let (s, _) = x.send(&method, template, w.req(ad, &method, &long)).await;
+            assert_eq!(s, 414, "{method} {template}");
+            let mut crowded = w.req(ad, &method, &path);
+            for i in 0..callrec_api::server::MAX_HEADERS {
+                crowded = crowded.header(format!("x-filler-{i}"), "1");
+            }
+            let (s, _) = x.send(&method, template, crowded).await;
+            assert_eq!(s, 431, "{method} {template}");
         }
     }
 

@@ -6,107 +6,13 @@ mod support;
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
 use callrec_api::server::ClientAddr;
 use callrec_model::RecordingMode;
-use support::{Person, World, t0};
-use warp::http::Response;
-
-const PASSWORD: &str = "correct horse battery";
-
-fn set_password(w: &World, who: &Person) {
-    let (site, ext) = (who.user.site.clone(), who.user.extension.clone());
-    w.store
-        .write_blocking(|s| s.set_password(&site, &ext, PASSWORD, "test"))
-        .unwrap();
-}
-
-fn header<'a>(r: &'a Response<Bytes>, name: &str) -> Option<&'a str> {
-    r.headers().get(name).map(|v| v.to_str().unwrap())
-}
-
-fn cookies(r: &Response<Bytes>) -> Vec<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
-}
-
-/// The value a `Set-Cookie` of the reply gives `name`.
-fn cookie_value(r: &Response<Bytes>, name: &str) -> Option<String> {
-    cookies(r).iter().find_map(|c| {
-        let (pair, _) = c.split_once(';').unwrap_or((c, ""));
-        let (n, v) = pair.split_once('=')?;
-        (n == name).then(|| v.to_owned())
-    })
-}
-
-fn body(r: &Response<Bytes>) -> String {
-    String::from_utf8_lossy(r.body()).into_owned()
-}
-
-/// The CSRF token of the first form on a page.
-fn csrf_of(html: &str) -> String {
-    let at = html
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with a csrf field");
-    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_owned()
-}
-
-fn addr(last: u8) -> ClientAddr {
-    ClientAddr(SocketAddr::from(([192, 0, 2, last], 40000)))
-}
-
-fn form(fields: &[(&str, &str)]) -> String {
-    serde_urlencoded::to_string(fields).unwrap()
-}
-
-/// Open the sign-in page and post the form, as a browser does, from address `from`.
-async fn sign_in_from(w: &World, account: &str, password: &str, from: u8) -> Response<Bytes> {
-    let page = w.send(w.anon("GET", "/signin")).await;
-    assert_eq!(page.status(), 200);
-    let token = cookie_value(&page, "callrec_signin").expect("the form's cookie");
-    assert_eq!(csrf_of(&body(&page)), token);
-    w.send(
-        w.anon("POST", "/signin")
-            .header("cookie", format!("callrec_signin={token}"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .extension(addr(from))
-            .body(form(&[
-                ("csrf", &token),
-                ("account", account),
-                ("password", password),
-            ])),
-    )
-    .await
-}
-
-/// Sign in and return the session cookie's value.
-async fn session(w: &World, who: &Person) -> String {
-    let r = sign_in_from(w, &who.user.extension, PASSWORD, 1).await;
-    assert_eq!(r.status(), 303, "{}", body(&r));
-    cookie_value(&r, "callrec_session").expect("a session cookie")
-}
-
-async fn get(w: &World, cookie: &str, path: &str) -> Response<Bytes> {
-    w.send(
-        w.anon("GET", path)
-            .header("cookie", format!("callrec_session={cookie}")),
-    )
-    .await
-}
-
-async fn post(w: &World, cookie: &str, path: &str, fields: &[(&str, &str)]) -> Response<Bytes> {
-    w.send(
-        w.anon("POST", path)
-            .header("cookie", format!("callrec_session={cookie}"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(fields)),
-    )
-    .await
-}
+use support::portal::{
+    PASSWORD, addr, admin_session, body, cookie_value, cookies, csrf_of, form, get, header, post,
+    session, set_password, sign_in_from, sign_in_via,
+};
+use support::{World, t0};
 
 #[tokio::test]
 async fn signing_in_sets_a_strict_http_only_cookie_and_shows_my_recordings() {
@@ -203,6 +109,90 @@ async fn five_wrong_passwords_throttle_the_account_with_a_clear_message() {
         body(&r)
     );
     assert!(cookie_value(&r, "callrec_session").is_none());
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_address_throttle_counts_the_forwarded_client() {
+    let proxy = ClientAddr(SocketAddr::from(([10, 0, 0, 2], 50000)));
+    let config = callrec_api::ApiConfig {
+        portal: callrec_api::PortalConfig {
+            policy: callrec_store::PortalPolicy {
+                max_failures_per_address: 3,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        trusted_proxies: callrec_api::forwarded::TrustedProxies::new(vec![
+            "10.0.0.0/8".parse().unwrap(),
+        ]),
+        ..Default::default()
+    };
+    let w = World::with_config(config);
+    set_password(&w, &w.alice);
+    let before = w.audit_head().await;
+
+    // A guesser behind the proxy tries three unknown accounts (so no account is throttled),
+    // each time making up a different leftmost X-Forwarded-For entry.
+    for (i, account) in ["4701", "4702", "4703"].iter().enumerate() {
+        let spoofed = format!("198.51.100.{i}, 203.0.113.66");
+        let r = sign_in_via(&w, account, "guessing guessing", proxy, Some(&spoofed)).await;
+        assert_eq!(r.status(), 401);
+    }
+    // Their address is throttled, even for a right password and a new made-up entry...
+    let r = sign_in_via(
+        &w,
+        "1001",
+        PASSWORD,
+        proxy,
+        Some("192.0.2.200, 203.0.113.66"),
+    )
+    .await;
+    assert_eq!(r.status(), 429, "{}", body(&r));
+    // ...while someone else behind the same proxy signs in.
+    let r = sign_in_via(&w, "1001", PASSWORD, proxy, Some("203.0.113.77")).await;
+    assert_eq!(r.status(), 303, "{}", body(&r));
+
+    // The audit log names the forwarded client, not the proxy or the made-up entries.
+    let failed: Vec<_> = w
+        .audit_since(before)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "session.signin_failed")
+        .collect();
+    assert!(!failed.is_empty());
+    for entry in &failed {
+        assert!(entry.detail.contains("\"203.0.113.66\""), "{entry:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_not_behind_a_trusted_proxy_cannot_dodge_the_throttle_with_forwarded_for() {
+    let config = callrec_api::ApiConfig {
+        portal: callrec_api::PortalConfig {
+            policy: callrec_store::PortalPolicy {
+                max_failures_per_address: 3,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        trusted_proxies: callrec_api::forwarded::TrustedProxies::new(vec![
+            "10.0.0.0/8".parse().unwrap(),
+        ]),
+        ..Default::default()
+    };
+    let w = World::with_config(config);
+    set_password(&w, &w.alice);
+    for (i, account) in ["4701", "4702", "4703"].iter().enumerate() {
+        let made_up = format!("203.0.113.{i}");
+        let r = sign_in_via(&w, account, "guessing guessing", addr(7), Some(&made_up)).await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = sign_in_via(&w, "1001", PASSWORD, addr(7), Some("203.0.113.99")).await;
+    assert_eq!(
+        r.status(),
+        429,
+        "keyed on the peer, whatever the header says"
+    );
 }
 
 #[tokio::test]
@@ -643,13 +633,6 @@ async fn a_link_to_a_recording_opened_signed_out_comes_back_to_it_after_sign_in(
     // A `next` that leaves the site is dropped.
     let r = sign_in_via("/signin?next=%2F%2Fevil.example%2F".to_owned()).await;
     assert_eq!(header(&r, "location"), Some("/recordings"));
-}
-
-/// Sign in as the admin of site `default` (extension 9000, also an admin of `other`).
-async fn admin_session(w: &World) -> String {
-    let r = sign_in_from(w, "9000@default", PASSWORD, 1).await;
-    assert_eq!(r.status(), 303, "{}", body(&r));
-    cookie_value(&r, "callrec_session").expect("a session cookie")
 }
 
 /// The recording as the store now holds it.

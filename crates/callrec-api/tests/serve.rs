@@ -5,89 +5,11 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::{World, t0};
+use support::{World, exchange, read_response, start, t0};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// A response read off the wire: status, headers (lower-case names), body.
-struct Wire {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Wire {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Send raw request bytes and read the response to the end of the connection.
-async fn exchange(addr: SocketAddr, request: &[u8]) -> Wire {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(request).await.unwrap();
-    read_response(&mut s).await
-}
-
-async fn read_response(s: &mut TcpStream) -> Wire {
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut raw))
-        .await
-        .expect("the server did not close the connection")
-        .unwrap();
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("no header end");
-    let head = String::from_utf8(raw[..head_end].to_vec()).unwrap();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .map(|l| {
-            let (k, v) = l.split_once(':').unwrap();
-            (k.trim().to_ascii_lowercase(), v.trim().to_owned())
-        })
-        .collect();
-    let body = raw[head_end + 4..].to_vec();
-    Wire {
-        status,
-        headers,
-        body,
-    }
-}
-
-struct Running {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-async fn start(w: &World) -> Running {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(callrec_api::serve(listener, w.state.clone(), async move {
-        let _ = rx.await;
-    }));
-    Running {
-        addr,
-        stop: Some(tx),
-        server,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_recording_streams_over_the_socket_byte_for_byte_and_shutdown_returns() {
@@ -256,4 +178,69 @@ async fn a_failed_portal_sign_in_over_the_socket_is_counted_against_the_peers_ad
         .find(|e| e.action == "session.signin_failed")
         .expect("the failure is audited");
     assert_eq!(failed.actor, "portal:127.0.0.1");
+}
+
+/// `[api] metrics_allow`: `/metrics` only to the listed networks, a 403 in the JSON error
+/// shape to anyone else; the rest of the API is unchanged. Through a trusted proxy, the
+/// forwarded client is who is checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_only_to_metrics_allow_when_it_is_set() {
+    let get = |addr, forwarded: &str| {
+        let req =
+            format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{forwarded}Connection: close\r\n\r\n");
+        async move { exchange(addr, req.as_bytes()).await }
+    };
+    for (allow, proxies, forwarded, status) in [
+        (vec![], vec![], "", 200),
+        (vec!["10.0.0.0/8"], vec![], "", 403),
+        (vec!["127.0.0.1/32"], vec![], "", 200),
+        // A client behind a trusted proxy is checked, not the proxy.
+        (
+            vec!["127.0.0.1/32"],
+            vec!["127.0.0.1/32"],
+            "X-Forwarded-For: 203.0.113.9\r\n",
+            403,
+        ),
+        (
+            vec!["203.0.113.0/24"],
+            vec!["127.0.0.1/32"],
+            "X-Forwarded-For: 203.0.113.9\r\n",
+            200,
+        ),
+        // An untrusted peer cannot claim an allowed address.
+        (
+            vec!["203.0.113.0/24"],
+            vec![],
+            "X-Forwarded-For: 203.0.113.9\r\n",
+            403,
+        ),
+    ] {
+        let w = World::with_config(callrec_api::ApiConfig {
+            metrics_allow: allow.iter().map(|n| n.parse().unwrap()).collect(),
+            trusted_proxies: callrec_api::forwarded::TrustedProxies::new(
+                proxies.iter().map(|n| n.parse().unwrap()).collect(),
+            ),
+            ..callrec_api::ApiConfig::default()
+        });
+        let running = start(&w).await;
+        let r = get(running.addr, forwarded).await;
+        assert_eq!(
+            r.status, status,
+            "allow {allow:?} proxies {proxies:?} {forwarded}"
+        );
+        let body = String::from_utf8_lossy(&r.body);
+        if status == 403 {
+            let json: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+            assert_eq!(json["error"]["code"], "forbidden", "{body}");
+            assert!(body.contains("metrics_allow"), "{body}");
+        } else {
+            assert!(body.contains("callrec_"), "{body}");
+        }
+        let health = exchange(
+            running.addr,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(health.status, 200);
+    }
 }

@@ -323,6 +323,24 @@ impl Loader {
             );
         }
 
+        let (cert, key) = (&self.config.api.tls_cert, &self.config.api.tls_key);
+        if cert.is_empty() != key.is_empty() {
+            let (set, unset) = if cert.is_empty() {
+                ("tls_key", "tls_cert")
+            } else {
+                ("tls_cert", "tls_key")
+            };
+            let origin = self.config.origin("api", set).clone();
+            self.problem(
+                format!("api.{unset}"),
+                origin,
+                format!(
+                    "must be set when api.{set} is (HTTPS needs both the certificate and its \
+                     private key; leave both empty for plain HTTP)"
+                ),
+            );
+        }
+
         if !self.config.webhooks.urls.is_empty() && self.config.webhooks.secret.is_empty() {
             let origin = self.config.origin("webhooks", "urls").clone();
             self.problem(

@@ -15,6 +15,7 @@ use callrec_model::limits::{MAX_MIN_SECONDS, MAX_PAUSE_SECONDS, MAX_RETENTION_DA
 use callrec_model::{EventFormat, Prompt, RecordingAction};
 use callrec_model::{PauseBehavior, QuotaPolicy, RecordingMode};
 use callrec_numbers::NumberPlan;
+use ipnet::IpNet;
 use toml::Value;
 
 use crate::value::{AudioFormat, ByteSize, ConfigValue, LogFilter, LogFormat, Secret};
@@ -319,8 +320,30 @@ section! {
         header_timeout_secs: u32 = 10, check within(1, 3600, " seconds");
         /// Mark the portal's cookies `Secure` (sent over HTTPS only). Turn it on when the
         /// portal is reached over TLS, e.g. behind a TLS-terminating reverse proxy; over
-        /// plain HTTP a browser drops such cookies and cannot stay signed in.
+        /// plain HTTP a browser drops such cookies and cannot stay signed in. With
+        /// `tls_cert` set, cookies are `Secure` whatever this says.
         secure_cookies: bool = false;
+        /// A PEM certificate chain (the server's certificate first, then intermediates):
+        /// serve HTTPS on `listen`. Empty: plain HTTP. Set together with `tls_key`.
+        tls_cert: String = String::new();
+        /// The PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1). Empty: plain HTTP.
+        tls_key: String = String::new();
+        /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the
+        /// client: the portal's sign-in throttle and the audit log then use the rightmost
+        /// address in it that is not one of these. Empty: the connection's peer is the client.
+        trusted_proxies: Vec<IpNet> = Vec::new();
+        /// Who may read `/metrics` (addresses or CIDR networks, e.g. the Prometheus
+        /// server's). Empty: anyone who reaches the listener (SPEC §5), as before. The
+        /// metrics say how much is stored, how much disk is free and how many users are over
+        /// quota; set this when the listener is reachable from outside.
+        metrics_allow: Vec<IpNet> = Vec::new();
+    }
+}
+
+impl ApiConfig {
+    /// Whether the API serves HTTPS itself (`tls_cert` and `tls_key` set).
+    pub fn tls_enabled(&self) -> bool {
+        !self.tls_cert.is_empty() && !self.tls_key.is_empty()
     }
 }
 

@@ -672,3 +672,55 @@ fn every_prompt_has_its_own_key_in_the_prompts_section() {
         Path::new("/srv/custom.wav")
     );
 }
+
+#[test]
+fn tls_needs_both_the_certificate_and_the_key() {
+    let config = from_file(
+        "[api]\ntls_cert = \"/etc/callrec/cert.pem\"\ntls_key = \"/etc/callrec/key.pem\"\n",
+    )
+    .unwrap();
+    assert!(config.api.tls_enabled());
+    assert!(!Config::default().api.tls_enabled());
+
+    let problem = only_problem(from_file("[api]\ntls_cert = \"/etc/callrec/cert.pem\"\n"));
+    assert_eq!(problem.key, "api.tls_key");
+    assert_eq!(problem.origin, file_at(2, 12));
+    assert!(
+        problem.reason.contains("api.tls_cert"),
+        "{}",
+        problem.reason
+    );
+
+    let problem = only_problem(Config::load(
+        &Sources::new().env([("CALLREC_API_TLS_KEY", "/etc/callrec/key.pem")]),
+    ));
+    assert_eq!(problem.key, "api.tls_cert");
+}
+
+#[test]
+fn trusted_proxies_are_addresses_or_networks() {
+    let config = from_file(
+        "[api]\ntrusted_proxies = [\"127.0.0.1\", \"10.1.2.3/8\", \"::1\", \"fd00::/8\"]\n",
+    )
+    .unwrap();
+    let shown: Vec<String> = config
+        .api
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(shown, ["127.0.0.1/32", "10.0.0.0/8", "::1/128", "fd00::/8"]);
+
+    let problem = only_problem(from_file("[api]\ntrusted_proxies = [\"10.0.0.0/33\"]\n"));
+    assert_eq!(problem.key, "api.trusted_proxies");
+    assert!(
+        problem.reason.starts_with("item 1: `10.0.0.0/33` is not"),
+        "{}",
+        problem.reason
+    );
+
+    let config =
+        Config::load(&Sources::new().env([("CALLREC_API_TRUSTED_PROXIES", "[\"192.0.2.1\"]")]))
+            .unwrap();
+    assert_eq!(config.api.trusted_proxies.len(), 1);
+}

@@ -122,6 +122,52 @@ impl ConfigValue for Vec<String> {
     }
 }
 
+/// Networks such as `[api] trusted_proxies`: each an address (`127.0.0.1`, `::1`) or a CIDR
+/// network (`10.0.0.0/8`, `fd00::/8`). Host bits under the prefix are dropped
+/// (`10.1.2.3/8` is `10.0.0.0/8`).
+impl ConfigValue for Vec<ipnet::IpNet> {
+    fn from_toml(value: &Value) -> Result<Self, String> {
+        let Some(items) = value.as_array() else {
+            return Err(expected(
+                r#"an array of addresses or networks, e.g. ["127.0.0.1", "10.0.0.0/8"]"#,
+                value,
+            ));
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let text = item
+                    .as_str()
+                    .ok_or_else(|| format!("item {}: {}", i + 1, expected("a string", item)))?;
+                network(text).ok_or_else(|| {
+                    format!(
+                        "item {}: `{text}` is not an IP address or a CIDR network (e.g. \
+                         127.0.0.1, 10.0.0.0/8, ::1, fd00::/8)",
+                        i + 1
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn to_toml(&self) -> Value {
+        Value::Array(self.iter().map(|n| Value::String(n.to_string())).collect())
+    }
+}
+
+/// An address (a network of one) or a CIDR network.
+fn network(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    match text.parse::<ipnet::IpNet>() {
+        Ok(net) => Some(net.trunc()),
+        Err(_) => text
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from),
+    }
+}
+
 impl ConfigValue for SocketAddr {
     fn from_toml(value: &Value) -> Result<Self, String> {
         let s = string_of(value, "an address such as \"127.0.0.1:8080\"")?;

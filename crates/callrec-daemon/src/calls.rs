@@ -73,6 +73,11 @@ pub struct LiveRecording {
     /// A pause or resume was sent and the switch has not answered it yet: until it does,
     /// `paused_since` is what was asked for, not what the switch does.
     pub changing: bool,
+    /// Armed on a leg without media through `api_on_answer` ([`RecordOp::ArmOnAnswer`]):
+    /// the switch starts it at the answer, if the variable was set in time.
+    ///
+    /// [`RecordOp::ArmOnAnswer`]: crate::recorder::RecordOp::ArmOnAnswer
+    pub armed_by_variable: bool,
 }
 
 impl LiveRecording {

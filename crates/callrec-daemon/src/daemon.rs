@@ -433,7 +433,7 @@ impl Daemon {
             token.clone(),
         ));
         tracker.spawn(sweep_loop(store.clone(), sweep_interval, token.clone()));
-        tracker.spawn(auto_resume_loop(core.clone(), token.clone()));
+        tracker.spawn(every_second_loop(core.clone(), token.clone()));
         let head_file = (!config.storage.audit_head_file.is_empty())
             .then(|| store_writer::absolute(Path::new(&config.storage.audit_head_file)));
         if let Some(path) = &head_file {
@@ -645,9 +645,11 @@ async fn reconcile_loop(
     }
 }
 
-/// Every second, resumes recordings paused longer than their site's `max_pause_seconds`
-/// ([`Recorder::auto_resume`]), on the switch's clock.
-async fn auto_resume_loop(core: Arc<Core>, shutdown: CancellationToken) {
+/// Every second, on the switch's clock: resumes recordings paused longer than their site's
+/// `max_pause_seconds` ([`Recorder::auto_resume`]), and starts recordings armed through
+/// `api_on_answer` that the switch has not confirmed since their answer
+/// ([`Recorder::confirm_armed_starts`]).
+async fn every_second_loop(core: Arc<Core>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -668,6 +670,16 @@ async fn auto_resume_loop(core: Arc<Core>, shutdown: CancellationToken) {
                 );
             }
             effects
+        });
+        core.decide(|rec| {
+            let late = rec.confirm_armed_starts(now);
+            if !late.is_empty() {
+                tracing::warn!(
+                    count = late.len(),
+                    "a recording armed for the answer did not start with it (the switch took the arming too late?); starting it now"
+                );
+            }
+            late
         });
     }
 }

@@ -165,6 +165,28 @@ async fn each_recording_action_through_the_api_is_audited_exactly_once_naming_th
         )]
     );
 
+    // The stopped recording's own end (discarded: it is shorter than `min_seconds`) is
+    // written by the store writer after RECORD_STOP; wait for it, so the entries below are
+    // the start's alone.
+    eventually_async("the stopped recording's end", || {
+        let (bed, target) = (&bed, &target);
+        async move {
+            let e = audit_since(bed, 0).await;
+            e.iter()
+                .any(|e| {
+                    &e.target == target
+                        && [
+                            "recording.discarded",
+                            "recording.stored",
+                            "recording.failed",
+                        ]
+                        .contains(&e.action.as_str())
+                })
+                .then_some(())
+        }
+    })
+    .await;
+
     // A start makes a new recording: the index's row is the system's (`recording.create` by
     // callrec, as for every recording), the action is the user's, once.
     let head = audit_head(&bed).await;

@@ -85,7 +85,7 @@ async fn a_call_armed_before_answer_whose_answer_and_hangup_were_missed_is_store
             .talk(secs(5.0), Side::Caller),
     );
     bed.advance(secs(1.0));
-    bed.recording_on_switch(1).await;
+    bed.recording_on_switch_only(1).await;
     assert!(bed.recordings().await.is_empty(), "armed: no row yet");
     bed.sim.drop_connections();
     bed.advance(secs(7.0));
@@ -274,9 +274,10 @@ async fn malformed_frames_are_counted_and_recording_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_record_command_is_counted_and_reconciled() {
     let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
-    // The switch runs the first uuid_record but never answers it.
+    // The switch runs the first command about the call (arming the ringing leg: its
+    // `uuid_setvar`) but never answers it.
     bed.sim.add_reply_fault(ReplyRule {
-        command_prefix: Some("bgapi uuid_record".into()),
+        command_prefix: Some("bgapi uuid_".into()),
         fault: ReplyFault::Withhold,
         remaining: Some(1),
     });
@@ -354,7 +355,7 @@ async fn a_daemon_restarted_while_a_call_rings_records_it_once_from_the_armed_re
     );
     bed.advance(secs(1.0));
     // Armed while ringing: the switch holds the media bug, the index nothing yet.
-    bed.recording_on_switch(1).await;
+    bed.recording_on_switch_only(1).await;
     let armed: Vec<String> = bed
         .sim
         .channels()

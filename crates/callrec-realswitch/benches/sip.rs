@@ -4,11 +4,12 @@
 //!
 //! `CALLREC_FREESWITCH_PREFIX=/opt/freeswitch-test cargo bench -p callrec-realswitch
 //! --features real-switch --bench sip` (needs `baresip`, `CALLREC_BIN` or
-//! `target/debug/callrec`). Settings by environment: `CALLS` (100), `RATE` calls a second (5).
+//! `target/debug/callrec`). Settings by environment: `CALLS` (100), `RATE` calls a second (5),
+//! `EXT` the extension dialled (9995; 9994 rings without media instead).
 //!
 //! One baresip phone registered as 1001 (mode `always`) dials the 9995 test extension
 //! `CALLS` times: the switch pre-answers the phone's leg (early media, as a carrier's gateway
-//! gives while the far end rings) for 2 s, answers, starts a `record_session` of its own on
+//! gives while the far end rings; with `EXT=9994` it only rings, a 180) for 2 s, answers, starts a `record_session` of its own on
 //! that leg and hangs up 8 s later. callrec arms its recording on the same leg while it
 //! rings. Per call, on the switch's clock (20 ms steps): answer → start for callrec and for
 //! the `record_session` (the floor); audio lost by callrec's file at the start (its start
@@ -31,7 +32,13 @@ fn main() {
     }
     let calls = env_or("CALLS", 100);
     let rate = env_or("RATE", 5).max(1);
-    println!("sip: {calls} calls from a registered phone at {rate}/s, 2 s early media, 8 s talk");
+    let ext = env_or("EXT", 9995);
+    let ring = if ext == 9994 {
+        "2 s ringing without media"
+    } else {
+        "2 s early media"
+    };
+    println!("sip: {calls} calls to {ext} from a registered phone at {rate}/s, {ring}, 8 s talk");
 
     let switch = Switch::start(free_addr());
     switch.api(&format!("fsctl sps {}", (rate * 4).max(300)));
@@ -48,7 +55,7 @@ fn main() {
     for i in 0..calls {
         let due = t0 + Duration::from_secs_f64(i as f64 / rate as f64);
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        phone.command_with("dial", "9995");
+        phone.command_with("dial", &ext.to_string());
     }
     println!(
         "  {calls} calls dialled in {:.1} s",

@@ -362,11 +362,13 @@ impl Drop for Switch {
 }
 
 /// Test extensions beside the vanilla ones (9999 tone, 9998 park from configure.sh):
-/// `9997` rings for 2 s (a 180, no media), then answers and plays the 9999 tone (a call
-/// that rings first, as a phone's does); `9995` is pre-answered and gives 2 s of early media
+/// `9997` rings for 2 s (a 180, no media), then answers, starts a `record_session` of its
+/// own (`early-<leg uuid>.wav`) and plays the 9999 tone (a call that rings first, as a
+/// phone's does); `9995` is pre-answered and gives 2 s of early media
 /// (a 183, as carriers' gateways send), then answers, hangs up 8 s later, starts two
 /// `record_session`s of its own (`early-<leg uuid>.wav`, `early2-…`: the second one is the
-/// floor of the benchmarks' comparisons) and plays the tone; `9996` gives `callrec_bench_ring_ms` of early
+/// floor of the benchmarks' comparisons) and plays the tone; `9994` does the same after
+/// ringing 2 s without media (a 180, as a phone called rings); `9996` gives `callrec_bench_ring_ms` of early
 /// media, answers, starts two `record_session`s
 /// of its own (the reference recordings of the load benchmark, named by `callrec_bench_call`)
 /// and plays the tone; `7<ext>` answers as the directory user `<ext>` (its leg's `callrec_user`), then plays the
@@ -387,12 +389,24 @@ const TEST_DIALPLAN: &str = r#"<include>
       <action application="ring_ready"/>
       <action application="sleep" data="2000"/>
       <action application="answer"/>
+      <action application="record_session" data="$${recordings_dir}/early-${uuid}.wav"/>
       <action application="playback" data="tone_stream://%(1000,500,440);loops=-1"/>
     </condition>
   </extension>
   <extension name="callrec_test_early_media">
     <condition field="destination_number" expression="^9995$">
       <action application="pre_answer"/>
+      <action application="sleep" data="2000"/>
+      <action application="answer"/>
+      <action application="sched_hangup" data="+8 normal_clearing"/>
+      <action application="record_session" data="$${recordings_dir}/early-${uuid}.wav"/>
+      <action application="record_session" data="$${recordings_dir}/early2-${uuid}.wav"/>
+      <action application="playback" data="tone_stream://%(1000,500,440);loops=-1"/>
+    </condition>
+  </extension>
+  <extension name="callrec_test_ringing">
+    <condition field="destination_number" expression="^9994$">
+      <action application="ring_ready"/>
       <action application="sleep" data="2000"/>
       <action application="answer"/>
       <action application="sched_hangup" data="+8 normal_clearing"/>

@@ -110,7 +110,11 @@ impl Switch {
         if let Some(ev) = self.step_event(uuid, leg, i, extras) {
             let enters_hangup =
                 ev.name() == "CHANNEL_STATE" && ev.header("Channel-State") == Some("CS_HANGUP");
+            let answers = ev.name() == "CHANNEL_ANSWER";
             self.fire(ev);
+            if answers {
+                self.api_on_answer(uuid);
+            }
             if let Ok(lib) = library() {
                 for step in &lib.leg(leg).step(i).after {
                     self.fire_for(uuid, step);
@@ -119,6 +123,28 @@ impl Switch {
             if enters_hangup {
                 self.remove_media_bugs(uuid);
             }
+        }
+    }
+
+    /// Runs the API commands in the channel's variables named `api_on_answer…`, as
+    /// `switch_channel_perform_mark_answered` does right after firing CHANNEL_ANSWER (in the
+    /// channel's thread, before any frame is read). Variables are not expanded here.
+    fn api_on_answer(&mut self, uuid: &str) {
+        let Some(ch) = self.channels.get(uuid) else {
+            return;
+        };
+        let commands: Vec<String> = ch
+            .vars
+            .iter()
+            .filter(|(name, _)| {
+                name.get(..13)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("api_on_answer"))
+            })
+            .map(|(_, value)| value.clone())
+            .collect();
+        for command in commands {
+            let (cmd, args) = command.split_once(' ').unwrap_or((command.as_str(), ""));
+            let _ = self.api(cmd, args);
         }
     }
 

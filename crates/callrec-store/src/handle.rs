@@ -255,6 +255,28 @@ impl StoreHandle {
             .await
     }
 
+    /// Set (or replace) a user's portal password, as [`Store::set_password`] does (checked,
+    /// Argon2id, every session of theirs revoked, audited as `user.password`), with the hash
+    /// made on the blocking pool before the writer is taken: Argon2 takes tens of
+    /// milliseconds, which ingest must not wait for. An unknown user is refused before any
+    /// hashing.
+    pub async fn set_password(
+        &self,
+        site: String,
+        extension: String,
+        password: String,
+        actor: String,
+    ) -> Result<crate::User, StoreError> {
+        crate::check_new_password(&password)?;
+        let (s, e) = (site.clone(), extension.clone());
+        self.read(move |v| v.user(&s, &e)).await?;
+        let hash = tokio::task::spawn_blocking(move || crate::hash_password(&password))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))??;
+        self.write(move |s| s.set_password_hash(&site, &extension, &hash, &actor))
+            .await
+    }
+
     /// Start an ingest worker on this store.
     pub fn start_ingest_worker(&self, config: IngestConfig) -> Result<IngestWorker, StoreError> {
         IngestWorker::start(self.writer.clone(), config)

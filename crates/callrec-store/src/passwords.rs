@@ -208,6 +208,19 @@ impl Store {
     ) -> Result<User, StoreError> {
         check_new_password(password)?;
         let hash = hash_password(password)?;
+        self.set_password_hash(site, extension, &hash, actor)
+    }
+
+    /// [`Store::set_password`] with the password already checked and hashed, so that a
+    /// caller sharing the store ([`crate::StoreHandle::set_password`]) hashes without
+    /// holding it.
+    pub(crate) fn set_password_hash(
+        &mut self,
+        site: &str,
+        extension: &str,
+        hash: &str,
+        actor: &str,
+    ) -> Result<User, StoreError> {
         let now = self.now();
         let tx = self.begin()?;
         let user = ReadView::new(&tx).user(site, extension)?;

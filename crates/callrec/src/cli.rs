@@ -178,7 +178,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 #[command(after_help = ARCHIVE_HELP)]
 pub struct ArchiveArgs {
-    /// The callrec server, e.g. https://callrec.example.com or http://10.0.0.5:8080.
+    /// The callrec server, e.g. `https://callrec.example.com` or `http://10.0.0.5:8080`.
     #[arg(long, value_name = "URL")]
     pub server: String,
 

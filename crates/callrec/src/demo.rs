@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 
 use callrec_daemon::{Daemon, DaemonError, DaemonHandle, Listeners, Options};
 
-use crate::serve::{bind_api, spawn_api};
+use crate::serve::{api_config, bind_api, spawn_api};
 
 /// How the demo runs.
 #[derive(Debug, Clone)]
@@ -175,6 +175,15 @@ pub async fn demo(
     config.storage.spool_dir = spool.clone();
     config.storage.spool_scan_secs = 5;
     config.feature_codes.listen = feature_addr;
+    // The demo runs on loopback and prints http:// commands to paste: plain HTTP always.
+    if config.api.tls_enabled() {
+        say(
+            "  (the demo serves plain HTTP on loopback: api.tls_cert and api.tls_key are not used)",
+        );
+    }
+    config.api.tls_cert.clear();
+    config.api.tls_key.clear();
+    let api_config = api_config(&config).map_err(|e| DaemonError::Demo(e.to_string()))?;
     let api_listener = match bind_api(&config).await {
         Ok(l) => l,
         // Something already serves the default port: take any free one.
@@ -200,7 +209,7 @@ pub async fn demo(
     )
     .await?;
     let handle = daemon.handle();
-    let api_task = spawn_api(&config, api_listener, &handle);
+    let api_task = spawn_api(api_config, api_listener, &handle);
     let run = tokio::spawn(daemon.run(std::future::pending::<()>()));
 
     say("callrec demo: a simulated FreeSWITCH, the daemon and the REST API, all in this process.");

@@ -3,13 +3,18 @@
 //! `serve` and `demo` alike.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 
+use callrec_api::forwarded::TrustedProxies;
+use callrec_api::tls::Tls;
 use callrec_api::{ApiConfig, ApiState};
 use callrec_config::Config;
 use tokio::net::TcpListener;
 
 use callrec_daemon::{Daemon, DaemonError, DaemonHandle, Listeners, Options};
+
+use crate::exit::Misconfigured;
 
 /// Binds the API's listener.
 pub async fn bind_api(config: &Config) -> Result<TcpListener, DaemonError> {
@@ -23,30 +28,44 @@ pub async fn bind_api(config: &Config) -> Result<TcpListener, DaemonError> {
         })
 }
 
+/// The API's settings from the config, with the TLS certificate and key read (so a missing
+/// or broken file stops the start, before the daemon records anything, as a configuration
+/// error naming the file).
+pub fn api_config(config: &Config) -> Result<ApiConfig, Misconfigured> {
+    let tls = if config.api.tls_enabled() {
+        let tls = Tls::load(
+            Path::new(&config.api.tls_cert),
+            Path::new(&config.api.tls_key),
+        )
+        .map_err(|e| Misconfigured(e.to_string()))?;
+        Some(tls)
+    } else {
+        None
+    };
+    Ok(ApiConfig {
+        max_body_bytes: config.api.max_body_bytes.bytes(),
+        limits: callrec_api::server::Limits {
+            max_connections: config.api.max_connections as usize,
+            header_timeout: std::time::Duration::from_secs(config.api.header_timeout_secs.into()),
+        },
+        portal: callrec_api::PortalConfig {
+            secure_cookies: config.api.secure_cookies,
+            ..callrec_api::PortalConfig::default()
+        },
+        tls,
+        trusted_proxies: TrustedProxies::new(config.api.trusted_proxies.clone()),
+        metrics_allow: config.api.metrics_allow.clone(),
+        ..ApiConfig::default()
+    })
+}
+
 /// Serves the API for a running daemon until the daemon stops; returns the task.
 pub fn spawn_api(
-    config: &Config,
+    api: ApiConfig,
     listener: TcpListener,
     handle: &DaemonHandle,
 ) -> tokio::task::JoinHandle<()> {
-    let state = ApiState::with_config(
-        handle.store().clone(),
-        Arc::new(handle.clone()),
-        ApiConfig {
-            max_body_bytes: config.api.max_body_bytes.bytes(),
-            limits: callrec_api::server::Limits {
-                max_connections: config.api.max_connections as usize,
-                header_timeout: std::time::Duration::from_secs(
-                    config.api.header_timeout_secs.into(),
-                ),
-            },
-            portal: callrec_api::PortalConfig {
-                secure_cookies: config.api.secure_cookies,
-                ..callrec_api::PortalConfig::default()
-            },
-            ..ApiConfig::default()
-        },
-    );
+    let state = ApiState::with_config(handle.store().clone(), Arc::new(handle.clone()), api);
     let token = handle.shutdown_token();
     tokio::spawn(callrec_api::serve(listener, state, async move {
         token.cancelled().await
@@ -56,16 +75,17 @@ pub fn spawn_api(
 /// Runs the daemon and the API until `shutdown` completes (SIGTERM/SIGINT in production):
 /// stop taking work, let requests and feature calls in flight finish, apply every decided
 /// store operation, finish in-flight ingests, close the index.
-pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let api_config = api_config(&config)?;
     let listeners = Listeners::bind(&config).await?;
     let api = bind_api(&config).await?;
     let daemon = Daemon::start(config.clone(), listeners, Options::default()).await?;
     let handle = daemon.handle();
-    let api_task = spawn_api(&config, api, &handle);
+    let api_task = spawn_api(api_config, api, &handle);
     let result = daemon.run(shutdown).await;
     handle.shutdown();
     let _ = api_task.await;
-    result
+    Ok(result?)
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is called,

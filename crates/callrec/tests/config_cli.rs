@@ -329,3 +329,59 @@ fn logs_go_to_stderr_in_the_configured_format() {
     assert!(human.stderr.contains("applied"), "{}", human.stderr);
     assert!(!human.stderr.contains('\u{1b}'), "{:?}", human.stderr);
 }
+
+#[test]
+fn config_check_says_whether_the_api_serves_https_and_checks_the_certificate() {
+    let run = Callrec::new(["config", "check"]).run().success();
+    assert!(
+        run.stderr
+            .contains("api: TLS off: plain HTTP on 127.0.0.1:8080"),
+        "{}",
+        run.stderr
+    );
+
+    let install = Install::new();
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert_path, key_path) = (
+        install.root().join("cert.pem"),
+        install.root().join("key.pem"),
+    );
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, signing_key.serialize_pem()).unwrap();
+    let run = Callrec::new(["config", "check"])
+        .env("CALLREC_API_TLS_CERT", &cert_path)
+        .env("CALLREC_API_TLS_KEY", &key_path)
+        .run()
+        .success();
+    let expected = format!(
+        "api: TLS on: HTTPS on 127.0.0.1:8080 with {} (1 certificate in the chain)",
+        cert_path.display()
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+
+    // A key file that is not there: the check fails as `serve` would, naming it.
+    let missing = install.root().join("missing-key.pem");
+    let run = Callrec::new(["config", "check"])
+        .env("CALLREC_API_TLS_CERT", &cert_path)
+        .env("CALLREC_API_TLS_KEY", &missing)
+        .run()
+        .expect_code(78);
+    let expected = format!(
+        "error: cannot read the private key {} (api.tls_key)",
+        missing.display()
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+
+    // Only one of the two: a configuration problem naming the missing key.
+    let run = Callrec::new(["config", "check"])
+        .env("CALLREC_API_TLS_CERT", &cert_path)
+        .run()
+        .expect_code(78);
+    assert!(
+        run.stderr
+            .contains("api.tls_key: must be set when api.tls_cert is"),
+        "{}",
+        run.stderr
+    );
+}

@@ -292,6 +292,31 @@ fn a_spool_callrec_cannot_write_in_exits_78_naming_it() {
     );
 }
 
+/// A TLS certificate that cannot be read stops `serve` before it connects to the switch or
+/// records anything: exit 78, naming the file and its setting.
+#[test]
+fn an_unreadable_tls_certificate_exits_78_naming_it() {
+    let install = Install::new();
+    let (port, sessions) = fake_switch(true);
+    let cert = install.root().join("no-such-cert.pem");
+    let key = install.root().join("no-such-key.pem");
+    let run = support::Callrec::new(serve_args(&install, port))
+        .env("CALLREC_API_TLS_CERT", &cert)
+        .env("CALLREC_API_TLS_KEY", &key)
+        .run()
+        .expect_code(78);
+    let expected = format!(
+        "cannot read the certificate {} (api.tls_cert)",
+        cert.display()
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    assert_eq!(
+        sessions.load(Ordering::SeqCst),
+        0,
+        "it connected to the switch"
+    );
+}
+
 /// SIGTERM while the daemon is still starting (here its index is busy under another writer,
 /// as during a long migration or crash recovery) is not lost and does not kill it half-way:
 /// once started, the daemon stops cleanly with exit 0.

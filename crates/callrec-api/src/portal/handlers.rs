@@ -21,14 +21,15 @@ use super::pages::{
     RecordingRow, RecordingsPage, SegmentRow, SettingsPage, SigninPage, Timeline, UserRow,
     UsersPage,
 };
+use super::search::SearchForm;
 use super::session::{
-    Form, Signed, check_csrf, clear_session_cookie, clear_signin_cookie, header_value, q_is_number,
+    Form, Signed, check_csrf, clear_session_cookie, clear_signin_cookie, header_value,
     random_token, same_token, session_cookie, signin_cookie,
 };
 use crate::acts::{self, Who};
 use crate::audio::AudioHeaders;
 use crate::error::ApiError;
-use crate::models::{AudioParams, QueryParams, SearchParams};
+use crate::models::{AudioParams, QueryParams};
 use crate::state::ApiState;
 
 /// What a page handler returns: the reply, whichever way it went.
@@ -42,7 +43,7 @@ fn require(signed: Option<Signed>) -> Result<Signed, Response> {
 
 /// A signed-in person's form: the session, the page's navigation (`tab` marked current) and
 /// the form, its CSRF token checked. A failure is the page to answer with.
-fn signed_form(
+pub(super) fn signed_form(
     signed: Option<Signed>,
     tab: &'static str,
     body: &[u8],
@@ -167,7 +168,7 @@ pub(crate) async fn signin_form(
         message: None,
     };
     let mut r = pages::render(StatusCode::OK, &page);
-    let secure = state.config().portal.secure_cookies;
+    let secure = state.config().secure_cookies();
     if let Err(e) = set_cookie(&mut r, signin_cookie(&token, secure)) {
         return Ok(pages::error(e, None));
     }
@@ -191,7 +192,7 @@ async fn signin_inner(
     address: String,
     body: bytes::Bytes,
 ) -> Result<Response, Response> {
-    let secure = state.config().portal.secure_cookies;
+    let secure = state.config().secure_cookies();
     let form = Form::parse(&body).map_err(|e| pages::error(e, None))?;
     let token = form_cookie.unwrap_or_default();
     if token.is_empty() || !same_token(&token, form.get("csrf")) {
@@ -290,7 +291,7 @@ pub(crate) async fn signout(state: ApiState, signed: Option<Signed>, body: bytes
             let mut r = pages::redirect("/signin");
             set_cookie(
                 &mut r,
-                clear_session_cookie(state.config().portal.secure_cookies),
+                clear_session_cookie(state.config().secure_cookies()),
             )
             .map_err(|e| pages::error(e, None))?;
             Ok(r)
@@ -300,74 +301,6 @@ pub(crate) async fn signout(state: ApiState, signed: Option<Signed>, body: bytes
 }
 
 // ---- recordings ----------------------------------------------------------------------
-
-/// The portal's search form as typed, to show it again and to build the next page's link.
-#[derive(Debug, Default, Clone)]
-struct Typed {
-    q: String,
-    since: String,
-    until: String,
-    cursor: String,
-}
-
-impl Typed {
-    fn from_pairs(pairs: Vec<(String, String)>) -> Typed {
-        let mut t = Typed::default();
-        for (name, value) in pairs {
-            let value = value.trim().to_owned();
-            match name.as_str() {
-                "q" => t.q = value,
-                "since" => t.since = value,
-                "until" => t.until = value,
-                "cursor" => t.cursor = value,
-                _ => {}
-            }
-        }
-        t
-    }
-
-    /// The API's search parameters for this form: `q` is a number (either party, any form)
-    /// or note text; the dates are days in the site's zone.
-    fn to_params(&self) -> Result<SearchParams, ApiError> {
-        let mut pairs = Vec::new();
-        if !self.q.is_empty() {
-            let name = if q_is_number(&self.q) { "number" } else { "q" };
-            pairs.push((name.to_owned(), self.q.clone()));
-        }
-        for (name, value) in [
-            ("since", &self.since),
-            ("until", &self.until),
-            ("cursor", &self.cursor),
-        ] {
-            if !value.is_empty() {
-                pairs.push((name.to_owned(), value.clone()));
-            }
-        }
-        SearchParams::parse(QueryParams::new(pairs)?)
-    }
-
-    /// The query string of this search's ZIP (every match: no cursor).
-    fn zip_query(&self) -> String {
-        Typed {
-            cursor: String::new(),
-            ..self.clone()
-        }
-        .next_page("")
-    }
-
-    fn next_page(&self, cursor: &str) -> String {
-        let pairs: Vec<(&str, &str)> = [
-            ("q", self.q.as_str()),
-            ("since", self.since.as_str()),
-            ("until", self.until.as_str()),
-            ("cursor", cursor),
-        ]
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .collect();
-        serde_urlencoded::to_string(pairs).unwrap_or_default()
-    }
-}
 
 pub(crate) async fn recordings(
     state: ApiState,
@@ -387,27 +320,26 @@ async fn recordings_inner(
     let signed = require_page(signed, &here)?;
     let nav = Nav::of(&signed.user, "recordings");
     let fail = |e: ApiError| pages::error(e, Some(nav.clone()));
-    let typed = Typed::from_pairs(pairs);
+    let admin = signed.user.role == Role::Admin;
+    let typed = SearchForm::from_pairs(pairs, admin);
     let site_id = signed.user.site_id;
     let tz = state
         .store()
         .read(move |v| Ok(v.site_by_id(site_id)?.settings.timezone))
         .await
         .map_err(|e| fail(e.into()))?;
-    let admin = signed.user.role == Role::Admin;
     let mut page = RecordingsPage {
         nav: Some(nav.clone()),
         admin,
         site: signed.user.site.clone(),
         zone: pages::zone_name(tz),
-        q: typed.q.clone(),
-        since: typed.since.clone(),
-        until: typed.until.clone(),
-        searched: !(typed.q.is_empty() && typed.since.is_empty() && typed.until.is_empty()),
+        searched: typed.searched(),
+        filtered: typed.filtered(),
         message: None,
         rows: Vec::new(),
         next: None,
         zip: typed.zip_query(),
+        f: typed.clone(),
     };
     let params = match typed.to_params() {
         Ok(p) => p,
@@ -445,7 +377,7 @@ async fn recordings_inner(
         .iter()
         .map(|r| RecordingRow::of(r, tz))
         .collect();
-    page.next = found.next_cursor.as_deref().map(|c| typed.next_page(c));
+    page.next = found.next_cursor.as_deref().map(|c| typed.page_query(c));
     Ok(pages::render(StatusCode::OK, &page))
 }
 
@@ -462,7 +394,7 @@ pub(crate) async fn recordings_zip(
             let signed = require_page(signed, &here)?;
             let nav = Nav::of(&signed.user, "recordings");
             let fail = |e: ApiError| pages::error(e, Some(nav.clone()));
-            let mut typed = Typed::from_pairs(pairs);
+            let mut typed = SearchForm::from_pairs(pairs, signed.user.role == Role::Admin);
             typed.cursor.clear();
             let params = typed.to_params().map_err(fail)?;
             crate::archive::export_search(&state, &Who::from(&signed.user), params, Some("portal"))

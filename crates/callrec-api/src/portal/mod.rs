@@ -12,17 +12,21 @@
 //! | module | what |
 //! | --- | --- |
 //! | `session` | the session cookie, the sign-in form's cookie, CSRF checks, client address |
+//! | `search` | the recordings page's search box and filter panel, as the API's search |
 //! | `pages` | the templates' data, formatting (times in the site's zone), HTML replies |
 //! | `handlers` | one async function per page or form |
+//! | `admin` | the admin's pages of one user and of the site's settings, and their forms |
 //! | `logs` | the admin's audit log and archive clients pages |
 //!
 //! Every page and form answers with HTML, errors included; only failures before a handler
 //! runs (a store that cannot be reached while looking up the session, a body without a
 //! length) come back as the API's JSON error.
 
+mod admin;
 mod handlers;
 mod logs;
 mod pages;
+mod search;
 mod session;
 
 use warp::Filter;
@@ -90,7 +94,7 @@ pub fn signin(state: ApiState) -> Route {
         .and(with_state(state.clone()))
         .and(warp::cookie::optional::<String>(SIGNIN_COOKIE))
         .and(warp::cookie::optional::<String>(SESSION_COOKIE))
-        .and(session::client_address())
+        .and(session::client_address(&state))
         .and(form())
         .and_then(handlers::signin)
         .boxed()
@@ -108,8 +112,9 @@ pub fn signout(state: ApiState) -> Route {
 }
 
 /// `GET /recordings`: the caller's recordings (an admin's: the site's), newest first, with
-/// one search box (`q`: a number in any form, or note text) and a date range
-/// (`since`, `until`).
+/// one search box (`q`: a number in any form, or note text) and a filter panel (`since`,
+/// `until`, `from`, `to`, `direction`, `min_duration`, `has_notes`, `hold`; an admin's also
+/// `user`), each the API search parameter of that name.
 pub fn recordings(state: ApiState) -> Route {
     warp::path!("recordings")
         .and(warp::get())
@@ -121,7 +126,7 @@ pub fn recordings(state: ApiState) -> Route {
         .boxed()
 }
 
-/// `GET /recordings.zip`: the search of the recordings page (`q`, `since`, `until`) as one
+/// `GET /recordings.zip`: the search of the recordings page (the box and every filter) as one
 /// streamed ZIP with its manifest, as `GET /api/v1/recordings/export.zip` makes it.
 pub fn recordings_zip(state: ApiState) -> Route {
     warp::path!("recordings.zip")
@@ -269,6 +274,63 @@ pub fn users(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `GET /users/{extension}`: admin, one user of the site with the forms that change them.
+pub fn user(state: ApiState) -> Route {
+    warp::path!("users" / String)
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(query())
+        .and(session::here())
+        .and_then(admin::user)
+        .boxed()
+}
+
+/// `POST /users/{extension}`: admin, set a user's `mode` and `role`.
+pub fn update_user(state: ApiState) -> Route {
+    warp::path!("users" / String)
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(form())
+        .and_then(admin::update_user)
+        .boxed()
+}
+
+/// `POST /users/{extension}/password`: admin, set a user's portal `password` (and `confirm`).
+pub fn reset_password(state: ApiState) -> Route {
+    warp::path!("users" / String / "password")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(form())
+        .and_then(admin::reset_password)
+        .boxed()
+}
+
+/// `GET /site`: admin, the site's settings in one form.
+pub fn site(state: ApiState) -> Route {
+    warp::path!("site")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(query())
+        .and(session::here())
+        .and_then(admin::site)
+        .boxed()
+}
+
+/// `POST /site`: admin, change the site's settings (the fields `PUT /api/v1/site` takes).
+pub fn update_site(state: ApiState) -> Route {
+    warp::path!("site")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(form())
+        .and_then(admin::update_site)
+        .boxed()
+}
+
 /// `GET /audit`: admin, the site's audit log, newest first (`actor`, `action`, `recording`,
 /// `since`, `until` narrow it; `before` pages back).
 pub fn audit_log(state: ApiState) -> Route {
@@ -316,6 +378,11 @@ pub fn routes(state: &ApiState) -> Route {
         settings(state.clone()),
         set_mode(state.clone()),
         users(state.clone()),
+        user(state.clone()),
+        update_user(state.clone()),
+        reset_password(state.clone()),
+        site(state.clone()),
+        update_site(state.clone()),
         audit_log(state.clone()),
         archive_clients(state.clone()),
     ]

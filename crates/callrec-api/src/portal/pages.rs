@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
+use super::search::SearchForm;
 use crate::error::ApiError;
 
 /// The portal's Content-Security-Policy: its own stylesheet and media only, no inline
@@ -99,10 +100,12 @@ pub(crate) struct RecordingsPage {
     pub admin: bool,
     pub site: String,
     pub zone: String,
-    pub q: String,
-    pub since: String,
-    pub until: String,
+    /// The search as typed, shown again in the form.
+    pub f: SearchForm,
+    /// Whether the box or any filter narrows the list.
     pub searched: bool,
+    /// Whether a filter of the panel is set (the panel is shown open).
+    pub filtered: bool,
     pub message: Option<String>,
     pub rows: Vec<RecordingRow>,
     /// The query string of the next page.

@@ -12,7 +12,6 @@ use warp::reject::Rejection;
 
 use crate::error::{ApiError, reject};
 use crate::filters::with_state;
-use crate::server::ClientAddr;
 use crate::state::ApiState;
 
 /// The session cookie: the session's secret (the store keeps only its hash).
@@ -50,14 +49,15 @@ pub(crate) fn signed_in(
         })
 }
 
-/// The client's address: the connection's peer (see [`ClientAddr`]), `unknown` when the
-/// server did not record one.
-pub(crate) fn client_address()
--> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
-    warp::ext::optional::<ClientAddr>().map(|addr: Option<ClientAddr>| {
-        addr.map(|a| a.0.ip().to_string())
-            .unwrap_or_else(|| "unknown".to_owned())
-    })
+/// The client's address, for the sign-in throttle and the audit log: the connection's peer
+/// (see [`crate::server::ClientAddr`]), or, when the peer is a trusted reverse proxy, the client it names in
+/// `X-Forwarded-For` ([`crate::forwarded`]); `unknown` when the server did not record a peer.
+pub(crate) fn client_address(
+    state: &ApiState,
+) -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone + use<> {
+    crate::forwarded::client_ip(state.config().trusted_proxies.clone()).map(
+        |ip: Option<std::net::IpAddr>| ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+    )
 }
 
 /// Where the request is (path and query), to come back to after signing in.
@@ -155,6 +155,11 @@ impl Form {
     /// A field, or "".
     pub fn get(&self, name: &str) -> &str {
         self.0.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// Whether the form has the field at all (empty or not).
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
     }
 }
 

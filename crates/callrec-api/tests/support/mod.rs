@@ -3,6 +3,9 @@
 //! a scripted daemon double; and requests through the routes in-process (`warp::test`).
 #![allow(dead_code)]
 
+pub mod portal;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +23,100 @@ use callrec_store::{
 use callrec_testkit::wav;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use warp::http::Response;
+
+/// A response read off the wire: status, headers (lower-case names), body.
+pub struct Wire {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Wire {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Send raw request bytes and read the response to the end of the connection.
+pub async fn exchange(addr: SocketAddr, request: &[u8]) -> Wire {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    read_response(&mut s).await
+}
+
+pub async fn read_response(s: &mut tokio::net::TcpStream) -> Wire {
+    let mut raw = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(30), s.read_to_end(&mut raw))
+        .await
+        .expect("the server did not close the connection")
+        .unwrap();
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no header end");
+    let head = String::from_utf8(raw[..head_end].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            (k.trim().to_ascii_lowercase(), v.trim().to_owned())
+        })
+        .collect();
+    let body = raw[head_end + 4..].to_vec();
+    Wire {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// `callrec_api::serve` on a loopback port of its own, until `stop`.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Asks the server to stop and waits until `serve` has returned.
+    pub async fn shut_down(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(30), self.server)
+            .await
+            .expect("serve returned after shutdown")
+            .unwrap();
+    }
+}
+
+/// Serves `w`'s state on a new loopback port.
+pub async fn start(w: &World) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(callrec_api::serve(listener, w.state.clone(), async move {
+        let _ = rx.await;
+    }));
+    Running {
+        addr,
+        stop: Some(tx),
+        server,
+    }
+}
 
 /// The instant the test recordings start around.
 pub fn t0() -> DateTime<Utc> {

@@ -2,9 +2,22 @@
 //! and legs that wait for their user's own leg before deciding.
 //!
 //! A leg heard ringing (CHANNEL_PROGRESS) whose owner's mode records on answer is armed
-//! first (SPEC §3.3): `uuid_record … start` with `RECORD_ANSWER_REQ=true`, so the switch
-//! writes from the leg's first answered frame in the channel's own thread, however long
-//! CHANNEL_ANSWER then takes to reach callrec. Nothing is indexed for an armed recording. At
+//! first (SPEC §3.3), so the switch writes from the leg's first answered frame in the
+//! channel's own thread, however long CHANNEL_ANSWER then takes to reach callrec:
+//!
+//! - a leg whose media is up (early media, a 183): `uuid_record … start` with
+//!   `RECORD_ANSWER_REQ=true`;
+//! - a leg that rings without media (a 180, a phone calling a phone): `uuid_record` would
+//!   ask for media and pre-answer it, so the command is put on the channel instead, in the
+//!   variable `api_on_answer_callrec`, which the switch runs as the leg answers
+//!   ([`RecordOp::ArmOnAnswer`]). Should the variable land after the answer (the switch
+//!   saturated), it never runs: a recording so armed that is still unconfirmed (no
+//!   RECORD_START) one to two seconds after its answer is started the usual way
+//!   ([`Recorder::confirm_armed_starts`]). Had the switch started it after all, that start is
+//!   harmless: `uuid_record … start` on a path the leg already records answers `+OK` and
+//!   adds nothing ("Already recording", `switch_ivr_record_session_event`).
+//!
+//! Nothing is indexed for an armed recording. At
 //! answer the usual decision runs; if it records the armed leg, the armed recording becomes
 //! the recording (its row is created then, no second command), and any armed leg it does not
 //! record is stopped and its file removed. A leg that answers without ringing first is
@@ -12,6 +25,7 @@
 //! previous process again from its media bugs (`Recorder::adopt_ringing`), so its answer
 //! indexes that recording instead of starting a second one.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use callrec_model::{NewRecording, PauseBehavior, SegmentKind, SegmentSource, UserId, to_utc};
@@ -34,8 +48,9 @@ impl Recorder {
 
     /// Arms a recording on a leg heard ringing, if its owner's mode records on answer and
     /// the leg is theirs by a channel variable (their own leg, not one that only carries
-    /// their number); one armed leg per user per call.
-    pub(super) fn arm(&mut self, uuid: &str, at: Micros) -> Vec<Effect> {
+    /// their number); one armed leg per user per call. `media_up`: the leg has early media
+    /// (`RECORD_ANSWER_REQ`); otherwise the arming is the `api_on_answer_callrec` variable.
+    pub(super) fn arm(&mut self, uuid: &str, at: Micros, media_up: bool) -> Vec<Effect> {
         let Some(ch) = self.table.channel(uuid) else {
             return Vec::new();
         };
@@ -80,10 +95,15 @@ impl Recorder {
             pause_behavior,
             stop_requested: None,
             changing: false,
+            armed_by_variable: !media_up,
         };
-        let op = RecordOp::Start {
-            min_seconds,
-            before_answer: true,
+        let op = if media_up {
+            RecordOp::Start {
+                min_seconds,
+                before_answer: true,
+            }
+        } else {
+            RecordOp::ArmOnAnswer { min_seconds }
         };
         let cmd = SwitchCommand::policy(uuid, op, &armed, at);
         if let Some(ch) = self.table.channel_mut(uuid) {
@@ -142,23 +162,75 @@ impl Recorder {
 
     /// Takes back a leg's armed recording, if it has one, because another leg carries the
     /// recording or the mode no longer records: stopped on the switch (it may be writing),
-    /// its file removed, never indexed.
+    /// its file removed, never indexed. One armed through `api_on_answer` also has its
+    /// variable unset first, in case the leg has not answered yet.
     pub(super) fn disarm(&mut self, uuid: &str) -> Vec<Effect> {
         let Some(armed) = self.table.channel_mut(uuid).and_then(|c| c.armed.take()) else {
             return Vec::new();
         };
-        vec![
-            Effect::Command(SwitchCommand::policy(
+        let mut effects = Vec::new();
+        if armed.armed_by_variable {
+            effects.push(Effect::Command(SwitchCommand::policy(
                 uuid,
-                RecordOp::Stop,
+                RecordOp::Unarm,
                 &armed,
                 armed.started_at,
-            )),
-            Effect::Store(StoreOp::Disarmed {
-                id: armed.id,
-                spool_path: armed.path,
-            }),
-        ]
+            )));
+        }
+        effects.push(Effect::Command(SwitchCommand::policy(
+            uuid,
+            RecordOp::Stop,
+            &armed,
+            armed.started_at,
+        )));
+        effects.push(Effect::Store(StoreOp::Disarmed {
+            id: armed.id,
+            spool_path: armed.path,
+        }));
+        effects
+    }
+
+    /// Recordings armed through `api_on_answer` that the switch has not confirmed (no
+    /// RECORD_START) at two calls in a row, their leg answered, are started now with
+    /// `uuid_record`: the variable landed after the answer, or the start failed. The daemon
+    /// calls it every second, so such a start comes one to two seconds after the answer;
+    /// RECORD_START follows an answer within a frame when the switch ran the variable.
+    pub fn confirm_armed_starts(&mut self, at: Micros) -> Vec<Effect> {
+        let unconfirmed: HashSet<String> = self
+            .table
+            .channels()
+            .filter(|c| c.answered_at.is_some())
+            .filter(|c| {
+                c.recording
+                    .as_ref()
+                    .is_some_and(|r| r.armed_by_variable && !r.confirmed)
+            })
+            .map(|c| c.uuid.clone())
+            .collect();
+        let due: Vec<String> = unconfirmed
+            .intersection(&self.unconfirmed_armed)
+            .cloned()
+            .collect();
+        self.unconfirmed_armed = &unconfirmed - &due.iter().cloned().collect();
+        let mut effects = Vec::new();
+        for uuid in due {
+            let Some(rec) = self
+                .table
+                .channel_mut(&uuid)
+                .and_then(|c| c.recording.as_mut())
+            else {
+                continue;
+            };
+            rec.armed_by_variable = false;
+            let rec = rec.clone();
+            let (min_seconds, _) = self.site_rules(&rec.user.site);
+            let op = RecordOp::Start {
+                min_seconds,
+                before_answer: false,
+            };
+            effects.push(Effect::Command(SwitchCommand::policy(&uuid, op, &rec, at)));
+        }
+        effects
     }
 
     /// `min_seconds` and the pause behaviour of a site (SPEC §1's defaults if it is gone).
@@ -384,6 +456,7 @@ impl Recorder {
             pause_behavior,
             stop_requested: None,
             changing: false,
+            armed_by_variable: false,
         };
         effects.extend(self.indexed(uuid, &rec, user, &owner, source, actor));
         effects.push(Effect::Command(SwitchCommand {

@@ -21,10 +21,10 @@ impl Recorder {
             .and_then(|c| c.recording.as_ref())
             .is_some_and(|r| r.id == cmd.recording);
         let action = match cmd.op {
-            RecordOp::Start { .. } => RecordingAction::Start,
+            RecordOp::Start { .. } | RecordOp::ArmOnAnswer { .. } => RecordingAction::Start,
             RecordOp::Mask | RecordOp::Pause => RecordingAction::Pause,
             RecordOp::Unmask | RecordOp::Resume => RecordingAction::Resume,
-            RecordOp::Stop => RecordingAction::Stop,
+            RecordOp::Stop | RecordOp::Unarm => RecordingAction::Stop,
         };
         // The command's final answer (a first refusal is retried below). A lost one: whether
         // it ran is unknown, and reconciliation after the reconnect asks the switch which
@@ -48,7 +48,7 @@ impl Recorder {
                 .and_then(|c| c.recording.as_mut())
         {
             match cmd.op {
-                RecordOp::Start { .. } => {}
+                RecordOp::Start { .. } | RecordOp::ArmOnAnswer { .. } | RecordOp::Unarm => {}
                 RecordOp::Stop => {
                     if lost {
                         rec.stop_requested = None;
@@ -73,7 +73,10 @@ impl Recorder {
                     RecordOp::Unmask | RecordOp::Resume => {
                         effects.push(self.segment(cmd, SegmentKind::Resume));
                     }
-                    RecordOp::Start { .. } | RecordOp::Stop => {}
+                    RecordOp::Start { .. }
+                    | RecordOp::ArmOnAnswer { .. }
+                    | RecordOp::Unarm
+                    | RecordOp::Stop => {}
                 }
                 if let Some(ticket) = cmd.ticket {
                     effects.push(Effect::Resolve {
@@ -127,14 +130,14 @@ impl Recorder {
         cmd: &SwitchCommand,
         outcome: &CommandOutcome,
     ) -> Option<Vec<Effect>> {
-        if !matches!(
+        let arming = matches!(
             cmd.op,
             RecordOp::Start {
                 before_answer: true,
                 ..
-            }
-        ) || !matches!(outcome, CommandOutcome::Refused(_))
-        {
+            } | RecordOp::ArmOnAnswer { .. }
+        );
+        if !arming || !matches!(outcome, CommandOutcome::Refused(_)) {
             return None;
         }
         let ch = self.table.channel_mut(&cmd.channel)?;
@@ -179,6 +182,7 @@ impl Recorder {
                 }
                 Vec::new()
             }
+            RecordOp::ArmOnAnswer { .. } | RecordOp::Unarm => Vec::new(),
             RecordOp::Stop => {
                 if let Some(rec) = self
                     .table

@@ -23,6 +23,19 @@ pub enum RecordOp {
         /// answered frame.
         before_answer: bool,
     },
+    /// Armed on a leg that rings without media: not `uuid_record` but `uuid_setvar <leg>
+    /// api_on_answer_callrec uuid_record <leg> start <path> 0 {…}`, so the switch starts
+    /// the recording itself in the channel's thread as the leg answers (the variable prefix
+    /// `api_on_answer` is run by `switch_channel_perform_mark_answered`), without asking for
+    /// media first (which would pre-answer the leg) and without the Event Socket's round
+    /// trip after the answer.
+    ArmOnAnswer {
+        /// Passed as `RECORD_MIN_SEC`.
+        min_seconds: u32,
+    },
+    /// Takes such an arming back before the answer: `uuid_setvar <leg>
+    /// api_on_answer_callrec` (no value: unset).
+    Unarm,
     /// `mask` (pause as silence).
     Mask,
     /// `unmask`.
@@ -38,7 +51,8 @@ pub enum RecordOp {
 impl RecordOp {
     fn verb(self) -> &'static str {
         match self {
-            RecordOp::Start { .. } => "start",
+            RecordOp::Start { .. } | RecordOp::ArmOnAnswer { .. } => "start",
+            RecordOp::Unarm => "unarm",
             RecordOp::Mask => "mask",
             RecordOp::Unmask => "unmask",
             RecordOp::Pause => "pause",
@@ -51,6 +65,8 @@ impl RecordOp {
     pub fn kind(self) -> &'static str {
         match self {
             RecordOp::Start { .. } => "record_start",
+            RecordOp::ArmOnAnswer { .. } => "record_arm",
+            RecordOp::Unarm => "record_unarm",
             RecordOp::Mask => "record_mask",
             RecordOp::Unmask => "record_unmask",
             RecordOp::Pause => "record_pause",
@@ -59,6 +75,11 @@ impl RecordOp {
         }
     }
 }
+
+/// The channel variable a leg ringing without media is armed with ([`RecordOp::ArmOnAnswer`]):
+/// any variable whose name starts with `api_on_answer` is run at answer, so this one leaves a
+/// dialplan's own `api_on_answer` alone.
+pub const ARM_VARIABLE: &str = "api_on_answer_callrec";
 
 /// A `uuid_record` command for the switch, with what to do once it answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +142,14 @@ impl SwitchCommand {
                     ""
                 }
             ),
+            RecordOp::ArmOnAnswer { min_seconds } => format!(
+                "uuid_setvar {ch} {ARM_VARIABLE} uuid_record {ch} start {} 0 \
+                 {{callrec_id={},RECORD_MIN_SEC={min_seconds}}}",
+                self.path,
+                self.recording,
+                ch = self.channel,
+            ),
+            RecordOp::Unarm => format!("uuid_setvar {} {ARM_VARIABLE}", self.channel),
             op => format!("uuid_record {} {} {}", self.channel, op.verb(), self.path),
         }
     }

@@ -13,7 +13,7 @@
 //! | this one | [`Recorder`] and its [`Settings`]; events applied to the call table |
 //! | `effects` | what a decision asks for: [`Effect`], [`SwitchCommand`], [`StoreOp`], answers |
 //! | `ownership` | whose leg an event describes (SPEC §3.2) |
-//! | `answer` | a ringing leg armed (`RECORD_ANSWER_REQ`); answer → start recording; legs waiting for their user's own leg |
+//! | `answer` | a ringing leg armed (`RECORD_ANSWER_REQ`, or `api_on_answer` without media); answer → start recording; legs waiting for their user's own leg |
 //! | `finish` | RECORD_STOP and hangup: a recording ends, stored or discarded |
 //! | `commands` | the switch's reply to a command: confirm, or undo what was assumed |
 //! | `actions` | pause, resume, start and stop asked by the API or the handset |
@@ -40,7 +40,8 @@ use crate::event::{ChannelEvent, EventKind};
 
 pub use actions::confirming;
 pub use effects::{
-    ActionDone, ActionPlan, CommandOutcome, Effect, RecordOp, StoreOp, SwitchCommand, Ticket,
+    ARM_VARIABLE, ActionDone, ActionPlan, CommandOutcome, Effect, RecordOp, StoreOp, SwitchCommand,
+    Ticket,
 };
 pub use feature::{FeatureDecision, select_target};
 pub use reconcile::{InProgressRow, ReconcilePlan, SwitchChannel};
@@ -110,6 +111,9 @@ pub struct Recorder {
     event_seq: u64,
     /// Answered legs waiting for their user's own leg ([`Recorder::waits_for_own_leg`]).
     waiting: HashSet<String>,
+    /// Legs whose recording, armed through `api_on_answer`, was still unconfirmed at the
+    /// last [`Recorder::confirm_armed_starts`].
+    unconfirmed_armed: HashSet<String>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -132,6 +136,7 @@ impl Recorder {
             next_ticket: 1,
             event_seq: 0,
             waiting: HashSet::new(),
+            unconfirmed_armed: HashSet::new(),
         }
     }
 
@@ -193,11 +198,11 @@ impl Recorder {
     /// What one event does to the table, and the decisions it calls for.
     fn apply_event(&mut self, ev: &ChannelEvent) -> Vec<Effect> {
         match ev.kind {
-            // Only a leg whose media is already up: `uuid_record` pre-answers a leg that has
-            // none (a 183 to a calling phone, which then plays silence instead of its
-            // ringback) or is refused on one the switch is calling (measured, README).
-            EventKind::Progress if ev.early_media => self.arm(&ev.uuid, ev.at),
-            EventKind::Progress => Vec::new(),
+            // `uuid_record` only on a leg whose media is already up: it pre-answers a leg
+            // that has none (a 183 to a calling phone, which then plays silence instead of
+            // its ringback) or is refused on one the switch is calling (measured, README).
+            // A leg without media is armed through `api_on_answer` instead.
+            EventKind::Progress => self.arm(&ev.uuid, ev.at, ev.early_media),
             EventKind::Answer => self.on_answer(ev),
             EventKind::Hold => {
                 if let Some(ch) = self.table.channel_mut(&ev.uuid) {

@@ -198,6 +198,7 @@ impl Recorder {
                 pause_behavior,
                 stop_requested: None,
                 changing: false,
+                armed_by_variable: false,
             };
             // No row: it was armed before the restart and the switch started it at answer
             // while we were away. It is indexed now, or its file would end as nobody's.
@@ -233,7 +234,8 @@ impl Recorder {
     /// away). `ev` carries what the switch said about it; `bug_targets` the files its media
     /// bugs write. A recording of ours armed on it before a restart is known again as armed,
     /// so its answer indexes it instead of starting a second one; otherwise the leg is armed
-    /// now if its owner's mode records every call and its media is up (`ev.early_media`).
+    /// now if its owner's mode records every call (one armed through `api_on_answer` by the
+    /// previous process has no media bug yet: arming it again replaces its variable).
     pub fn adopt_ringing(&mut self, ev: &ChannelEvent, bug_targets: &[String]) -> Vec<Effect> {
         if self.table.is_gone(&ev.uuid) || self.table.channel(&ev.uuid).is_some_and(|c| c.seen) {
             return Vec::new();
@@ -245,11 +247,7 @@ impl Recorder {
                 .map(|id| (id, t.clone()))
         });
         let Some((id, path)) = ours else {
-            return if ev.early_media {
-                self.arm(&ev.uuid, ev.at)
-            } else {
-                Vec::new()
-            };
+            return self.arm(&ev.uuid, ev.at, ev.early_media);
         };
         let Some(user) = self
             .table
@@ -291,6 +289,7 @@ impl Recorder {
                 pause_behavior,
                 stop_requested: None,
                 changing: false,
+                armed_by_variable: false,
             });
         }
         Vec::new()

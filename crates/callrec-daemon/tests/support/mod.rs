@@ -221,8 +221,8 @@ impl Bed {
         self.sim.advance(by).unwrap();
     }
 
-    /// Waits until the switch records these many channels.
-    pub async fn recording_on_switch(&self, n: usize) {
+    /// Waits until the switch records these many channels, whatever the daemon knows.
+    pub async fn recording_on_switch_only(&self, n: usize) {
         eventually(&format!("{n} recordings running on the switch"), || {
             let running = self
                 .sim
@@ -231,6 +231,28 @@ impl Bed {
                 .filter(|c| !c.recording.is_empty())
                 .count();
             (running == n).then_some(())
+        })
+        .await
+    }
+
+    /// Waits until the switch records these many channels and the daemon holds these many
+    /// calls as recording. (The switch starts a recording armed on a ringing leg itself, as
+    /// the leg answers, before the daemon has seen the answer.)
+    pub async fn recording_on_switch(&self, n: usize) {
+        eventually(&format!("{n} recordings running on the switch"), || {
+            let running = self
+                .sim
+                .channels()
+                .iter()
+                .filter(|c| !c.recording.is_empty())
+                .count();
+            let held = self
+                .handle
+                .live_calls()
+                .iter()
+                .filter(|c| c.recording_id.is_some())
+                .count();
+            (running == n && held == n).then_some(())
         })
         .await
     }

@@ -10,11 +10,31 @@ use crate::exit::Outcome;
 
 /// Prints the effective settings (secrets redacted, each non-default value with where it
 /// came from) on stdout, and a one-line verdict on stderr. Reaching here means the
-/// configuration loaded, so it is valid.
+/// configuration loaded, so it is valid; the TLS certificate and key, when set, are read as
+/// `serve` reads them, and one that `serve` would refuse fails the check the same way (78).
 pub fn check(config: &Config, file: Option<&Path>) -> anyhow::Result<Outcome> {
     out::print(&config.effective_toml())?;
     for warning in warnings(config, &Disk) {
         eprintln!("warning: {warning}");
+    }
+    let api = crate::serve::api_config(config)?;
+    match &api.tls {
+        Some(tls) => eprintln!(
+            "api: TLS on: HTTPS on {} with {} ({} certificate{} in the chain)",
+            config.api.listen,
+            tls.cert_path().display(),
+            tls.chain_len(),
+            if tls.chain_len() == 1 { "" } else { "s" }
+        ),
+        None => eprintln!(
+            "api: TLS off: plain HTTP on {}{}",
+            config.api.listen,
+            if config.api.secure_cookies {
+                " (secure_cookies: a TLS-terminating proxy in front)"
+            } else {
+                ""
+            }
+        ),
     }
     match file {
         Some(path) => eprintln!("configuration OK: {}", path.display()),

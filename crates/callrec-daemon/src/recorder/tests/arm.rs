@@ -1,5 +1,6 @@
-//! Recordings armed before answer (`RECORD_ANSWER_REQ`): armed while ringing, indexed at
-//! answer without a second command, never indexed for a leg that is not recorded.
+//! Recordings armed before answer (`RECORD_ANSWER_REQ` on a leg with early media, the
+//! `api_on_answer_callrec` variable on one without): armed while ringing, indexed at answer
+//! without a second command, never indexed for a leg that is not recorded.
 
 use super::*;
 
@@ -16,32 +17,127 @@ fn of_1001(kind: EventKind, uuid: &str, at: Micros) -> ChannelEvent {
     }
 }
 
-#[test]
-fn a_leg_ringing_without_media_is_not_armed_but_started_at_answer() {
-    // CHANNEL_PROGRESS (a 180, no media): `uuid_record` would pre-answer the leg (a calling
-    // phone then plays silence instead of its ringback) or be refused (a leg the switch
-    // calls). Measured on the real switch: see the README.
-    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
-    let ringing = ChannelEvent {
+/// CHANNEL_PROGRESS of 1001's leg without media (a 180).
+fn ringing_without_media(uuid: &str, at: Micros) -> ChannelEvent {
+    ChannelEvent {
         early_media: false,
-        ..of_1001(EventKind::Progress, "leg", 1_000_000)
-    };
-    assert!(rec.on_event(&ringing).is_empty());
-    let answered = rec.on_event(&of_1001(EventKind::Answer, "leg", 5_000_000));
-    let cmd = only_command(
-        &answered
-            .iter()
-            .filter(|e| matches!(e, Effect::Command(_)))
-            .cloned()
-            .collect::<Vec<_>>(),
-    )
-    .clone();
-    assert!(
-        !cmd.api_text().contains("RECORD_ANSWER_REQ"),
-        "{}",
-        cmd.api_text()
+        ..of_1001(EventKind::Progress, uuid, at)
+    }
+}
+
+#[test]
+fn a_leg_ringing_without_media_is_armed_through_api_on_answer_not_uuid_record() {
+    // `uuid_record` would pre-answer a leg without media (a calling phone then plays
+    // silence instead of its ringback) or be refused (a leg the switch calls): measured on
+    // the real switch, see the README. The command goes in a variable the switch runs as the
+    // leg answers.
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let armed = rec.on_event(&ringing_without_media("leg", 1_000_000));
+    let cmd = only_command(&armed).clone();
+    assert_eq!(
+        cmd.api_text(),
+        format!(
+            "uuid_setvar leg api_on_answer_callrec uuid_record leg start \
+             {SPOOL}/01900000-0000-7000-8000-000000000001.wav 0 \
+             {{callrec_id=01900000-0000-7000-8000-000000000001,RECORD_MIN_SEC=3}}"
+        )
     );
+    assert!(rec.on_command_result(&cmd, CommandOutcome::Ok).is_empty());
+
+    // The answer indexes it; the switch started it itself.
+    let answered = rec.on_event(&of_1001(EventKind::Answer, "leg", 5_000_000));
+    assert!(commands(&answered).is_empty(), "{answered:?}");
+    let created = creates(&answered);
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].id, cmd.recording);
+    assert_eq!(created[0].started_at.timestamp_micros(), 5_000_000);
+    // RECORD_START comes after CHANNEL_ANSWER (the switch runs the variable after firing
+    // it) and confirms it: no second start, however many ticks pass.
+    assert!(
+        rec.on_event(&record_event(
+            EventKind::RecordStart,
+            "leg",
+            &cmd,
+            5_020_000
+        ))
+        .is_empty()
+    );
+    for tick in 1..=3 {
+        assert!(
+            rec.confirm_armed_starts(5_000_000 + tick * 1_000_000)
+                .is_empty()
+        );
+    }
+    let stopped = rec.on_event(&record_event(EventKind::RecordStop, "leg", &cmd, 9_000_000));
+    assert!(
+        store_ops(&stopped)
+            .iter()
+            .any(|op| matches!(op, StoreOp::Ingest { id, .. } if *id == cmd.recording)),
+        "{stopped:?}"
+    );
+}
+
+#[test]
+fn an_arming_the_switch_took_after_the_answer_is_started_at_the_second_tick() {
+    // The variable landed after the leg answered (a saturated switch): nothing runs it, no
+    // RECORD_START comes. The recording is started with `uuid_record` on the same path (a
+    // no-op on the switch had it started after all).
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let arm = only_command(&rec.on_event(&ringing_without_media("leg", 1_000_000))).clone();
+    assert!(rec.on_command_result(&arm, CommandOutcome::Ok).is_empty());
+    let answered = rec.on_event(&of_1001(EventKind::Answer, "leg", 5_000_000));
     assert_eq!(creates(&answered).len(), 1);
+
+    assert!(
+        rec.confirm_armed_starts(5_500_000).is_empty(),
+        "one tick is too soon"
+    );
+    let late = rec.confirm_armed_starts(6_500_000);
+    let start = only_command(&late);
+    assert_eq!(
+        start.api_text(),
+        format!(
+            "uuid_record leg start {SPOOL}/01900000-0000-7000-8000-000000000001.wav 0 \
+             {{callrec_id=01900000-0000-7000-8000-000000000001,RECORD_MIN_SEC=3}}"
+        )
+    );
+    assert_eq!(start.recording, arm.recording);
+    assert!(
+        rec.confirm_armed_starts(7_500_000).is_empty(),
+        "started once"
+    );
+}
+
+#[test]
+fn an_arming_refused_by_the_switch_is_forgotten_and_the_answer_starts_the_recording() {
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let arm = only_command(&rec.on_event(&ringing_without_media("leg", 1_000_000))).clone();
+    let refused = rec.on_command_result(
+        &arm,
+        CommandOutcome::Refused("-ERR No such channel!".into()),
+    );
+    assert!(
+        store_ops(&refused)
+            .iter()
+            .any(|op| matches!(op, StoreOp::Disarmed { id, .. } if *id == arm.recording)),
+        "{refused:?}"
+    );
+    let answered = rec.on_event(&of_1001(EventKind::Answer, "leg", 5_000_000));
+    let start = only_command(&commands_of(&answered)).clone();
+    assert!(
+        start.api_text().starts_with("uuid_record leg start "),
+        "{}",
+        start.api_text()
+    );
+    assert_ne!(start.recording, arm.recording);
+}
+
+fn commands_of(effects: &[Effect]) -> Vec<Effect> {
+    effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Command(_)))
+        .cloned()
+        .collect()
 }
 
 /// The same, of a loopback leg paired with `peer`.
