@@ -132,7 +132,8 @@ pub enum TimeBound {
 }
 
 impl TimeBound {
-    fn parse(v: &str) -> Result<TimeBound, String> {
+    /// A date (`2024-05-01`) or an RFC 3339 time.
+    pub(crate) fn parse(v: &str) -> Result<TimeBound, String> {
         if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
             return Ok(TimeBound::Day(d));
         }

@@ -1,7 +1,8 @@
 //! The portal in a real headless Chromium, driven over WebDriver (Debian's `chromium` and
 //! `chromium-driver`): a user signs in through the form, finds their recording, opens it, the
-//! `<audio>` element loads the file with the session cookie, and each page is saved as a
-//! screenshot under `<target>/screenshots/`.
+//! `<audio>` element loads the file with the session cookie; then an admin reads the audit
+//! log and the archive clients; each page is saved as a screenshot under
+//! `<target>/screenshots/`.
 //!
 //! Without `chromedriver` on the machine the test says so and passes only outside CI; CI
 //! (`CI=true`, `.ci/run` installs both packages) fails instead, so it cannot pass unseen.
@@ -488,6 +489,41 @@ async fn a_user_signs_in_in_chromium_opens_a_recording_and_its_audio_loads() {
     browser.wait_for_url("/signin").await;
     browser.go(&format!("{base}/recordings")).await;
     browser.wait_for_url("/signin").await;
+
+    // The admin's audit log (alice's visit above is in it, filtered by her extension) and
+    // the archive clients with a run one of them reported.
+    let (site, ext) = (w.admin.user.site.clone(), w.admin.user.extension.clone());
+    w.store
+        .write_blocking(|s| s.set_password(&site, &ext, PASSWORD, "test"))
+        .unwrap();
+    let run = json!({
+        "client": "nas-office", "started_at": "2024-05-01T10:00:00Z",
+        "finished_at": "2024-05-01T10:02:10Z", "downloaded": 42, "skipped": 3, "failed": 1,
+        "bytes": 7_340_032, "last_seq": 318,
+        "errors": ["0193a1c2-…: SHA-256 mismatch after download; kept as .part"]
+    });
+    let (s, _) = w
+        .json(w.req(&w.admin, "POST", "/api/v1/archive/runs").json(&run))
+        .await;
+    assert_eq!(s, 201);
+    browser.type_into("#account", "9000@default").await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.click("form.signin button").await;
+    browser.wait_for_url("/recordings").await;
+    browser.click("nav a[href='/audit']").await;
+    browser.wait_for_url("/audit").await;
+    assert!(browser.source().await.contains("signed in to the portal"));
+    browser.type_into("#actor", "1001").await;
+    browser.click("form.search button").await;
+    browser.wait_for_url("actor=1001").await;
+    let log = browser.source().await;
+    assert!(log.contains(">1001@default</td>") && !log.contains(">9000@default</td>"));
+    browser.screenshot("audit").await;
+    browser.click("nav a[href='/archive']").await;
+    browser.wait_for_url("/archive").await;
+    assert!(browser.source().await.contains("nas-office"));
+    browser.click("td.detail details summary").await;
+    browser.screenshot("archive").await;
     browser.close().await;
 
     let _ = stop.send(());

@@ -3,7 +3,8 @@
 //!
 //! Tasks: the ESL session (reconnecting), the feature-code listener, the store writer
 //! (operations in order, ingest through the store's worker), reconciliation with the periodic
-//! spool scan, the directory follower, and the retention sweeper. A configuration error in
+//! spool scan, the directory follower, and the retention sweeper (which also purges the
+//! portal's ended sessions and old failed sign-ins). A configuration error in
 //! any of them (a wrong ESL password) stops the whole daemon; shutdown (SIGTERM in
 //! production, a token in tests) stops taking work, lets feature calls in progress finish,
 //! applies every store operation already decided, finishes in-flight ingests, and closes the
@@ -16,7 +17,10 @@ use std::time::Duration;
 
 use callrec_config::Config;
 use callrec_model::{ActionError, Prompt, RecordingAction, SegmentSource};
-use callrec_store::{IngestConfig, ReconcileOptions, StoreError, StoreHandle, SweepOptions};
+use callrec_store::{
+    IngestConfig, PortalPolicy, PortalPurge, ReconcileOptions, StoreError, StoreHandle,
+    SweepOptions,
+};
 use freeswitch_esl_tokio::EventFormat;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -680,7 +684,8 @@ async fn every_second_loop(core: Arc<Core>, shutdown: CancellationToken) {
     }
 }
 
-/// Applies retention periodically (SPEC §4.3).
+/// Applies retention periodically (SPEC §4.3), and with it deletes the portal's rows that
+/// no longer matter (sessions that are over, failed sign-ins out of the throttle's window).
 async fn sweep_loop(store: StoreHandle, every: Duration, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -704,7 +709,28 @@ async fn sweep_loop(store: StoreHandle, every: Duration, shutdown: CancellationT
                 tracing::warn!(error = %err, "retention sweep failed; it runs again at the next interval")
             }
         }
+        match purge_portal(&store).await {
+            Ok(done) if done != PortalPurge::default() => tracing::info!(
+                sessions = done.sessions,
+                signin_failures = done.signin_failures,
+                "portal purge: ended sessions and old failed sign-ins deleted"
+            ),
+            Ok(_) => tracing::debug!("portal purge: nothing to delete"),
+            Err(err) => {
+                tracing::warn!(error = %err, "portal purge failed; it runs again at the next interval")
+            }
+        }
     }
+}
+
+/// Deletes the portal's sessions that are over and failed sign-ins the throttle no longer
+/// counts, by the store's clock. The API serves the portal with the default policy
+/// (`callrec serve` builds `PortalConfig::default()`), so the purge applies the same one;
+/// the store keeps failures an hour past the window, should the two ever differ a little.
+pub(crate) async fn purge_portal(store: &StoreHandle) -> Result<PortalPurge, StoreError> {
+    store
+        .write(|s| s.purge_portal_rows(&PortalPolicy::default()))
+        .await
 }
 
 /// Deletions per sweep step: one store batch, a fraction of a second of writer time.
@@ -820,6 +846,30 @@ mod tests {
             .find(|(s, _)| *s == callrec_model::RecordingState::Stored)
             .map_or(0, |(_, n)| n);
         assert_eq!(left, 0);
+    }
+
+    #[tokio::test]
+    async fn the_periodic_purge_deletes_a_session_once_it_idled_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, clock) = store_with_recordings(dir.path(), 0);
+        let session = store
+            .write(|s| {
+                s.set_password("default", "1001", "a long enough password", "test")?;
+                s.sign_in(
+                    &callrec_store::SignInAttempt {
+                        account: "1001".into(),
+                        password: "a long enough password".into(),
+                        address: "192.0.2.1".into(),
+                    },
+                    &callrec_store::PortalPolicy::default(),
+                )
+            })
+            .await
+            .unwrap();
+        assert!(matches!(session, callrec_store::SignIn::Granted(_)));
+        assert_eq!(super::purge_portal(&store).await.unwrap().sessions, 0);
+        clock.advance(Span::minutes(30));
+        assert_eq!(super::purge_portal(&store).await.unwrap().sessions, 1);
     }
 
     #[tokio::test]

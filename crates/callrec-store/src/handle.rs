@@ -5,11 +5,21 @@
 //! behind a std mutex (held only for the duration of one short transaction: the ingest
 //! worker releases it during file work). Reads use a small pool of read-only connections: in
 //! WAL mode they see the last commit and never wait for the writer.
+//!
+//! How many blocking threads the handle's async calls hold at once is bounded: one for
+//! writes (the writer is one mutex), as many as the idle read connections kept for reads,
+//! two for password checks. A burst beyond that waits in async code, holding no thread. It
+//! used to start one blocking thread per call: a thousand portal tabs opening their event
+//! streams at once (as they do when the daemon restarts and every browser reconnects) made
+//! tokio start ~480 threads, each parked on the writer's mutex, and the streams' session
+//! checks then kept them alive, ~370 KiB of memory per stream (BENCHMARKS.md, Portal: 1,000
+//! SSE clients).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
 
 use crate::error::StoreError;
 use crate::phases::lock;
@@ -19,6 +29,12 @@ use crate::worker::{IngestConfig, IngestWorker};
 
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
+
+/// Reads run at once on the blocking pool: no more than there are idle connections to reuse.
+const CONCURRENT_READS: usize = MAX_IDLE_READERS;
+
+/// Password checks (Argon2id: tens of milliseconds and 19 MiB each) run at once.
+const CONCURRENT_PASSWORD_CHECKS: usize = 2;
 
 struct Readers {
     index: PathBuf,
@@ -55,6 +71,34 @@ pub struct StoreHandle {
     paths: Paths,
     /// The store's clock, for decisions made on a read connection (session expiry).
     clock: Arc<dyn callrec_model::Clock>,
+    /// Turns to use the blocking pool (see the module's comment).
+    slots: Arc<Slots>,
+}
+
+/// The permits that bound the handle's blocking work.
+struct Slots {
+    /// One: a second writer would only wait for the mutex on a thread of its own.
+    write: Semaphore,
+    read: Semaphore,
+    password: Semaphore,
+}
+
+impl Slots {
+    fn new() -> Slots {
+        Slots {
+            write: Semaphore::new(1),
+            read: Semaphore::new(CONCURRENT_READS),
+            password: Semaphore::new(CONCURRENT_PASSWORD_CHECKS),
+        }
+    }
+}
+
+/// Wait for a turn (the semaphores are never closed, so this only waits).
+async fn turn(slots: &Semaphore) -> Result<tokio::sync::SemaphorePermit<'_>, StoreError> {
+    slots
+        .acquire()
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))
 }
 
 impl std::fmt::Debug for StoreHandle {
@@ -78,6 +122,7 @@ impl StoreHandle {
             }),
             writer: Arc::new(Mutex::new(store)),
             paths,
+            slots: Arc::new(Slots::new()),
         }
     }
 
@@ -130,6 +175,7 @@ impl StoreHandle {
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     {
+        let _turn = turn(&self.slots.write).await?;
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.write_blocking(f))
             .await
@@ -152,6 +198,7 @@ impl StoreHandle {
         T: Send + 'static,
         F: FnOnce(ReadView<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        let _turn = turn(&self.slots.read).await?;
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.read_blocking(f))
             .await
@@ -193,6 +240,7 @@ impl StoreHandle {
             .write(move |s| s.sign_in_check(&account, &address, &p))
             .await?;
         let verified = if check.throttled.is_none() {
+            let _turn = turn(&self.slots.password).await?;
             let hash = check.hash.clone();
             tokio::task::spawn_blocking(move || {
                 crate::verify_password(hash.as_deref(), &attempt.password)

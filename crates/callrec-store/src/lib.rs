@@ -85,13 +85,17 @@ pub use passwords::{
 };
 pub use reconcile::{ReconcileOptions, RepairReport};
 pub use records::{
-    Access, AuditEntry, AuditPage, Caller, Directory, DirectoryLookup, FilePurpose, InProgress,
-    NewToken, NewUser, Note, Party, Recording, RecordingDetail, Scope, Segment, Site, SiteSettings,
-    SiteUpdate, StoredFile, TokenInfo, User, UserNumber, UserUpdate, UserUsage, parse_timezone,
+    Access, AuditEntry, AuditFilter, AuditPage, Caller, Directory, DirectoryLookup, FilePurpose,
+    InProgress, NewToken, NewUser, Note, Party, Recording, RecordingDetail, Scope, Segment, Site,
+    SiteSettings, SiteUpdate, StoredFile, TokenInfo, User, UserNumber, UserUpdate, UserUsage,
+    parse_timezone,
 };
 pub use retention::{SweepOptions, SweepReport, Swept};
 pub use search::{DEFAULT_LIMIT, MAX_LIMIT, SearchPage, SearchQuery};
-pub use sessions::{Liveness, NewSession, PortalPolicy, SessionUser, liveness, well_formed_secret};
+pub use sessions::{
+    Liveness, NewSession, PortalPolicy, PortalPurge, SIGNIN_FAILURES_MARGIN, SessionUser, liveness,
+    well_formed_secret,
+};
 pub use store::{MAX_BATCH_READ, MAX_NOTE_CHARS, Paths, Store, expires_at};
 pub use verify::{FileProblem, VerifyOptions, VerifyReport};
 pub use view::ReadView;

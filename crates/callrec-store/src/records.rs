@@ -566,6 +566,22 @@ pub struct AuditPage {
     pub next_before: Option<i64>,
 }
 
+/// Which entries of a site's audit log to list: every field given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Entries by this actor, as the log names them: `1001@default`, `daemon`,
+    /// `portal:192.0.2.1`.
+    pub actor: Option<String>,
+    /// Entries of this action, e.g. `recording.play`.
+    pub action: Option<String>,
+    /// Entries about this target, e.g. `recording:<id>`.
+    pub target: Option<String>,
+    /// Entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Entries before this time.
+    pub until: Option<DateTime<Utc>>,
+}
+
 /// An API token as listed (never with its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokenInfo {

@@ -3,7 +3,9 @@
 //! password change and by revocation.
 //!
 //! The cookie holds a random secret; the index keeps only its SHA-256, as for API tokens.
-//! Whether a session still lives is a plain function of its times ([`liveness`]).
+//! Whether a session still lives is a plain function of its times ([`liveness`]); the rows
+//! of sessions that are over, and of failed sign-ins the throttle no longer counts, are
+//! deleted by [`Store::purge_portal_rows`], which the daemon runs with its retention sweep.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::RngCore;
@@ -235,6 +237,21 @@ pub(crate) fn revoke_all(
     .map_err(StoreError::sql("revoke sessions"))
 }
 
+/// How long past the throttle's window a failed sign-in is kept before
+/// [`Store::purge_portal_rows`] deletes it: the throttle reads only the window, and the
+/// margin keeps that true even for a caller whose window is somewhat longer than the
+/// purging daemon's.
+pub const SIGNIN_FAILURES_MARGIN: TimeDelta = TimeDelta::hours(1);
+
+/// What [`Store::purge_portal_rows`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortalPurge {
+    /// Sessions that were over: idle too long, too old, or ended (signed out, revoked).
+    pub sessions: usize,
+    /// Failed sign-ins older than the throttle's window and its margin.
+    pub signin_failures: usize,
+}
+
 impl ReadView<'_> {
     /// The person behind a session cookie at `now`, if the session lives, and whether its
     /// use should be written down ([`Liveness::Live`]'s `touch`). Reads only, so a page
@@ -341,6 +358,42 @@ impl Store {
             }
         }
         Ok(live)
+    }
+
+    /// Delete the portal's rows that can no longer matter, at the store's clock: sessions
+    /// that are over (by [`liveness`]'s rules: unused for the idle timeout, or as old as the
+    /// absolute one; or ended at sign-out, a password change or a revocation), and failed
+    /// sign-ins older than the throttle's window plus [`SIGNIN_FAILURES_MARGIN`]. A session
+    /// still alive and a failure the throttle still counts are kept. Not audited: the
+    /// sign-ins, sign-outs and revocations themselves are in the audit log; this only
+    /// tidies the tables the daemon purges periodically.
+    pub fn purge_portal_rows(&mut self, policy: &PortalPolicy) -> Result<PortalPurge, StoreError> {
+        let now = self.now();
+        let tx = self.begin()?;
+        let sessions = tx
+            .prepare_cached(
+                "DELETE FROM sessions
+                 WHERE revoked_at IS NOT NULL OR created_at <= ?1 OR last_seen_at <= ?2",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    ms(now - policy.absolute_timeout),
+                    ms(now - policy.idle_timeout)
+                ])
+            })
+            .map_err(StoreError::sql("purge sessions"))?;
+        let signin_failures = tx
+            .prepare_cached("DELETE FROM signin_failures WHERE at <= ?1")
+            .and_then(|mut s| {
+                s.execute([ms(now - policy.throttle_window - SIGNIN_FAILURES_MARGIN)])
+            })
+            .map_err(StoreError::sql("purge sign-in failures"))?;
+        tx.commit()
+            .map_err(StoreError::sql("commit portal purge"))?;
+        Ok(PortalPurge {
+            sessions,
+            signin_failures,
+        })
     }
 
     /// Record a portal request's own audit entry (a page that lists or shows settings).

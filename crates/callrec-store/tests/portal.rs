@@ -6,7 +6,7 @@ mod support;
 use callrec_model::{RecordingMode, Role};
 use callrec_store::{Access, PortalPolicy, SessionUser, SignIn, SignInAttempt, Store};
 use chrono::Duration;
-use support::Fixture;
+use support::{Fixture, NowUtc};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -337,4 +337,94 @@ async fn the_async_handle_finds_sessions_on_a_reader_and_keeps_them_alive_throug
     }
     clock.advance(Duration::minutes(30));
     assert!(!live(&handle).await);
+}
+
+/// Rows of a table of the index, read beside the store.
+fn rows(f: &Fixture, table: &str) -> i64 {
+    let conn = rusqlite::Connection::open(f.data_dir().join("index.db")).unwrap();
+    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn the_purge_deletes_sessions_that_are_over_and_failures_past_the_window_and_keeps_the_rest() {
+    let mut f = Fixture::new();
+    f.user("1001");
+    f.store
+        .set_password("default", "1001", PASSWORD, "cli")
+        .unwrap();
+    let policy = PortalPolicy::default();
+    let purge = |f: &mut Fixture| f.store.purge_portal_rows(&policy).unwrap();
+    let wrong = |f: &mut Fixture| {
+        assert!(matches!(
+            sign_in(&mut f.store, "nobody", "wrong password!", "192.0.2.9"),
+            SignIn::Refused
+        ));
+    };
+    let (signed_out, _) = granted(sign_in(&mut f.store, "1001", PASSWORD, "192.0.2.1"));
+    let (idle, _) = granted(sign_in(&mut f.store, "1001", PASSWORD, "192.0.2.2"));
+    let (busy, _) = granted(sign_in(&mut f.store, "1001", PASSWORD, "192.0.2.3"));
+    assert!(f.store.sign_out(&signed_out).unwrap());
+    // Failed sign-ins at minutes 0 and 10 (a new failure prunes only rows already out of
+    // the window, so both stay).
+    wrong(&mut f);
+    f.clock.advance(Duration::minutes(10));
+    wrong(&mut f);
+    assert_eq!((rows(&f, "sessions"), rows(&f, "signin_failures")), (3, 2));
+
+    // Minute 29: only the signed-out session is over.
+    f.clock.advance(Duration::minutes(19));
+    assert!(f.store.session(&busy, &policy).unwrap().is_some());
+    let done = purge(&mut f);
+    assert_eq!((done.sessions, done.signin_failures), (1, 0));
+    assert_eq!(rows(&f, "sessions"), 2);
+
+    // Minute 30: the unused one idled out (as the session lookup already says); the used
+    // one lives on.
+    f.clock.advance(Duration::minutes(1));
+    assert!(f.store.session(&idle, &policy).unwrap().is_none());
+    assert_eq!(purge(&mut f).sessions, 1);
+    assert!(f.store.session(&busy, &policy).unwrap().is_some());
+    assert_eq!(rows(&f, "sessions"), 1);
+
+    // A failure goes once it is older than the window (15 min) and the margin (1 h): the
+    // one of minute 0 at minute 75, not a second before; the one of minute 10 at 85.
+    for step in [15, 15] {
+        f.clock.advance(Duration::minutes(step));
+        assert!(f.store.session(&busy, &policy).unwrap().is_some());
+    }
+    f.clock
+        .advance(Duration::minutes(15) - Duration::seconds(1));
+    assert!(f.store.session(&busy, &policy).unwrap().is_some());
+    assert_eq!(purge(&mut f).signin_failures, 0, "74:59 is not past 75 min");
+    f.clock.advance(Duration::seconds(1));
+    let done = purge(&mut f);
+    assert_eq!((done.sessions, done.signin_failures), (0, 1));
+    assert_eq!(rows(&f, "signin_failures"), 1);
+    f.clock.advance(Duration::minutes(10));
+    assert!(f.store.session(&busy, &policy).unwrap().is_some());
+    assert_eq!(purge(&mut f).signin_failures, 1);
+    assert_eq!(rows(&f, "signin_failures"), 0);
+
+    // Used every 15 minutes, the session still ends at 12 hours, and then it is purged.
+    let twelve_hours = support::start_time() + Duration::hours(12);
+    while f.clock.now_utc() < twelve_hours - Duration::minutes(15) {
+        f.clock.advance(Duration::minutes(15));
+        assert!(f.store.session(&busy, &policy).unwrap().is_some());
+        assert_eq!(purge(&mut f).sessions, 0);
+    }
+    f.clock.set(twelve_hours - Duration::seconds(1));
+    assert_eq!(purge(&mut f).sessions, 0);
+    f.clock.advance(Duration::seconds(1));
+    assert!(f.store.session(&busy, &policy).unwrap().is_none());
+    assert_eq!(purge(&mut f).sessions, 1);
+    assert_eq!(rows(&f, "sessions"), 0);
+    // The history stays in the audit log.
+    let log = actions(&f.store);
+    assert_eq!(log.iter().filter(|a| *a == "session.signin").count(), 3);
+    assert_eq!(log.iter().filter(|a| *a == "session.signout").count(), 1);
+    assert_eq!(
+        log.iter().filter(|a| *a == "session.signin_failed").count(),
+        2
+    );
 }

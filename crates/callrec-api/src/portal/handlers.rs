@@ -645,7 +645,10 @@ fn calls_list(state: &ApiState, signed: &Signed, tz: chrono_tz::Tz) -> (usize, S
     (calls.len(), html)
 }
 
-async fn site_zone(state: &ApiState, signed: &Signed) -> Result<chrono_tz::Tz, ApiError> {
+pub(super) async fn site_zone(
+    state: &ApiState,
+    signed: &Signed,
+) -> Result<chrono_tz::Tz, ApiError> {
     let site_id = signed.user.site_id;
     Ok(state
         .store()

@@ -16,6 +16,7 @@
 //! | `pages` | the templates' data, formatting (times in the site's zone), HTML replies |
 //! | `handlers` | one async function per page or form |
 //! | `admin` | the admin's pages of one user and of the site's settings, and their forms |
+//! | `logs` | the admin's audit log and archive clients pages |
 //!
 //! Every page and form answers with HTML, errors included; only failures before a handler
 //! runs (a store that cannot be reached while looking up the session, a body without a
@@ -23,6 +24,7 @@
 
 mod admin;
 mod handlers;
+mod logs;
 mod pages;
 mod search;
 mod session;
@@ -329,6 +331,30 @@ pub fn update_site(state: ApiState) -> Route {
         .boxed()
 }
 
+/// `GET /audit`: admin, the site's audit log, newest first (`actor`, `action`, `recording`,
+/// `since`, `until` narrow it; `before` pages back).
+pub fn audit_log(state: ApiState) -> Route {
+    warp::path!("audit")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(query())
+        .and(session::here())
+        .and_then(logs::audit_log)
+        .boxed()
+}
+
+/// `GET /archive`: admin, the site's archive clients and their last runs.
+pub fn archive_clients(state: ApiState) -> Route {
+    warp::path!("archive")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(session::signed_in(state))
+        .and(session::here())
+        .and_then(logs::archive_clients)
+        .boxed()
+}
+
 /// Every portal route.
 pub fn routes(state: &ApiState) -> Route {
     [
@@ -357,6 +383,8 @@ pub fn routes(state: &ApiState) -> Route {
         reset_password(state.clone()),
         site(state.clone()),
         update_site(state.clone()),
+        audit_log(state.clone()),
+        archive_clients(state.clone()),
     ]
     .into_iter()
     .reduce(|acc, route| acc.or(route).unify().boxed())
