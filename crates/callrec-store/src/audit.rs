@@ -299,30 +299,14 @@ impl ReadView<'_> {
             .conn
             .prepare_cached(&sql)
             .and_then(|mut s| {
-                s.query_map(rusqlite::params_from_iter(values.iter()), |r| {
-                    Ok(AuditEntry {
-                        seq: r.get(0)?,
-                        at: time_col(r, 1)?,
-                        site_id: r.get::<_, Option<i64>>(2)?.map(SiteId),
-                        actor: r.get(3)?,
-                        action: r.get(4)?,
-                        target: r.get(5)?,
-                        detail: r.get(6)?,
-                        hash: r.get(7)?,
-                    })
-                })?
+                s.query_map(
+                    rusqlite::params_from_iter(values.iter()),
+                    crate::audit::audit_entry_of,
+                )?
                 .collect()
             })
             .map_err(StoreError::sql("read the audit log"))?;
-        let next_before = if entries.len() == limit as usize {
-            entries.last().map(|e| e.seq)
-        } else {
-            None
-        };
-        Ok(AuditPage {
-            entries,
-            next_before,
-        })
+        Ok(AuditPage::of(entries, limit))
     }
 
     /// `EXPLAIN QUERY PLAN` of [`ReadView::audit_page`], one line per step (for tests).
@@ -399,4 +383,33 @@ fn audit_page_sql(
     let p = param(&mut values, Value::Integer(i64::from(limit.clamp(1, 500))));
     sql.push_str(&format!(" ORDER BY seq DESC LIMIT {p}"));
     (sql, values)
+}
+
+/// An `audit_log` row of columns `seq, at, site_id, actor, action, target, detail, hash`.
+pub(crate) fn audit_entry_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        seq: r.get(0)?,
+        at: time_col(r, 1)?,
+        site_id: r.get::<_, Option<i64>>(2)?.map(SiteId),
+        actor: r.get(3)?,
+        action: r.get(4)?,
+        target: r.get(5)?,
+        detail: r.get(6)?,
+        hash: r.get(7)?,
+    })
+}
+
+impl AuditPage {
+    /// A page of `entries` asked for with `limit`: a full page may have older entries.
+    pub(crate) fn of(entries: Vec<AuditEntry>, limit: u32) -> AuditPage {
+        let next_before = if entries.len() == limit as usize {
+            entries.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        AuditPage {
+            entries,
+            next_before,
+        }
+    }
 }

@@ -463,30 +463,14 @@ impl<'c> ReadView<'c> {
             .conn
             .prepare_cached(sql)
             .and_then(|mut s| {
-                s.query_map(params![site.map(|s| s.0), before, limit], |r| {
-                    Ok(AuditEntry {
-                        seq: r.get(0)?,
-                        at: time_col(r, 1)?,
-                        site_id: r.get::<_, Option<i64>>(2)?.map(SiteId),
-                        actor: r.get(3)?,
-                        action: r.get(4)?,
-                        target: r.get(5)?,
-                        detail: r.get(6)?,
-                        hash: r.get(7)?,
-                    })
-                })?
+                s.query_map(
+                    params![site.map(|s| s.0), before, limit],
+                    crate::audit::audit_entry_of,
+                )?
                 .collect()
             })
             .map_err(StoreError::sql("read the audit log"))?;
-        let next_before = if entries.len() == limit as usize {
-            entries.last().map(|e| e.seq)
-        } else {
-            None
-        };
-        Ok(AuditPage {
-            entries,
-            next_before,
-        })
+        Ok(AuditPage::of(entries, limit))
     }
 
     // ---- tokens ------------------------------------------------------------------------

@@ -224,13 +224,7 @@ impl Bed {
     /// Waits until the switch records these many channels, whatever the daemon knows.
     pub async fn recording_on_switch_only(&self, n: usize) {
         eventually(&format!("{n} recordings running on the switch"), || {
-            let running = self
-                .sim
-                .channels()
-                .iter()
-                .filter(|c| !c.recording.is_empty())
-                .count();
-            (running == n).then_some(())
+            (self.running_on_switch() == n).then_some(())
         })
         .await
     }
@@ -240,21 +234,24 @@ impl Bed {
     /// the leg answers, before the daemon has seen the answer.)
     pub async fn recording_on_switch(&self, n: usize) {
         eventually(&format!("{n} recordings running on the switch"), || {
-            let running = self
-                .sim
-                .channels()
-                .iter()
-                .filter(|c| !c.recording.is_empty())
-                .count();
             let held = self
                 .handle
                 .live_calls()
                 .iter()
                 .filter(|c| c.recording_id.is_some())
                 .count();
-            (running == n && held == n).then_some(())
+            (self.running_on_switch() == n && held == n).then_some(())
         })
         .await
+    }
+
+    /// How many channels the switch records.
+    fn running_on_switch(&self) -> usize {
+        self.sim
+            .channels()
+            .iter()
+            .filter(|c| !c.recording.is_empty())
+            .count()
     }
 
     /// Every recording in the index, whatever its state.
