@@ -22,6 +22,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006-token-last-used.sql"),
     include_str!("../migrations/0007-portal.sql"),
     include_str!("../migrations/0008-audit-filters.sql"),
+    include_str!("../migrations/0009-recordings-duration-index.sql"),
 ];
 
 /// The schema version this build writes.

@@ -2,13 +2,17 @@
 //! pagination.
 //!
 //! The query is built from the filters, and the index that drives it is chosen here rather
-//! than left to the planner's guess (`INDEXED BY`), most selective filter first: a number
-//! (two index walks, one per party, merged), a party, text in notes (the trigram index), the
-//! user, the hold and notes partial indexes, the direction, and otherwise the site's time
-//! index, which also serves the date range and the minimum duration. Every index ends in
-//! `started_at` (and the implicit rowid `seq`), so the first page is read in order with no
-//! sort, and the cursor `(started_at, seq)` resumes exactly where the previous page ended.
-//! `tests/search_plans.rs` checks the plans with `EXPLAIN QUERY PLAN`.
+//! than left to the planner's guess (`INDEXED BY`, and the recordings always the outer loop of
+//! the join), most selective filter first: a number (two index walks, one per party, merged),
+//! a party, text in few notes (the trigram index, the matches fetched by key and sorted), the
+//! user, text in many notes (the notes' partial index), a minimum duration few recordings
+//! reach (the duration index, its matches sorted), the hold and notes partial indexes, the
+//! direction, and otherwise the site's time index, which also serves the date range and a
+//! minimum duration many reach. "Few" is counted in the index first, reading no further than
+//! the bound. The other indexes end in `started_at` (and the implicit rowid `seq`), so their
+//! first page is read in order with no sort, and the cursor `(started_at, seq)` resumes exactly
+//! where the previous page ended. `tests/search.rs` checks the plans with `EXPLAIN QUERY
+//! PLAN`; the portal benchmark times every filter over a million recordings.
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
@@ -17,13 +21,27 @@ use rusqlite::{OptionalExtension, params_from_iter};
 use crate::error::StoreError;
 use crate::records::{Access, Recording, Scope};
 use crate::view::{RECORDING_COLUMNS, RECORDING_FROM, ReadView, ms, recording_from_row};
-use callrec_model::{Direction, RecordingState};
+use callrec_model::{Direction, RecordingState, SiteId};
 use callrec_numbers::{self as numbers, NumberPlan};
 
 /// Page size when none is asked for.
 pub const DEFAULT_LIMIT: u32 = 50;
 /// The largest page.
 pub const MAX_LIMIT: u32 = 500;
+
+/// A minimum duration that at most this many recordings of the site reach is served by the
+/// duration index: its matches are read and sorted, so a first page costs at most this many
+/// rows whatever the time span (a duration nobody reaches costs nothing). One that more reach
+/// is served by walking the time index newest first and testing each row, which fills a page
+/// after about `50 × recordings ÷ FEW_AS_LONG` rows when the long calls are spread over time:
+/// about 10,000 rows for a million recordings, the same order as sorting this many.
+const FEW_AS_LONG: i64 = 5_000;
+
+/// Text in at most this many notes is served by fetching their recordings by key and sorting
+/// them (a few milliseconds at most). Text in more is served by walking the notes' partial
+/// index (or the user's) newest first, testing each entry's rowid against the matches: that
+/// costs a fraction of a microsecond an entry, and more matches mean a shorter walk.
+const MANY_NOTES: i64 = 1_000;
 
 /// The filters of a search. All are optional and combine with AND.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -114,9 +132,9 @@ impl ReadView<'_> {
     ///
     /// Every filter is served by an index (the first page is read in index order, no sort):
     /// a number (normalised like stored numbers, either party), a party, text in notes
-    /// (trigram index, case-insensitive substring of 3 characters or more), the user, hold,
-    /// notes, direction, otherwise the time index, which also serves the date range and the
-    /// minimum duration. `next_cursor` is opaque; pass it back as `cursor` for the next page.
+    /// (trigram index, case-insensitive substring of 3 characters or more), the user, a
+    /// minimum duration few reach (the duration index), hold, notes, direction, otherwise the
+    /// time index, which also serves the date range and a minimum duration many reach. `next_cursor` is opaque; pass it back as `cursor` for the next page.
     /// A user outside the caller's scope gives an empty page, not an error.
     pub fn search(&self, access: &Access, query: &SearchQuery) -> Result<SearchPage, StoreError> {
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
@@ -252,12 +270,18 @@ impl ReadView<'_> {
                 "must not contain control characters",
             ));
         }
+        // Whether the text is in so many notes that a page of them is found sooner by walking
+        // an index in time order than by fetching and sorting every match.
+        let mut many_notes = false;
         if let Some(text) = text {
             if text.chars().count() >= 3 {
-                let p = args.push(fts_phrase(text));
+                let phrase = fts_phrase(text);
+                many_notes = self.many_notes_match(&phrase)?;
+                let p = args.push(phrase);
+                // `note_count > 0` lets the notes' partial index drive the walk.
                 conds.push(format!(
-                    "r.seq IN (SELECT n.recording_seq FROM notes n WHERE n.id IN \
-                     (SELECT rowid FROM notes_text WHERE notes_text MATCH {p}))"
+                    "r.note_count > 0 AND r.seq IN (SELECT n.recording_seq FROM notes n \
+                     WHERE n.id IN (SELECT rowid FROM notes_text WHERE notes_text MATCH {p}))"
                 ));
             } else {
                 // Too short for trigrams: scan the notes (only recordings with notes).
@@ -333,16 +357,28 @@ impl ReadView<'_> {
             return Ok(Some(BuiltQuery { sql, args: args.0 }));
         }
 
+        let few_as_long = match (site, q.min_duration_ms) {
+            (Some(site), Some(min))
+                if from.is_none() && to.is_none() && text.is_none() && user.is_none() =>
+            {
+                self.few_as_long(site, min)?
+            }
+            _ => false,
+        };
         let driving: Option<&str> = if site.is_none() {
             user.map(|_| "recordings_user_started")
         } else if from.is_some() {
             Some("recordings_from_started")
         } else if to.is_some() {
             Some("recordings_to_started")
-        } else if text.is_some() {
+        } else if text.is_some() && !many_notes {
             None
         } else if user.is_some() {
             Some("recordings_user_started")
+        } else if many_notes {
+            Some("recordings_notes_started")
+        } else if few_as_long {
+            Some("recordings_site_duration")
         } else if q.hold == Some(true) {
             Some("recordings_hold_started")
         } else if q.has_notes == Some(true) {
@@ -356,9 +392,10 @@ impl ReadView<'_> {
             &mut args,
             driving != Some("recordings_user_started"),
         ));
-        // Text in notes: the matching notes are few next to the recordings, so fetch their
-        // recordings by primary key and sort them, rather than walk a time index and test
-        // each row (`NOT INDEXED` still allows rowid lookups).
+        // Text in few notes: fetch their recordings by primary key and sort them, rather than
+        // walk a time index and test each row (`NOT INDEXED` still allows rowid lookups). Text
+        // in many notes walks the user's or the notes' index instead, newest first, testing
+        // each entry's rowid against the matches before its row is read.
         let indexed = match driving {
             Some(i) => format!("INDEXED BY {i}"),
             None if text.is_some() => "NOT INDEXED".to_owned(),
@@ -371,6 +408,40 @@ impl ReadView<'_> {
             conds.join(" AND ")
         );
         Ok(Some(BuiltQuery { sql, args: args.0 }))
+    }
+
+    /// Whether at most [`FEW_AS_LONG`] recordings of `site` last `min_ms` or longer: counted
+    /// in the duration index, reading no more than that many of its entries.
+    fn few_as_long(&self, site: SiteId, min_ms: u64) -> Result<bool, StoreError> {
+        let min = i64::try_from(min_ms).unwrap_or(i64::MAX);
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM recordings INDEXED BY recordings_site_duration
+                 WHERE site_id = ?1 AND duration_ms >= ?2 LIMIT ?3)",
+            )
+            .and_then(|mut s| {
+                s.query_row(rusqlite::params![site.0, min, FEW_AS_LONG + 1], |r| {
+                    r.get(0)
+                })
+            })
+            .map_err(StoreError::sql("count recordings by duration"))?;
+        Ok(n <= FEW_AS_LONG)
+    }
+
+    /// Whether more than [`MANY_NOTES`] notes (of any site) hold `phrase`: counted in the
+    /// trigram index, reading no more than that many of its matches.
+    fn many_notes_match(&self, phrase: &str) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM notes_text WHERE notes_text MATCH ?1 LIMIT ?2)",
+            )
+            .and_then(|mut s| {
+                s.query_row(rusqlite::params![phrase, MANY_NOTES + 1], |r| r.get(0))
+            })
+            .map_err(StoreError::sql("count notes matching text"))?;
+        Ok(n > MANY_NOTES)
     }
 
     /// The SQL and arguments a search runs (`None` when it can match nothing), for

@@ -87,11 +87,13 @@ fn an_index_from_before_the_feed_starts_it_with_what_it_holds() {
     f.store.delete_recording(&b.id, &admin, "asked").unwrap();
     // The index as the version before the feed left it: migrations 0002 (the feed), 0003
     // (token expiry), 0004 (webhooks), 0005 (archive runs), 0006 (token last use), 0007
-    // (portal) and 0008 (audit filters) undone. A later migration must be undone here too.
-    assert_eq!(callrec_store::SCHEMA_VERSION, 9);
+    // (portal), 0008 (audit filters) and 0009 (duration index) undone. A later migration
+    // must be undone here too.
+    assert_eq!(callrec_store::SCHEMA_VERSION, 10);
     let conn = rusqlite::Connection::open(f.data_dir().join("index.db")).unwrap();
     conn.execute_batch(
-        "DROP INDEX audit_log_site_actor; DROP INDEX audit_log_site_action;
+        "DROP INDEX recordings_site_duration;
+         DROP INDEX audit_log_site_actor; DROP INDEX audit_log_site_action;
          DROP INDEX audit_log_site_at;
          DROP TABLE signin_failures; DROP TABLE sessions;
          ALTER TABLE users DROP COLUMN password_hash;
