@@ -218,6 +218,23 @@ impl Recorder {
                 },
                 _ => Vec::new(),
             };
+            // Armed while it rang and its answer missed (the connection dropped): the file
+            // found is the armed one, now the recording, which ends once (RECORD_STOP), not
+            // also as an armed recording ending. An armed one that is not this file is not
+            // wanted.
+            let mut effects = effects;
+            if self
+                .table
+                .channel(&ev.uuid)
+                .and_then(|c| c.armed.as_ref())
+                .is_some_and(|a| a.path == live.path)
+            {
+                if let Some(ch) = self.table.channel_mut(&ev.uuid) {
+                    ch.armed = None;
+                }
+            } else {
+                effects.extend(self.disarm(&ev.uuid));
+            }
             self.table.set_recording(&ev.uuid, Some(live));
             return effects;
         }

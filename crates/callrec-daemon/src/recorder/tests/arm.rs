@@ -548,3 +548,44 @@ fn an_outside_callers_leg_naming_the_user_it_reached_is_not_armed_for_them() {
     assert!(started[0].starts_with("uuid_record phone start "));
     assert!(commands(&rec.on_event(&outside(EventKind::Answer, 2_000_000))).is_empty());
 }
+
+#[test]
+fn an_armed_leg_whose_answer_was_missed_is_taken_in_once_and_ends_once() {
+    // Armed while ringing; the connection drops and CHANNEL_ANSWER is lost; reconciliation
+    // finds the leg answered with our armed file among its media bugs. The armed recording
+    // becomes the recording: one row, and at the end one ingest, not an ingest and an
+    // "armed ended" for the same file.
+    for media_up in [true, false] {
+        let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+        let ringing = ChannelEvent {
+            early_media: media_up,
+            ..of_1001(EventKind::Progress, "leg", 1_000_000)
+        };
+        let arm = only_command(&rec.on_event(&ringing)).clone();
+        assert!(rec.on_command_result(&arm, CommandOutcome::Ok).is_empty());
+        let adopted = rec.adopt_channel(
+            &of_1001(EventKind::Answer, "leg", 5_000_000),
+            false,
+            std::slice::from_ref(&arm.path),
+            &[],
+        );
+        assert!(commands(&adopted).is_empty(), "{adopted:?}");
+        assert_eq!(creates(&adopted).len(), 1, "{adopted:?}");
+        let mut ended = rec.on_event(&record_event(EventKind::RecordStop, "leg", &arm, 9_000_000));
+        ended.extend(rec.on_event(&of_1001(EventKind::HangupComplete, "leg", 9_100_000)));
+        let ops = store_ops(&ended);
+        let ingests = ops
+            .iter()
+            .filter(|op| matches!(op, StoreOp::Ingest { id, .. } if *id == arm.recording))
+            .count();
+        let armed_ends = ops
+            .iter()
+            .filter(|op| matches!(op, StoreOp::ArmedEnded { .. } | StoreOp::Disarmed { .. }))
+            .count();
+        assert_eq!(
+            (ingests, armed_ends),
+            (1, 0),
+            "media up {media_up}: {ended:?}"
+        );
+    }
+}
