@@ -216,17 +216,8 @@ pub(crate) async fn update_user(
             let who = Who::from(&signed.user);
             acts::admin_only(&who, "change users").map_err(fail)?;
             let update = user_update(&form).map_err(fail)?;
-            match acts::update_user(&state, &who, extension.clone(), update).await {
-                Ok(user) => Ok(pages::redirect_to(format!(
-                    "/users/{}?done=saved",
-                    user.extension
-                ))),
-                Err(e) if refusal(&e) => {
-                    let message = format!("Not saved: {}.", e.message.trim_end_matches('.'));
-                    user_page(&state, &signed, extension, e.status, None, Some(message)).await
-                }
-                Err(e) => Err(fail(e)),
-            }
+            let done = acts::update_user(&state, &who, extension.clone(), update).await;
+            user_form_outcome(&state, &signed, extension, done, "saved", "Not saved", fail).await
         }
         .await,
     )
@@ -255,17 +246,16 @@ pub(crate) async fn reset_password(
             } else {
                 acts::reset_password(&state, &who, extension.clone(), password.to_owned()).await
             };
-            match done {
-                Ok(user) => Ok(pages::redirect_to(format!(
-                    "/users/{}?done=password",
-                    user.extension
-                ))),
-                Err(e) if refusal(&e) => {
-                    let message = format!("Password not set: {}.", e.message.trim_end_matches('.'));
-                    user_page(&state, &signed, extension, e.status, None, Some(message)).await
-                }
-                Err(e) => Err(fail(e)),
-            }
+            user_form_outcome(
+                &state,
+                &signed,
+                extension,
+                done,
+                "password",
+                "Password not set",
+                fail,
+            )
+            .await
         }
         .await,
     )
@@ -273,6 +263,30 @@ pub(crate) async fn reset_password(
 
 /// Whether an error is one the admin can act on from the same page (a bad value, a conflict),
 /// rather than one that needs a page of its own (403, 404, 5xx).
+/// What a user form's action came to: back to the user's page saying `done`; a refusal the
+/// admin can act on shown on that page under `not_done`; anything else an error page.
+async fn user_form_outcome(
+    state: &ApiState,
+    signed: &Signed,
+    extension: String,
+    result: Result<callrec_store::User, ApiError>,
+    done: &str,
+    not_done: &str,
+    fail: impl FnOnce(ApiError) -> Response,
+) -> Result<Response, Response> {
+    match result {
+        Ok(user) => Ok(pages::redirect_to(format!(
+            "/users/{}?done={done}",
+            user.extension
+        ))),
+        Err(e) if refusal(&e) => {
+            let message = format!("{not_done}: {}.", e.message.trim_end_matches('.'));
+            user_page(state, signed, extension, e.status, None, Some(message)).await
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
 fn refusal(e: &ApiError) -> bool {
     matches!(
         e.status,

@@ -211,7 +211,10 @@ impl Recorder {
             .intersection(&self.unconfirmed_armed)
             .cloned()
             .collect();
-        self.unconfirmed_armed = &unconfirmed - &due.iter().cloned().collect();
+        self.unconfirmed_armed = unconfirmed;
+        for uuid in &due {
+            self.unconfirmed_armed.remove(uuid);
+        }
         let mut effects = Vec::new();
         for uuid in due {
             let Some(rec) = self
