@@ -120,6 +120,9 @@ pub struct Channel {
     /// until the leg answers, and it has no row. At answer it becomes [`Channel::recording`]
     /// if the leg is the one recorded, or is stopped and its file removed if not.
     pub armed: Option<LiveRecording>,
+    /// The leg's events named a recording the shipped dialplan armed
+    /// (`variable_callrec_armed`), and the recorder has decided about it.
+    pub switch_arming_seen: bool,
 }
 
 impl Channel {
@@ -137,6 +140,7 @@ impl Channel {
             last_held_at: None,
             recording: None,
             armed: None,
+            switch_arming_seen: false,
         }
     }
 

@@ -90,6 +90,9 @@ pub(crate) struct Core {
     waiters: Mutex<HashMap<Ticket, oneshot::Sender<Result<ActionDone, ActionError>>>>,
     /// Wakes the reconciliation task.
     pub(crate) reconcile: Notify,
+    /// Wakes the task that publishes the recorded users to the switch (users or sites
+    /// changed; [`crate::arming`]).
+    pub(crate) publish: Notify,
     /// True while the ESL session is up.
     pub(crate) esl_up: watch::Sender<bool>,
     pub(crate) clock: Clock,
@@ -115,6 +118,7 @@ impl Core {
             store: Mutex::new(Some(store)),
             waiters: Mutex::new(HashMap::new()),
             reconcile: Notify::new(),
+            publish: Notify::new(),
             esl_up: watch::Sender::new(false),
             clock,
             query_timeout,

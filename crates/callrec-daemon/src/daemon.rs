@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit_head;
-use crate::core::{Clock, Core, system_clock};
+use crate::core::{Clock, Core, QueryError, system_clock};
 use crate::directory::OwnerIndex;
 use crate::esl::{self, EslConfigError, EslSettings};
 use crate::feature::{self, FeatureSettings, Prompts};
@@ -434,6 +434,7 @@ impl Daemon {
         ));
         tracker.spawn(sweep_loop(store.clone(), sweep_interval, token.clone()));
         tracker.spawn(every_second_loop(core.clone(), token.clone()));
+        tracker.spawn(publish_loop(core.clone(), token.clone()));
         let head_file = (!config.storage.audit_head_file.is_empty())
             .then(|| store_writer::absolute(Path::new(&config.storage.audit_head_file)));
         if let Some(path) = &head_file {
@@ -681,6 +682,48 @@ async fn every_second_loop(core: Arc<Core>, shutdown: CancellationToken) {
             }
             late
         });
+    }
+}
+
+/// Keeps the switch's hash, which the shipped dialplan's in-switch arming reads
+/// ([`crate::arming`]), in step with the directory: at every connect, whenever users or sites
+/// change, and every minute (the hash lives in the switch's memory: a restart of the switch
+/// or a reload of mod_hash empties it). A failure is logged once until it changes or mends;
+/// calls are then armed over the Event Socket as without the dialplan file.
+async fn publish_loop(core: Arc<Core>, shutdown: CancellationToken) {
+    let mut up = core.esl_up.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = up.changed() => if changed.is_err() { return },
+            _ = core.publish.notified() => {}
+            _ = tick.tick() => {}
+        }
+        if !*core.esl_up.borrow() {
+            continue;
+        }
+        match crate::arming::publish(&core).await {
+            Ok(sent) => {
+                if sent > 0 {
+                    tracing::info!(
+                        commands = sent,
+                        "published the users recorded on answer to the switch (in-switch arming)"
+                    );
+                }
+                failing = None;
+            }
+            Err(QueryError::Disconnected) => {}
+            Err(err) => {
+                let text = err.to_string();
+                if failing.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(error = %text, "cannot publish the users recorded on answer to the switch's hash (mod_hash); the dialplan's in-switch arming is off until it works, callrec arms calls itself");
+                }
+                failing = Some(text);
+            }
+        }
     }
 }
 

@@ -146,6 +146,9 @@ pub struct ChannelEvent {
     /// `Answer-State` is `early`: the leg has media before its answer (it was pre-answered:
     /// CHANNEL_PROGRESS_MEDIA), so a recording armed on it changes nothing the caller hears.
     pub early_media: bool,
+    /// `variable_callrec_armed`: the file the shipped dialplan armed this leg to record at
+    /// answer (`dialplan/callrec-arm.xml`), if it did.
+    pub switch_armed: Option<String>,
 }
 
 impl ChannelEvent {
@@ -207,6 +210,7 @@ impl ChannelEvent {
                 .header_str("variable_RECORD_DISCARDED")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
             early_media: event.header_str("Answer-State") == Some("early"),
+            switch_armed: owned("variable_callrec_armed").filter(|v| !v.is_empty()),
             uuid,
         })
     }
@@ -232,6 +236,7 @@ impl ChannelEvent {
             completion_cause: None,
             record_discarded: false,
             early_media: false,
+            switch_armed: None,
         }
     }
 

@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod arming;
 mod audit_head;
 pub mod calls;
 mod core;

@@ -322,6 +322,7 @@ pub(crate) async fn follow_directory(
             Ok(dir) => {
                 version = dir.version;
                 core.recorder().set_owners(OwnerIndex::new(dir));
+                core.publish.notify_one();
                 tracing::info!(version, "users or sites changed; directory reloaded");
             }
             Err(err) => tracing::warn!(error = %err, "cannot reload the directory"),

@@ -49,8 +49,16 @@ pub struct Switch {
 }
 
 impl Switch {
-    /// Configures a switch whose feature codes go to `feature_codes` and starts it.
+    /// Configures a switch whose feature codes go to `feature_codes` and starts it, with the
+    /// project's dialplan files installed as the README says: `dialplan/callrec.xml` (the
+    /// feature codes) and `dialplan/callrec-arm.xml` (in-switch arming).
     pub fn start(feature_codes: SocketAddr) -> Switch {
+        Switch::start_with(feature_codes, true)
+    }
+
+    /// The same, with `dialplan/callrec-arm.xml` installed or not: without it callrec arms
+    /// every leg over the Event Socket (the deployments that have not installed it).
+    pub fn start_with(feature_codes: SocketAddr, arming: bool) -> Switch {
         let prefix = prefix();
         let bin = prefix.join("bin/freeswitch");
         assert!(
@@ -70,7 +78,7 @@ impl Switch {
             feature_codes,
             child: None,
         };
-        switch.configure();
+        switch.configure(arming);
         switch.launch();
         switch
     }
@@ -84,7 +92,7 @@ impl Switch {
         self.dir("etc/freeswitch")
     }
 
-    fn configure(&self) {
+    fn configure(&self, arming: bool) {
         let source = std::env::var_os("CALLREC_FREESWITCH_CONF")
             .map(PathBuf::from)
             .unwrap_or_else(|| self.prefix.join("etc/freeswitch"));
@@ -145,6 +153,9 @@ impl Switch {
             installed,
         )
         .expect("dialplan installed");
+        if arming {
+            self.install_arming();
+        }
         std::fs::write(
             self.conf_dir().join("dialplan/default/00_callrec_test.xml"),
             TEST_DIALPLAN,
@@ -153,6 +164,27 @@ impl Switch {
         for d in ["log", "run", "db", "temp", "recordings", "storage", "cache"] {
             std::fs::create_dir_all(self.dir(d)).expect("runtime dir");
         }
+    }
+
+    /// `dialplan/callrec-arm.xml` as its comment says: copied to `dialplan/callrec/arm.xml`
+    /// and included first in the `default` context.
+    fn install_arming(&self) {
+        let dialplan = self.conf_dir().join("dialplan");
+        std::fs::create_dir_all(dialplan.join("callrec")).expect("dialplan/callrec dir");
+        std::fs::copy(
+            workspace_root().join("dialplan/callrec-arm.xml"),
+            dialplan.join("callrec/arm.xml"),
+        )
+        .expect("dialplan/callrec-arm.xml installed");
+        let default = dialplan.join("default.xml");
+        let text = std::fs::read_to_string(&default).expect("dialplan/default.xml");
+        let context = "<context name=\"default\">";
+        assert_eq!(text.matches(context).count(), 1, "one default context");
+        let text = text.replace(
+            context,
+            &format!("{context}\n    <X-PRE-PROCESS cmd=\"include\" data=\"callrec/arm.xml\"/>"),
+        );
+        std::fs::write(&default, text).expect("dialplan/default.xml written");
     }
 
     fn launch(&mut self) {

@@ -482,7 +482,9 @@ fn lost_against_reference(switch: &Switch, callrec: &Callrec, leg: &str, id: &st
 /// switch starts the recording in the channel's thread as it answers.
 #[test]
 fn a_sip_phone_calling_out_keeps_its_ringback_and_is_recorded_from_its_answer() {
-    let switch = Switch::start(free_addr());
+    // Without `dialplan/callrec-arm.xml`, so that callrec's own arming is what is tested
+    // (with it, the dialplan arms the phone's leg itself).
+    let switch = Switch::start_with(free_addr(), false);
     let relay = callrec_realswitch::proxy::Proxy::start_delayed(
         switch.esl_port,
         Duration::from_millis(600),
@@ -512,6 +514,66 @@ fn a_sip_phone_calling_out_keeps_its_ringback_and_is_recorded_from_its_answer() 
     assert!(
         lost_ms < 20.0,
         "{lost_ms:.0} ms lost against record_session\n{}",
+        callrec.log_tail(40)
+    );
+}
+
+/// In-switch arming (`dialplan/callrec-arm.xml`, installed as its comment says): a call whose
+/// leg answers the moment the dialplan reaches it (9996 with no ring: no time in which an
+/// Event Socket client could arm it), with every event reaching callrec a whole second late.
+/// The switch arms the leg from the users callrec published to its hash and starts the
+/// recording in the channel's thread at answer: callrec's file (named by the switch after the
+/// leg, indexed under callrec's row) holds as much audio as the dialplan's own
+/// `record_session` on the same leg, and callrec sent no command to start it.
+#[test]
+fn a_call_answered_at_once_is_recorded_from_its_first_frame_by_the_switchs_own_arming() {
+    let switch = Switch::start(free_addr());
+    let relay = callrec_realswitch::proxy::Proxy::start_delayed(
+        switch.esl_port,
+        Duration::from_millis(1000),
+    );
+    let mut callrec = Callrec::install(&switch, relay.port, &[("1001", "always")]);
+    callrec.serve();
+    callrec_realswitch::eventually(
+        20 * SEC,
+        "callrec to publish 1001 to the switch's hash",
+        || (switch.api("hash select/callrec/user_1001").trim() == "3").then_some(()),
+    );
+    let spool = switch.api("hash select/callrec/spool");
+    assert_eq!(
+        spool.trim(),
+        callrec.spool().display().to_string(),
+        "the spool path, slashes and all"
+    );
+    switch.call_to(
+        "9996",
+        "callrec_user=1001,callrec_bench_call=1,callrec_bench_ring_ms=0",
+        6,
+    );
+    let (id, rec) = only_recording(&callrec, 40 * SEC);
+    switch.wait_idle(20 * SEC);
+    let reference = callrec_realswitch::Wav::parse(
+        &std::fs::read(switch.recordings_dir().join("ref-1.wav"))
+            .expect("the dialplan's record_session"),
+    )
+    .expect("a WAV");
+    let lost_ms = (reference.seconds() - callrec.wav(&id).seconds()) * 1000.0;
+    eprintln!("{lost_ms:.0} ms lost against record_session; {rec:#}");
+    assert!(
+        lost_ms < 20.0,
+        "{lost_ms:.0} ms lost against record_session\n{}",
+        callrec.log_tail(40)
+    );
+    assert_eq!(
+        rec["call_uuid"].as_str(),
+        Some(id.as_str()),
+        "the file the switch armed (<spool>/<leg uuid>.wav) is the recording"
+    );
+    assert_eq!(segment_kinds(&rec), ["start", "stop"]);
+    let log = callrec.log();
+    assert!(
+        !log.contains("starting it now"),
+        "callrec had to start it itself: {}",
         callrec.log_tail(40)
     );
 }

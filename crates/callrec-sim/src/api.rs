@@ -158,6 +158,8 @@ impl Switch {
                 "-ERR Invalid command\n".into()
             }
             "originate" => return self.api_originate(args),
+            "hash" => self.api_hash(args),
+            "hash_dump" => self.api_hash_dump(args),
             _ => return ApiReply::Now(format!("-ERR {cmd} Command not found!\n")),
         };
         if out.is_empty() {
@@ -165,6 +167,44 @@ impl Switch {
             return ApiReply::Now("-ERR no reply\n".into());
         }
         ApiReply::Now(out)
+    }
+
+    /// mod_hash's `hash` API (`hash_api_function`): `insert`, `delete`, `select` in the
+    /// `db` hash, with its replies (`select` of a missing key writes nothing).
+    fn api_hash(&mut self, args: &str) -> String {
+        const USAGE: &str = "-ERR Usage: hash insert|insert_ifempty|select|delete|delete_ifmatch/realm/key[/value]\n";
+        let parts: Vec<&str> = args.splitn(4, '/').collect();
+        let (Some(op), Some(realm), Some(key)) = (parts.first(), parts.get(1), parts.get(2)) else {
+            return USAGE.into();
+        };
+        let hash_key = format!("{realm}_{key}");
+        match (op.to_ascii_lowercase().as_str(), parts.get(3)) {
+            ("insert", Some(value)) => {
+                self.db_hash.insert(hash_key, (*value).to_owned());
+                "+OK\n".into()
+            }
+            ("delete", _) => match self.db_hash.remove(&hash_key) {
+                Some(_) => "+OK\n".into(),
+                None => "-ERR Not found\n".into(),
+            },
+            ("select", _) => self.db_hash.get(&hash_key).cloned().unwrap_or_default(),
+            _ => USAGE.into(),
+        }
+    }
+
+    /// mod_hash's `hash_dump db [<realm>]`: a `D/<realm>_<key>/<value>` line per entry whose
+    /// key holds `<realm>_` (a substring match, as `strstr` there).
+    fn api_hash_dump(&self, args: &str) -> String {
+        let mut it = args.split_whitespace();
+        if it.next() != Some("db") {
+            return "Usage: all|limit|db [<realm>]\n".into();
+        }
+        let realm = it.next().map(|r| format!("{r}_"));
+        self.db_hash
+            .iter()
+            .filter(|(k, _)| realm.as_deref().is_none_or(|r| k.contains(r)))
+            .map(|(k, v)| format!("D/{k}/{v}\n"))
+            .collect()
     }
 
     fn status_text(&self) -> String {

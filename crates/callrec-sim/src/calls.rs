@@ -300,6 +300,44 @@ impl Switch {
         }
     }
 
+    /// What the shipped `dialplan/callrec-arm.xml` does to a leg entering the dialplan, when
+    /// the switch has it ([`crate::SimConfig::dialplan_arming`]): the user named by
+    /// `callrec_user` or else `user_name`, if the hash realm `callrec` has them
+    /// (`user_<name>` → `RECORD_MIN_SEC`), gets `callrec_armed` (the file
+    /// `<spool>/<leg uuid>.<format>`) and the `uuid_record … start` in
+    /// `api_on_answer_callrec` that runs at answer. A leg already armed is left alone.
+    pub(crate) fn dialplan_arm(&mut self, uuid: &str) {
+        if !self.cfg.dialplan_arming {
+            return;
+        }
+        let Some(ch) = self.channels.get(uuid) else {
+            return;
+        };
+        if ch.var("callrec_armed").is_some() {
+            return;
+        }
+        let who = ch
+            .var("callrec_user")
+            .filter(|u| !u.is_empty())
+            .or_else(|| ch.var("user_name"))
+            .unwrap_or_default();
+        let entry = |key: &str| self.db_hash.get(&format!("callrec_{key}")).cloned();
+        let Some(min) = entry(&format!("user_{who}"))
+            .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return;
+        };
+        let spool = entry("spool").unwrap_or_default();
+        let format = entry("format").unwrap_or_default();
+        let path = format!("{spool}/{uuid}.{format}");
+        let command =
+            format!("uuid_record {uuid} start {path} 0 {{callrec_id={uuid},RECORD_MIN_SEC={min}}}");
+        self.with_channel(uuid, |ch| {
+            ch.set_var("callrec_armed", path);
+            ch.set_var("api_on_answer_callrec", command);
+        });
+    }
+
     // ---- scripted calls ----------------------------------------------------------------
 
     /// Places a scripted call; everything after this runs on the clock.
@@ -481,6 +519,7 @@ impl Switch {
             }
         });
         let sleep = micros(self.cfg.dialplan_sleep);
+        self.dialplan_arm(&a);
         self.play(&a, LegId::SipA, "prelude", &sleep_extras(sleep));
         let ring = micros(spec.ring);
         let answer = spec.answer;
@@ -752,6 +791,7 @@ impl Switch {
         self.play(&a, LegId::LoopA, "create2", &none);
         self.play(&b, b_template, "create2", &none);
         let ring = micros(ring);
+        self.dialplan_arm(&b);
         self.play(&b, b_template, "prelude", &sleep_extras(ring));
         let ext = extension.to_string();
         self.schedule_in(

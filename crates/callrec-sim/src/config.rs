@@ -46,6 +46,10 @@ pub struct SimConfig {
     /// every capture: a 1.2 s recording holds 0.72 s of audio). A loopback B leg loses
     /// nothing (measured against the real switch).
     pub record_pre_buffer: Duration,
+    /// The shipped `dialplan/callrec-arm.xml` is installed: a leg entering the dialplan whose
+    /// `callrec_user` (or, without it, `user_name`) has a `user_<name>` entry in the hash
+    /// realm `callrec` is armed to record at answer, as the real switch does with that file.
+    pub dialplan_arming: bool,
 }
 
 impl Default for SimConfig {
@@ -64,6 +68,7 @@ impl Default for SimConfig {
             dialplan_sleep: Duration::ZERO,
             bridge_delay: Duration::from_millis(260),
             record_pre_buffer: Duration::from_millis(480),
+            dialplan_arming: false,
         }
     }
 }

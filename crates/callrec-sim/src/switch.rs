@@ -153,6 +153,8 @@ pub(crate) struct Switch {
     pub timers_changed: bool,
     /// Where the dialplan's `socket` application asks for an outbound connection.
     pub outbound_requests: Option<mpsc::UnboundedSender<crate::outbound::OutboundRequest>>,
+    /// mod_hash's `db` hash (`hash insert/<realm>/<key>/<value>`), by `<realm>_<key>`.
+    pub db_hash: BTreeMap<String, String>,
 }
 
 impl Switch {
@@ -189,6 +191,7 @@ impl Switch {
             faults: crate::faults::FaultState::default(),
             timers_changed: false,
             outbound_requests: None,
+            db_hash: BTreeMap::new(),
         };
         core.schedule_heartbeat();
         core

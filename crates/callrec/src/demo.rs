@@ -117,6 +117,8 @@ pub async fn demo(
         spool_dir: spool.clone(),
         clock: ClockMode::real_time(),
         feature_code_socket: Some(feature_addr.to_string()),
+        // The switch as the README installs it: with `dialplan/callrec-arm.xml`.
+        dialplan_arming: true,
         ..SimConfig::default()
     })
     .await

@@ -32,7 +32,8 @@ use callrec_model::{NewRecording, PauseBehavior, SegmentKind, SegmentSource, Use
 
 use super::{Effect, POLICY_ACTOR, RecordOp, Recorder, StoreOp, SwitchCommand, Ticket};
 use crate::calls::{GroupId, LiveRecording, Owner};
-use crate::event::{ChannelEvent, Micros};
+use crate::directory::UserKey;
+use crate::event::{ChannelEvent, EventKind, Micros};
 
 impl Recorder {
     pub(super) fn on_answer(&mut self, ev: &ChannelEvent) -> Vec<Effect> {
@@ -46,14 +47,13 @@ impl Recorder {
         self.on_answer_decision(&ev.uuid, ev.at)
     }
 
-    /// Arms a recording on a leg heard ringing, if its owner's mode records on answer and
-    /// the leg is theirs by a channel variable (their own leg, not one that only carries
-    /// their number); one armed leg per user per call. `media_up`: the leg has early media
-    /// (`RECORD_ANSWER_REQ`); otherwise the arming is the `api_on_answer_callrec` variable.
-    pub(super) fn arm(&mut self, uuid: &str, at: Micros, media_up: bool) -> Vec<Effect> {
-        let Some(ch) = self.table.channel(uuid) else {
-            return Vec::new();
-        };
+    /// The user whose recording a leg not yet answered would carry if armed now: its owner's
+    /// mode records on answer and the leg is theirs by a channel variable (their own leg,
+    /// not one that only carries their number), no leg of the call already carries their
+    /// recording or its arming, and the leg is neither a feature-code call nor the
+    /// originated leg of a loopback pair. `None`: not armed.
+    fn would_arm(&self, uuid: &str) -> Option<UserKey> {
+        let ch = self.table.channel(uuid)?;
         // The originated leg of a loopback pair is not armed: a recording on it ends about
         // 0.5 s before the call (mod_loopback drops the frames it still queues at hangup),
         // one on its B leg does not (measured on the real switch, README). When the B leg is
@@ -65,24 +65,27 @@ impl Recorder {
             || ch.feature_call
             || ch.loopback_a
         {
-            return Vec::new();
+            return None;
         }
-        let Some(owner) = ch.owner.as_ref().filter(|o| !o.by_number) else {
-            return Vec::new();
-        };
-        let user = owner.user.clone();
+        let user = ch.owner.as_ref().filter(|o| !o.by_number)?.user.clone();
         let taken = self
             .table
             .group_members(ch.group)
             .any(|c| c.user() == Some(&user) && (c.armed.is_some() || c.recording.is_some()));
-        if taken
-            || !self
-                .owners
-                .user(&user)
-                .is_some_and(|u| u.mode.records_on_answer())
-        {
+        let records = self
+            .owners
+            .user(&user)
+            .is_some_and(|u| u.mode.records_on_answer());
+        (records && !taken).then_some(user)
+    }
+
+    /// Arms a recording on a leg heard ringing if [`Recorder::would_arm`] says so; one armed
+    /// leg per user per call. `media_up`: the leg has early media (`RECORD_ANSWER_REQ`);
+    /// otherwise the arming is the `api_on_answer_callrec` variable.
+    pub(super) fn arm(&mut self, uuid: &str, at: Micros, media_up: bool) -> Vec<Effect> {
+        let Some(user) = self.would_arm(uuid) else {
             return Vec::new();
-        }
+        };
         let (min_seconds, pause_behavior) = self.site_rules(&user.site);
         let id = (self.next_id)();
         let armed = LiveRecording {
@@ -110,6 +113,72 @@ impl Recorder {
             ch.armed = Some(armed);
         }
         vec![Effect::Command(cmd)]
+    }
+
+    /// A leg the shipped dialplan armed itself (`variable_callrec_armed`,
+    /// `dialplan/callrec-arm.xml`), heard of for the first time: the arming is taken as the
+    /// leg's armed recording, exactly as if callrec had armed it through `api_on_answer`, when
+    /// callrec's own rules ([`Recorder::would_arm`]) arm this leg; otherwise it is taken back
+    /// at once (the variable unset, a stop in case the leg already answered, the file
+    /// removed). A leg already answered when first heard of keeps an arming the switch has
+    /// run: the answer's decision ([`Recorder::on_answer_decision`]) then indexes it or takes
+    /// it back. An arming whose file is not in callrec's spool directory, or that the leg was
+    /// already known to carry, is not callrec's to take.
+    pub(super) fn take_switch_arming(&mut self, ev: &ChannelEvent) -> Vec<Effect> {
+        let Some(path) = ev.switch_armed.as_deref() else {
+            return Vec::new();
+        };
+        let Some(ch) = self.table.channel(&ev.uuid) else {
+            return Vec::new();
+        };
+        if ch.switch_arming_seen {
+            return Vec::new();
+        }
+        let answered = ch.answered_at.is_some() || ev.kind == EventKind::Answer;
+        let known = ch.armed.is_some() || ch.recording.is_some();
+        let owner = ch.owner.as_ref().map(|o| o.user.clone());
+        if let Some(ch) = self.table.channel_mut(&ev.uuid) {
+            ch.switch_arming_seen = true;
+        }
+        let Some(id) = self.settings.recording_id_of_path(path) else {
+            tracing::warn!(channel = %ev.uuid, path, "the dialplan armed a file outside callrec's spool; left alone");
+            return Vec::new();
+        };
+        if known {
+            return Vec::new();
+        }
+        let user = if answered {
+            owner
+        } else {
+            self.would_arm(&ev.uuid)
+        };
+        let (_, pause_behavior) = user
+            .as_ref()
+            .map_or((0, PauseBehavior::Silence), |u| self.site_rules(&u.site));
+        let armed = LiveRecording {
+            id,
+            // Only read when the arming is kept; a leg nobody owns is disarmed just below.
+            user: user.clone().unwrap_or_else(|| UserKey {
+                site: String::new(),
+                extension: String::new(),
+            }),
+            path: path.to_owned(),
+            started_at: ev.at,
+            confirmed: false,
+            paused_since: None,
+            pause_behavior,
+            stop_requested: None,
+            changing: false,
+            armed_by_variable: true,
+        };
+        if let Some(ch) = self.table.channel_mut(&ev.uuid) {
+            ch.armed = Some(armed);
+        }
+        if user.is_some() {
+            return Vec::new();
+        }
+        tracing::info!(channel = %ev.uuid, "the dialplan armed a leg callrec does not record; taken back");
+        self.disarm(&ev.uuid)
     }
 
     /// The armed recording a RECORD_START/STOP is about, if it is one.

@@ -186,7 +186,8 @@ impl Recorder {
         }
         self.observe(ev);
         let group = self.table.channel(&ev.uuid).map(|c| c.group);
-        let mut effects = self.apply_event(ev);
+        let mut effects = self.take_switch_arming(ev);
+        effects.extend(self.apply_event(ev));
         if let Some(group) = group
             && !self.waiting.is_empty()
         {

@@ -41,6 +41,8 @@ pub struct Setup {
     pub webhooks: Vec<String>,
     /// `[storage] audit_head_file`.
     pub audit_head_file: Option<PathBuf>,
+    /// The switch has the shipped `dialplan/callrec-arm.xml` (in-switch arming).
+    pub dialplan_arming: bool,
 }
 
 /// `[webhooks] secret` of every test daemon.
@@ -58,7 +60,13 @@ impl Setup {
             event_format: callrec_model::EventFormat::Plain,
             webhooks: Vec::new(),
             audit_head_file: None,
+            dialplan_arming: false,
         }
+    }
+
+    pub fn dialplan_arming(mut self) -> Setup {
+        self.dialplan_arming = true;
+        self
     }
 
     pub fn audit_head_file(mut self, path: PathBuf) -> Setup {
@@ -133,6 +141,7 @@ impl Bed {
                 let sim = Simulator::start(SimConfig {
                     spool_dir: spool.clone(),
                     feature_code_socket: Some(feature_addr.to_string()),
+                    dialplan_arming: setup.dialplan_arming,
                     ..SimConfig::default()
                 })
                 .await
