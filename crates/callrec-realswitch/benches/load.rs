@@ -4,7 +4,9 @@
 //! `CALLREC_FREESWITCH_PREFIX=/opt/freeswitch-test cargo bench -p callrec-realswitch
 //! --features real-switch --bench load` (`scripts/real-switch.sh` builds the switch; this
 //! needs `CALLREC_BIN` or `target/debug/callrec`). Settings by environment: `CALLS` (600),
-//! `RATE` calls a second (50), `TALK` seconds after answer (8), `RING_MS` before answer (1000).
+//! `RATE` calls a second (50), `TALK` seconds after answer (8), `RING_MS` before answer (1000),
+//! `ARMING` (1: the switch has `dialplan/callrec-arm.xml`, as the README installs it; 0: it
+//! has not, and callrec arms every leg over the Event Socket).
 //!
 //! Every call goes to the 9996 test extension: it rings `RING_MS`, answers, starts two
 //! `record_session`s of its own on its leg (`ref`, `ref2`) and plays a tone. A watcher on the
@@ -105,9 +107,16 @@ fn main() {
     let rate = env_or("RATE", 50);
     let talk = env_or("TALK", 8);
     let ring_ms = env_or("RING_MS", 1000);
-    println!("load: {calls} calls at {rate}/s, ringing {ring_ms} ms, {talk} s after answer");
+    // ARMING=0: without `dialplan/callrec-arm.xml` (callrec arms every leg over the Event
+    // Socket), for the comparison.
+    let arming = env_or("ARMING", 1) != 0;
+    println!(
+        "load: {calls} calls at {rate}/s, ringing {ring_ms} ms, {talk} s after answer, \
+         in-switch arming {}",
+        if arming { "on" } else { "off" }
+    );
 
-    let switch = Switch::start(free_addr());
+    let switch = Switch::start_with(free_addr(), arming);
     switch.api(&format!("fsctl sps {}", (rate * 4).max(300)));
     let seen = watch(&switch);
     let mut callrec = Callrec::install(&switch, switch.esl_port, &[("1001", "never")]);
@@ -117,6 +126,11 @@ fn main() {
     let idle = run_phase(&switch, &callrec, 0, calls, rate, talk, ring_ms);
     callrec.cli(&["user", "set-mode", "1001", "always"]);
     std::thread::sleep(3 * SEC); // the daemon reloads the directory within a second
+    if arming {
+        callrec_realswitch::eventually(30 * SEC, "1001 published to the switch's hash", || {
+            (switch.api("hash select/callrec/user_1001").trim() == "3").then_some(())
+        });
+    }
     println!("phase 2: mode always");
     let busy = run_phase(&switch, &callrec, calls, calls, rate, talk, ring_ms);
 
