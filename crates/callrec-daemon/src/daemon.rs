@@ -10,13 +10,14 @@
 //! applies every store operation already decided, finishes in-flight ingests, and closes the
 //! index.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use callrec_config::Config;
-use callrec_model::{ActionError, Prompt, RecordingAction, SegmentSource};
+use callrec_model::{ActionError, Prompt, RecordingAction, RecordingId, SegmentSource};
 use callrec_store::{
     IngestConfig, PortalPolicy, PortalPurge, ReconcileOptions, StoreError, StoreHandle,
     SweepOptions,
@@ -35,7 +36,7 @@ use crate::esl::{self, EslConfigError, EslSettings};
 use crate::feature::{self, FeatureSettings, Prompts};
 use crate::metrics::{Metrics, encode_registry};
 use crate::reconcile;
-use crate::recorder::{ActionDone, IdSource, Recorder, Settings};
+use crate::recorder::{ActionDone, IdSource, InProgressRow, Recorder, Settings};
 use crate::store_writer;
 use callrec_model::LiveCall;
 use callrec_webhooks::WebhookSettings;
@@ -593,6 +594,8 @@ async fn reconcile_loop(
     // switch, and only then may the spool scan call a recording finished.
     let mut authoritative = false;
     let mut up = core.esl_up.subscribe();
+    // Unnamed spool files already logged (each is logged once).
+    let mut reported = HashSet::new();
     loop {
         let reason = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -631,6 +634,7 @@ async fn reconcile_loop(
                 tracing::info!(count = orphans.len(), "spool scan found closed recordings");
             }
             core.apply(orphans);
+            report_unnamed_spool_files(&core, &store, &rows, &mut reported).await;
             continue;
         }
         match reconcile::reconcile(&core, &rows).await {
@@ -642,6 +646,63 @@ async fn reconcile_loop(
             Err(err) => {
                 tracing::warn!(error = %err, "reconciliation did not finish; it runs again at the next connect")
             }
+        }
+    }
+}
+
+/// Counts, and logs once each at WARN, the audio files in the spool that no recording names
+/// ([`reconcile::unnamed_spool_files`]): neither a row of the index in any state nor a leg of
+/// the call table. They are kept where they are for an operator: callrec cannot tell whose
+/// they are, so it neither indexes nor deletes them.
+async fn report_unnamed_spool_files(
+    core: &Core,
+    store: &StoreHandle,
+    rows: &[InProgressRow],
+    reported: &mut HashSet<PathBuf>,
+) {
+    let (spool, format) = {
+        let rec = core.recorder();
+        (
+            rec.settings().spool_dir.clone(),
+            rec.settings().format.clone(),
+        )
+    };
+    let candidates = {
+        let rec = core.recorder();
+        let named = |id: &RecordingId| rec.holds_recording(id) || rows.iter().any(|r| &r.id == id);
+        reconcile::unnamed_spool_files(
+            Path::new(&spool),
+            &format,
+            &named,
+            reconcile::UNNAMED_GRACE,
+            std::time::SystemTime::now(),
+        )
+    };
+    let ids: Vec<RecordingId> = candidates.iter().map(|(id, _)| id.clone()).collect();
+    let indexed = store
+        .read(move |v| {
+            let system = callrec_store::Access::system(crate::recorder::POLICY_ACTOR);
+            Ok(ids
+                .into_iter()
+                .filter(|id| v.recording(id, &system).is_ok())
+                .collect::<HashSet<RecordingId>>())
+        })
+        .await;
+    let Ok(indexed) = indexed else {
+        return;
+    };
+    let unnamed: Vec<&PathBuf> = candidates
+        .iter()
+        .filter(|(id, _)| !indexed.contains(id))
+        .map(|(_, path)| path)
+        .collect();
+    core.metrics.spool_unnamed_files.set(unnamed.len() as i64);
+    for path in unnamed {
+        if reported.insert(path.clone()) {
+            tracing::warn!(
+                path = %path.display(),
+                "a recording in the spool that no call or row names (the switch recorded a call while callrec was down or disconnected?): kept, not indexed; file it by hand"
+            );
         }
     }
 }

@@ -62,6 +62,9 @@ pub struct Metrics {
     /// Calls that should have been recorded (the user's mode records every call) and were
     /// not: the recording failed.
     pub calls_not_recorded: Counter,
+    /// Audio files in the spool that no recording names (the switch recorded a call while
+    /// callrec could not see it), as of the last spool scan.
+    pub spool_unnamed_files: Gauge,
     /// Webhook deliveries.
     pub webhooks: std::sync::Arc<callrec_webhooks::WebhookMetrics>,
     dropped_seen: AtomicU64,
@@ -77,6 +80,7 @@ impl Default for Metrics {
             esl_connect_failures: Counter::default(),
             live_calls: Gauge::default(),
             live_channels: Gauge::default(),
+            spool_unnamed_files: Gauge::default(),
             events_received: Family::default(),
             events_dropped: Counter::default(),
             malformed_frames: Counter::default(),
@@ -207,6 +211,11 @@ impl Metrics {
             "calls_not_recorded",
             "Calls of users whose mode records every call that were not recorded (the recording failed)",
             self.calls_not_recorded.clone(),
+        );
+        r.register(
+            "spool_unnamed_files",
+            "Audio files in the spool that no recording names (recorded by the switch while callrec could not see it; kept, not ingested)",
+            self.spool_unnamed_files.clone(),
         );
         r.register(
             "recordings_finished",

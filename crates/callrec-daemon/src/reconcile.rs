@@ -7,6 +7,10 @@
 //! recorder's ([`crate::recorder::Recorder::reconcile_plan`] and friends); this module only asks
 //! and parses.
 
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use callrec_model::RecordingId;
 use serde::Deserialize;
 
 use crate::core::{Core, QueryError};
@@ -21,6 +25,44 @@ pub const CLOSING_GRACE: i64 = 5_000_000;
 /// before the spool scan records it anyway (see `Recorder::expire_waits`). The own leg of a
 /// bridged call answers within milliseconds of the far leg.
 pub const WAIT_GRACE: i64 = 2_000_000;
+
+/// How old a spool file no recording names must be before it is reported: a recording the
+/// switch starts (armed by the dialplan) is named by the leg's events within this time.
+pub const UNNAMED_GRACE: Duration = Duration::from_secs(60);
+
+/// Audio files in `spool` (`<id>.<format>`, the names callrec and the shipped arming dialplan
+/// give) that `named` does not know, last written more than `min_age` ago: files the switch
+/// wrote that nothing will ingest. With the shipped `dialplan/callrec-arm.xml` the switch
+/// arms calls by itself, so a call that starts and ends while callrec is down or cut off
+/// from the switch leaves its recording here with no row, and callrec cannot tell whose it
+/// is. Sorted by name.
+pub fn unnamed_spool_files(
+    spool: &Path,
+    format: &str,
+    named: &dyn Fn(&RecordingId) -> bool,
+    min_age: Duration,
+    now: SystemTime,
+) -> Vec<(RecordingId, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(spool) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(RecordingId, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let path = entry.path();
+            let stem = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(&format!(".{format}"))?;
+            let id: RecordingId = stem.parse().ok()?;
+            let modified = entry.metadata().ok()?.modified().ok()?;
+            let old = now.duration_since(modified).is_ok_and(|age| age >= min_age);
+            (old && !named(&id)).then_some((id, path))
+        })
+        .collect();
+    found.sort_by(|a, b| a.1.cmp(&b.1));
+    found
+}
 
 /// What rebuilding the call table from the switch's channel list found and did (the store's
 /// own reconcile pass, finishing what a crash left on disk, reports a
@@ -243,6 +285,27 @@ pub(crate) async fn reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spool_files_no_recording_names_are_found_once_old_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let (named, first, second) = (RecordingId::new(), RecordingId::new(), RecordingId::new());
+        for id in [&named, &first, &second] {
+            std::fs::write(dir.path().join(format!("{id}.wav")), b"RIFF").unwrap();
+        }
+        std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        std::fs::write(dir.path().join("not-a-uuid.wav"), b"x").unwrap();
+        let later = SystemTime::now() + Duration::from_secs(120);
+        let known = |id: &RecordingId| id == &named;
+        let found = unnamed_spool_files(dir.path(), "wav", &known, UNNAMED_GRACE, later);
+        let ids: Vec<&RecordingId> = found.iter().map(|(id, _)| id).collect();
+        let mut want = vec![&first, &second];
+        want.sort_by_key(|id| id.to_string());
+        assert_eq!(ids, want);
+        // Written just now: not yet.
+        let now = SystemTime::now();
+        assert!(unnamed_spool_files(dir.path(), "wav", &known, UNNAMED_GRACE, now).is_empty());
+    }
     use callrec_testkit::capture;
 
     fn api_bodies(file: &str) -> Vec<String> {

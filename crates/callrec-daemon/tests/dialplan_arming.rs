@@ -1,8 +1,9 @@
 //! In-switch arming (SPEC §3.3, `dialplan/callrec-arm.xml`): the daemon publishes the users
 //! recorded on answer to the switch's hash and keeps it in step with the directory; a leg the
 //! dialplan armed from it is recorded from its answer with no command from callrec, under the
-//! switch's own file name; and an arming callrec's rules disagree with is taken back before
-//! the leg answers.
+//! switch's own file name; an arming callrec's rules disagree with is taken back before
+//! the leg answers (or stopped and removed, if callrec first hears of it at the answer); and
+//! a file the switch recorded while callrec was away, named by nothing, is counted and kept.
 
 mod support;
 
@@ -227,5 +228,30 @@ async fn an_arming_callrec_first_hears_of_at_the_answer_is_stopped_and_its_file_
     })
     .await;
     assert!(bed.recordings().await.is_empty(), "never indexed");
+    bed.stop().await.expect("a clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_the_switch_made_while_callrec_was_away_is_counted_and_kept() {
+    // What a call that started and ended while callrec was down leaves when the dialplan
+    // armed it: `<spool>/<leg uuid>.wav`, named by no row.
+    let bed = Bed::start(Setup::users(&[("1001", RecordingMode::Always)])).await;
+    let path = bed
+        .spool
+        .join(format!("{}.wav", callrec_model::RecordingId::new()));
+    std::fs::create_dir_all(&bed.spool).unwrap();
+    let file = std::fs::File::create(&path).unwrap();
+    std::io::Write::write_all(&mut &file, &callrec_testkit::wav::noise(1000, 7)).unwrap();
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(600))
+        .unwrap();
+    eventually("the spool scan to count the unnamed file", || {
+        bed.handle
+            .metrics_text()
+            .contains("callrec_spool_unnamed_files 1")
+            .then_some(())
+    })
+    .await;
+    assert!(path.exists(), "kept for an operator");
+    assert!(bed.recordings().await.is_empty());
     bed.stop().await.expect("a clean stop");
 }

@@ -177,6 +177,7 @@ fn main() {
     let seen = seen.lock().unwrap();
     let (mut latency, mut latency_ref, mut lost_start, mut lost_end, mut floor_end) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut shorter, mut floor_shorter) = (Vec::new(), Vec::new());
     let (mut unmeasured, mut other_leg) = (0, 0);
     for n in calls..2 * calls {
         let Some([rec]) = by_call.get(&n).map(Vec::as_slice) else {
@@ -214,6 +215,9 @@ fn main() {
         lost_start.push(ours_ms - ref_ms);
         lost_end.push(end(ref_ms, &a) - end(ours_ms, &ours));
         floor_end.push(end(ref_ms, &a) - end(ref2_ms, &b));
+        // With no clock involved (the switch's timestamps step by 20 ms).
+        shorter.push((a.seconds() - ours.seconds()) * 1000.0);
+        floor_shorter.push((a.seconds() - b.seconds()) * 1000.0);
     }
     if unmeasured > 0 {
         println!(
@@ -232,6 +236,11 @@ fn main() {
     );
     summary("audio lost at the end, callrec vs record_session", lost_end);
     summary("  floor: second record_session vs the first", floor_end);
+    summary(
+        "length: how much shorter callrec's file is than record_session's",
+        shorter,
+    );
+    summary("  floor: the second record_session's", floor_shorter);
     for (name, p) in [("never (floor)", &idle), ("always", &busy)] {
         println!(
             "phase {name}: wall {:.1} s, switch CPU {:.1} s, callrec CPU {:.1} s",

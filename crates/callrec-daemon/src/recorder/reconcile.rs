@@ -344,6 +344,15 @@ impl Recorder {
         vec![Effect::Command(SwitchCommand::policy(uuid, op, &rec, at))]
     }
 
+    /// Whether a leg the table knows records, closes or has armed the recording `id`.
+    pub fn holds_recording(&self, id: &RecordingId) -> bool {
+        self.table.knows_recording(id)
+            || self
+                .table
+                .channels()
+                .any(|c| c.armed.as_ref().is_some_and(|a| &a.id == id))
+    }
+
     /// Rows the index holds as `recording` that no live channel carries: the switch closed
     /// their files while we were away, so they go to the store. A row whose own channel is
     /// still up waits, even when its recording could not be taken back (its user left the
