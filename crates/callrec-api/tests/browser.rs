@@ -1,239 +1,38 @@
 //! The portal in a real headless Chromium, driven over WebDriver (Debian's `chromium` and
-//! `chromium-driver`): a user signs in through the form, finds their recording, opens it, the
-//! `<audio>` element loads the file with the session cookie; then an admin reads the audit
-//! log and the archive clients; each page is saved as a screenshot under
-//! `<target>/screenshots/`.
+//! `chromium-driver`, through `callrec_testkit::browser`): a user signs in through the form,
+//! finds their recording, opens it, the `<audio>` element loads the file with the session
+//! cookie and plays it to its end, downloads it and the search's ZIP (hashes checked), adds a
+//! note and changes their mode; the sign-in is throttled after five wrong passwords; a
+//! session ends when idle, too old or signed out; an admin reads the audit log and the
+//! archive clients. Each page is saved as a screenshot under `<target>/screenshots/`.
 //!
-//! Without `chromedriver` on the machine the test says so and passes only outside CI; CI
-//! (`CI=true`, `.ci/run` installs both packages) fails instead, so it cannot pass unseen.
+//! Without `chromedriver` on the machine the tests say so and pass only outside CI; CI
+//! (`CI=true`, `.ci/run` installs both packages) fails instead, so they cannot pass unseen.
+//! (A live call from the simulated switch, paused and resumed in the browser, is in
+//! `crates/callrec/tests/portal_live_call.rs`: it runs the real `callrec serve`.)
 
 mod support;
 
-use std::net::TcpListener as StdListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use serde_json::{Value, json};
+use callrec_testkit::browser::{self, Browser, Driver, fetch_in_page};
+use serde_json::json;
+use support::portal::{PASSWORD, set_password};
 use support::{World, t0};
 
-const PASSWORD: &str = "correct horse battery";
-/// The WebDriver element key (W3C).
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-fn find_program(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    names.iter().find_map(|name| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    })
+/// Sign in through the form as `account` (with [`PASSWORD`]) and land on the recordings.
+async fn sign_in(browser: &Browser<'_>, base: &str, account: &str) {
+    browser.go(&format!("{base}/signin")).await;
+    browser.type_into("#account", account).await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.click("form.signin button").await;
+    browser.wait_for_url("/recordings").await;
 }
 
-fn screenshots_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    target.join("screenshots")
-}
-
-/// A chromedriver process in a process group of its own, with the Chromium it starts:
-/// the whole group is killed when dropped, so a failing test leaves no browser behind.
-struct Driver {
-    child: Child,
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        use nix::sys::signal::{Signal, killpg};
-        use nix::unistd::Pid;
-        let pid = i32::try_from(self.child.id()).expect("a pid fits an i32");
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
-
-impl Driver {
-    async fn start(program: PathBuf) -> Driver {
-        let port = StdListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        use std::os::unix::process::CommandExt as _;
-        let child = Command::new(program)
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let driver = Driver {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = driver
-                .http
-                .get(format!("{}/status", driver.base))
-                .send()
-                .await
-                && r.status().is_success()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "chromedriver did not come up");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        driver
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let r = req.send().await.expect("chromedriver answers");
-        let status = r.status();
-        let bytes = r.bytes().await.unwrap();
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        assert!(status.is_success(), "WebDriver {path}: {status} {v}");
-        v["value"].clone()
-    }
-}
-
-/// One browser session.
-struct Browser<'d> {
-    driver: &'d Driver,
-    id: String,
-}
-
-impl<'d> Browser<'d> {
-    async fn open(driver: &'d Driver, chromium: &std::path::Path) -> Browser<'d> {
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1200,900",
-                         "--autoplay-policy=no-user-gesture-required"]
-            }
-        }}});
-        let v = driver
-            .call(reqwest::Method::POST, "/session", Some(caps))
-            .await;
-        let id = v["sessionId"].as_str().expect("a session id").to_owned();
-        Browser { driver, id }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        self.driver
-            .call(
-                reqwest::Method::POST,
-                &format!("/session/{}{path}", self.id),
-                Some(body),
-            )
-            .await
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        self.driver
-            .call(
-                reqwest::Method::GET,
-                &format!("/session/{}{path}", self.id),
-                None,
-            )
-            .await
-    }
-
-    async fn go(&self, url: &str) {
-        self.post("/url", json!({"url": url})).await;
-    }
-
-    async fn element(&self, css: &str) -> String {
-        let v = self
-            .post("/element", json!({"using": "css selector", "value": css}))
-            .await;
-        v[ELEMENT].as_str().expect("an element").to_owned()
-    }
-
-    async fn type_into(&self, css: &str, text: &str) {
-        let e = self.element(css).await;
-        self.post(&format!("/element/{e}/value"), json!({"text": text}))
-            .await;
-    }
-
-    async fn click(&self, css: &str) {
-        let e = self.element(css).await;
-        self.post(&format!("/element/{e}/click"), json!({})).await;
-    }
-
-    async fn url(&self) -> String {
-        self.get("/url")
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    /// Wait until the page's URL holds `part` (a click's navigation may still be under way
-    /// when the click returns); fail with the page at the deadline.
-    async fn wait_for_url(&self, part: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let url = self.url().await;
-            if url.contains(part) {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!("still at {url}, not at …{part}…: {}", self.source().await);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn source(&self) -> String {
-        self.get("/source")
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    async fn script(&self, script: &str) -> Value {
-        self.post("/execute/sync", json!({"script": script, "args": []}))
-            .await
-    }
-
-    async fn screenshot(&self, name: &str) -> PathBuf {
-        let b64 = self.get("/screenshot").await;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(b64.as_str().expect("base64 PNG"))
-            .expect("valid base64");
-        assert!(png.starts_with(b"\x89PNG"), "a PNG");
-        let dir = screenshots_dir();
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{name}.png"));
-        std::fs::write(&path, png).unwrap();
-        path
-    }
-
-    async fn close(self) {
-        self.driver
-            .call(
-                reqwest::Method::DELETE,
-                &format!("/session/{}", self.id),
-                None,
-            )
-            .await;
-    }
+/// The SHA-256 of `bytes`, in lower-case hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
 }
 
 /// Wait until the page's audio knows its length, and check it.
@@ -271,25 +70,9 @@ async fn wait_for_time(browser: &Browser<'_>, want: f64) {
     }
 }
 
-/// chromedriver and Chromium, or `None` (and the test is skipped) outside CI without them.
-fn browser_programs() -> Option<(PathBuf, PathBuf)> {
-    let (Some(chromedriver), Some(chromium)) = (
-        find_program(&["chromedriver"]),
-        find_program(&["chromium", "chromium-browser", "google-chrome"]),
-    ) else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must run the browser test: install chromium and chromium-driver"
-        );
-        eprintln!("SKIPPED: no chromium/chromedriver (apt-get install chromium chromium-driver)");
-        return None;
-    };
-    Some((chromedriver, chromium))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_signs_in_in_chromium_opens_a_recording_and_its_audio_loads() {
-    let Some((chromedriver, chromium)) = browser_programs() else {
+    let Some(programs) = browser::programs() else {
         return;
     };
 
@@ -337,8 +120,8 @@ async fn a_user_signs_in_in_chromium_opens_a_recording_and_its_audio_loads() {
     }));
     let base = format!("http://{addr}");
 
-    let driver = Driver::start(chromedriver).await;
-    let browser = Browser::open(&driver, &chromium).await;
+    let driver = Driver::start(&programs).await;
+    let browser = Browser::open(&driver).await;
 
     browser.go(&format!("{base}/")).await;
     browser.wait_for_url("/signin").await;
@@ -532,7 +315,7 @@ async fn a_user_signs_in_in_chromium_opens_a_recording_and_its_audio_loads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_filters_the_sites_recordings_and_changes_a_user_and_the_site_in_chromium() {
-    let Some((chromedriver, chromium)) = browser_programs() else {
+    let Some(programs) = browser::programs() else {
         return;
     };
     let mut w = World::new();
@@ -580,8 +363,8 @@ async fn an_admin_filters_the_sites_recordings_and_changes_a_user_and_the_site_i
         let _ = stopped.await;
     }));
     let base = format!("http://{addr}");
-    let driver = Driver::start(chromedriver).await;
-    let browser = Browser::open(&driver, &chromium).await;
+    let driver = Driver::start(&programs).await;
+    let browser = Browser::open(&driver).await;
 
     browser.go(&format!("{base}/signin")).await;
     browser.type_into("#account", "9000@default").await;
@@ -685,4 +468,386 @@ async fn an_admin_filters_the_sites_recordings_and_changes_a_user_and_the_site_i
 
     let _ = stop.send(());
     server.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_changes_her_recording_mode_and_adds_a_note_in_chromium() {
+    let Some(programs) = browser::programs() else {
+        return;
+    };
+    let mut w = World::new();
+    set_password(&w, &w.alice);
+    let alice = w.alice.user.clone();
+    let (rec, _) = w.record(&alice, "01234567890", "1001", t0(), 3_000);
+    let server = support::start(&w).await;
+    let base = format!("http://{}", server.addr);
+    let driver = Driver::start(&programs).await;
+    let browser = Browser::open(&driver).await;
+    sign_in(&browser, &base, "1001").await;
+
+    // Voice recording: from the site's default, Always with Pause/Resume, to Always.
+    let checked = "return document.querySelector('input[name=mode]:checked').value";
+    browser.click("nav a[href='/settings']").await;
+    browser.wait_for_url("/settings").await;
+    assert_eq!(browser.script(checked).await, json!("always_pausable"));
+    browser.click("#mode-always").await;
+    browser.click("form[action='/settings/mode'] button").await;
+    browser.wait_for_url("/settings?saved=1").await;
+    assert_eq!(browser.text("p.ok").await.as_deref(), Some("Saved."));
+    assert_eq!(browser.script(checked).await, json!("always"));
+    let stored = w.store.read(|v| v.user("default", "1001")).await.unwrap();
+    assert_eq!(stored.mode, callrec_model::RecordingMode::Always);
+    let (status, me) = w.json(w.req(&w.alice, "GET", "/api/v1/me")).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["user"]["mode"], "always", "{me}");
+    browser.screenshot("settings-saved").await;
+
+    // A note through the recording's form: back on the page, shown as the text typed (its
+    // markup not made into elements), and in the store under her name.
+    let note = "Called back at 14:05: wants the <b>refund</b> & a \"receipt\"";
+    browser.go(&format!("{base}/recordings/{}", rec.id)).await;
+    assert_eq!(browser.text(".notes").await, None, "no notes yet");
+    browser.type_into("#text", note).await;
+    browser
+        .click_for_new_page(&format!(
+            "form[action='/recordings/{}/notes'] button",
+            rec.id
+        ))
+        .await;
+    assert!(
+        browser
+            .url()
+            .await
+            .ends_with(&format!("/recordings/{}", rec.id)),
+        "{}",
+        browser.url().await
+    );
+    assert_eq!(
+        browser.text(".notes .note-text").await.as_deref(),
+        Some(note)
+    );
+    let by = browser.text(".notes .hint").await.unwrap_or_default();
+    assert!(by.starts_with("1001@default, "), "{by}");
+    assert_eq!(
+        browser
+            .script("return document.querySelectorAll('.notes b').length")
+            .await,
+        json!(0)
+    );
+    let id = rec.id.clone();
+    let detail = w
+        .store
+        .write(move |s| s.read_recording(&id, &callrec_store::Access::system("test")))
+        .await
+        .unwrap();
+    let notes: Vec<_> = detail
+        .notes
+        .iter()
+        .map(|n| (n.author.as_str(), n.text.as_str()))
+        .collect();
+    assert_eq!(notes, [("1001@default", note)]);
+    browser
+        .script("document.querySelector('.notes').scrollIntoView({block: 'center'}); return null;")
+        .await;
+    browser.screenshot("recording-note").await;
+    browser.close().await;
+    server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_plays_to_its_end_and_downloads_alone_and_in_a_zip_with_its_hashes_in_chromium()
+{
+    let Some(programs) = browser::programs() else {
+        return;
+    };
+    let mut w = World::new();
+    set_password(&w, &w.alice);
+    let (alice, bob) = (w.alice.user.clone(), w.bob.user.clone());
+    let (short, short_bytes) = w.record(&alice, "01234567890", "1001", t0(), 2_000);
+    let (other, other_bytes) = w.record(
+        &alice,
+        "1001",
+        "02079460123",
+        t0() + chrono::Duration::minutes(5),
+        1_000,
+    );
+    let (bobs, _) = w.record(&bob, "1002", "01234567890", t0(), 1_000);
+    let server = support::start(&w).await;
+    let base = format!("http://{}", server.addr);
+    let driver = Driver::start(&programs).await;
+    let browser = Browser::open(&driver).await;
+    sign_in(&browser, &base, "1001").await;
+
+    // Played from the start to its end: the element says it played the whole 2 s and fired
+    // `playing` then `ended`.
+    browser.go(&format!("{base}/recordings/{}", short.id)).await;
+    wait_for_duration(&browser, 2.0).await;
+    let started = browser
+        .script_async(
+            "const done = arguments[0];
+             const a = document.querySelector('audio');
+             window.heard = [];
+             for (const e of ['playing', 'ended']) a.addEventListener(e, () => window.heard.push(e));
+             a.play().then(() => done('playing'), e => done('refused: ' + e));",
+            json!([]),
+        )
+        .await;
+    assert_eq!(started, json!("playing"));
+    browser
+        .wait_until(
+            "the audio to play to its end",
+            "return document.querySelector('audio').ended",
+        )
+        .await;
+    let played = browser
+        .script(
+            "const a = document.querySelector('audio');
+             const ranges = [];
+             for (let i = 0; i < a.played.length; i++) ranges.push([a.played.start(i), a.played.end(i)]);
+             return {heard: window.heard, ranges, at: a.currentTime, paused: a.paused};",
+        )
+        .await;
+    assert_eq!(played["heard"], json!(["playing", "ended"]), "{played}");
+    assert_eq!(played["paused"], json!(true), "{played}");
+    let ranges = played["ranges"].as_array().unwrap();
+    assert_eq!(
+        ranges.len(),
+        1,
+        "one stretch played, without a gap: {played}"
+    );
+    let (from, to) = (
+        ranges[0][0].as_f64().unwrap(),
+        ranges[0][1].as_f64().unwrap(),
+    );
+    assert!(from < 0.05 && (to - 2.0).abs() < 0.05, "{played}");
+    assert!(
+        (played["at"].as_f64().unwrap() - 2.0).abs() < 0.05,
+        "{played}"
+    );
+    browser.screenshot("recording-played").await;
+
+    // The page's download link, fetched by the page with its session: the file's bytes, whose
+    // SHA-256 (computed in the page) is the one the store holds.
+    let link = browser
+        .script("return document.querySelector('a[download][href$=\"/audio?download=1\"]').href")
+        .await;
+    let file = fetch_in_page(&browser, link.as_str().expect("a download link")).await;
+    assert_eq!(file.status, 200);
+    let disposition = file.disposition.clone().unwrap_or_default();
+    assert!(
+        disposition.starts_with("attachment") && disposition.contains(&short.file_name),
+        "{disposition}"
+    );
+    assert_eq!(Some(&file.sha256_in_page), short.sha256.as_ref());
+    assert_eq!(file.sha256_in_page, sha256_hex(&short_bytes));
+    assert!(file.body == short_bytes, "the download is the file's bytes");
+
+    // The search's ZIP link (every recording of hers, none of bob's): each member's bytes hash
+    // to the store's SHA-256, which the manifest lists with its path in the ZIP.
+    browser.go(&format!("{base}/recordings")).await;
+    let link = browser
+        .script("return document.querySelector('a[href^=\"/recordings.zip\"]').href")
+        .await;
+    let zip = fetch_in_page(&browser, link.as_str().expect("a ZIP link")).await;
+    assert_eq!(zip.status, 200);
+    assert_eq!(zip.content_type.as_deref(), Some("application/zip"));
+    assert!(
+        zip.disposition
+            .as_deref()
+            .is_some_and(|d| d.starts_with("attachment")),
+        "{:?}",
+        zip.disposition
+    );
+    assert_eq!(zip.sha256_in_page, sha256_hex(&zip.body));
+    let (entries, manifest) = support::read_with_python(&zip.body);
+    let listed = manifest["recordings"].as_array().expect("a manifest");
+    let mut ids: Vec<&str> = listed.iter().filter_map(|r| r["id"].as_str()).collect();
+    ids.sort_unstable();
+    let mut want = vec![short.id.as_str(), other.id.as_str()];
+    want.sort_unstable();
+    assert_eq!(ids, want, "hers, not bob's {}", bobs.id);
+    assert_eq!(
+        entries.len(),
+        3,
+        "two recordings and the manifest: {entries:?}"
+    );
+    for (rec, bytes) in [(&short, &short_bytes), (&other, &other_bytes)] {
+        let item = listed.iter().find(|r| r["id"] == rec.id.as_str()).unwrap();
+        let path = item["zip_path"].as_str().expect("the member's path");
+        let (size, sha) = &entries[path];
+        assert_eq!(Some(sha), rec.sha256.as_ref(), "{path}");
+        assert_eq!(*sha, sha256_hex(bytes), "{path}");
+        assert_eq!(*size, bytes.len() as u64, "{path}");
+        assert_eq!(item["sha256"].as_str(), rec.sha256.as_deref());
+    }
+    browser.close().await;
+    server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_wrong_passwords_throttle_the_sign_in_and_then_the_right_one_is_refused_in_chromium() {
+    let Some(programs) = browser::programs() else {
+        return;
+    };
+    let w = World::new();
+    set_password(&w, &w.alice);
+    let server = support::start(&w).await;
+    let base = format!("http://{}", server.addr);
+    let driver = Driver::start(&programs).await;
+    let browser = Browser::open(&driver).await;
+    browser.go(&format!("{base}/signin")).await;
+
+    let attempt = |password: String| {
+        let browser = &browser;
+        async move {
+            // A refused sign-in comes back with the account filled in.
+            browser.clear("#account").await;
+            browser.type_into("#account", "1001").await;
+            browser.type_into("#password", &password).await;
+            browser.click_for_new_page("form.signin button").await;
+            browser
+                .text("p.error[role=alert]")
+                .await
+                .unwrap_or_default()
+        }
+    };
+    for i in 1..=5 {
+        let said = attempt(format!("guessing, try {i}")).await;
+        assert_eq!(said, "Wrong extension or password.", "attempt {i}");
+    }
+    let said = attempt(PASSWORD.to_owned()).await;
+    assert!(
+        said.starts_with("Too many failed sign-ins for this account or from this address."),
+        "{said}"
+    );
+    assert!(browser.url().await.ends_with("/signin"));
+    assert_eq!(browser.cookie("callrec_session").await, None);
+    browser.screenshot("signin-throttled").await;
+    browser.go(&format!("{base}/recordings")).await;
+    browser.wait_for_url("/signin?next=%2Frecordings").await;
+
+    let failures: Vec<String> = w
+        .audit_since(0)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "session.signin_failed")
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(failures.len(), 6, "{failures:?}");
+    assert!(
+        failures[5].contains("\"reason\":\"throttled\""),
+        "{failures:?}"
+    );
+    browser.close().await;
+    server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_when_idle_or_too_old_and_signing_out_kills_its_cookie_in_chromium() {
+    let Some(programs) = browser::programs() else {
+        return;
+    };
+    // The store's clock moves when the test says: half an hour idle, two hours in all.
+    let clock = callrec_model::ManualClock::new(chrono::Utc::now());
+    let config = callrec_api::ApiConfig {
+        portal: callrec_api::PortalConfig {
+            policy: callrec_store::PortalPolicy {
+                idle_timeout: chrono::TimeDelta::minutes(30),
+                absolute_timeout: chrono::TimeDelta::hours(2),
+                ..callrec_store::PortalPolicy::default()
+            },
+            ..callrec_api::PortalConfig::default()
+        },
+        ..callrec_api::ApiConfig::default()
+    };
+    let w = World::with_clock(config, Arc::new(clock.clone()));
+    set_password(&w, &w.alice);
+    let server = support::start(&w).await;
+    let base = format!("http://{}", server.addr);
+    let driver = Driver::start(&programs).await;
+    let browser = Browser::open(&driver).await;
+
+    // Idle: 31 minutes after its last page, the browser's cookie opens nothing.
+    sign_in(&browser, &base, "1001").await;
+    let first = browser.cookie("callrec_session").await.expect("a session");
+    clock.advance(chrono::TimeDelta::minutes(31));
+    browser.go(&format!("{base}/settings")).await;
+    browser.wait_for_url("/signin?next=%2Fsettings").await;
+    assert_eq!(
+        browser.cookie("callrec_session").await.as_ref(),
+        Some(&first),
+        "the browser still sends its cookie: the server ended the session"
+    );
+    // Signing in again goes back to the page asked for.
+    browser.type_into("#account", "1001").await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.click("form.signin button").await;
+    browser.wait_for_url("/settings").await;
+    assert!(browser.url().await.ends_with("/settings"));
+
+    // Too old: used every 25 minutes, the session still ends two hours after sign-in.
+    for step in 1..=4 {
+        clock.advance(chrono::TimeDelta::minutes(25));
+        browser.go(&format!("{base}/recordings")).await;
+        assert!(
+            browser.url().await.ends_with("/recordings"),
+            "{} minutes in: {}",
+            step * 25,
+            browser.url().await
+        );
+    }
+    clock.advance(chrono::TimeDelta::minutes(25));
+    browser.go(&format!("{base}/recordings")).await;
+    browser.wait_for_url("/signin?next=%2Frecordings").await;
+
+    // Sign-out: the cookie the browser had no longer opens anything, whoever sends it.
+    sign_in(&browser, &base, "1001").await;
+    let cookie = browser.cookie("callrec_session").await.expect("a session");
+    assert!(
+        cookie.http_only && cookie.same_site == "Strict",
+        "{cookie:?}"
+    );
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let open_with = |value: String| {
+        let http = http.clone();
+        let url = format!("{base}/recordings");
+        async move {
+            let r = http
+                .get(url)
+                .header("cookie", format!("callrec_session={value}"))
+                .send()
+                .await
+                .unwrap();
+            let location = r
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned());
+            (r.status().as_u16(), location)
+        }
+    };
+    assert_eq!(open_with(cookie.value.clone()).await, (200, None));
+    browser.click("form.signout button").await;
+    browser.wait_for_url("/signin").await;
+    assert_eq!(browser.cookie("callrec_session").await, None);
+    let (status, location) = open_with(cookie.value.clone()).await;
+    assert_eq!(status, 303);
+    assert!(
+        location
+            .as_deref()
+            .is_some_and(|l| l.starts_with("/signin")),
+        "{location:?}"
+    );
+    // Given back to the browser, it is refused there too.
+    browser.add_cookie(&cookie).await;
+    assert_eq!(
+        browser.cookie("callrec_session").await.as_ref(),
+        Some(&cookie)
+    );
+    browser.go(&format!("{base}/recordings")).await;
+    browser.wait_for_url("/signin?next=%2Frecordings").await;
+    browser.close().await;
+    server.shut_down().await;
 }

@@ -471,6 +471,54 @@ async fn a_new_sign_in_never_keeps_a_session_id_the_browser_already_had() {
     assert_eq!(get(&w, &second, "/recordings").await.status(), 200);
 }
 
+/// A session that ended by itself (idle) is over: signing in again from the browser that still
+/// holds its cookie opens a new session and audits that sign-in only, not a sign-out of the
+/// old one, which nobody did (and which would put a sign-out in the log half an hour after the
+/// person had left).
+#[tokio::test]
+async fn signing_in_after_a_session_expired_audits_no_sign_out_that_never_happened() {
+    let clock = callrec_model::ManualClock::new(chrono::Utc::now());
+    let w = World::with_clock(
+        callrec_api::ApiConfig::default(),
+        std::sync::Arc::new(clock.clone()),
+    );
+    set_password(&w, &w.alice);
+    let old = session(&w, &w.alice).await;
+    clock.advance(chrono::TimeDelta::minutes(31));
+    assert_eq!(get(&w, &old, "/recordings").await.status(), 303, "idle");
+    let head = w.audit_head().await;
+    let page = w.send(w.anon("GET", "/signin")).await;
+    let token = cookie_value(&page, "callrec_signin").unwrap();
+    let r = w
+        .send(
+            w.anon("POST", "/signin")
+                .header(
+                    "cookie",
+                    format!("callrec_signin={token}; callrec_session={old}"),
+                )
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form(&[
+                    ("csrf", &token),
+                    ("account", "1001"),
+                    ("password", PASSWORD),
+                ])),
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let new = cookie_value(&r, "callrec_session").unwrap();
+    assert_ne!(new, old);
+    assert_eq!(get(&w, &new, "/recordings").await.status(), 200);
+    assert_eq!(get(&w, &old, "/recordings").await.status(), 303);
+    let actions: Vec<String> = w
+        .audit_since(head)
+        .await
+        .into_iter()
+        .map(|e| e.action)
+        .filter(|a| a.starts_with("session."))
+        .collect();
+    assert_eq!(actions, ["session.signin"]);
+}
+
 #[tokio::test]
 async fn the_search_box_finds_a_number_in_any_form_and_note_text() {
     let mut w = World::new();

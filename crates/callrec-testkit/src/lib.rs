@@ -9,7 +9,9 @@
 //! - [`wav`]: WAV files as the switch writes them (noise, silence, a header and no audio);
 //! - [`hooks`]: a webhook receiver that records requests and answers from a script;
 //! - [`capture`]: the captures of a real FreeSWITCH (`tests/fixtures/freeswitch/`), read frame
-//!   by frame.
+//!   by frame;
+//! - [`browser`]: a headless Chromium driven over WebDriver, for the portal's browser tests
+//!   (skipped without Chromium outside CI, failing under `CI=true`).
 //!
 //! What it does not own: anything built from callrec's own types. The kit depends on no
 //! callrec crate, so a crate's unit tests can use it without seeing a second copy of their
@@ -23,6 +25,7 @@
 
 #![deny(missing_docs)]
 
+pub mod browser;
 pub mod capture;
 pub mod hooks;
 pub mod tmpfs;

@@ -178,7 +178,7 @@ pub(crate) async fn signin_form(
 pub(crate) async fn signin(
     state: ApiState,
     form_cookie: Option<String>,
-    old_session: Option<String>,
+    old_session: Option<Signed>,
     address: String,
     body: bytes::Bytes,
 ) -> Page {
@@ -188,7 +188,7 @@ pub(crate) async fn signin(
 async fn signin_inner(
     state: ApiState,
     form_cookie: Option<String>,
-    old_session: Option<String>,
+    old_session: Option<Signed>,
     address: String,
     body: bytes::Bytes,
 ) -> Result<Response, Response> {
@@ -237,12 +237,14 @@ async fn signin_inner(
         .map_err(|e| pages::error(e.into(), None))?;
     match outcome {
         SignIn::Granted(session) => {
-            // A session cookie the browser already had is ended: one browser, one session,
-            // and an id planted before sign-in is never the one that signs in.
+            // A live session the browser already had is ended: one browser, one session,
+            // and an id planted before sign-in is never the one that signs in (the new
+            // session's id is always new). One that is already over stays as it ended: signing
+            // it out would audit a sign-out nobody made.
             if let Some(old) = old_session {
                 state
                     .store()
-                    .write(move |s| s.sign_out(&old))
+                    .write(move |s| s.sign_out(&old.secret))
                     .await
                     .map_err(|e| pages::error(e.into(), None))?;
             }

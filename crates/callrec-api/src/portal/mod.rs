@@ -87,13 +87,14 @@ pub fn signin_form(state: ApiState) -> Route {
         .boxed()
 }
 
-/// `POST /signin`: sign in (throttled per account and per address).
+/// `POST /signin`: sign in (throttled per account and per address). A live session the
+/// browser still holds is ended; one that is over (expired, signed out) is left as it is.
 pub fn signin(state: ApiState) -> Route {
     warp::path!("signin")
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(warp::cookie::optional::<String>(SIGNIN_COOKIE))
-        .and(warp::cookie::optional::<String>(SESSION_COOKIE))
+        .and(session::signed_in(state.clone()))
         .and(session::client_address(&state))
         .and(form())
         .and_then(handlers::signin)

@@ -263,8 +263,14 @@ impl World {
     }
 
     pub fn with_config(config: ApiConfig) -> World {
+        World::with_clock(config, Arc::new(callrec_model::SystemClock))
+    }
+
+    /// A world whose store reads the time from `clock` (sessions expire, throttles end,
+    /// audit entries are stamped by it).
+    pub fn with_clock(config: ApiConfig, clock: Arc<dyn callrec_model::Clock>) -> World {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path().join("data")).unwrap();
+        let mut store = Store::open_with_clock(dir.path().join("data"), clock).unwrap();
         store
             .create_site("other", &SiteSettings::default(), "test")
             .unwrap();

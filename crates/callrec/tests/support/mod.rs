@@ -99,6 +99,27 @@ impl Callrec {
             .expect("the callrec binary starts")
     }
 
+    /// Starts it in the background (a daemon: `serve`), keeping its stderr for the test's
+    /// failure messages.
+    pub fn start(mut self) -> Background {
+        let mut child = self
+            .command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the callrec binary starts");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Background {
+            child,
+            stderr: Some(stderr),
+        }
+    }
+
     /// Runs it to the end (or fails the test at the deadline).
     pub fn run(mut self) -> Run {
         let mut child = self.command.spawn().expect("the callrec binary starts");
@@ -139,6 +160,80 @@ impl Callrec {
             stderr: err.join().expect("stderr reader"),
         }
     }
+}
+
+/// A `callrec` running in the background ([`Callrec::start`]); killed if the test ends
+/// without stopping it.
+pub struct Background {
+    child: std::process::Child,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl Background {
+    /// Fails the test, with what it wrote to stderr, if it has exited.
+    #[track_caller]
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("waiting on callrec") {
+            panic!("callrec exited early: {status}\n{}", self.stderr());
+        }
+    }
+
+    /// Sends SIGTERM and waits for it to exit (failing the test at the deadline); its exit
+    /// code and everything it wrote to stderr.
+    pub fn stop(mut self) -> (Option<i32>, String) {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let pid = i32::try_from(self.child.id()).expect("a pid fits an i32");
+        kill(Pid::from_raw(pid), Signal::SIGTERM).expect("SIGTERM is sent");
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("waiting on callrec") {
+                break status;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "callrec did not stop on SIGTERM within {DEADLINE:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        };
+        (status.code(), self.stderr())
+    }
+
+    fn stderr(&mut self) -> String {
+        self.stderr
+            .take()
+            .map(|t| t.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The status of `GET <path>` on a server at `addr` (plain HTTP/1.1), or `None` when it
+/// does not answer.
+pub fn http_status(addr: std::net::SocketAddr, path: &str) -> Option<u16> {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply)
+        .split(' ')
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// A throw-away installation: a temporary directory holding the data dir (and any config
