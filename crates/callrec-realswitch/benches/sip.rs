@@ -5,7 +5,9 @@
 //! `CALLREC_FREESWITCH_PREFIX=/opt/freeswitch-test cargo bench -p callrec-realswitch
 //! --features real-switch --bench sip` (needs `baresip`, `CALLREC_BIN` or
 //! `target/debug/callrec`). Settings by environment: `CALLS` (100), `RATE` calls a second (5),
-//! `EXT` the extension dialled (9995; 9994 rings without media instead).
+//! `EXT` the extension dialled (9995; 9994 rings without media instead), `ARMING` (1: the
+//! switch has `dialplan/callrec-arm.xml`, so it arms the phone's leg itself; 0: callrec arms
+//! it over the Event Socket).
 //!
 //! One baresip phone registered as 1001 (mode `always`) dials the 9995 test extension
 //! `CALLS` times: the switch pre-answers the phone's leg (early media, as a carrier's gateway
@@ -40,11 +42,20 @@ fn main() {
     };
     println!("sip: {calls} calls to {ext} from a registered phone at {rate}/s, {ring}, 8 s talk");
 
-    let switch = Switch::start(free_addr());
+    let arming = env_or("ARMING", 1) != 0;
+    let switch = Switch::start_with(free_addr(), arming);
     switch.api(&format!("fsctl sps {}", (rate * 4).max(300)));
     let seen = watch(&switch);
     let mut callrec = Callrec::install(&switch, switch.esl_port, &[("1001", "always")]);
     callrec.serve();
+    println!("in-switch arming {}", if arming { "on" } else { "off" });
+    if arming {
+        callrec_realswitch::eventually(
+            Duration::from_secs(30),
+            "1001 published to the switch's hash",
+            || (switch.api("hash select/callrec/user_1001").trim() == "3").then_some(()),
+        );
+    }
     let phone = Phone::register(&switch, "1001", calls as u32 + 10, true);
 
     let (spid, cpid) = (
