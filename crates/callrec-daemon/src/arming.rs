@@ -13,7 +13,7 @@
 //! Publishing reads what the switch holds (`hash_dump db callrec`) and sends only the
 //! difference, `spool` and `format` before any user, so the dialplan never arms a file into
 //! a directory callrec does not watch. Decisions are plain functions ([`entries`],
-//! [`parse_dump`], [`changes`]); [`publish`] only asks and sends.
+//! [`parse_dump`], [`changes`]); `publish` only asks and sends.
 
 use std::collections::BTreeMap;
 

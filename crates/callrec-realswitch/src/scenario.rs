@@ -153,6 +153,25 @@ pub enum Step {
         /// Its leg.
         leg: Leg,
     },
+    /// What callrec publishes for `dialplan/callrec-arm.xml` (`hash insert/callrec/…`):
+    /// `user` recorded on answer (`RECORD_MIN_SEC` 3), the run's directory as the spool, WAV.
+    /// The switch (or a simulator with the file) then arms the next call's leg that runs the
+    /// dialplan as `user`: its file, `<dir>/<leg uuid>.wav`, is named `file` for the comparison
+    /// once `call`'s B leg is known.
+    Arm {
+        /// The call whose B leg the dialplan arms.
+        call: &'static str,
+        /// The user published.
+        user: &'static str,
+        /// The scenario's name for the armed file.
+        file: &'static str,
+    },
+    /// Deletes what [`Step::Arm`] published (`hash delete/callrec/…`), so later scenarios on the
+    /// same switch are not armed.
+    Disarm {
+        /// The user published.
+        user: &'static str,
+    },
     /// Lets the call run.
     Wait(Duration),
     /// Kills the switch (SIGKILL, or the simulator's crash): what the caller of [`run`]
@@ -197,12 +216,13 @@ impl Run {
     /// Replaces every uuid and path of this run in `text` by the scenario's names for them
     /// (`<call.a>`, `<file>`), so that two runs' texts can be compared.
     pub fn named(&self, text: &str) -> String {
+        // Files first: a file the dialplan armed is named after its leg's uuid.
         let mut out = text.to_owned();
-        for ((call, leg), uuid) in &self.legs {
-            out = out.replace(uuid, &format!("<{call}.{}>", leg.name()));
-        }
         for (name, path) in &self.files {
             out = out.replace(&path.display().to_string(), &format!("<{name}>"));
+        }
+        for ((call, leg), uuid) in &self.legs {
+            out = out.replace(uuid, &format!("<{call}.{}>", leg.name()));
         }
         out
     }
@@ -328,6 +348,8 @@ pub fn run(
     };
     let mut jobs: Vec<String> = Vec::new();
     let mut crashed = false;
+    // Files the dialplan armed, by call, to be named once the call's B leg is known.
+    let mut armed: Vec<(&'static str, &'static str)> = Vec::new();
     for step in &scenario.steps {
         match step {
             Step::Call {
@@ -408,12 +430,36 @@ pub fn run(
                 let reply = api(&mut esl, &command);
                 run.reply(&command, &reply);
             }
+            Step::Arm { call, user, file } => {
+                for command in [
+                    format!("hash insert/callrec/spool/{}", dir.display()),
+                    "hash insert/callrec/format/wav".to_owned(),
+                    format!("hash insert/callrec/user_{user}/3"),
+                ] {
+                    let reply = api(&mut esl, &command);
+                    run.reply(&command, &reply);
+                }
+                armed.push((*call, *file));
+            }
+            Step::Disarm { user } => {
+                for key in ["spool", "format", &format!("user_{user}")] {
+                    let command = format!("hash delete/callrec/{key}");
+                    let reply = api(&mut esl, &command);
+                    run.reply(&command, &reply);
+                }
+            }
             Step::Wait(d) => std::thread::sleep(*d),
             Step::Crash => {
                 crash();
                 crashed = true;
                 break;
             }
+        }
+    }
+    for (call, file) in armed {
+        if let Some(b) = run.legs.get(&(call, Leg::B)) {
+            let path = dir.join(format!("{b}.wav"));
+            run.files.insert(file, path);
         }
     }
     let legs: Vec<String> = run.legs.values().cloned().collect();

@@ -316,11 +316,20 @@ impl Switch {
         if ch.var("callrec_armed").is_some() {
             return;
         }
-        let who = ch
-            .var("callrec_user")
+        // Variables given to `originate` are the leg's from its creation, applied or not yet.
+        let var = |name: &str| {
+            ch.var(name).or_else(|| {
+                ch.originate_vars
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+            })
+        };
+        let who = var("callrec_user")
             .filter(|u| !u.is_empty())
-            .or_else(|| ch.var("user_name"))
-            .unwrap_or_default();
+            .or_else(|| var("user_name"))
+            .unwrap_or_default()
+            .to_owned();
         let entry = |key: &str| self.db_hash.get(&format!("callrec_{key}")).cloned();
         let Some(min) = entry(&format!("user_{who}"))
             .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
@@ -333,6 +342,9 @@ impl Switch {
         let command =
             format!("uuid_record {uuid} start {path} 0 {{callrec_id={uuid},RECORD_MIN_SEC={min}}}");
         self.with_channel(uuid, |ch| {
+            // mod_dialplan_xml's captures of the matching condition (`^([0-9]+)$`): the
+            // whole match and the group, pushed as an array.
+            ch.set_var("DP_MATCH", format!("ARRAY::{min}|:{min}"));
             ch.set_var("callrec_armed", path);
             ch.set_var("api_on_answer_callrec", command);
         });

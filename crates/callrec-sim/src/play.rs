@@ -142,6 +142,15 @@ impl Switch {
             })
             .map(|(_, value)| value.clone())
             .collect();
+        if commands.is_empty() {
+            return;
+        }
+        // `switch_channel_perform_mark_answered` sets this just before it runs them, so the
+        // RECORD_START of a recording they start carries it (the real switch, in the
+        // `armed_by_the_dialplan` comparison); the captured steps set it a moment later.
+        if let Some(ch) = self.channels.get_mut(uuid) {
+            ch.set_var("endpoint_disposition", "ANSWER");
+        }
         for command in commands {
             let (cmd, args) = command.split_once(' ').unwrap_or((command.as_str(), ""));
             let _ = self.api(cmd, args);

@@ -262,3 +262,72 @@ async fn sched_hangup_on_answer_ends_the_call_on_the_switchs_whole_second_tick()
     let hangup = first(&evs, "CHANNEL_HANGUP", a).expect("hung up at the 3 s tick: 2.5 s of talk");
     assert_eq!(hangup.header("Hangup-Cause"), Some("NORMAL_CLEARING"));
 }
+
+#[tokio::test]
+async fn with_the_arming_dialplan_a_published_users_leg_is_recorded_from_its_answer() {
+    let spool = tempfile::tempdir().expect("tempdir");
+    let sim = Simulator::start(SimConfig {
+        spool_dir: spool.path().into(),
+        dialplan_arming: true,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let dir = spool.path().display().to_string();
+    for command in [
+        format!("hash insert/callrec/spool/{dir}"),
+        "hash insert/callrec/format/wav".to_owned(),
+        "hash insert/callrec/user_1001/3".to_owned(),
+    ] {
+        assert_eq!(sim.api(&command), "+OK\n", "{command}");
+    }
+    assert_eq!(sim.api("hash select/callrec/user_1001"), "3");
+    assert_eq!(
+        sim.api("hash_dump db callrec"),
+        format!("D/callrec_format/wav\nD/callrec_spool/{dir}\nD/callrec_user_1001/3\n")
+    );
+    let mut rx = sim.subscribe();
+    let a = "1c9e3f0c-5b7e-4b8e-9d4a-1f2e3d4c5b6a";
+    sim.api(&format!(
+        "originate {{origination_uuid={a},callrec_user=1001}}loopback/9999/default &park"
+    ));
+    sim.advance(Duration::from_secs(1)).expect("clock");
+    let evs = drain(&mut rx);
+    let b = first(&evs, "CHANNEL_ANSWER", a)
+        .and_then(|e| e.header("variable_other_loopback_leg_uuid"))
+        .expect("the B leg")
+        .to_owned();
+    // The B leg ran the dialplan as 1001: armed, and started by the switch at its answer.
+    let path = format!("{dir}/{b}.wav");
+    let answer = first(&evs, "CHANNEL_ANSWER", &b).expect("the B leg answered");
+    assert_eq!(answer.header("variable_callrec_armed"), Some(path.as_str()));
+    let start = first(&evs, "RECORD_START", &b).expect("recorded from its answer");
+    assert_eq!(start.header("Record-File-Path"), Some(path.as_str()));
+    assert_eq!(
+        start.header("Recording-Variable-callrec_id"),
+        Some(b.as_str())
+    );
+    assert_eq!(
+        start.header("variable_endpoint_disposition"),
+        Some("ANSWER")
+    );
+    assert!(
+        first(&evs, "RECORD_START", a).is_none(),
+        "the A leg runs no dialplan"
+    );
+
+    // Not published: nothing armed.
+    assert_eq!(sim.api("hash delete/callrec/user_1001"), "+OK\n");
+    assert_eq!(sim.api("hash delete/callrec/user_1001"), "-ERR Not found\n");
+    let other = "2c9e3f0c-5b7e-4b8e-9d4a-1f2e3d4c5b6a";
+    sim.api(&format!(
+        "originate {{origination_uuid={other},callrec_user=1001}}loopback/9999/default &park"
+    ));
+    sim.advance(Duration::from_secs(1)).expect("clock");
+    let evs = drain(&mut rx);
+    assert!(
+        !evs.iter()
+            .any(|e| e.name() == "RECORD_START" && e.header("variable_callrec_armed").is_some()),
+        "no arming without the user in the hash"
+    );
+}

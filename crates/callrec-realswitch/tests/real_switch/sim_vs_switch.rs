@@ -391,6 +391,23 @@ fn scenarios() -> Vec<Scenario> {
             ],
         },
         Scenario {
+            // `dialplan/callrec-arm.xml` (installed on the suite's switch; the simulator's
+            // `dialplan_arming`): the B leg runs the dialplan as 1001, whom the hash says to
+            // record, so the switch starts its recording itself at answer.
+            name: "armed_by_the_dialplan",
+            steps: vec![
+                Step::Arm {
+                    call: "c",
+                    user: "1001",
+                    file: "armed",
+                },
+                call("9999", "callrec_user=1001"),
+                wait(3000),
+                kill(Leg::A),
+                Step::Disarm { user: "1001" },
+            ],
+        },
+        Scenario {
             // How the real-switch suite ends its calls; no recording: where the switch's
             // whole-second tick falls differs from one switch to the other (up to 1 s).
             name: "hung_up_by_sched_hangup",
@@ -423,6 +440,8 @@ fn the_simulator_sends_what_the_switch_sends_for_the_same_commands() {
         .block_on(Simulator::start(SimConfig {
             spool_dir: files.path().join("sim-spool"),
             clock: ClockMode::real_time(),
+            // As the suite's switch, which has the file installed.
+            dialplan_arming: true,
             ..SimConfig::default()
         }))
         .expect("the simulator starts");
