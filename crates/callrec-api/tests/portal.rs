@@ -434,6 +434,26 @@ async fn signing_out_kills_the_session_and_strangers_go_to_the_sign_in_page() {
     assert!(header(&after, "location").unwrap().starts_with("/signin"));
 }
 
+/// Alice signs in through the form from a browser that still holds the session cookie `held`.
+async fn sign_in_holding(w: &World, held: &str) -> warp::http::Response<bytes::Bytes> {
+    let page = w.send(w.anon("GET", "/signin")).await;
+    let token = cookie_value(&page, "callrec_signin").unwrap();
+    w.send(
+        w.anon("POST", "/signin")
+            .header(
+                "cookie",
+                format!("callrec_signin={token}; callrec_session={held}"),
+            )
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("csrf", &token),
+                ("account", "1001"),
+                ("password", PASSWORD),
+            ])),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_new_sign_in_never_keeps_a_session_id_the_browser_already_had() {
     let w = World::new();
@@ -447,23 +467,7 @@ async fn a_new_sign_in_never_keeps_a_session_id_the_browser_already_had() {
         .await;
     assert_eq!(page.status(), 303, "already signed in");
     // Signing in again from a browser holding `first` ends `first`.
-    let page = w.send(w.anon("GET", "/signin")).await;
-    let token = cookie_value(&page, "callrec_signin").unwrap();
-    let r = w
-        .send(
-            w.anon("POST", "/signin")
-                .header(
-                    "cookie",
-                    format!("callrec_signin={token}; callrec_session={first}"),
-                )
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form(&[
-                    ("csrf", &token),
-                    ("account", "1001"),
-                    ("password", PASSWORD),
-                ])),
-        )
-        .await;
+    let r = sign_in_holding(&w, &first).await;
     assert_eq!(r.status(), 303);
     let second = cookie_value(&r, "callrec_session").unwrap();
     assert_ne!(first, second);
@@ -487,23 +491,7 @@ async fn signing_in_after_a_session_expired_audits_no_sign_out_that_never_happen
     clock.advance(chrono::TimeDelta::minutes(31));
     assert_eq!(get(&w, &old, "/recordings").await.status(), 303, "idle");
     let head = w.audit_head().await;
-    let page = w.send(w.anon("GET", "/signin")).await;
-    let token = cookie_value(&page, "callrec_signin").unwrap();
-    let r = w
-        .send(
-            w.anon("POST", "/signin")
-                .header(
-                    "cookie",
-                    format!("callrec_signin={token}; callrec_session={old}"),
-                )
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form(&[
-                    ("csrf", &token),
-                    ("account", "1001"),
-                    ("password", PASSWORD),
-                ])),
-        )
-        .await;
+    let r = sign_in_holding(&w, &old).await;
     assert_eq!(r.status(), 303);
     let new = cookie_value(&r, "callrec_session").unwrap();
     assert_ne!(new, old);

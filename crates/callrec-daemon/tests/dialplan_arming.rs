@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use callrec_model::{RecordingMode, RecordingState};
-use callrec_sim::{CallSpec, Side};
+use callrec_sim::{CallHandle, CallSpec, Side};
 use callrec_testkit::wait::eventually;
 use support::{Bed, Setup};
 
@@ -142,20 +142,30 @@ async fn a_leg_the_dialplan_armed_is_recorded_from_its_answer_without_a_command_
     bed.stop().await.expect("a clean stop");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_arming_callrecs_rules_do_not_make_is_taken_back_before_the_answer() {
+/// 1002, mode `never`, calls out while the switch's hash says 1002 is recorded (a stale
+/// entry): the dialplan arms the call, callrec's rules do not. Returns the bed, the call and
+/// the recording commands sent from the moment before it was placed.
+async fn never_user_calls_with_a_stale_arming(
+    early_media: bool,
+) -> (Bed, CallHandle, impl FnMut() -> Vec<String>) {
     let bed = Bed::start(Setup::users(&[("1002", RecordingMode::Never)]).dialplan_arming()).await;
     wait_published(&bed, "format", true).await;
-    // A stale entry: the switch's hash says 1002 is recorded, callrec's directory says never.
     assert_eq!(bed.sim.api("hash insert/callrec/user_1002/3"), "+OK\n");
-    let mut commands = record_commands(&bed);
+    let commands = record_commands(&bed);
+    let mut spec = CallSpec::outbound("1002", "02079461111")
+        .ring(secs(2.0))
+        .talk(secs(6.0), Side::Caller);
+    if early_media {
+        spec = spec.with_early_media();
+    }
+    let call = bed.sim.place_call(spec);
+    (bed, call, commands)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_arming_callrecs_rules_do_not_make_is_taken_back_before_the_answer() {
     // Early media: callrec hears of the leg (CHANNEL_PROGRESS_MEDIA) before its answer.
-    let call = bed.sim.place_call(
-        CallSpec::outbound("1002", "02079461111")
-            .with_early_media()
-            .ring(secs(2.0))
-            .talk(secs(6.0), Side::Caller),
-    );
+    let (bed, call, mut commands) = never_user_calls_with_a_stale_arming(true).await;
     bed.advance(secs(1.0));
     eventually("callrec to unset the dialplan's arming", || {
         commands()
@@ -190,17 +200,9 @@ async fn an_arming_callrecs_rules_do_not_make_is_taken_back_before_the_answer() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_arming_callrec_first_hears_of_at_the_answer_is_stopped_and_its_file_removed() {
-    let bed = Bed::start(Setup::users(&[("1002", RecordingMode::Never)]).dialplan_arming()).await;
-    wait_published(&bed, "format", true).await;
-    assert_eq!(bed.sim.api("hash insert/callrec/user_1002/3"), "+OK\n");
-    let mut commands = record_commands(&bed);
     // Ringing without media: the calling leg's first event callrec hears is its answer, by
     // which time the switch has started the armed recording.
-    let call = bed.sim.place_call(
-        CallSpec::outbound("1002", "02079461111")
-            .ring(secs(2.0))
-            .talk(secs(6.0), Side::Caller),
-    );
+    let (bed, call, mut commands) = never_user_calls_with_a_stale_arming(false).await;
     bed.advance(secs(3.0));
     eventually("callrec to stop the recording the dialplan armed", || {
         commands()
