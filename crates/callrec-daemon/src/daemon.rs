@@ -660,31 +660,28 @@ async fn report_unnamed_spool_files(
     rows: &[InProgressRow],
     reported: &mut HashSet<PathBuf>,
 ) {
-    let (spool, format) = {
-        let rec = core.recorder();
-        (
-            rec.settings().spool_dir.clone(),
-            rec.settings().format.clone(),
-        )
-    };
     let candidates = {
         let rec = core.recorder();
         let named = |id: &RecordingId| rec.holds_recording(id) || rows.iter().any(|r| &r.id == id);
         reconcile::unnamed_spool_files(
-            Path::new(&spool),
-            &format,
+            Path::new(&rec.settings().spool_dir),
+            &rec.settings().format,
             &named,
             reconcile::UNNAMED_GRACE,
             std::time::SystemTime::now(),
         )
     };
     let ids: Vec<RecordingId> = candidates.iter().map(|(id, _)| id.clone()).collect();
+    // Any row, in any state, names the file (a store error counts as a row: no false alarm).
     let indexed = store
         .read(move |v| {
             let system = callrec_store::Access::system(crate::recorder::POLICY_ACTOR);
             Ok(ids
                 .into_iter()
-                .filter(|id| v.recording(id, &system).is_ok())
+                .filter(|id| {
+                    !matches!(v.recording(id, &system),
+                        Err(e) if e.kind() == callrec_store::ErrorKind::NotFound)
+                })
                 .collect::<HashSet<RecordingId>>())
         })
         .await;
