@@ -17,6 +17,11 @@
 //!   harmless: `uuid_record … start` on a path the leg already records answers `+OK` and
 //!   adds nothing ("Already recording", `switch_ivr_record_session_event`).
 //!
+//! With the shipped `dialplan/callrec-arm.xml` the switch arms the leg that runs the dialplan
+//! itself, from the users callrec publishes ([`crate::arming`]); the leg's events then carry
+//! `variable_callrec_armed`, and [`Recorder::take_switch_arming`] takes that arming as the
+//! leg's armed recording, or takes it back, by the same rules ([`Recorder::would_arm`]).
+//!
 //! Nothing is indexed for an armed recording. At
 //! answer the usual decision runs; if it records the armed leg, the armed recording becomes
 //! the recording (its row is created then, no second command), and any armed leg it does not
