@@ -257,11 +257,40 @@ impl Recorder {
             &armed,
             armed.started_at,
         )));
+        if armed.armed_by_variable {
+            self.disarmed.insert(uuid.to_owned(), armed.clone());
+        }
         effects.push(Effect::Store(StoreOp::Disarmed {
             id: armed.id,
             spool_path: armed.path,
         }));
         effects
+    }
+
+    /// A RECORD_START or RECORD_STOP of a recording taken back by [`Recorder::disarm`]
+    /// (`None` for any other event): the switch ran `api_on_answer` after the unset and the
+    /// stop were sent, so it is stopped again now; at its RECORD_STOP the file it wrote is
+    /// removed, never indexed.
+    pub(super) fn disarmed_event(&mut self, ev: &ChannelEvent) -> Option<Vec<Effect>> {
+        if !matches!(ev.kind, EventKind::RecordStart | EventKind::RecordStop) {
+            return None;
+        }
+        let rec = self.disarmed.get(&ev.uuid)?;
+        let ours = ev.callrec_id.as_deref() == Some(rec.id.as_str())
+            || ev.record_path.as_deref() == Some(rec.path.as_str());
+        if !ours {
+            return None;
+        }
+        if ev.kind == EventKind::RecordStart {
+            tracing::info!(channel = %ev.uuid, "a recording taken back before the answer started anyway; stopping it");
+            let stop = SwitchCommand::policy(&ev.uuid, RecordOp::Stop, rec, ev.at);
+            return Some(vec![Effect::Command(stop)]);
+        }
+        let rec = self.disarmed.remove(&ev.uuid)?;
+        Some(vec![Effect::Store(StoreOp::Disarmed {
+            id: rec.id,
+            spool_path: rec.path,
+        })])
     }
 
     /// Recordings armed through `api_on_answer` that the switch has not confirmed (no

@@ -114,6 +114,11 @@ pub struct Recorder {
     /// Legs whose recording, armed through `api_on_answer`, was still unconfirmed at the
     /// last [`Recorder::confirm_armed_starts`].
     unconfirmed_armed: HashSet<String>,
+    /// Recordings armed through `api_on_answer` that were taken back on a leg that may be
+    /// answering: the switch may still run the variable after the unset and the stop were
+    /// sent (both race the channel's own thread), so a RECORD_START of one is stopped, and
+    /// its file removed at its RECORD_STOP ([`Recorder::disarmed_event`]). By leg.
+    disarmed: std::collections::HashMap<String, crate::calls::LiveRecording>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -137,6 +142,7 @@ impl Recorder {
             event_seq: 0,
             waiting: HashSet::new(),
             unconfirmed_armed: HashSet::new(),
+            disarmed: std::collections::HashMap::new(),
         }
     }
 
@@ -198,6 +204,9 @@ impl Recorder {
 
     /// What one event does to the table, and the decisions it calls for.
     fn apply_event(&mut self, ev: &ChannelEvent) -> Vec<Effect> {
+        if let Some(effects) = self.disarmed_event(ev) {
+            return effects;
+        }
         match ev.kind {
             // `uuid_record` only on a leg whose media is already up: it pre-answers a leg
             // that has none (a 183 to a calling phone, which then plays silence instead of
@@ -243,6 +252,7 @@ impl Recorder {
                 let effects = self.armed_ended(&ev.uuid, ev.at);
                 self.table.remove(&ev.uuid, ev.at);
                 self.waiting.remove(&ev.uuid);
+                self.disarmed.remove(&ev.uuid);
                 effects
             }
             EventKind::Bridge

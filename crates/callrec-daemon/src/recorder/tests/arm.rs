@@ -589,3 +589,45 @@ fn an_armed_leg_whose_answer_was_missed_is_taken_in_once_and_ends_once() {
         );
     }
 }
+
+#[test]
+fn a_recording_taken_back_at_answer_that_the_switch_starts_anyway_is_stopped_and_removed() {
+    // The CI failure of 2026-12-04: an arming taken back as its leg answered. The unset and
+    // the stop race the channel's own thread, which runs `api_on_answer` a moment after
+    // firing CHANNEL_ANSWER: the stop was refused ("Cannot stop record session!"), then the
+    // switch started the recording, and its file was written by nobody's recording.
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let arm = only_command(&rec.on_event(&ringing_without_media("leg", 1_000_000))).clone();
+    let site = fixtures::site(PauseBehavior::Silence);
+    rec.set_owners(testing::index(
+        vec![site],
+        vec![fixtures::user("1001", RecordingMode::Never)],
+    ));
+    let answered = rec.on_event(&of_1001(EventKind::Answer, "leg", 2_000_000));
+    assert_eq!(
+        commands(&answered),
+        vec![
+            "uuid_setvar leg api_on_answer_callrec".to_owned(),
+            format!("uuid_record leg stop {}", arm.path)
+        ]
+    );
+    // The switch ran the variable after all.
+    let started = rec.on_event(&record_event(
+        EventKind::RecordStart,
+        "leg",
+        &arm,
+        2_020_000,
+    ));
+    assert_eq!(
+        commands(&started),
+        vec![format!("uuid_record leg stop {}", arm.path)],
+        "stopped again"
+    );
+    assert!(creates(&started).is_empty());
+    let stopped = rec.on_event(&record_event(EventKind::RecordStop, "leg", &arm, 2_100_000));
+    assert!(
+        matches!(store_ops(&stopped).as_slice(), [StoreOp::Disarmed { id, .. }] if *id == arm.recording),
+        "its file removed: {stopped:?}"
+    );
+    assert!(creates(&stopped).is_empty());
+}
