@@ -483,14 +483,16 @@ async fn command_loop(
 }
 
 /// The result of a BACKGROUND_JOB: its body, or the switch's refusal.
+///
+/// A command that wrote nothing (`hash_dump` of an empty realm, `uuid_buglist` of a leg
+/// with no media bug) is an empty output, not a fault: `api_exec` gives the job an empty
+/// body, which `switch_event_serialize` leaves out of a plain event altogether and the
+/// JSON one carries as `"_body":""`.
 fn job_result(core: &Core, command: &str, body: Option<&str>) -> Result<String, QueryError> {
-    let Some(body) = body else {
-        core.metrics.malformed_frames.inc();
-        return Err(QueryError::Refused {
-            command: command.to_owned(),
-            reply: "BACKGROUND_JOB without a body".to_owned(),
-        });
-    };
+    let body = body.unwrap_or_default();
+    if body.trim_end_matches(['\n', '\r']).is_empty() {
+        return Ok(String::new());
+    }
     match parse_api_body(body) {
         Ok(text) => Ok(text.to_owned()),
         Err(EslError::CommandFailed { reply_text }) => Err(QueryError::Refused {

@@ -370,3 +370,26 @@ async fn a_silent_switch_is_declared_dead_and_reconnected() {
     shutdown.cancel();
     WAIT.within("shutdown", task).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_job_that_wrote_nothing_is_an_empty_output_and_no_malformed_frame() {
+    let (core, _ops) = core();
+    // Plain events leave an empty body out; JSON carries it as "".
+    assert_eq!(
+        job_result(&core, "hash_dump db callrec", None).ok(),
+        Some(String::new())
+    );
+    assert_eq!(
+        job_result(&core, "hash_dump db callrec", Some("")).ok(),
+        Some(String::new())
+    );
+    assert_eq!(
+        job_result(&core, "uuid_buglist x", Some("+OK\n")).ok(),
+        Some(String::new())
+    );
+    assert!(matches!(
+        job_result(&core, "uuid_record x stop all", Some("-ERR Cannot stop record session!\n")),
+        Err(QueryError::Refused { reply, .. }) if reply.starts_with("-ERR Cannot stop")
+    ));
+    assert_eq!(core.metrics.malformed_frames.get(), 0);
+}

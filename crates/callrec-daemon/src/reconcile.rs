@@ -148,7 +148,7 @@ pub fn parse_bug_targets(body: &str) -> Vec<String> {
         .collect()
 }
 
-/// The media-bug targets of a channel; none when the switch has none (`-ERR no reply`).
+/// The media-bug targets of a channel; none when it has none (an empty output) or is gone.
 async fn bug_targets(core: &Core, uuid: &str) -> Result<Vec<String>, QueryError> {
     match core.query(format!("uuid_buglist {uuid}")).await {
         Ok(body) => Ok(parse_bug_targets(&body)),

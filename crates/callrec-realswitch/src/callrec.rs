@@ -127,6 +127,14 @@ impl Callrec {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Adds `line` (`key = value`) to the config file's `[esl]` section, before a serve.
+    pub fn esl_option(&self, line: &str) {
+        let path = self.dir.path().join("callrec.toml");
+        let config = std::fs::read_to_string(&path).expect("config read");
+        let config = config.replacen("[esl]\n", &format!("[esl]\n{line}\n"), 1);
+        std::fs::write(&path, config).expect("config written");
+    }
+
     /// Starts `callrec serve` without waiting for it to connect.
     pub fn spawn(&mut self) {
         self.serves += 1;

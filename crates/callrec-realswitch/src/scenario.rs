@@ -172,6 +172,9 @@ pub enum Step {
         /// The user published.
         user: &'static str,
     },
+    /// Runs a command as `api` and as `bgapi`: the switch answers a command that wrote
+    /// nothing differently on each (`-ERR no reply`; a BACKGROUND_JOB with no body).
+    Query(&'static str),
     /// Lets the call run.
     Wait(Duration),
     /// Kills the switch (SIGKILL, or the simulator's crash): what the caller of [`run`]
@@ -447,6 +450,20 @@ pub fn run(
                     let reply = api(&mut esl, &command);
                     run.reply(&command, &reply);
                 }
+            }
+            Step::Query(command) => {
+                let reply = api(&mut esl, command);
+                run.reply(command, &reply);
+                let reply = esl
+                    .command(&format!("bgapi {command}"))
+                    .unwrap_or_else(|e| panic!("bgapi {command}: {e}"));
+                let job = reply
+                    .strip_prefix("+OK Job-UUID: ")
+                    .unwrap_or_else(|| panic!("bgapi {command}: {reply}"))
+                    .trim()
+                    .to_owned();
+                run.reply(&format!("bgapi {command}"), &reply.replace(&job, "<job>"));
+                jobs.push(job);
             }
             Step::Wait(d) => std::thread::sleep(*d),
             Step::Crash => {

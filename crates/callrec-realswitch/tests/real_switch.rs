@@ -533,6 +533,10 @@ fn a_call_answered_at_once_is_recorded_from_its_first_frame_by_the_switchs_own_a
         Duration::from_millis(1000),
     );
     let mut callrec = Callrec::install(&switch, relay.port, &[("1001", "always")]);
+    // Plain events here (the rest of the suite runs the default, JSON): the switch sends a
+    // command that wrote nothing — `hash_dump` of the realm callrec publishes into, empty at
+    // first — as a BACKGROUND_JOB with no body at all, which must read as an empty realm.
+    callrec.esl_option("event_format = \"plain\"");
     callrec.serve();
     callrec_realswitch::eventually(
         20 * SEC,

@@ -105,7 +105,8 @@ impl Event {
             out.push_str(&url_encode(value));
             out.push('\n');
         }
-        match &self.body {
+        // `switch_event_serialize` writes an empty body as no body at all.
+        match self.body.as_deref().filter(|b| !b.is_empty()) {
             Some(body) => {
                 out.push_str("Content-Length: ");
                 out.push_str(&body.len().to_string());
@@ -155,7 +156,8 @@ impl Event {
             out.push_str(">\n");
         }
         out.push_str("  </headers>\n");
-        if let Some(body) = &self.body {
+        // `switch_event_xmlize` leaves out an empty body.
+        if let Some(body) = self.body.as_deref().filter(|b| !b.is_empty()) {
             out.push_str("  <Content-Length>");
             out.push_str(&body.len().to_string());
             out.push_str("</Content-Length>\n  <body>");
@@ -264,6 +266,19 @@ mod tests {
         assert_eq!(
             e.serialize_plain(),
             "Event-Name: API\nAPI-Command-Argument: channels%20as%20json\n\n"
+        );
+    }
+
+    #[test]
+    fn an_empty_body_is_no_body_in_plain_and_xml_and_an_empty_one_in_json() {
+        let mut e = Event::new();
+        e.push("Event-Name", "BACKGROUND_JOB");
+        e.set_body("");
+        assert_eq!(e.serialize_plain(), "Event-Name: BACKGROUND_JOB\n\n");
+        assert!(!e.serialize_xml().contains("body"), "{}", e.serialize_xml());
+        assert_eq!(
+            e.serialize_json(),
+            "{\"Event-Name\":\"BACKGROUND_JOB\",\"Content-Length\":\"0\",\"_body\":\"\"}"
         );
     }
 

@@ -362,10 +362,20 @@ async fn api(
             s
         }
     };
-    if reply(shared, conn, line, wire::api_response(&text)).await {
+    if reply(shared, conn, line, wire::api_response(no_reply(&text))).await {
         Next::Continue
     } else {
         Next::Close(None)
+    }
+}
+
+/// What `api` sends for a command's output: mod_event_socket's `-ERR no reply` when the
+/// command wrote nothing (`api_exec`; a `bgapi` job keeps the empty output as its body).
+fn no_reply(out: &str) -> &str {
+    if out.is_empty() {
+        "-ERR no reply\n"
+    } else {
+        out
     }
 }
 

@@ -234,3 +234,35 @@ async fn bgapi_replies_with_a_job_uuid_then_fires_background_job() {
     assert!(inner.starts_with("UP 0 years"), "{inner}");
     assert!(inner.contains("FreeSWITCH (Version 1.11.3-dev  64bit) is ready"));
 }
+
+/// A command that writes nothing (a `hash select` of a missing key): `api` answers
+/// `-ERR no reply`, while `bgapi`'s BACKGROUND_JOB carries the empty output, which
+/// `switch_event_serialize` writes as no body at all (`mod_event_socket.c`, `api_exec`).
+#[tokio::test]
+async fn a_command_that_writes_nothing_is_no_reply_to_api_and_an_empty_job_to_bgapi() {
+    let (sim, _spool) = sim().await;
+    let mut c = RawClient::connect(sim.esl_addr(), "ClueCon").await;
+    let reply = c.command("api hash select/callrec/user_none").await;
+    assert_eq!(body(&reply), "-ERR no reply\n");
+
+    c.command("event plain BACKGROUND_JOB").await;
+    let reply = c.command("bgapi hash select/callrec/user_none").await;
+    let job = reply.header("Job-UUID").expect("Job-UUID").to_string();
+    let event = c
+        .next_event(Duration::from_secs(5))
+        .await
+        .expect("BACKGROUND_JOB");
+    assert_eq!(Ev::of(&event).get("Job-UUID"), Some(job.as_str()));
+    let text = String::from_utf8_lossy(&event.body).into_owned();
+    assert!(text.ends_with("\n\n"), "{text:?}");
+    assert!(!text.contains("Content-Length"), "{text:?}");
+
+    c.command("api hash insert/callrec/user_1001/5").await;
+    c.command("bgapi hash select/callrec/user_1001").await;
+    let event = c
+        .next_event(Duration::from_secs(5))
+        .await
+        .expect("BACKGROUND_JOB");
+    let text = String::from_utf8_lossy(&event.body).into_owned();
+    assert!(text.ends_with("Content-Length: 1\n\n5"), "{text:?}");
+}

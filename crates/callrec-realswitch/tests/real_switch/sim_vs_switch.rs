@@ -401,10 +401,13 @@ fn scenarios() -> Vec<Scenario> {
                     user: "1001",
                     file: "armed",
                 },
+                Step::Query("hash select/callrec/user_1001"),
                 call("9999", "callrec_user=1001"),
                 wait(3000),
                 kill(Leg::A),
                 Step::Disarm { user: "1001" },
+                // The realm is empty again: a command that writes nothing.
+                Step::Query("hash_dump db callrec"),
             ],
         },
         Scenario {
