@@ -56,6 +56,12 @@ fn core() -> (Arc<Core>, mpsc::UnboundedReceiver<StoreOp>) {
     (core, ops)
 }
 
+/// The `record` capture's CHANNEL_ANSWER of the loopback B leg, which 1001's recording goes
+/// on at once (the A leg's, sent alone, would wait for its B leg to be heard of).
+fn loopback_b_answer() -> String {
+    fixtures::event_frame("record.events-plain.received.esl", "CHANNEL_ANSWER", 1)
+}
+
 /// Accepts the two connections of a session and answers their subscriptions.
 async fn accept_session(server: &MockEslServer) -> (MockConnection, MockConnection) {
     let mut events = WAIT
@@ -115,14 +121,7 @@ async fn answer_from_the_wire_sends_uuid_record_through_bgapi_and_tracks_its_job
     ));
     let (mut events, mut commands) = accept_session(&server).await;
 
-    events
-        .send_raw(&fixtures::event_frame(
-            "record.events-plain.received.esl",
-            "CHANNEL_ANSWER",
-            0,
-        ))
-        .await
-        .unwrap();
+    events.send_raw(&loopback_b_answer()).await.unwrap();
     let command = WAIT
         .within("uuid_record", commands.read_command())
         .await
@@ -131,7 +130,7 @@ async fn answer_from_the_wire_sends_uuid_record_through_bgapi_and_tracks_its_job
     assert_eq!(
         command,
         format!(
-            "bgapi uuid_record b0121122-8b41-4d85-8be3-48d9a317c792 start {SPOOL}/{id}.wav 0 {{callrec_id={id},RECORD_MIN_SEC=3}}\n\n"
+            "bgapi uuid_record 2622a231-8464-4481-95ad-8418d1f467c0 start {SPOOL}/{id}.wav 0 {{callrec_id={id},RECORD_MIN_SEC=3}}\n\n"
         )
     );
     commands.reply_bgapi("job-1").await.unwrap();
@@ -180,21 +179,14 @@ async fn a_refused_uuid_record_is_retried_once() {
         shutdown.clone(),
     ));
     let (mut events, mut commands) = accept_session(&server).await;
-    events
-        .send_raw(&fixtures::event_frame(
-            "record.events-plain.received.esl",
-            "CHANNEL_ANSWER",
-            0,
-        ))
-        .await
-        .unwrap();
+    events.send_raw(&loopback_b_answer()).await.unwrap();
     for job in ["job-1", "job-2"] {
         let command = WAIT
             .within("uuid_record", commands.read_command())
             .await
             .unwrap();
         assert!(
-            command.starts_with("bgapi uuid_record b0121122"),
+            command.starts_with("bgapi uuid_record 2622a231"),
             "{command}"
         );
         commands.reply_bgapi(job).await.unwrap();
@@ -291,14 +283,7 @@ async fn malformed_events_are_counted_and_the_session_goes_on() {
         .await
         .unwrap();
     // Still alive: a real answer is acted on.
-    events
-        .send_raw(&fixtures::event_frame(
-            "record.events-plain.received.esl",
-            "CHANNEL_ANSWER",
-            0,
-        ))
-        .await
-        .unwrap();
+    events.send_raw(&loopback_b_answer()).await.unwrap();
     let command = WAIT
         .within("uuid_record", commands.read_command())
         .await
@@ -331,14 +316,7 @@ async fn an_unparseable_frame_is_counted_and_the_session_rebuilt() {
         .await
         .unwrap();
     let (mut events, mut commands) = accept_session(&server).await;
-    events
-        .send_raw(&fixtures::event_frame(
-            "record.events-plain.received.esl",
-            "CHANNEL_ANSWER",
-            0,
-        ))
-        .await
-        .unwrap();
+    events.send_raw(&loopback_b_answer()).await.unwrap();
     let command = WAIT
         .within("uuid_record", commands.read_command())
         .await

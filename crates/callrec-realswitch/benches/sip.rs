@@ -63,14 +63,23 @@ fn main() {
         callrec.pid().expect("callrec pid"),
     );
     let (s0, c0, t0) = (cpu_secs(spid), cpu_secs(cpid), Instant::now());
+    let mut refused = Vec::new();
     for i in 0..calls {
         let due = t0 + Duration::from_secs_f64(i as f64 / rate as f64);
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        phone.command_with("dial", &ext.to_string());
+        let answer = phone.command_with("dial", &ext.to_string());
+        if !answer.contains("\"ok\":true") {
+            refused.push(format!("dial {i}: {answer}"));
+        }
     }
     println!(
-        "  {calls} calls dialled in {:.1} s",
-        t0.elapsed().as_secs_f64()
+        "  {calls} calls dialled in {:.1} s; the phone refused {} dials{}",
+        t0.elapsed().as_secs_f64(),
+        refused.len(),
+        refused
+            .iter()
+            .map(|r| format!("\n    {r}"))
+            .collect::<String>()
     );
     std::thread::sleep(Duration::from_secs(3));
     switch.wait_idle(Duration::from_secs(180));

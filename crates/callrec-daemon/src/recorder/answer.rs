@@ -414,7 +414,8 @@ impl Recorder {
     }
 
     /// Whether a leg of the same user in the same call, matched at least as strongly,
-    /// answered before this one and waits.
+    /// answered before this one and waits. A loopback A leg does not count: it waits only so
+    /// that its B leg, which loses nothing at the end, takes the recording.
     pub(super) fn earlier_leg_waits(&self, uuid: &str) -> bool {
         let Some(ch) = self.table.channel(uuid) else {
             return false;
@@ -430,6 +431,7 @@ impl Recorder {
         self.table.group_members(ch.group).any(|other| {
             other.uuid != uuid
                 && self.waiting.contains(&other.uuid)
+                && !other.loopback_a
                 && other
                     .owner
                     .as_ref()
@@ -453,7 +455,12 @@ impl Recorder {
     ///   answer, a round trip earlier than a start sent now; or,
     /// - when this leg is the user's only by a number (`Caller-*` headers), a peer leg the
     ///   switch has told nothing about yet (the daemon does not subscribe to
-    ///   CHANNEL_CREATE, so the user's own leg may first be heard of at its answer).
+    ///   CHANNEL_CREATE, so the user's own leg may first be heard of at its answer);
+    /// - when this leg is the originated (A) leg of a loopback pair, its B leg not heard of
+    ///   yet: a 9999-style extension answers without ringing, so the B leg's first event is
+    ///   its CHANNEL_ANSWER, which can reach callrec after the A leg's (the `record`
+    ///   capture's order). A recording on the A leg ends about 0.5 s early (see
+    ///   [`Recorder::would_arm`]); the B leg, if it is the user's too, takes the recording.
     ///
     /// The wait ends at the next event that settles it ([`Recorder::settle_waits`]): the own
     /// leg answers and is recorded (the waiting leg then stays unrecorded), or it turns out
@@ -473,7 +480,7 @@ impl Recorder {
                 return false;
             }
             match &other.owner {
-                _ if !other.seen => owner.by_number,
+                _ if !other.seen => owner.by_number || ch.loopback_a,
                 Some(o) => {
                     o.user == owner.user
                         && (o.rank < owner.rank || (other.armed.is_some() && o.rank <= owner.rank))

@@ -10,9 +10,13 @@ fn answered_call_of_an_always_pausable_user_is_recorded_once_across_its_loopback
     let rows = creates(&effects);
     assert_eq!(rows.len(), 1, "one recording for the two loopback legs");
     let row = rows[0];
-    assert_eq!(row.call_uuid, RECORD_A_LEG);
+    // On the B leg, though the A leg's answer comes first: a recording on the A leg ends
+    // about 0.5 s before the call.
+    assert_eq!(row.call_uuid, RECORD_B_LEG);
     assert_eq!(row.user, testing::id_of("1001"));
-    assert_eq!(row.direction, Direction::Inbound);
+    // Neither number is 1001's: the leg's own direction says. The B leg called into the
+    // dialplan (`Call-Direction: inbound`), so its user is calling out.
+    assert_eq!(row.direction, Direction::Outbound);
     assert_eq!(row.from, "442920123123");
     assert_eq!(
         row.started_at.timestamp_micros(),
@@ -23,7 +27,7 @@ fn answered_call_of_an_always_pausable_user_is_recorded_once_across_its_loopback
     assert_eq!(
         commands(&effects),
         vec![format!(
-            "uuid_record {RECORD_A_LEG} start {SPOOL}/{id}.wav 0 {{callrec_id={id},RECORD_MIN_SEC=3}}"
+            "uuid_record {RECORD_B_LEG} start {SPOOL}/{id}.wav 0 {{callrec_id={id},RECORD_MIN_SEC=3}}"
         )]
     );
     // Start at answer, stop at RECORD_STOP, then the file goes to the store.

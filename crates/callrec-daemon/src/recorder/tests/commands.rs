@@ -8,7 +8,7 @@ fn a_refused_command_is_retried_once_then_the_recording_is_failed() {
     let events = fixtures::plain_events("record.events-plain.received.esl");
     let answer = events
         .iter()
-        .find(|h| h.get("Event-Name").map(String::as_str) == Some("CHANNEL_ANSWER"))
+        .find(|h| is(h, "CHANNEL_ANSWER", RECORD_B_LEG))
         .unwrap();
     let effects = rec.on_event(&event(answer));
     let Some(Effect::Command(first)) = effects.last() else {

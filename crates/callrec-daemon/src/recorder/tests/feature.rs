@@ -302,7 +302,8 @@ fn two_calls(rec: &mut Recorder) -> [String; 2] {
             confirm_commands(rec, effects);
         }
     }
-    [format!("{RECORD_A_LEG}1"), format!("{RECORD_A_LEG}2")]
+    // Recorded on their B legs (`waits_for_own_leg`).
+    [format!("{RECORD_B_LEG}1"), format!("{RECORD_B_LEG}2")]
 }
 
 fn feature_call(code: &str) -> ChannelEvent {

@@ -25,17 +25,37 @@ fn event(h: &Headers) -> ChannelEvent {
 
 /// The switch echoes the recording variables and path the daemon passed; the captures were
 /// made with other values, so RECORD_START/STOP are given the ones of the recording the
-/// recorder holds on that channel, as the real switch would.
+/// recorder holds on that channel, as the real switch would. The captures' loopback calls
+/// were recorded on the A leg, which callrec leaves to the B leg (`waits_for_own_leg`): a
+/// RECORD_START/STOP of an A leg without a recording is moved to its B leg when that leg
+/// holds one, where the switch would have sent it.
 fn echo_recording(rec: &Recorder, h: &Headers) -> Headers {
     let mut h = h.clone();
     let name = h.get("Event-Name").cloned().unwrap_or_default();
     if name == "RECORD_START" || name == "RECORD_STOP" {
         let uuid = h.get("Unique-ID").cloned().unwrap_or_default();
-        if let Some(r) = rec
-            .table()
-            .channel(&uuid)
-            .and_then(|c| c.recording.as_ref())
-        {
+        let peer = h
+            .get("variable_other_loopback_leg_uuid")
+            .filter(|_| h.get("variable_loopback_leg").map(String::as_str) == Some("A"))
+            .cloned();
+        // On the channel, or closing after it hung up (its RECORD_STOP still to come).
+        let held = |uuid: &str| {
+            rec.table()
+                .channel(uuid)
+                .and_then(|c| c.recording.as_ref())
+                .or_else(|| {
+                    rec.table()
+                        .closing()
+                        .find(|c| c.channel == uuid)
+                        .map(|c| &c.recording)
+                })
+                .cloned()
+        };
+        let target = held(&uuid)
+            .map(|r| (uuid.clone(), r))
+            .or_else(|| peer.and_then(|p| held(&p).map(|r| (p, r))));
+        if let Some((uuid, r)) = target {
+            h.insert("Unique-ID".into(), uuid);
             h.insert("Recording-Variable-callrec_id".into(), r.id.to_string());
             h.insert("Record-File-Path".into(), r.path.clone());
         }
@@ -112,7 +132,14 @@ fn store_ops(effects: &[Effect]) -> Vec<&StoreOp> {
         .collect()
 }
 
+/// Whether `h` is event `name` of leg `uuid`.
+fn is(h: &Headers, name: &str, uuid: &str) -> bool {
+    h.get("Event-Name").map(String::as_str) == Some(name)
+        && h.get("Unique-ID").map(String::as_str) == Some(uuid)
+}
+
 const RECORD_A_LEG: &str = "b0121122-8b41-4d85-8be3-48d9a317c792";
+const RECORD_B_LEG: &str = "2622a231-8464-4481-95ad-8418d1f467c0";
 const SIP_A_LEG: &str = "002f0cb7-5a36-473a-a9c2-0e375de09811";
 const SIP_B_LEG: &str = "e9e4219a-ce92-468c-998b-11a45ceb6241";
 const SIP_FEATURE_LEG: &str = "002476ae-c24e-4c8f-8202-0e7f3f2d2133";

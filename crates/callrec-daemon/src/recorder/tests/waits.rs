@@ -2,11 +2,6 @@
 
 use super::*;
 
-fn is(h: &Headers, name: &str, uuid: &str) -> bool {
-    h.get("Event-Name").map(String::as_str) == Some(name)
-        && h.get("Unique-ID").map(String::as_str) == Some(uuid)
-}
-
 fn feed(rec: &mut Recorder, h: &Headers) -> Vec<Effect> {
     let h = echo_recording(rec, h);
     match ChannelEvent::from_headers(&h, &Settings::default_owner_headers()) {
@@ -262,4 +257,85 @@ fn an_api_start_goes_on_the_users_own_leg_whichever_leg_it_names() {
         )
         .unwrap();
     assert!(commands(&plan.effects)[0].starts_with(&format!("uuid_record {SIP_A_LEG} start ")));
+}
+
+#[test]
+fn the_loopback_a_legs_answer_heard_first_waits_for_its_b_leg_which_loses_nothing_at_the_end() {
+    // The events the daemon subscribes to, as the `record` capture has them: the originated
+    // (A) leg's CHANNEL_ANSWER comes before anything of the B leg (whose ringing has no
+    // progress event). A recording on the A leg ends about 0.5 s before the call
+    // (mod_loopback drops what it still queues at hangup), so the A leg waits, and 1001's
+    // recording goes on the B leg when its answer arrives.
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let events = subscribed(&fixtures::plain_events("record.events-plain.received.esl"));
+    let a_answer = events
+        .iter()
+        .position(|h| is(h, "CHANNEL_ANSWER", RECORD_A_LEG))
+        .unwrap();
+    assert!(
+        events[..a_answer]
+            .iter()
+            .all(|h| h.get("Unique-ID").map(String::as_str) != Some(RECORD_B_LEG)),
+        "the capture has nothing of the B leg before the A leg's answer"
+    );
+    let mut effects = Vec::new();
+    for h in &events[..=a_answer] {
+        effects.extend(feed(&mut rec, h));
+    }
+    assert!(commands(&effects).is_empty(), "{effects:?}");
+
+    let effects = replay_until(&mut rec, &events[a_answer + 1..], |_| false);
+    let rows = creates(&effects);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].call_uuid, RECORD_B_LEG);
+    assert_eq!(rows[0].user, testing::id_of("1001"));
+    assert!(
+        commands(&effects)[0].starts_with(&format!("uuid_record {RECORD_B_LEG} start ")),
+        "{:?}",
+        commands(&effects)
+    );
+}
+
+#[test]
+fn a_loopback_a_leg_whose_b_leg_is_someone_elses_is_recorded_at_the_b_legs_answer() {
+    // The same call, its B leg running the dialplan as 1009 (mode never): the A leg is
+    // 1001's only leg, recorded once the B leg is heard of.
+    let mut rec = recorder(&[
+        ("1001", RecordingMode::Always),
+        ("1009", RecordingMode::Never),
+    ]);
+    let events: Vec<Headers> =
+        subscribed(&fixtures::plain_events("record.events-plain.received.esl"))
+            .into_iter()
+            .map(|mut h| {
+                if h.get("Unique-ID").map(String::as_str) == Some(RECORD_B_LEG) {
+                    h.insert("variable_callrec_user".into(), "1009".into());
+                }
+                h
+            })
+            .collect();
+    let effects = replay_until(&mut rec, &events, |_| false);
+    let rows = creates(&effects);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].call_uuid.as_str(), rows[0].user),
+        (RECORD_A_LEG, testing::id_of("1001"))
+    );
+}
+
+#[test]
+fn a_loopback_a_leg_whose_b_leg_is_never_heard_of_is_recorded_at_the_spool_scan() {
+    let mut rec = recorder(&[("1001", RecordingMode::Always)]);
+    let events = fixtures::plain_events("record.events-plain.received.esl");
+    let answer = events
+        .iter()
+        .find(|h| is(h, "CHANNEL_ANSWER", RECORD_A_LEG))
+        .unwrap();
+    assert!(feed(&mut rec, answer).is_empty());
+    let answered = 1795533876529549;
+    assert!(rec.expire_waits(answered + 1_000_000, 2_000_000).is_empty());
+    let rows_effects = rec.expire_waits(answered + 2_500_000, 2_000_000);
+    let rows = creates(&rows_effects);
+    assert_eq!(rows.len(), 1, "{rows_effects:?}");
+    assert_eq!(rows[0].call_uuid, RECORD_A_LEG);
 }
