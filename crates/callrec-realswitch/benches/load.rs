@@ -5,10 +5,11 @@
 //! --features real-switch --bench load` (`scripts/real-switch.sh` builds the switch; this
 //! needs `CALLREC_BIN` or `target/debug/callrec`). Settings by environment: `CALLS` (600),
 //! `RATE` calls a second (50), `TALK` seconds after answer (8), `RING_MS` before answer (1000),
-//! `ARMING` (1: the switch has `dialplan/callrec-arm.xml`, as the README installs it; 0: it
+//! `EXT` the extension (9996; 9993 answers at once, with no ringing and no early media, as
+//! 9999 or an IVR does: `RING_MS` unused), `ARMING` (1: the switch has `dialplan/callrec-arm.xml`, as the README installs it; 0: it
 //! has not, and callrec arms every leg over the Event Socket).
 //!
-//! Every call goes to the 9996 test extension: it rings `RING_MS`, answers, starts two
+//! Every call goes to the 9996 test extension (or 9993): it rings `RING_MS`, answers, starts two
 //! `record_session`s of its own on its leg (`ref`, `ref2`) and plays a tone. A watcher on the
 //! Event Socket notes, on the switch's clock (20 ms steps), when each leg answered and when
 //! each recording started (RECORD_START, which a recording armed before answer fires when it
@@ -48,6 +49,7 @@ struct Phase {
 /// left.
 fn place_calls(switch: &Switch, first: u64, calls: u64, rate: u64, talk: u64, ring_ms: u64) {
     let lanes = env_or("LANES", 1).max(1);
+    let ext = env_or("EXT", 9996);
     let started = Instant::now();
     std::thread::scope(|scope| {
         for lane in 0..lanes {
@@ -61,7 +63,7 @@ fn place_calls(switch: &Switch, first: u64, calls: u64, rate: u64, talk: u64, ri
                         .command(&format!(
                             "bgapi originate {{callrec_user=1001,callrec_bench_call={n},\
                              callrec_bench_ring_ms={ring_ms},origination_caller_id_number=9{n:06},\
-                             execute_on_answer='sched_hangup +{talk} normal_clearing'}}loopback/9996/default &park"
+                             execute_on_answer='sched_hangup +{talk} normal_clearing'}}loopback/{ext}/default &park"
                         ))
                         .expect("bgapi originate");
                     assert!(reply.starts_with("+OK"), "{reply}");
@@ -110,9 +112,14 @@ fn main() {
     // ARMING=0: without `dialplan/callrec-arm.xml` (callrec arms every leg over the Event
     // Socket), for the comparison.
     let arming = env_or("ARMING", 1) != 0;
+    let ext = env_or("EXT", 9996);
     println!(
-        "load: {calls} calls at {rate}/s, ringing {ring_ms} ms, {talk} s after answer, \
-         in-switch arming {}",
+        "load: {calls} calls to {ext} at {rate}/s, {}, {talk} s after answer, in-switch arming {}",
+        if ext == 9993 {
+            "answered at once".to_owned()
+        } else {
+            format!("ringing {ring_ms} ms")
+        },
         if arming { "on" } else { "off" }
     );
 

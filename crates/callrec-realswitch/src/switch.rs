@@ -403,13 +403,22 @@ impl Drop for Switch {
 /// ringing 2 s without media (a 180, as a phone called rings); `9996` gives `callrec_bench_ring_ms` of early
 /// media, answers, starts two `record_session`s
 /// of its own (the reference recordings of the load benchmark, named by `callrec_bench_call`)
-/// and plays the tone; `7<ext>` answers as the directory user `<ext>` (its leg's `callrec_user`), then plays the
+/// and plays the tone; `9993` does the same answering at once (no ringing, no early media:
+/// as 9999, an IVR); `7<ext>` answers as the directory user `<ext>` (its leg's `callrec_user`), then plays the
 /// tone: the other party of an internal call, with no phone registered.
 const TEST_DIALPLAN: &str = r#"<include>
   <extension name="callrec_bench_reference">
     <condition field="destination_number" expression="^9996$">
       <action application="pre_answer"/>
       <action application="sleep" data="${callrec_bench_ring_ms}"/>
+      <action application="answer"/>
+      <action application="record_session" data="$${recordings_dir}/ref-${callrec_bench_call}.wav"/>
+      <action application="record_session" data="$${recordings_dir}/ref2-${callrec_bench_call}.wav"/>
+      <action application="playback" data="tone_stream://%(1000,500,440);loops=-1"/>
+    </condition>
+  </extension>
+  <extension name="callrec_bench_reference_answered_at_once">
+    <condition field="destination_number" expression="^9993$">
       <action application="answer"/>
       <action application="record_session" data="$${recordings_dir}/ref-${callrec_bench_call}.wav"/>
       <action application="record_session" data="$${recordings_dir}/ref2-${callrec_bench_call}.wav"/>
