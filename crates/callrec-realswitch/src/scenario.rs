@@ -378,16 +378,7 @@ pub fn run(
                     run.reply(&command, &reply);
                     await_park(&mut listener, &mut run, call);
                 } else {
-                    let reply = esl
-                        .command(&format!("bgapi {command}"))
-                        .unwrap_or_else(|e| panic!("bgapi {command}: {e}"));
-                    let job = reply
-                        .strip_prefix("+OK Job-UUID: ")
-                        .unwrap_or_else(|| panic!("bgapi {command}: {reply}"))
-                        .trim()
-                        .to_owned();
-                    run.reply(&format!("bgapi {command}"), &reply.replace(&job, "<job>"));
-                    jobs.push(job);
+                    jobs.push(bgapi(&mut esl, &mut run, &command));
                 }
             }
             Step::AwaitPark { call } => await_park(&mut listener, &mut run, call),
@@ -454,16 +445,7 @@ pub fn run(
             Step::Query(command) => {
                 let reply = api(&mut esl, command);
                 run.reply(command, &reply);
-                let reply = esl
-                    .command(&format!("bgapi {command}"))
-                    .unwrap_or_else(|e| panic!("bgapi {command}: {e}"));
-                let job = reply
-                    .strip_prefix("+OK Job-UUID: ")
-                    .unwrap_or_else(|| panic!("bgapi {command}: {reply}"))
-                    .trim()
-                    .to_owned();
-                run.reply(&format!("bgapi {command}"), &reply.replace(&job, "<job>"));
-                jobs.push(job);
+                jobs.push(bgapi(&mut esl, &mut run, command));
             }
             Step::Wait(d) => std::thread::sleep(*d),
             Step::Crash => {
@@ -564,6 +546,20 @@ fn start_on_the_quarter_second() {
 fn api(esl: &mut Esl, command: &str) -> String {
     esl.api(command)
         .unwrap_or_else(|e| panic!("api {command}: {e}"))
+}
+
+/// `bgapi <command>`: notes its reply (the job's uuid named `<job>`) and returns the job.
+fn bgapi(esl: &mut Esl, run: &mut Run, command: &str) -> String {
+    let reply = esl
+        .command(&format!("bgapi {command}"))
+        .unwrap_or_else(|e| panic!("bgapi {command}: {e}"));
+    let job = reply
+        .strip_prefix("+OK Job-UUID: ")
+        .unwrap_or_else(|| panic!("bgapi {command}: {reply}"))
+        .trim()
+        .to_owned();
+    run.reply(&format!("bgapi {command}"), &reply.replace(&job, "<job>"));
+    job
 }
 
 /// Waits for the A leg of `call` to park, and learns its B leg.

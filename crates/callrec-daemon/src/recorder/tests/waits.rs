@@ -25,6 +25,19 @@ fn subscribed(events: &[Headers]) -> Vec<Headers> {
         .collect()
 }
 
+/// The events with a header set on every event of leg `uuid`.
+fn with_variable(events: Vec<Headers>, uuid: &str, (name, value): (&str, &str)) -> Vec<Headers> {
+    events
+        .into_iter()
+        .map(|mut h| {
+            if h.get("Unique-ID").map(String::as_str) == Some(uuid) {
+                h.insert(name.into(), value.into());
+            }
+            h
+        })
+        .collect()
+}
+
 #[test]
 fn the_users_own_leg_is_recorded_even_when_the_other_leg_answers_first() {
     // Only 1001 is a user. In the capture the B leg (towards 1000) answers first, and it
@@ -211,17 +224,13 @@ fn a_waiting_leg_is_recorded_when_the_other_leg_proves_to_be_someone_elses() {
         ("1001", RecordingMode::Always),
         ("1009", RecordingMode::Never),
     ]);
-    let events: Vec<Headers> = subscribed(&fixtures::plain_events(
-        "sip-hold.events-plain.received.esl",
-    ))
-    .into_iter()
-    .map(|mut h| {
-        if h.get("Unique-ID").map(String::as_str) == Some(SIP_A_LEG) {
-            h.insert("variable_user_name".into(), "1009".into());
-        }
-        h
-    })
-    .collect();
+    let events = with_variable(
+        subscribed(&fixtures::plain_events(
+            "sip-hold.events-plain.received.esl",
+        )),
+        SIP_A_LEG,
+        ("variable_user_name", "1009"),
+    );
     let effects = replay_until(&mut rec, &events, |_| false);
     let rows = creates(&effects);
     assert_eq!(rows.len(), 1, "{rows:?}");
@@ -304,16 +313,11 @@ fn a_loopback_a_leg_whose_b_leg_is_someone_elses_is_recorded_at_the_b_legs_answe
         ("1001", RecordingMode::Always),
         ("1009", RecordingMode::Never),
     ]);
-    let events: Vec<Headers> =
-        subscribed(&fixtures::plain_events("record.events-plain.received.esl"))
-            .into_iter()
-            .map(|mut h| {
-                if h.get("Unique-ID").map(String::as_str) == Some(RECORD_B_LEG) {
-                    h.insert("variable_callrec_user".into(), "1009".into());
-                }
-                h
-            })
-            .collect();
+    let events = with_variable(
+        subscribed(&fixtures::plain_events("record.events-plain.received.esl")),
+        RECORD_B_LEG,
+        ("variable_callrec_user", "1009"),
+    );
     let effects = replay_until(&mut rec, &events, |_| false);
     let rows = creates(&effects);
     assert_eq!(rows.len(), 1, "{rows:?}");
