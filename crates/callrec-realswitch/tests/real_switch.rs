@@ -701,8 +701,10 @@ fn callrec_killed_while_a_call_rings_records_it_once_from_the_answer() {
     );
 }
 
-/// callrec cannot hear an answer it was not connected for: at start it reconciles with
-/// `show channels`, adopts the call and starts recording it then, so the talk before is lost.
+/// callrec cannot hear an answer it was not connected for: at its first start (nothing
+/// published to the switch yet, so the dialplan arms nothing) it reconciles with `show
+/// channels`, adopts the call and starts recording it then, so the talk before is lost. Once
+/// callrec has published its users, the switch arms such calls itself (next test).
 #[test]
 fn a_call_answered_while_callrec_is_down_is_recorded_from_when_callrec_starts() {
     let switch = Switch::start(free_addr());
@@ -716,6 +718,49 @@ fn a_call_answered_while_callrec_is_down_is_recorded_from_when_callrec_starts() 
         (10.0 - 3.0 - SHORTFALL - 1.0..=10.0 - 3.0 + 0.5).contains(&seconds),
         "recorded from when callrec came up, about 3 s into a 10 s call: {seconds:.2} s"
     );
+}
+
+/// callrec down (killed) after it has published its users to the switch: a call answered
+/// meanwhile is armed by the switch itself (`dialplan/callrec-arm.xml`, the hash outlives
+/// callrec), so when callrec comes back 3 s into the call it takes in a recording that holds
+/// the call from its first frame, not from its own start, and stores it once.
+#[test]
+fn a_call_answered_while_callrec_is_down_after_it_published_is_recorded_from_its_first_frame() {
+    let (switch, mut callrec) = switch_and_callrec(&[("1001", "always")]);
+    callrec_realswitch::eventually(
+        20 * SEC,
+        "callrec to publish 1001 to the switch's hash",
+        || (switch.api("hash select/callrec/user_1001").trim() == "3").then_some(()),
+    );
+    callrec.kill();
+    let a_leg = switch.call("callrec_user=1001", 10);
+    std::thread::sleep(3 * SEC);
+    callrec.serve();
+    let (id, rec) = only_recording(&callrec, 40 * SEC);
+    assert_ne!(rec["call_uuid"].as_str(), Some(a_leg.as_str()), "{rec:#}");
+    assert_eq!(
+        rec["call_uuid"].as_str(),
+        Some(id.as_str()),
+        "the recording is the one the switch armed on the B leg (named after it): {rec:#}"
+    );
+    let wav = callrec.wav(&id);
+    let (start, _) = wav.first_sound(0.1).expect("sound in the recording");
+    assert!(
+        start <= 0.06,
+        "the tone starts {start:.3} s into the recording: audio lost at the start"
+    );
+    assert!(
+        (10.0 - SHORTFALL..=10.0 + OVERRUN).contains(&wav.seconds()),
+        "the whole call, not from when callrec came back: {:.2} s",
+        wav.seconds()
+    );
+    switch.wait_idle(20 * SEC);
+    let left: Vec<_> = std::fs::read_dir(callrec.spool())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "nothing left in the spool: {left:?}");
 }
 
 fn eventually_finished(callrec: &Callrec, n: usize, within: Duration) -> Vec<serde_json::Value> {
