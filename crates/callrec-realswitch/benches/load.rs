@@ -6,11 +6,12 @@
 //! needs `CALLREC_BIN` or `target/debug/callrec`). Settings by environment: `CALLS` (600),
 //! `RATE` calls a second (50), `TALK` seconds after answer (8), `RING_MS` before answer (1000),
 //! `EXT` the extension (9996; 9993 answers at once, with no ringing and no early media, as
-//! 9999 or an IVR does: `RING_MS` unused), `ARMING` (1: the switch has `dialplan/callrec-arm.xml`, as the README installs it; 0: it
-//! has not, and callrec arms every leg over the Event Socket).
+//! 9999 or an IVR does: `RING_MS` unused), `ARMING` (1: the switch has
+//! `dialplan/callrec-arm.xml`, as the README installs it; 0: it has not, and callrec arms every
+//! leg over the Event Socket).
 //!
-//! Every call goes to the 9996 test extension (or 9993): it rings `RING_MS`, answers, starts two
-//! `record_session`s of its own on its leg (`ref`, `ref2`) and plays a tone. A watcher on the
+//! Every call goes to the 9996 test extension (or 9993): it rings `RING_MS`, answers, starts
+//! two `record_session`s of its own on its leg (`ref`, `ref2`) and plays a tone. A watcher on the
 //! Event Socket notes, on the switch's clock (20 ms steps), when each leg answered and when
 //! each recording started (RECORD_START, which a recording armed before answer fires when it
 //! is armed). Per call:
