@@ -36,7 +36,7 @@ use crate::esl::{self, EslConfigError, EslSettings};
 use crate::feature::{self, FeatureSettings, Prompts};
 use crate::metrics::{Metrics, encode_registry};
 use crate::reconcile;
-use crate::recorder::{ActionDone, IdSource, InProgressRow, Recorder, Settings};
+use crate::recorder::{ActionDone, IdSource, Recorder, Settings};
 use crate::store_writer;
 use callrec_model::LiveCall;
 use callrec_webhooks::WebhookSettings;
@@ -634,7 +634,7 @@ async fn reconcile_loop(
                 tracing::info!(count = orphans.len(), "spool scan found closed recordings");
             }
             core.apply(orphans);
-            report_unnamed_spool_files(&core, &store, &rows, &mut reported).await;
+            report_unnamed_spool_files(&core, &store, &mut reported).await;
             continue;
         }
         match reconcile::reconcile(&core, &rows).await {
@@ -651,25 +651,31 @@ async fn reconcile_loop(
 }
 
 /// Counts, and logs once each at WARN, the audio files in the spool that no recording names
-/// ([`reconcile::unnamed_spool_files`]): neither a row of the index in any state nor a leg of
-/// the call table. They are kept where they are for an operator: callrec cannot tell whose
-/// they are, so it neither indexes nor deletes them.
+/// ([`reconcile::old_spool_files`] that neither a leg of the call table nor a row of the
+/// index in any state names). They are kept where they are for an operator: callrec cannot
+/// tell whose they are, so it neither indexes nor deletes them. The directory is read
+/// without the recorder's lock, which event handling needs.
 async fn report_unnamed_spool_files(
     core: &Core,
     store: &StoreHandle,
-    rows: &[InProgressRow],
     reported: &mut HashSet<PathBuf>,
 ) {
-    let candidates = {
+    let (spool, format) = {
         let rec = core.recorder();
-        let named = |id: &RecordingId| rec.holds_recording(id) || rows.iter().any(|r| &r.id == id);
-        reconcile::unnamed_spool_files(
-            Path::new(&rec.settings().spool_dir),
-            &rec.settings().format,
-            &named,
-            reconcile::UNNAMED_GRACE,
-            std::time::SystemTime::now(),
-        )
+        let settings = rec.settings();
+        (PathBuf::from(&settings.spool_dir), settings.format.clone())
+    };
+    let old = reconcile::old_spool_files(
+        &spool,
+        &format,
+        reconcile::UNNAMED_GRACE,
+        std::time::SystemTime::now(),
+    );
+    let candidates: Vec<(RecordingId, PathBuf)> = {
+        let rec = core.recorder();
+        old.into_iter()
+            .filter(|(id, _)| !rec.holds_recording(id))
+            .collect()
     };
     let ids: Vec<RecordingId> = candidates.iter().map(|(id, _)| id.clone()).collect();
     // Any row, in any state, names the file (a store error counts as a row: no false alarm).

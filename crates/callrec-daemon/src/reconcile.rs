@@ -31,33 +31,34 @@ pub const WAIT_GRACE: i64 = 2_000_000;
 pub const UNNAMED_GRACE: Duration = Duration::from_secs(60);
 
 /// Audio files in `spool` (`<id>.<format>`, the names callrec and the shipped arming dialplan
-/// give) that `named` does not know, last written more than `min_age` ago: files the switch
-/// wrote that nothing will ingest. With the shipped `dialplan/callrec-arm.xml` the switch
-/// arms calls by itself, so a call that starts and ends while callrec is down or cut off
-/// from the switch leaves its recording here with no row, and callrec cannot tell whose it
-/// is. Sorted by name.
-pub fn unnamed_spool_files(
+/// give), last written more than `min_age` ago, sorted by name: the candidates for files the
+/// switch wrote that nothing will ingest. With the shipped `dialplan/callrec-arm.xml` the
+/// switch arms calls by itself, so a call that starts and ends while callrec is down or cut
+/// off from the switch leaves its recording here with no row, and callrec cannot tell whose
+/// it is. Only reads the directory: the caller checks which of them a recording names.
+pub fn old_spool_files(
     spool: &Path,
     format: &str,
-    named: &dyn Fn(&RecordingId) -> bool,
     min_age: Duration,
     now: SystemTime,
 ) -> Vec<(RecordingId, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(spool) else {
         return Vec::new();
     };
+    let suffix = format!(".{format}");
     let mut found: Vec<(RecordingId, PathBuf)> = entries
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let path = entry.path();
-            let stem = path
+            let id: RecordingId = path
                 .file_name()?
                 .to_str()?
-                .strip_suffix(&format!(".{format}"))?;
-            let id: RecordingId = stem.parse().ok()?;
+                .strip_suffix(&suffix)?
+                .parse()
+                .ok()?;
             let modified = entry.metadata().ok()?.modified().ok()?;
             let old = now.duration_since(modified).is_ok_and(|age| age >= min_age);
-            (old && !named(&id)).then_some((id, path))
+            old.then_some((id, path))
         })
         .collect();
     found.sort_by(|a, b| a.1.cmp(&b.1));
@@ -286,6 +287,8 @@ pub(crate) async fn reconcile(
 mod tests {
     use super::*;
 
+    use callrec_testkit::capture;
+
     #[test]
     fn spool_files_no_recording_names_are_found_once_old_enough() {
         let dir = tempfile::tempdir().unwrap();
@@ -297,16 +300,19 @@ mod tests {
         std::fs::write(dir.path().join("not-a-uuid.wav"), b"x").unwrap();
         let later = SystemTime::now() + Duration::from_secs(120);
         let known = |id: &RecordingId| id == &named;
-        let found = unnamed_spool_files(dir.path(), "wav", &known, UNNAMED_GRACE, later);
-        let ids: Vec<&RecordingId> = found.iter().map(|(id, _)| id).collect();
+        let found = old_spool_files(dir.path(), "wav", UNNAMED_GRACE, later);
+        let ids: Vec<&RecordingId> = found
+            .iter()
+            .map(|(id, _)| id)
+            .filter(|id| !known(id))
+            .collect();
         let mut want = vec![&first, &second];
         want.sort_by_key(|id| id.to_string());
         assert_eq!(ids, want);
         // Written just now: not yet.
         let now = SystemTime::now();
-        assert!(unnamed_spool_files(dir.path(), "wav", &known, UNNAMED_GRACE, now).is_empty());
+        assert!(old_spool_files(dir.path(), "wav", UNNAMED_GRACE, now).is_empty());
     }
-    use callrec_testkit::capture;
 
     fn api_bodies(file: &str) -> Vec<String> {
         capture::frames_of(file)
