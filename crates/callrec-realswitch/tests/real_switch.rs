@@ -650,6 +650,29 @@ fn bug_targets_in(switch: &Switch, spool: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// The 9999/9996 tone starts within the recording's first 60 ms: no audio lost at the start.
+#[track_caller]
+fn assert_tone_from_the_start(wav: &callrec_realswitch::Wav) {
+    let (start, _) = wav.first_sound(0.1).expect("sound in the recording");
+    assert!(
+        start <= 0.06,
+        "the tone starts {start:.3} s into the recording: audio lost at the start"
+    );
+}
+
+/// Once the switch has no call left, callrec's spool holds no file: every recording went to
+/// the store, and no second one was left behind.
+#[track_caller]
+fn assert_spool_empty_once_idle(switch: &Switch, callrec: &Callrec) {
+    switch.wait_idle(20 * SEC);
+    let left: Vec<_> = std::fs::read_dir(callrec.spool())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "nothing left in the spool: {left:?}");
+}
+
 /// callrec killed while a call rings, after it armed the recording (`RECORD_ANSWER_REQ`),
 /// and started again before the answer: the new process knows the armed recording from the
 /// switch's media bugs, so the call is recorded once, by that recording, from its first
@@ -681,19 +704,9 @@ fn callrec_killed_while_a_call_rings_records_it_once_from_the_answer() {
         "the recording stored ({id}) is the one armed before the kill ({armed})"
     );
     let wav = callrec.wav(&id);
-    let (start, _) = wav.first_sound(0.1).expect("sound in the recording");
-    assert!(
-        start <= 0.06,
-        "the tone starts {start:.3} s into the recording: audio lost at the start"
-    );
+    assert_tone_from_the_start(&wav);
     assert_eq!(segment_kinds(&rec), ["start", "stop"]);
-    switch.wait_idle(20 * SEC);
-    let left: Vec<_> = std::fs::read_dir(callrec.spool())
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
-    assert!(left.is_empty(), "nothing left in the spool: {left:?}");
+    assert_spool_empty_once_idle(&switch, &callrec);
     assert_eq!(
         callrec.all_recordings("state=discarded").len(),
         0,
@@ -744,23 +757,13 @@ fn a_call_answered_while_callrec_is_down_after_it_published_is_recorded_from_its
         "the recording is the one the switch armed on the B leg (named after it): {rec:#}"
     );
     let wav = callrec.wav(&id);
-    let (start, _) = wav.first_sound(0.1).expect("sound in the recording");
-    assert!(
-        start <= 0.06,
-        "the tone starts {start:.3} s into the recording: audio lost at the start"
-    );
+    assert_tone_from_the_start(&wav);
     assert!(
         (10.0 - SHORTFALL..=10.0 + OVERRUN).contains(&wav.seconds()),
         "the whole call, not from when callrec came back: {:.2} s",
         wav.seconds()
     );
-    switch.wait_idle(20 * SEC);
-    let left: Vec<_> = std::fs::read_dir(callrec.spool())
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
-    assert!(left.is_empty(), "nothing left in the spool: {left:?}");
+    assert_spool_empty_once_idle(&switch, &callrec);
 }
 
 fn eventually_finished(callrec: &Callrec, n: usize, within: Duration) -> Vec<serde_json::Value> {
