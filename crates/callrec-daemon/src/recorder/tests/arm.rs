@@ -332,15 +332,19 @@ fn one_leg_is_armed_per_user_and_call_and_an_armed_leg_not_recorded_is_stopped()
     assert!(creates(&rec.on_event(&b(EventKind::Answer, 2_100_000))).is_empty());
 }
 
+/// 1001's mode changed to `never` (the directory follower's update).
+fn set_1001_never(rec: &mut Recorder) {
+    rec.set_owners(testing::index(
+        vec![fixtures::site(PauseBehavior::Silence)],
+        vec![fixtures::user("1001", RecordingMode::Never)],
+    ));
+}
+
 #[test]
 fn a_mode_changed_to_never_before_answer_stops_the_armed_recording() {
     let mut rec = recorder(&[("1001", RecordingMode::Always)]);
     let cmd = only_command(&rec.on_event(&of_1001(EventKind::Progress, "leg", 1_000_000))).clone();
-    let site = fixtures::site(PauseBehavior::Silence);
-    rec.set_owners(testing::index(
-        vec![site],
-        vec![fixtures::user("1001", RecordingMode::Never)],
-    ));
+    set_1001_never(&mut rec);
     let answered = rec.on_event(&of_1001(EventKind::Answer, "leg", 2_000_000));
     assert_eq!(
         commands(&answered),
@@ -598,11 +602,7 @@ fn a_recording_taken_back_at_answer_that_the_switch_starts_anyway_is_stopped_and
     // switch started the recording, and its file was written by nobody's recording.
     let mut rec = recorder(&[("1001", RecordingMode::Always)]);
     let arm = only_command(&rec.on_event(&ringing_without_media("leg", 1_000_000))).clone();
-    let site = fixtures::site(PauseBehavior::Silence);
-    rec.set_owners(testing::index(
-        vec![site],
-        vec![fixtures::user("1001", RecordingMode::Never)],
-    ));
+    set_1001_never(&mut rec);
     let answered = rec.on_event(&of_1001(EventKind::Answer, "leg", 2_000_000));
     assert_eq!(
         commands(&answered),
