@@ -23,11 +23,7 @@ use support::{World, t0};
 
 /// Sign in through the form as `account` (with [`PASSWORD`]) and land on the recordings.
 async fn sign_in(browser: &Browser<'_>, base: &str, account: &str) {
-    browser.go(&format!("{base}/signin")).await;
-    browser.type_into("#account", account).await;
-    browser.type_into("#password", PASSWORD).await;
-    browser.click("form.signin button").await;
-    browser.wait_for_url("/recordings").await;
+    browser.sign_in(base, account, PASSWORD).await;
 }
 
 /// The SHA-256 of `bytes`, in lower-case hex.
@@ -366,11 +362,7 @@ async fn an_admin_filters_the_sites_recordings_and_changes_a_user_and_the_site_i
     let driver = Driver::start(&programs).await;
     let browser = Browser::open(&driver).await;
 
-    browser.go(&format!("{base}/signin")).await;
-    browser.type_into("#account", "9000@default").await;
-    browser.type_into("#password", PASSWORD).await;
-    browser.click("form.signin button").await;
-    browser.wait_for_url("/recordings").await;
+    sign_in(&browser, &base, "9000@default").await;
 
     // The filter panel: closed until opened, then filled in and applied.
     assert_eq!(

@@ -222,6 +222,16 @@ impl<'d> Browser<'d> {
         v[ELEMENT].as_str().expect("an element").to_owned()
     }
 
+    /// Sign in to the portal at `base` through its form as `account` with `password`, and
+    /// wait to land on the recordings.
+    pub async fn sign_in(&self, base: &str, account: &str, password: &str) {
+        self.go(&format!("{base}/signin")).await;
+        self.type_into("#account", account).await;
+        self.type_into("#password", password).await;
+        self.click("form.signin button").await;
+        self.wait_for_url("/recordings").await;
+    }
+
     /// Type `text` into the element matching `css` (after what it holds).
     pub async fn type_into(&self, css: &str, text: &str) {
         let e = self.element(css).await;

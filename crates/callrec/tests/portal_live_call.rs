@@ -78,11 +78,7 @@ async fn a_live_call_paused_and_resumed_in_chromium_is_stored_with_the_pause_on_
 
     let driver = Driver::start(&programs).await;
     let browser = Browser::open(&driver).await;
-    browser.go(&format!("{base}/signin")).await;
-    browser.type_into("#account", "1001").await;
-    browser.type_into("#password", PASSWORD).await;
-    browser.click("form.signin button").await;
-    browser.wait_for_url("/recordings").await;
+    browser.sign_in(&base, "1001", PASSWORD).await;
     browser.click("nav a[href='/calls']").await;
     browser.wait_for_url("/calls").await;
 
