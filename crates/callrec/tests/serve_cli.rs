@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::Install;
+use support::{Background, Install};
 
 fn read_command(r: &mut BufReader<TcpStream>) -> Option<String> {
     let mut command = String::new();
@@ -152,74 +152,17 @@ fn sigterm_stops_the_daemon_cleanly_with_exit_0() {
     assert!(stderr.contains("stopped"), "{stderr}");
 }
 
-/// A `callrec serve` running in the background, its stderr collected.
-struct Daemon {
-    child: std::process::Child,
-    stderr: Option<thread::JoinHandle<String>>,
-}
-
-impl Daemon {
-    /// Starts one and waits until its ESL session (both connections) is up.
-    fn start(args: Vec<String>, sessions: &AtomicUsize, connected: usize) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_callrec"))
-            .args(args)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("callrec starts");
-        let mut stderr = child.stderr.take().expect("piped");
-        let stderr = thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        let mut daemon = Daemon {
-            child,
-            stderr: Some(stderr),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while sessions.load(Ordering::SeqCst) < connected {
-            assert!(Instant::now() < deadline, "the daemon never connected");
-            if let Some(status) = daemon.child.try_wait().expect("wait") {
-                panic!("callrec exited early: {status}\n{}", daemon.stderr());
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        daemon
+/// Starts `callrec serve` in the background and waits until its ESL session (both
+/// connections) is up.
+fn start_daemon(args: Vec<String>, sessions: &AtomicUsize, connected: usize) -> Background {
+    let mut daemon = support::Callrec::new(args).start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sessions.load(Ordering::SeqCst) < connected {
+        assert!(Instant::now() < deadline, "the daemon never connected");
+        daemon.assert_running();
+        thread::sleep(Duration::from_millis(20));
     }
-
-    /// SIGTERM, then its exit code.
-    fn stop(&mut self) -> Option<i32> {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(killed.success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "callrec did not stop on SIGTERM");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stderr(&mut self) -> String {
-        self.stderr
-            .take()
-            .map(|t| t.join().unwrap_or_default())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    daemon
 }
 
 /// Two daemons on one data dir would both record every call (two recordings per user per
@@ -229,7 +172,7 @@ impl Drop for Daemon {
 fn a_second_daemon_on_the_same_data_dir_is_refused() {
     let install = Install::new();
     let (port, sessions) = fake_switch(true);
-    let mut first = Daemon::start(serve_args(&install, port), &sessions, 2);
+    let first = start_daemon(serve_args(&install, port), &sessions, 2);
 
     // Other ports (both 0), same data dir.
     let second = support::Callrec::new(serve_args(&install, port))
@@ -249,11 +192,13 @@ fn a_second_daemon_on_the_same_data_dir_is_refused() {
         "the second daemon connected to the switch"
     );
 
-    assert_eq!(first.stop(), Some(0), "{}", first.stderr());
+    let (code, stderr) = first.stop();
+    assert_eq!(code, Some(0), "{stderr}");
 
     // The lock went with the first daemon.
-    let mut again = Daemon::start(serve_args(&install, port), &sessions, 4);
-    assert_eq!(again.stop(), Some(0), "{}", again.stderr());
+    let again = start_daemon(serve_args(&install, port), &sessions, 4);
+    let (code, stderr) = again.stop();
+    assert_eq!(code, Some(0), "{stderr}");
 }
 
 /// The spool exists but callrec may not write in it (FreeSWITCH's recordings directory,
