@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -108,46 +108,10 @@ fn a_wrong_esl_password_exits_78_and_names_esl_password() {
 fn sigterm_stops_the_daemon_cleanly_with_exit_0() {
     let install = Install::new();
     let (port, sessions) = fake_switch(true);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callrec"))
-        .args(serve_args(&install, port))
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("callrec starts");
-    let mut stderr = child.stderr.take().expect("piped");
-    let err = thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
     // Both connections of the ESL session are up.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while sessions.load(Ordering::SeqCst) < 2 {
-        assert!(Instant::now() < deadline, "the daemon never connected");
-        if let Some(status) = child.try_wait().expect("wait") {
-            panic!(
-                "callrec exited early: {status}\n{}",
-                err.join().unwrap_or_default()
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "callrec did not stop on SIGTERM");
-        thread::sleep(Duration::from_millis(20));
-    };
-    let stderr = err.join().unwrap_or_default();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    let daemon = start_daemon(serve_args(&install, port), &sessions, 2);
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("SIGTERM received"), "{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
 }
